@@ -1,0 +1,380 @@
+"""RECIST 1.1 (Eisenhauer 2009): target, non-target and overall timepoint responses.
+
+The target and non-target rules here are also the building blocks of iRECIST and Choi, which reuse
+them with their own codes and thresholds (``criteria.md`` §3, §4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypedDict
+
+from fhirnet.criteria.best_response import RECIST_CODES, ResponseCodes, best_overall_response
+from fhirnet.criteria.growth_rate import tumor_growth_rate
+from fhirnet.criteria.models import (
+    Assessment,
+    Criteria,
+    NonTargetLesion,
+    NonTargetStatus,
+    Options,
+    Response,
+    TimePoint,
+    TimePointAssessment,
+)
+from fhirnet.criteria.new_lesions import NewLesionFindings, sort_new_lesions
+from fhirnet.criteria.thresholds import (
+    NODE_NORMAL_SHORT_AXIS_MM,
+    RECIST_PD_ABSOLUTE_MM,
+    RECIST_PD_INCREASE,
+    RECIST_PR_DECREASE,
+    at_least,
+    at_most,
+    less_than,
+    percent,
+    relative_change,
+    rounded,
+)
+from fhirnet.criteria.timeline import LesionValue, Measured, Timeline, measure
+from fhirnet.criteria.warnings import modality_warnings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Category:
+    """A response category with the sentences that justify it."""
+
+    response: Response | None
+    reasons: tuple[str, ...]
+
+
+class SizeFields(TypedDict):
+    """The sum-of-diameters fields every criteria reports (``assessment-api.md``)."""
+
+    sum_mm: Decimal | None
+    baseline_sum_mm: Decimal | None
+    nadir_sum_mm: Decimal | None
+    nadir_date: dt.date | None
+    change_from_baseline_pct: Decimal | None
+    change_from_nadir_pct: Decimal | None
+
+
+def size_fields(m: Measured) -> SizeFields:
+    """Rounded sum figures of a follow-up, all ``None`` when there are no target lesions (§0)."""
+    if not m.values:
+        return SizeFields(
+            sum_mm=None,
+            baseline_sum_mm=None,
+            nadir_sum_mm=None,
+            nadir_date=None,
+            change_from_baseline_pct=None,
+            change_from_nadir_pct=None,
+        )
+    return SizeFields(
+        sum_mm=rounded(m.sum_mm),
+        baseline_sum_mm=rounded(m.baseline_sum_mm),
+        nadir_sum_mm=rounded(m.nadir_sum_mm),
+        nadir_date=m.nadir_date,
+        change_from_baseline_pct=None
+        if m.sum_mm is None
+        else percent(relative_change(m.sum_mm, m.baseline_sum_mm)),
+        change_from_nadir_pct=None
+        if m.sum_mm is None
+        else percent(relative_change(m.sum_mm, m.nadir_sum_mm)),
+    )
+
+
+def mm(value: Decimal) -> str:
+    """A length as the contract prints it: one decimal, e.g. ``41.0 mm``."""
+    return f"{rounded(value)} mm"
+
+
+def describe_change(value: Decimal, reference: Decimal, what: str) -> str:
+    """``"18.0% below baseline 50.0 mm"``: a signed change in words, for reasons."""
+    change = relative_change(value, reference)
+    if change is None:
+        diff = value - reference
+        return f"{mm(abs(diff))} {'above' if diff >= 0 else 'below'} {what} {mm(reference)}"
+    direction = "above" if change >= 0 else "below"
+    return f"{percent(abs(change))}% {direction} {what} {mm(reference)}"
+
+
+def reappearance_after_cr(values: Sequence[LesionValue]) -> Category | None:
+    """Target PD because a lesion came back after an overall CR (D15), else ``None``.
+
+    RECIST 1.1 Table 3 note a and the EORTC Q&A: after CR, a non-nodal target with any size
+    (too small included) or a node of 10 mm or more is progression, whatever else is NE.
+    """
+    back = [
+        v
+        for v in values
+        if v.mm is not None
+        and (at_least(v.mm, NODE_NORMAL_SHORT_AXIS_MM) if v.lesion.nodal else v.mm > 0)
+    ]
+    if not back:
+        return None
+    names = ", ".join(f"{v.lesion.id} ({mm(v.mm)})" for v in back if v.mm is not None)
+    return Category(
+        response=Response.PD,
+        reasons=(
+            f"target lesion(s) {names} reappeared after an overall CR: PD "
+            "(RECIST 1.1 Table 3 note a; nodes count from 10 mm)",
+        ),
+    )
+
+
+def is_complete_response(values: Sequence[LesionValue]) -> bool:
+    """Every target evaluable, non-nodal ones 0 mm and nodes below 10 mm (RECIST 1.1 §4.3.1).
+
+    A too-small non-nodal lesion (5 mm) is not 0; residual normal nodes may keep the sum above 0.
+    """
+    return all(
+        v.mm is not None
+        and (less_than(v.mm, NODE_NORMAL_SHORT_AXIS_MM) if v.lesion.nodal else v.mm == 0)
+        for v in values
+    )
+
+
+def pd_against_nadir(total: Decimal, nadir: Decimal) -> bool:
+    """``total >= 1.2 x nadir`` and ``total - nadir >= 5 mm`` (RECIST 1.1 §4.3.1)."""
+    increase = total - nadir
+    return at_least(increase, RECIST_PD_ABSOLUTE_MM) and at_least(
+        increase, nadir * RECIST_PD_INCREASE
+    )
+
+
+def target_response(m: Measured, *, after_cr: bool) -> Category:
+    """RECIST 1.1 target response of one follow-up (``criteria.md`` §2.1, §2.4).
+
+    Order: reappearance after CR, CR, PD (a partial sum may already prove it), NE, PR, SD.
+    """
+    if not m.values:
+        return Category(response=None, reasons=())
+    if after_cr and (back := reappearance_after_cr(m.values)) is not None:
+        return back
+    if is_complete_response(m.values):
+        return Category(
+            response=Response.CR,
+            reasons=(
+                "every non-nodal target lesion has disappeared and every target node is below "
+                "10 mm short axis: target CR (RECIST 1.1 §4.3.1)",
+            ),
+        )
+    missing = [v.lesion.id for v in m.values if not v.evaluable]
+    vs_nadir = describe_change(m.evaluable_sum_mm, m.nadir_sum_mm, f"the nadir of {m.nadir_date}")
+    if pd_against_nadir(m.evaluable_sum_mm, m.nadir_sum_mm):
+        if missing:
+            reason = (
+                f"target(s) {', '.join(missing)} not evaluable, but the evaluable targets alone "
+                f"sum {mm(m.evaluable_sum_mm)}, {vs_nadir}: PD (>= 20% and >= 5 mm increase; "
+                "missing lesions can only add, RECIST 1.1 §4.4.2)"
+            )
+        else:
+            reason = (
+                f"sum of diameters {mm(m.evaluable_sum_mm)} is {vs_nadir}: PD "
+                "(>= 20% and >= 5 mm increase over the nadir, RECIST 1.1 §4.3.1)"
+            )
+        return Category(response=Response.PD, reasons=(reason,))
+    if missing:
+        return Category(
+            response=Response.NE,
+            reasons=(
+                f"target(s) {', '.join(missing)} not evaluable and the evaluable targets "
+                f"({mm(m.evaluable_sum_mm)}) do not prove PD: target NE (RECIST 1.1 §4.4.2)",
+            ),
+        )
+    total = m.evaluable_sum_mm
+    vs_baseline = describe_change(total, m.baseline_sum_mm, "baseline")
+    if at_most(total, m.baseline_sum_mm * (1 - RECIST_PR_DECREASE)):
+        return Category(
+            response=Response.PR,
+            reasons=(
+                f"sum of diameters {mm(total)} is {vs_baseline}: PR "
+                "(>= 30% decrease from baseline, RECIST 1.1 §4.3.1)",
+            ),
+        )
+    return Category(
+        response=Response.SD,
+        reasons=(
+            f"sum of diameters {mm(total)} is {vs_baseline}: neither PR (>= 30% decrease) nor PD "
+            f"(it is {vs_nadir}; PD needs >= 20% and >= 5 mm increase)",
+        ),
+    )
+
+
+def non_target_response(
+    baseline: Sequence[NonTargetLesion], timepoint: TimePoint, *, after_cr: bool
+) -> Category:
+    """RECIST 1.1 non-target response (``criteria.md`` §2.2, §2.4; RECIST 1.1 §4.3.3)."""
+    if not baseline:
+        return Category(response=None, reasons=())
+    listed = {lesion.id: lesion.status for lesion in timepoint.non_targets}
+    missing = NonTargetStatus.NOT_EVALUATED
+    statuses = {lesion.id: listed.get(lesion.id, missing) for lesion in baseline}
+    progressing = [i for i, s in statuses.items() if s is NonTargetStatus.PROGRESSION]
+    if progressing:
+        return Category(
+            response=Response.PD,
+            reasons=(
+                f"non-target lesion(s) {', '.join(progressing)} show unequivocal progression: "
+                "non-target PD (RECIST 1.1 §4.3.3)",
+            ),
+        )
+    if after_cr:
+        back = [i for i, s in statuses.items() if s is NonTargetStatus.PRESENT]
+        if back:
+            return Category(
+                response=Response.PD,
+                reasons=(
+                    f"non-target lesion(s) {', '.join(back)} reappeared after an overall CR: "
+                    "non-target PD (RECIST 1.1 Table 3 note a)",
+                ),
+            )
+    unseen = [i for i, s in statuses.items() if s is NonTargetStatus.NOT_EVALUATED]
+    if unseen:
+        return Category(
+            response=Response.NE,
+            reasons=(f"non-target lesion(s) {', '.join(unseen)} not evaluated: non-target NE",),
+        )
+    if all(s is NonTargetStatus.ABSENT for s in statuses.values()):
+        return Category(
+            response=Response.CR,
+            reasons=("every non-target lesion has disappeared: non-target CR",),
+        )
+    return Category(
+        response=Response.NON_CR_NON_PD,
+        reasons=(
+            "non-target lesion(s) persist without unequivocal progression: "
+            "non-target NON-CR/NON-PD",
+        ),
+    )
+
+
+def new_lesion_reasons(findings: NewLesionFindings) -> tuple[str, ...]:
+    """Sentences on the new lesions of a follow-up: what counts and what does not (§2.3)."""
+    reasons = [
+        f"new lesion {lesion.id} ({lesion.site}"
+        f"{', ' + lesion.modality if lesion.modality else ''}) counts as progression "
+        "(RECIST 1.1 §4.3.5)"
+        for lesion in findings.counted
+    ]
+    reasons += [
+        f"new lesion {lesion.id} is equivocal: it does not count until confirmed "
+        "(RECIST 1.1 §4.3.5)"
+        for lesion in findings.equivocal
+    ]
+    reasons += [
+        f"new lesion {lesion.id} is seen only on {lesion.modality}, a modality not used before: "
+        "new baseline lesion, not progression"
+        for lesion in findings.new_baseline
+    ]
+    if findings.backdated_to is not None:
+        reasons.append(
+            f"a lesion first seen as equivocal on {findings.backdated_to} is now confirmed: "
+            f"progression dates from {findings.backdated_to} (RECIST 1.1 §4.3.5)"
+        )
+    return tuple(reasons)
+
+
+def overall_response(
+    target: Response | None, non_target: Response | None, new_lesion: bool
+) -> Response:
+    """RECIST 1.1 Tables 1 and 2 (``criteria.md`` §2.5), in RECIST codes."""
+    if Response.PD in (target, non_target) or new_lesion:
+        return Response.PD
+    if target is None:
+        return non_target or Response.NE
+    if target is Response.NE:
+        return Response.NE
+    if target is Response.CR:
+        return Response.CR if non_target in (Response.CR, None) else Response.PR
+    return target
+
+
+def overall_reason(
+    target: Response | None, non_target: Response | None, new_lesion: bool, overall: Response
+) -> str:
+    """One sentence tying the three components to the overall response."""
+    parts = [
+        f"target {target or 'none'}",
+        f"non-target {non_target or 'none'}",
+        "a counted new lesion" if new_lesion else "no counted new lesion",
+    ]
+    return f"{', '.join(parts)}: overall {overall}"
+
+
+def assess_recist(timeline: Timeline, options: Options) -> Assessment:
+    """Assess every follow-up under RECIST 1.1, then the best overall response (§2, §6, §7)."""
+    results: list[TimePointAssessment] = []
+    warnings = list(modality_warnings(timeline))
+    backdates: list[dt.date] = []
+    last_evaluated: Response | None = None
+    for m, findings in zip(measure(timeline), sort_new_lesions(timeline), strict=True):
+        after_cr = last_evaluated is Response.CR
+        target = target_response(m, after_cr=after_cr)
+        non_target = non_target_response(timeline.non_targets, m.timepoint, after_cr=after_cr)
+        overall = overall_response(target.response, non_target.response, findings.any_counted)
+        warnings += findings.warnings
+        if findings.backdated_to is not None:
+            backdates.append(findings.backdated_to)
+        results.append(
+            TimePointAssessment(
+                date=m.timepoint.date,
+                **size_fields(m),
+                target_response=target.response,
+                non_target_response=non_target.response,
+                new_lesions=findings.any_counted,
+                overall_response=overall,
+                reasons=(
+                    *target.reasons,
+                    *non_target.reasons,
+                    *new_lesion_reasons(findings),
+                    overall_reason(
+                        target.response, non_target.response, findings.any_counted, overall
+                    ),
+                ),
+            )
+        )
+        if overall is not Response.NE:
+            last_evaluated = overall
+    return finish(Criteria.RECIST_1_1, timeline, options, results, backdates, warnings)
+
+
+def first_progression(
+    results: Sequence[TimePointAssessment], progression: Response, backdates: Sequence[dt.date]
+) -> dt.date | None:
+    """Earliest of the first progression timepoint and any backdated equivocal date (§6.1)."""
+    dates = [r.date for r in results if r.overall_response is progression][:1] + list(backdates)
+    return min(dates, default=None)
+
+
+def finish(
+    criteria: Criteria,
+    timeline: Timeline,
+    options: Options,
+    results: Sequence[TimePointAssessment],
+    backdates: Sequence[dt.date],
+    warnings: Sequence[str],
+    *,
+    codes: ResponseCodes = RECIST_CODES,
+) -> Assessment:
+    """Best overall response, progression date and growth rate of the RECIST family (§6, §7)."""
+    progression = first_progression(results, codes.progression, backdates)
+    considered = [r for r in results if progression is None or r.date < progression]
+    growth, growth_warnings = tumor_growth_rate(timeline, results[0] if results else None)
+    return Assessment(
+        criteria=criteria,
+        baseline_date=timeline.baseline.date,
+        timepoints=tuple(results),
+        best_overall_response=best_overall_response(
+            considered,
+            baseline_date=timeline.baseline.date,
+            progression_date=progression,
+            codes=codes,
+            options=options,
+        ),
+        progression_date=progression,
+        tumor_growth_rate=growth,
+        warnings=(*warnings, *growth_warnings),
+    )

@@ -1,0 +1,40 @@
+"""The one error hierarchy of fhirnet; the web layer maps it to HTTP in a single place."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldError:
+    """One problem with one input field; ``path`` locates it in the request as keys and indices."""
+
+    path: Path
+    message: str
+
+
+class FhirnetError(Exception):
+    """Root of every error fhirnet raises on purpose."""
+
+
+class InvalidInputError(FhirnetError):
+    """The input cannot be processed; carries every problem found, not only the first."""
+
+    def __init__(self, errors: Sequence[FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(f"{_dotted(e.path)}: {e.message}" for e in self.errors))
+
+
+def _dotted(path: Path) -> str:
+    out = "$"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def json_path(path: Path) -> str:
+    """Render a path as the JSON path used in error bodies, e.g. ``$.timepoints[2].targets[0].id``."""
+    return _dotted(path)
