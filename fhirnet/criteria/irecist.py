@@ -33,12 +33,12 @@ from fhirnet.criteria.models import (
 from fhirnet.criteria.new_lesions import NewLesionFindings, sort_new_lesions
 from fhirnet.criteria.recist import (
     Category,
-    pd_against_nadir,  # the RECIST 1.1 §4.3.1 growth test, reused for new-lesion targets
     describe_change,
     mm,
     new_lesion_reasons,
     non_target_response,
     overall_response,
+    pd_against_nadir,  # the RECIST 1.1 §4.3.1 growth test, reused for new-lesion targets
     size_fields,
     target_response,
 )

@@ -102,7 +102,7 @@ def exam(
     pet: PetReference | None = None,
     nodules: str | None = None,
 ) -> TimePoint:
-    """A timepoint ``when`` days after the baseline, with its lesions sorted into the three lists."""
+    """A timepoint ``when`` days after baseline, its lesions sorted into the three lists."""
     return TimePoint(
         date=day(when) if isinstance(when, int) else when,
         role=TimePointRole.PRE_BASELINE if pre_baseline else TimePointRole.ASSESSMENT,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from fhirnet.criteria import Criteria, Response
+from fhirnet.criteria import Criteria, Response, TargetLesion
 from fhirnet.errors import InvalidInputError
 from tests.criteria.builders import day, exam, new, node, non_target, run, target
 
@@ -14,7 +14,9 @@ R = Response
 CHOI = Criteria.CHOI
 
 
-def two_lesions(size_a: float | None, size_b: float | None, hu_a: float, hu_b: float) -> list:
+def two_lesions(
+    size_a: float | None, size_b: float | None, hu_a: float | None, hu_b: float | None
+) -> list[TargetLesion]:
     return [
         target("T1", size_a, site="liver", hu=hu_a),
         target("T2", size_b, site="pancreas", hu=hu_b),
@@ -93,7 +95,8 @@ def test_mean_density_leaves_out_disappeared_and_too_small_lesions() -> None:
         ),
     )
     figures = result.timepoints[0].choi
-    assert figures is not None and figures.mean_density_hu == Decimal("70.0")
+    assert figures is not None
+    assert figures.mean_density_hu == Decimal("70.0")
 
 
 def test_without_any_density_only_a_size_decrease_can_be_judged() -> None:
