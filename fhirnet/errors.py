@@ -25,16 +25,9 @@ class InvalidInputError(FhirnetError):
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
         self.errors = tuple(errors)
-        super().__init__("; ".join(f"{_dotted(e.path)}: {e.message}" for e in self.errors))
-
-
-def _dotted(path: Path) -> str:
-    out = "$"
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return out
+        super().__init__("; ".join(f"{json_path(e.path)}: {e.message}" for e in self.errors))
 
 
 def json_path(path: Path) -> str:
-    """Render a path as the JSON path used in error bodies, e.g. ``$.timepoints[2].targets[0].id``."""
-    return _dotted(path)
+    """The JSON path of error bodies, e.g. ``$.timepoints[2].targets[0].id``."""
+    return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)

@@ -112,12 +112,11 @@ def _is_confirmed(
     """
     first = considered[index]
     is_complete = first.overall_response is codes.complete
-    not_before = first.date + dt.timedelta(days=min_days)
     seen_complete = is_complete
     not_evaluated = 0
     for later in considered[index + 1 :]:
         response = later.overall_response
-        if later.date >= not_before and (
+        if (later.date - first.date).days >= min_days and (
             response is codes.complete
             or (not is_complete and response is codes.partial and not seen_complete)
         ):

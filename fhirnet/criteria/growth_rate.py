@@ -21,6 +21,10 @@ from fhirnet.criteria.timeline import Timeline, lesion_values, sum_of
 
 PROGRESSION = frozenset({Response.PD, Response.IUPD, Response.ICPD, Response.PMD})
 
+# exp(690) ~ 1e299 %/month: anything larger is no growth rate but an input error (a diameter of
+# 1e-300 mm, say), and it would not fit a JSON number.
+MAX_TGR_EXPONENT = Decimal(690)
+
 
 def tumor_growth_rate(
     timeline: Timeline, first_follow_up: TimePointAssessment | None
@@ -77,4 +81,11 @@ def _rate(
     if d_end == 0:
         return Decimal(-100)
     months = Decimal((end.date - start.date).days) / DAYS_PER_MONTH
-    return 100 * (((d_end / d_start).ln() * 3 / months).exp() - 1)
+    exponent = (d_end / d_start).ln() * 3 / months
+    if exponent > MAX_TGR_EXPONENT:
+        warnings.append(
+            f"tgr-undefined: the {label} growth rate between {start.date} and {end.date} is "
+            "too large to report (implausible diameters or interval)"
+        )
+        return None
+    return 100 * (exponent.exp() - 1)

@@ -1,0 +1,29 @@
+"""HTTP and command-line entry points: the only package that imports Flask, marshmallow or click.
+
+``create_app`` (in :mod:`fhirnet.web.app`) builds the application; the objects it shares between
+requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in module globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from fhirnet.config import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebState:
+    """What one application instance shares between requests."""
+
+    settings: Settings
+    #: Built once by ``create_app`` from the same schemas that validate requests.
+    openapi: dict[str, Any]
+
+
+def web_state() -> WebState:
+    """The :class:`WebState` of the application handling the current request."""
+    state: WebState = current_app.extensions["fhirnet"]
+    return state

@@ -1,0 +1,567 @@
+"""marshmallow schemas of the JSON assessment API: request body → domain request, result → body.
+
+The request schemas enforce the structural rules of ``assessment-api.md`` and ``criteria.md`` §1
+(types, finite non-negative numbers, limits, unique dates, known codes, no unknown fields) and
+their ``@post_load`` hooks build the frozen dataclasses of :mod:`fhirnet.criteria.models`; the
+clinical rules (1-5 of §1) stay in the domain. The response schemas dump an
+:class:`~fhirnet.criteria.models.Assessment` with exactly the contract's camelCase fields. The
+OpenAPI document is generated from these same classes, so documentation and validation agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_dump,
+    post_load,
+    validate,
+    validates_schema,
+)
+from marshmallow.exceptions import SCHEMA
+
+from fhirnet.criteria.models import (
+    Assessment,
+    AssessmentRequest,
+    Criteria,
+    IntratumoralNodules,
+    Modality,
+    NewLesion,
+    NonTargetLesion,
+    NonTargetStatus,
+    Options,
+    PetReference,
+    Response,
+    TargetLesion,
+    TimePoint,
+    TimePointRole,
+)
+from fhirnet.errors import FieldError, InvalidInputError, Path
+
+#: Structural limits of the contract (``assessment-api.md`` "Request").
+MAX_TIMEPOINTS = 200
+MAX_LESIONS_PER_TIMEPOINT = 50
+MAX_DIAMETER_MM = 1000
+#: Not in the contract (its decision is pending): the domain quotes ids and sites in the reasons
+#: of every follow-up, so a 1 MB id in a 1 MB body made a 150 MB response. 64 is FHIR's ``id``
+#: limit, as lesions become FHIR resources.
+MAX_ID_LENGTH = 64
+MAX_SITE_LENGTH = 200
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Decode a request body; every way it can fail becomes a 422-style input error at ``$``.
+
+    Duplicate object keys are rejected rather than silently keeping the last one, so a body never
+    means something other than what its author sees. ``NaN``/``Infinity`` tokens are let through
+    as floats: the number fields reject them with the offending field's path.
+
+    :param raw: the body as sent (UTF-8, -16 or -32; ``json`` detects which).
+    :returns: the decoded JSON value.
+    :raises InvalidInputError: the body is not JSON.
+    """
+    try:
+        return json.loads(raw, object_pairs_hook=_object_without_duplicate_keys)
+    except RecursionError:
+        message = "Malformed JSON: nested too deeply."
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
+        message = f"Malformed JSON: {error}."
+    raise InvalidInputError([FieldError(path=(), message=message)])
+
+
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def field_errors(messages: Any, path: Path = ()) -> list[FieldError]:
+    """Flatten marshmallow's nested error messages into one :class:`FieldError` per message.
+
+    marshmallow nests messages by field name and list index (``{"timepoints": {2: {"date":
+    [...]}}}``) and puts object-level problems under ``"_schema"``; the latter belong to the
+    object's own path. This is the one flattening used by the API and the CLI alike.
+
+    :param messages: ``ValidationError.messages``, or any part of it.
+    :param path: where ``messages`` sits in the request.
+    :returns: the problems, in marshmallow's order.
+    """
+    if isinstance(messages, Mapping):
+        found: list[FieldError] = []
+        for key, value in messages.items():
+            child = path if key == SCHEMA else (*path, key if isinstance(key, int) else str(key))
+            found += field_errors(value, child)
+        return found
+    if isinstance(messages, Sequence) and not isinstance(messages, str):
+        return [error for message in messages for error in field_errors(message, path)]
+    return [FieldError(path=path, message=str(messages))]
+
+
+def load_request(document: Any) -> AssessmentRequest:
+    """Validate a decoded request body and build the domain request from it.
+
+    :param document: the decoded JSON body.
+    :returns: the request, its timepoints in the order given (the domain sorts them).
+    :raises InvalidInputError: every structural problem, with its path in the body.
+    """
+    try:
+        request: AssessmentRequest = AssessmentRequestSchema().load(document)
+    except ValidationError as error:
+        raise InvalidInputError(field_errors(error.messages)) from None
+    return request
+
+
+def dump_assessment(assessment: Assessment) -> dict[str, Any]:
+    """Render a domain result as the contract's response body (plain JSON-ready values)."""
+    body: dict[str, Any] = AssessmentSchema().dump(assessment)
+    return body
+
+
+class JsonNumber(fields.Decimal):
+    """A JSON number, held as an exact ``Decimal`` (``criteria.md`` §0 compares exactly).
+
+    Loading accepts only JSON numbers: booleans and numeric strings such as ``"12"`` or ``"NaN"``
+    are type errors, and non-finite values are rejected. A float becomes the ``Decimal`` of its
+    shortest repr (``9.8`` → ``Decimal('9.8')``), never of its binary expansion. Dumping writes a
+    JSON number, not the string Flask's encoder would make of a ``Decimal``.
+    """
+
+    default_error_messages = {  # noqa: RUF012 (marshmallow's class-level dict)
+        "invalid": "Not a valid number.",
+        "special": "Must be a finite number.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.make_error("special")
+            number = Decimal(repr(value))
+            # -0.0 passes "non-negative" but would print as "-0.0 mm"; a zero has no sign here.
+            return number.copy_abs() if number.is_zero() else number
+        return Decimal(value)
+
+    # A float, not the Decimal the base class declares: that is what json writes as a number.
+    def _serialize(  # type: ignore[override]
+        self, value: Any, attr: Any, obj: Any, **kwargs: Any
+    ) -> float | None:
+        if value is None:
+            return None
+        number = float(value)
+        if not math.isfinite(number):
+            # json would write the invalid token "Infinity"; a result this large is a domain bug.
+            raise ValueError(f"{value} is outside the range of a JSON number")
+        return 0.0 if number == 0 else number  # no "-0.0" after rounding a tiny negative change
+
+
+class StrictBoolean(fields.Boolean):
+    """``true`` or ``false`` only; marshmallow would also take ``1``, ``"yes"``, ``"on"``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if value is True or value is False:
+            return value
+        raise self.make_error("invalid")
+
+
+class IsoDate(fields.Date):
+    """A calendar date written exactly ``YYYY-MM-DD`` (Python 3.11 would also take ``20250115``)."""
+
+    default_error_messages = {  # noqa: RUF012 (marshmallow's class-level dict)
+        "invalid": "Not a valid date; expected YYYY-MM-DD.",
+    }
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dt.date:
+        date = iso_date(value)
+        if date is None:
+            raise self.make_error("invalid")
+        return date
+
+
+def iso_date(value: object) -> dt.date | None:
+    """The date ``value`` spells as ``YYYY-MM-DD``, or ``None`` when it is anything else."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+class BoundedList(fields.List[Any]):
+    """A list whose length limits are checked before its items are.
+
+    So a body with 100 000 timepoints is refused in one message instead of 100 000 item errors,
+    and without the cost of validating them. The items load into a tuple, as the frozen domain
+    dataclasses hold them.
+    """
+
+    def __init__(
+        self,
+        inner: fields.Field[Any],
+        *,
+        min_length: int = 0,
+        max_length: int,
+        error: str | None = None,
+        validate_items: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._length = validate.Length(min=min_length, max=max_length, error=error)
+        validators: list[Callable[[Any], Any]] = [self._length]
+        if validate_items is not None:
+            validators.append(validate_items)
+        super().__init__(inner, validate=validators, post_load=tuple, **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, list):
+            self._length(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class WholeObject(fields.Nested):
+    """Nests a schema that reads the parent object itself, e.g. ``"progression": {"date": ...}``.
+
+    The contract wraps some scalar results in objects; this keeps them declared fields (and
+    therefore documented in OpenAPI) without a wrapper type in the domain.
+    """
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Any:
+        return obj
+
+
+def _code(enum: Any, **kwargs: Any) -> fields.Enum[Any]:
+    """An enum field (de)serialised by its published code, e.g. ``"recist-1.1"``, ``"iUPD"``."""
+    return fields.Enum(enum, by_value=fields.String, **kwargs)
+
+
+def _lesion_id() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+
+
+def _site() -> fields.String:
+    return fields.String(required=True, validate=validate.Length(min=1, max=MAX_SITE_LENGTH))
+
+
+def _each_once(values: Sequence[Any]) -> None:
+    """Validator: no value listed twice (``modalities`` is a set written as a list)."""
+    duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+    if duplicates:
+        raise ValidationError(f"Listed more than once: {', '.join(duplicates)}.")
+
+
+def _non_negative(**kwargs: Any) -> JsonNumber:
+    return JsonNumber(validate=validate.Range(min=0), **kwargs)
+
+
+def _diameter(**kwargs: Any) -> JsonNumber:
+    return JsonNumber(validate=validate.Range(min=0, max=MAX_DIAMETER_MM), **kwargs)
+
+
+class CamelCaseSchema(Schema):
+    """Python snake_case attributes, the contract's camelCase keys; unknown keys are errors."""
+
+    class Meta:
+        unknown = RAISE
+
+    error_messages = {  # noqa: RUF012 (marshmallow's class-level dict)
+        "type": "Expected a JSON object.",
+        "unknown": "Unknown field.",
+    }
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        """Derive the JSON key from the attribute name: ``diameter_mm`` → ``diameterMm``."""
+        head, *rest = (field_obj.data_key or field_name).split("_")
+        field_obj.data_key = head + "".join(part.capitalize() for part in rest)
+
+
+class ModelSchema(CamelCaseSchema):
+    """A request schema that loads into the domain dataclass named by ``model``.
+
+    Absent optional keys are simply not passed, so the dataclass defaults are the only defaults.
+    """
+
+    model: ClassVar[type]
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> Any:
+        return self.model(**data)
+
+
+class TargetLesionSchema(ModelSchema):
+    """A target lesion at one timepoint."""
+
+    model = TargetLesion
+
+    id = _lesion_id()
+    site = _site()
+    nodal = StrictBoolean()
+    diameter_mm = _diameter(
+        allow_none=True,
+        metadata={
+            "description": "Longest diameter, or short axis if nodal; 0 = disappeared, "
+            "null = not evaluable."
+        },
+    )
+    too_small_to_measure = StrictBoolean(
+        metadata={"description": "Seen but too small to measure: counts as 5 mm."}
+    )
+    density_hu = _non_negative(allow_none=True, metadata={"description": "CT density (Choi)."})
+    sul_peak = _non_negative(allow_none=True, metadata={"description": "SULpeak (PERCIST)."})
+    suv_max = _non_negative(allow_none=True, metadata={"description": "SUVmax (PERCIST)."})
+
+
+class NonTargetLesionSchema(ModelSchema):
+    """A non-target lesion at one timepoint, followed qualitatively."""
+
+    model = NonTargetLesion
+
+    id = _lesion_id()
+    site = _site()
+    nodal = StrictBoolean()
+    status = _code(NonTargetStatus, required=True)
+
+
+class NewLesionSchema(ModelSchema):
+    """A lesion not present at baseline."""
+
+    model = NewLesion
+
+    id = _lesion_id()
+    site = _site()
+    modality = _code(Modality, allow_none=True)
+    equivocal = StrictBoolean()
+    diameter_mm = _diameter(allow_none=True)
+    nodal = StrictBoolean()
+
+
+class PetReferenceSchema(ModelSchema):
+    """PERCIST reference-region values of one PET scan."""
+
+    model = PetReference
+
+    liver_sul_mean = _non_negative(allow_none=True)
+    liver_sul_sd = _non_negative(allow_none=True)
+    blood_pool_sul_mean = _non_negative(allow_none=True)
+    blood_pool_sul_sd = _non_negative(allow_none=True)
+    uptake_time_min = _non_negative(allow_none=True)
+
+
+class TimePointSchema(ModelSchema):
+    """One imaging exam."""
+
+    model = TimePoint
+
+    date = IsoDate(required=True)
+    role = _code(TimePointRole)
+    # A set: each modality once. Unbounded, a 5 MiB list made the domain's modality comparison
+    # run for minutes.
+    modalities = BoundedList(
+        _code(Modality),
+        max_length=len(Modality),
+        error="Each modality may be listed only once; there are {max}.",
+        validate_items=_each_once,
+    )
+    targets = BoundedList(fields.Nested(TargetLesionSchema), max_length=MAX_LESIONS_PER_TIMEPOINT)
+    non_targets = BoundedList(
+        fields.Nested(NonTargetLesionSchema), max_length=MAX_LESIONS_PER_TIMEPOINT
+    )
+    new_lesions = BoundedList(fields.Nested(NewLesionSchema), max_length=MAX_LESIONS_PER_TIMEPOINT)
+    pet = fields.Nested(PetReferenceSchema, allow_none=True)
+    intratumoral_nodules = _code(IntratumoralNodules, allow_none=True)
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _at_most_50_lesions(self, data: Any, original: Any, **kwargs: Any) -> None:
+        # Counted on the raw lists, so the limit is reported even when a lesion is itself invalid.
+        if not isinstance(original, Mapping):
+            return
+        lists = (original.get(key) for key in ("targets", "nonTargets", "newLesions"))
+        count = sum(len(lesions) for lesions in lists if isinstance(lesions, list))
+        if count > MAX_LESIONS_PER_TIMEPOINT:
+            raise ValidationError(
+                f"At most {MAX_LESIONS_PER_TIMEPOINT} lesions per timepoint "
+                f"(targets + nonTargets + newLesions); got {count}."
+            )
+
+
+class OptionsSchema(ModelSchema):
+    """Best-overall-response options."""
+
+    model = Options
+
+    confirmation_required = StrictBoolean()
+    confirmation_min_days = fields.Integer(strict=True, validate=validate.Range(min=0))
+    sd_min_days = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+
+class AssessmentRequestSchema(ModelSchema):
+    """Body of ``POST /api/v1/assessments``."""
+
+    model = AssessmentRequest
+
+    criteria = _code(Criteria, required=True)
+    options = fields.Nested(OptionsSchema)
+    timepoints = BoundedList(
+        fields.Nested(TimePointSchema), required=True, min_length=1, max_length=MAX_TIMEPOINTS
+    )
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _unique_dates(self, data: Any, original: Any, **kwargs: Any) -> None:
+        # Read from the raw body, so a duplicate is reported with its own index even when another
+        # timepoint has errors (marshmallow drops invalid items from the loaded list).
+        timepoints = original.get("timepoints") if isinstance(original, Mapping) else None
+        if not isinstance(timepoints, list) or len(timepoints) > MAX_TIMEPOINTS:
+            return
+        first_index: dict[dt.date, int] = {}
+        errors: dict[int, dict[str, list[str]]] = {}
+        for index, timepoint in enumerate(timepoints):
+            date = iso_date(timepoint.get("date")) if isinstance(timepoint, Mapping) else None
+            if date is None:
+                continue
+            if date in first_index:
+                errors[index] = {
+                    "date": [f"Duplicate date {date}: timepoints[{first_index[date]}] has it too."]
+                }
+            else:
+                first_index[date] = index
+        if errors:
+            raise ValidationError({"timepoints": errors})
+
+
+def _out(field: fields.Field[Any]) -> fields.Field[Any]:
+    """Mark a response field as always present, so the OpenAPI document lists it as required."""
+    field.required = True
+    return field
+
+
+class TimePointAssessmentSchema(CamelCaseSchema):
+    """One follow-up's categories and figures; criteria-specific figures only for their criteria.
+
+    Those are read through the figures object (``choi.mean_density_hu``): when the domain leaves
+    it ``None`` the key is absent, when it is present a ``None`` figure is written as ``null``.
+    """
+
+    date = _out(fields.Date())
+    sum_mm = _out(JsonNumber(allow_none=True))
+    baseline_sum_mm = _out(JsonNumber(allow_none=True))
+    nadir_sum_mm = _out(JsonNumber(allow_none=True))
+    nadir_date = _out(fields.Date(allow_none=True))
+    change_from_baseline_pct = _out(JsonNumber(allow_none=True))
+    change_from_nadir_pct = _out(JsonNumber(allow_none=True))
+    target_response = _out(_code(Response, allow_none=True))
+    non_target_response = _out(_code(Response, allow_none=True))
+    new_lesions = _out(fields.Boolean())
+    overall_response = _out(_code(Response))
+    reasons = _out(fields.List(fields.String()))
+    mean_density_hu = JsonNumber(
+        attribute="choi.mean_density_hu", allow_none=True, metadata={"description": "Choi only."}
+    )
+    density_change_from_baseline_pct = JsonNumber(
+        attribute="choi.density_change_from_baseline_pct",
+        allow_none=True,
+        metadata={"description": "Choi only."},
+    )
+    target_sul_peak = JsonNumber(
+        attribute="percist.target_sul_peak",
+        allow_none=True,
+        metadata={"description": "PERCIST only."},
+    )
+    baseline_target_sul_peak = JsonNumber(
+        attribute="percist.baseline_target_sul_peak", metadata={"description": "PERCIST only."}
+    )
+    sul_peak_change_pct = JsonNumber(
+        attribute="percist.sul_peak_change_pct",
+        allow_none=True,
+        metadata={"description": "PERCIST only."},
+    )
+    sul_peak_change_abs = JsonNumber(
+        attribute="percist.sul_peak_change_abs",
+        allow_none=True,
+        metadata={"description": "PERCIST only."},
+    )
+    measurability_threshold = JsonNumber(
+        attribute="percist.measurability_threshold",
+        allow_none=True,
+        metadata={"description": "PERCIST only."},
+    )
+    new_lesion_sum_mm = JsonNumber(
+        attribute="irecist.new_lesion_sum_mm",
+        allow_none=True,
+        metadata={"description": "iRECIST only."},
+    )
+    confirmation_of = fields.Date(
+        attribute="irecist.confirmation_of",
+        allow_none=True,
+        metadata={"description": "iRECIST only: date of the iUPD this iCPD confirms."},
+    )
+
+
+class BestOverallResponseSchema(CamelCaseSchema):
+    """Best overall response (``criteria.md`` §6)."""
+
+    response = _out(_code(Response))
+    date = _out(fields.Date(allow_none=True))
+    confirmed = _out(fields.Boolean(allow_none=True))
+
+
+class ProgressionSchema(CamelCaseSchema):
+    """``{"date": ...}``: the date of first progression, or ``null``."""
+
+    date = _out(fields.Date(attribute="progression_date", allow_none=True))
+
+
+class TumorGrowthRateSchema(CamelCaseSchema):
+    """Tumour growth rates in %/month (``criteria.md`` §7)."""
+
+    pre_treatment_pct_per_month = _out(JsonNumber(allow_none=True))
+    on_treatment_pct_per_month = _out(JsonNumber(allow_none=True))
+    ratio = _out(JsonNumber(allow_none=True))
+    hyperprogression = _out(fields.Boolean())
+
+
+class AssessmentSchema(CamelCaseSchema):
+    """Body of a ``200`` response of ``POST /api/v1/assessments``."""
+
+    criteria = _out(_code(Criteria))
+    baseline_date = _out(fields.Date())
+    timepoints = _out(fields.List(fields.Nested(TimePointAssessmentSchema)))
+    best_overall_response = _out(fields.Nested(BestOverallResponseSchema))
+    progression = _out(WholeObject(ProgressionSchema))
+    tumor_growth_rate = fields.Nested(
+        TumorGrowthRateSchema, metadata={"description": "Only with a pre-baseline timepoint."}
+    )
+    warnings = _out(fields.List(fields.String()))
+
+    @post_dump
+    def _omit_absent_growth_rate(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("tumorGrowthRate") is None:
+            data.pop("tumorGrowthRate", None)
+        return data
+
+
+class ErrorsSchema(Schema):
+    """Body of every error response: each offending field's JSON path and its messages."""
+
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        required=True,
+        metadata={
+            "description": 'JSON path ("$" for the body itself, e.g. '
+            '"$.timepoints[0].targets[1].diameterMm") → messages.',
+        },
+    )

@@ -1,0 +1,125 @@
+"""Shared fixtures: the app and its test client (flaskr pattern), settings overrides, and valid
+request bodies for each criteria that the web, fuzz and CLI tests start from."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from fhirnet.config import Settings
+from fhirnet.web.app import create_app
+
+CRITERIA = ("recist-1.1", "irecist", "choi", "percist-1.0")
+
+ValidBody = Callable[..., dict[str, Any]]
+
+#: Status codes of every request the fuzz tests post, reported in the terminal summary.
+FUZZ_STATUSES = pytest.StashKey[Counter[int]]()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Default settings; override this fixture (or use ``dataclasses.replace``) to change them."""
+    return Settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    """An application built from ``settings``; nothing is shared between tests."""
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of ``app``."""
+    return app.test_client()
+
+
+def _valid_body(criteria: str = "recist-1.1", *, pre_baseline: bool = False) -> dict[str, Any]:
+    """A request every criteria accepts: 2 targets (one nodal), 1 non-target, 2 follow-ups.
+
+    Timepoints are deliberately not in date order (the contract allows any order). With
+    ``pre_baseline`` a pre-treatment scan is added, so the response has a tumorGrowthRate.
+    """
+    pet = criteria == "percist-1.0"
+    choi = criteria == "choi"
+    modality = "FDG-PET" if pet else "CT"
+
+    def target(lesion_id: str, diameter: float, density: int, sul_peak: float) -> dict[str, Any]:
+        lesion: dict[str, Any] = {
+            "id": lesion_id,
+            "site": "liver" if lesion_id == "T1" else "lymph-node",
+            "nodal": lesion_id == "T2",
+            "diameterMm": diameter,
+        }
+        if choi:
+            lesion["densityHu"] = density
+        if pet:
+            lesion["sulPeak"] = sul_peak
+        return lesion
+
+    def timepoint(date: str, t1: float, t2: float, scale: float) -> dict[str, Any]:
+        tp: dict[str, Any] = {
+            "date": date,
+            "modalities": [modality],
+            "targets": [
+                target("T1", t1, round(85 * scale), round(6.1 * scale, 2)),
+                target("T2", t2, round(60 * scale), round(4.0 * scale, 2)),
+            ],
+            "nonTargets": [{"id": "NT1", "site": "bone", "nodal": False, "status": "present"}],
+            "newLesions": [],
+        }
+        if pet:
+            tp["pet"] = {"liverSulMean": 2.1, "liverSulSd": 0.25, "uptakeTimeMin": 62}
+        if choi:
+            tp["intratumoralNodules"] = "none"
+        return tp
+
+    timepoints = [
+        timepoint("2025-03-20", 28.0, 15.0, 0.8),
+        timepoint("2025-01-15", 32.0, 18.0, 1.0),
+        timepoint("2025-05-22", 24.5, 9.0, 0.7),
+    ]
+    if pre_baseline:
+        early = timepoint("2024-11-15", 25.0, 16.0, 1.0)
+        early.update(role="pre-baseline", nonTargets=[])
+        timepoints.append(early)
+    return {
+        "criteria": criteria,
+        "options": {"confirmationRequired": False, "confirmationMinDays": 28, "sdMinDays": 42},
+        "timepoints": timepoints,
+    }
+
+
+@pytest.fixture(scope="session")
+def valid_body() -> ValidBody:
+    """Factory of valid request bodies: ``valid_body("choi", pre_baseline=True)``; each call
+    returns a fresh copy that a test may mutate."""
+    return lambda *args, **kwargs: copy.deepcopy(_valid_body(*args, **kwargs))
+
+
+@pytest.fixture(scope="session")
+def fuzz_statuses(pytestconfig: pytest.Config) -> Counter[int]:
+    """Counter the fuzz tests add each posted request's status to."""
+    return pytestconfig.stash.setdefault(FUZZ_STATUSES, Counter())
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """Show how many fuzz examples really ran, whatever ``-q``/``-s`` say."""
+    statuses = config.stash.get(FUZZ_STATUSES, None)
+    if statuses:
+        by_status = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
+        terminalreporter.write_sep("-", "fuzz")
+        terminalreporter.write_line(
+            f"fuzz: {statuses.total()} requests posted to /api/v1/assessments ({by_status})"
+        )

@@ -1,0 +1,264 @@
+"""``fhirnet assess`` gives the API's bodies offline (stdout + exit 0, or the same error body on
+stderr + exit 2), and ``fhirnet serve`` runs the API under gunicorn with Settings' address."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+
+from fhirnet.config import Settings
+from fhirnet.criteria.models import Criteria
+from fhirnet.web.cli import gunicorn_options, main
+
+REPO_ROOT = Path(__file__).parents[2]
+URL = "/api/v1/assessments"
+CLI = [sys.executable, "-m", "fhirnet.web.cli"]
+
+ValidBody = Callable[..., dict[str, Any]]
+
+
+def invalid_bodies(valid_body: ValidBody) -> dict[str, str]:
+    """Bodies the API refuses with 422, one per way of being wrong."""
+    structural = valid_body()
+    structural["criteria"] = "recist-2"
+    structural["timepoints"][0]["targets"][0]["diameterMm"] = "12"
+    domain_rule = valid_body()
+    domain_rule["timepoints"][1]["targets"][0]["diameterMm"] = 9.0  # RECIST: non-nodal >= 10 mm
+    return {
+        "structural": json.dumps(structural),
+        "criteria rule": json.dumps(domain_rule),
+        "malformed JSON": '{"criteria": ',
+    }
+
+
+def api_answer(client: FlaskClient, body: str) -> tuple[int, Any]:
+    response = client.post(URL, data=body, content_type="application/json")
+    return response.status_code, response.get_json()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.mark.parametrize("criteria", [c.value for c in Criteria])
+def test_assess_prints_the_apis_response_and_exits_0(
+    runner: CliRunner,
+    client: FlaskClient,
+    valid_body: ValidBody,
+    tmp_path: Path,
+    criteria: str,
+) -> None:
+    body = json.dumps(valid_body(criteria, pre_baseline=True))
+    request_file = tmp_path / "request.json"
+    request_file.write_text(body)
+
+    result = runner.invoke(main, ["assess", str(request_file)])
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == api_answer(client, body)[1]
+    assert result.stdout.startswith("{\n  ")  # indented for people
+    assert result.stderr == ""
+
+
+def test_assess_reads_stdin_when_the_file_is_a_dash(
+    runner: CliRunner, client: FlaskClient, valid_body: ValidBody
+) -> None:
+    body = json.dumps(valid_body())
+
+    result = runner.invoke(main, ["assess", "-"], input=body)
+
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == api_answer(client, body)[1]
+
+
+@pytest.mark.parametrize("kind", ["structural", "criteria rule", "malformed JSON"])
+def test_invalid_input_exits_2_with_the_apis_error_body_on_stderr(
+    runner: CliRunner, client: FlaskClient, valid_body: ValidBody, kind: str
+) -> None:
+    body = invalid_bodies(valid_body)[kind]
+
+    result = runner.invoke(main, ["assess", "-"], input=body)
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert api_answer(client, body) == (422, json.loads(result.stderr))
+
+
+def test_assess_runs_as_a_real_process(valid_body: ValidBody, tmp_path: Path) -> None:
+    valid = tmp_path / "valid.json"
+    valid.write_text(json.dumps(valid_body("choi")))
+
+    done = subprocess.run(
+        [*CLI, "assess", str(valid)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["criteria"] == "choi"
+
+
+def test_invalid_input_exits_2_as_a_real_process(
+    client: FlaskClient, valid_body: ValidBody
+) -> None:
+    body = invalid_bodies(valid_body)["structural"]
+
+    done = subprocess.run(
+        [*CLI, "assess", "-"], input=body, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
+
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert api_answer(client, body) == (422, json.loads(done.stderr))
+
+
+def test_a_missing_file_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(main, ["assess", str(tmp_path / "absent.json")])
+
+    assert result.exit_code == 2
+    assert "absent.json" in result.stderr
+
+
+def test_a_bad_setting_is_reported_by_variable_name(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["serve"], env={"FHIRNET_PORT": "eighty"})
+
+    assert result.exit_code == 1
+    assert "FHIRNET_PORT" in result.stderr
+
+
+def test_version_is_the_package_version(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--version"])
+
+    assert result.exit_code == 0
+    assert "0.1.0" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("settings", "host", "port", "bind"),
+    [
+        (Settings(), None, None, "127.0.0.1:8080"),
+        (Settings(host="0.0.0.0", port=9000), None, None, "0.0.0.0:9000"),  # noqa: S104
+        (Settings(), "localhost", 8081, "localhost:8081"),
+        (Settings(host="::1"), None, None, "[::1]:8080"),
+    ],
+    ids=["defaults", "from settings", "options override settings", "IPv6 in brackets"],
+)
+def test_serve_binds_the_address_from_settings_unless_overridden(
+    settings: Settings, host: str | None, port: int | None, bind: str
+) -> None:
+    options = gunicorn_options(settings, host=host, port=port)
+
+    assert options["bind"] == bind
+    assert options["control_socket_disable"] is True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``fhirnet serve`` on a free port with a 2000-byte body limit; stopped after the tests."""
+    port = free_port()
+    env = {**os.environ, "FHIRNET_PORT": str(port), "FHIRNET_MAX_BODY_BYTES": "2000"}
+    log_path = tmp_path_factory.mktemp("serve") / "gunicorn.log"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [*CLI, "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_for_health(port, server, log_path)
+            yield port, server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _wait_for_health(port: int, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"fhirnet serve did not come up:\n{log_path.read_text()}")
+            time.sleep(0.1)
+
+
+def test_serve_answers_health_on_the_configured_port(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, _ = served
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
+        assert json.load(response) == {"status": "ok", "version": "0.1.0"}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["Content-Length", "chunked"])
+def test_serve_refuses_a_body_over_the_limit_with_413(
+    served: tuple[int, subprocess.Popen[bytes]], chunked: bool
+) -> None:
+    port, _ = served
+    body = b"[" + b" " * 5000 + b"]"
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        # An iterable body without Content-Length is sent with Transfer-Encoding: chunked.
+        payload: Any = iter([body[:2500], body[2500:]]) if chunked else body
+        connection.request("POST", URL, body=payload, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        answer = json.loads(response.read())
+    finally:
+        connection.close()
+
+    assert response.status == 413
+    assert set(answer["errors"]) == {"$"}
+
+
+def test_demo_serves_the_examples_over_http_and_prints_their_categories() -> None:
+    """``make run``'s command: every example goes through the real HTTP stack and comes back."""
+    done = subprocess.run(
+        [*CLI, "demo", "--port", str(free_port()), "--once"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    examples = sorted((REPO_ROOT / "examples" / "assessments").glob("*.json"))
+    for path in examples:
+        expected = main_output(path)
+        assert f"{path.name} ({expected['criteria']}" in done.stdout
+        best = expected["bestOverallResponse"]
+        assert f"best overall response: {best['response']} ({best['date']}" in done.stdout
+        for timepoint in expected["timepoints"]:
+            assert f"{timepoint['date']}  {timepoint['overallResponse']}" in done.stdout
+
+
+def main_output(path: Path) -> dict[str, Any]:
+    """What ``fhirnet assess`` prints for an example, parsed."""
+    result = CliRunner().invoke(main, ["assess", str(path)])
+    assert result.exit_code == 0, result.output
+    body: dict[str, Any] = json.loads(result.output)
+    return body

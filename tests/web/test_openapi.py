@@ -1,0 +1,125 @@
+"""``GET /api/v1/openapi.json`` describes the assessment endpoint from the same schemas that
+validate it, so the document cannot drift from what the API accepts and answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from fhirnet.criteria.models import Criteria
+
+ValidBody = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def document(client: FlaskClient) -> dict[str, Any]:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a ``$ref`` into ``components`` (or return an inline schema)."""
+    if "$ref" not in schema:
+        return schema
+    prefix = "#/components/schemas/"
+    assert schema["$ref"].startswith(prefix)
+    resolved: dict[str, Any] = document["components"]["schemas"][schema["$ref"][len(prefix) :]]
+    return resolved
+
+
+def refs(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "$ref":
+                yield child
+            else:
+                yield from refs(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from refs(child)
+
+
+def json_content(document: dict[str, Any], holder: dict[str, Any]) -> dict[str, Any]:
+    return resolve(document, holder["content"]["application/json"]["schema"])
+
+
+def test_the_document_is_openapi_3(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"]
+    assert document["info"]["version"] == "0.1.0"
+
+
+def test_every_reference_points_to_a_component(document: dict[str, Any]) -> None:
+    names = set(document["components"]["schemas"])
+    for ref in refs(document):
+        assert ref.removeprefix("#/components/schemas/") in names, ref
+
+
+def test_the_assessment_endpoint_is_a_post_with_a_json_request_body(
+    document: dict[str, Any],
+) -> None:
+    operation = document["paths"]["/api/v1/assessments"]["post"]
+
+    assert operation["requestBody"]["required"] is True
+    assert set(operation["requestBody"]["content"]) == {"application/json"}
+
+
+def test_the_request_schema_lists_the_four_criteria_and_its_required_fields(
+    document: dict[str, Any],
+) -> None:
+    operation = document["paths"]["/api/v1/assessments"]["post"]
+    request = json_content(document, operation["requestBody"])
+
+    assert set(request["properties"]["criteria"]["enum"]) == {c.value for c in Criteria}
+    assert set(request["properties"]["criteria"]["enum"]) == {
+        "recist-1.1", "irecist", "choi", "percist-1.0",
+    }  # fmt: skip
+    assert set(request["required"]) == {"criteria", "timepoints"}
+    assert request["additionalProperties"] is False
+    timepoints = request["properties"]["timepoints"]
+    assert (timepoints["minItems"], timepoints["maxItems"]) == (1, 200)
+
+
+def test_target_diameters_are_documented_as_numbers_from_0_to_1000_or_null(
+    document: dict[str, Any],
+) -> None:
+    target = document["components"]["schemas"]["TargetLesion"]
+    diameter = target["properties"]["diameterMm"]
+
+    assert set(diameter["type"]) == {"number", "null"}
+    assert (diameter["minimum"], diameter["maximum"]) == (0, 1000)
+
+
+@pytest.mark.parametrize("status", ["200", "413", "415", "422"])
+def test_the_documented_responses_include_success_and_each_error(
+    document: dict[str, Any], status: str
+) -> None:
+    responses = document["paths"]["/api/v1/assessments"]["post"]["responses"]
+
+    schema = json_content(document, responses[status])
+
+    if status == "200":
+        assert "bestOverallResponse" in schema["properties"]
+    else:
+        assert schema["required"] == ["errors"]
+
+
+@pytest.mark.parametrize("criteria", [c.value for c in Criteria])
+def test_a_real_response_uses_only_documented_fields_and_all_required_ones(
+    document: dict[str, Any], client: FlaskClient, valid_body: ValidBody, criteria: str
+) -> None:
+    body = valid_body(criteria, pre_baseline=True)
+    answer = client.post("/api/v1/assessments", json=body).get_json()
+    responses = document["paths"]["/api/v1/assessments"]["post"]["responses"]
+    assessment = json_content(document, responses["200"])
+    timepoint = document["components"]["schemas"]["TimePointAssessment"]
+
+    assert set(assessment["required"]) <= set(answer) <= set(assessment["properties"])
+    for entry in answer["timepoints"]:
+        assert set(timepoint["required"]) <= set(entry) <= set(timepoint["properties"])
