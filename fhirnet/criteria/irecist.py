@@ -18,8 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 
-from fhirnet.criteria.best_response import IRECIST_CODES, best_overall_response
-from fhirnet.criteria.growth_rate import tumor_growth_rate
+from fhirnet.criteria.best_response import IRECIST_CODES
 from fhirnet.criteria.models import (
     Assessment,
     Criteria,
@@ -33,6 +32,7 @@ from fhirnet.criteria.models import (
 from fhirnet.criteria.new_lesions import NewLesionFindings, sort_new_lesions
 from fhirnet.criteria.recist import (
     Category,
+    assemble,
     describe_change,
     mm,
     new_lesion_reasons,
@@ -711,20 +711,13 @@ def _finish(
 ) -> Assessment:
     """Progression date (§6.1), BOR up to the first iCPD (§6.2, §6.3) and growth rate (§7)."""
     progression = None if confirmed is None else confirmed.of.opened_on
-    considered = [r for r in results if confirmed is None or r.date <= confirmed.on]
-    growth, growth_warnings = tumor_growth_rate(timeline, results[0] if results else None)
-    return Assessment(
-        criteria=Criteria.IRECIST,
-        baseline_date=timeline.baseline.date,
-        timepoints=tuple(results),
-        best_overall_response=best_overall_response(
-            considered,
-            baseline_date=timeline.baseline.date,
-            progression_date=progression,
-            codes=IRECIST_CODES,
-            options=options,
-        ),
-        progression_date=progression,
-        tumor_growth_rate=growth,
-        warnings=(*warnings, *growth_warnings),
+    return assemble(
+        Criteria.IRECIST,
+        timeline,
+        options,
+        results,
+        progression=progression,
+        considered=[r for r in results if confirmed is None or r.date <= confirmed.on],
+        codes=IRECIST_CODES,
+        warnings=warnings,
     )

@@ -361,7 +361,31 @@ def finish(
 ) -> Assessment:
     """Best overall response, progression date and growth rate of the RECIST family (§6, §7)."""
     progression = first_progression(results, codes.progression, backdates)
-    considered = [r for r in results if progression is None or r.date < progression]
+    return assemble(
+        criteria,
+        timeline,
+        options,
+        results,
+        progression=progression,
+        considered=[r for r in results if progression is None or r.date < progression],
+        codes=codes,
+        warnings=warnings,
+    )
+
+
+def assemble(
+    criteria: Criteria,
+    timeline: Timeline,
+    options: Options,
+    results: Sequence[TimePointAssessment],
+    *,
+    progression: dt.date | None,
+    considered: Sequence[TimePointAssessment],
+    codes: ResponseCodes,
+    warnings: Sequence[str],
+) -> Assessment:
+    """The whole assessment once each criteria has chosen its progression date and the
+    follow-ups that count for the best overall response (§6.1, §6.2); adds the growth rate."""
     growth, growth_warnings = tumor_growth_rate(timeline, results[0] if results else None)
     return Assessment(
         criteria=criteria,
