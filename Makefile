@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint
+.PHONY: run test lint profiles profiles-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,5 +20,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+# profiles/ is generated from fsh/ by SUSHI (needs Node.js and npm); CI fails on any drift.
+profiles:
+	bash fsh/build.sh
+
+profiles-check:
+	bash fsh/build.sh --check
+
+test: lint profiles-check
 	$(BIN)/python -m pytest
