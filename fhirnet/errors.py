@@ -31,3 +31,11 @@ class InvalidInputError(FhirnetError):
 def json_path(path: Path) -> str:
     """The JSON path of error bodies, e.g. ``$.timepoints[2].targets[0].id``."""
     return "$" + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)
+
+
+class ProfileNotFoundError(FhirnetError):
+    """A conformance resource (Questionnaire, ValueSet, ...) that fhirnet does not have."""
+
+    def __init__(self, canonical: str) -> None:
+        self.canonical = canonical
+        super().__init__(f"no conformance resource {canonical}")

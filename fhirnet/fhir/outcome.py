@@ -1,0 +1,88 @@
+"""Validation problems as data (:class:`Issue`) and their rendering as an OperationOutcome.
+
+Validators collect every problem as an :class:`Issue` and never stop at the first; the web layer
+turns the list into an OperationOutcome with :func:`operation_outcome` (``style.md`` P8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """``OperationOutcome.issue.severity`` (http://hl7.org/fhir/issue-severity)."""
+
+    FATAL = "fatal"
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+
+
+class IssueType(StrEnum):
+    """The ``OperationOutcome.issue.code`` values fhirnet uses (http://hl7.org/fhir/issue-type)."""
+
+    INVALID = "invalid"
+    STRUCTURE = "structure"
+    REQUIRED = "required"
+    VALUE = "value"
+    INVARIANT = "invariant"
+    CODE_INVALID = "code-invalid"
+    NOT_FOUND = "not-found"
+    NOT_SUPPORTED = "not-supported"
+    BUSINESS_RULE = "business-rule"
+    TOO_LONG = "too-long"
+    SECURITY = "security"
+    LOGIN = "login"
+    FORBIDDEN = "forbidden"
+    PROCESSING = "processing"
+    TRANSIENT = "transient"
+    EXCEPTION = "exception"
+    INFORMATIONAL = "informational"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Issue:
+    """One problem: how bad, what kind, where (a FHIRPath expression) and a plain message."""
+
+    severity: Severity
+    code: IssueType
+    expression: str | None
+    message: str
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity in (Severity.FATAL, Severity.ERROR)
+
+
+def has_errors(issues: Iterable[Issue]) -> bool:
+    """Whether any issue stops the resource from being accepted."""
+    return any(issue.is_error for issue in issues)
+
+
+def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
+    """An OperationOutcome JSON object listing ``issues``; "all OK" information when empty."""
+    rendered = [_issue(issue) for issue in issues]
+    if not rendered:
+        rendered = [
+            {
+                "severity": Severity.INFORMATION.value,
+                "code": IssueType.INFORMATIONAL.value,
+                "diagnostics": "No issues detected",
+            }
+        ]
+    return {"resourceType": "OperationOutcome", "issue": rendered}
+
+
+def _issue(issue: Issue) -> dict[str, Any]:
+    rendered: dict[str, Any] = {
+        "severity": issue.severity.value,
+        "code": issue.code.value,
+        "diagnostics": issue.message,
+        "details": {"text": issue.message},
+    }
+    if issue.expression:
+        rendered["expression"] = [issue.expression]
+    return rendered
