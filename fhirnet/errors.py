@@ -39,3 +39,20 @@ class ProfileNotFoundError(FhirnetError):
     def __init__(self, canonical: str) -> None:
         self.canonical = canonical
         super().__init__(f"no conformance resource {canonical}")
+
+
+class FhirServerError(FhirnetError):
+    """The external FHIR server did not do what was asked."""
+
+    def __init__(self, message: str, *, status: int | None = None, outcome: object = None) -> None:
+        self.status = status
+        self.outcome = outcome  # the server's OperationOutcome (a JSON object), when it sent one
+        super().__init__(message)
+
+
+class FhirServerUnavailableError(FhirServerError):
+    """Down, timing out, or answering 5xx/429: worth retrying later (answered 503)."""
+
+
+class FhirServerRejectedError(FhirServerError):
+    """The server refused the request (4xx) and said why in ``outcome`` (answered 502)."""
