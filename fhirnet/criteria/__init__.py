@@ -2,7 +2,9 @@
 
 Standard library only: no Flask, no HTTP, no FHIR models. ``assess`` takes an
 :class:`AssessmentRequest` and returns an :class:`Assessment`, or raises
-:class:`fhirnet.errors.InvalidInputError` listing every problem of the input.
+:class:`fhirnet.errors.InvalidInputError` listing every problem of the input. ``derive_risk``
+takes the form's :class:`RiskFactors` and returns the WHO grade, embryologic origin, imaging
+recommendation and PRRT screen as a :class:`RiskAssessment`.
 """
 
 from fhirnet.criteria.assessment import assess
@@ -28,6 +30,28 @@ from fhirnet.criteria.models import (
     TimePointRole,
     TumorGrowthRate,
 )
+from fhirnet.criteria.risk import (
+    Differentiation,
+    EmbryologicOrigin,
+    FunctionalStatus,
+    GradeAssessment,
+    ImagingRecommendation,
+    Men1Status,
+    OriginAssessment,
+    PrimarySite,
+    PrrtEligibility,
+    PrrtScreen,
+    RiskAssessment,
+    RiskFactors,
+    Syndrome,
+    WhoGrade,
+    derive_embryologic_origin,
+    derive_risk,
+    derive_who_grade,
+    recommend_imaging,
+    screen_prrt,
+    validate_risk_factors,
+)
 
 __all__ = [
     "Assessment",
@@ -35,20 +59,40 @@ __all__ = [
     "BestOverallResponse",
     "ChoiFigures",
     "Criteria",
+    "Differentiation",
+    "EmbryologicOrigin",
+    "FunctionalStatus",
+    "GradeAssessment",
+    "ImagingRecommendation",
     "IntratumoralNodules",
     "IrecistFigures",
+    "Men1Status",
     "Modality",
     "NewLesion",
     "NonTargetLesion",
     "NonTargetStatus",
     "Options",
+    "OriginAssessment",
     "PercistFigures",
     "PetReference",
+    "PrimarySite",
+    "PrrtEligibility",
+    "PrrtScreen",
     "Response",
+    "RiskAssessment",
+    "RiskFactors",
+    "Syndrome",
     "TargetLesion",
     "TimePoint",
     "TimePointAssessment",
     "TimePointRole",
     "TumorGrowthRate",
+    "WhoGrade",
     "assess",
+    "derive_embryologic_origin",
+    "derive_risk",
+    "derive_who_grade",
+    "recommend_imaging",
+    "screen_prrt",
+    "validate_risk_factors",
 ]
