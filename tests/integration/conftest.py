@@ -1,0 +1,132 @@
+"""Fixtures of the integration tests: the FHIR server they talk to, and clients of it.
+
+By default the session installs (once) and starts sekmet-fhir on a free loopback port with a fresh
+data directory, and stops it at the end. With ``FHIRNET_TEST_FHIR_URL`` set, the tests run against
+that server instead and start nothing, so that fhirnet is checked against more than one server's
+reading of FHIR. Tests leave data behind on such a server: each one writes under identifiers of
+its own, so runs never see each other's resources.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from fhirnet.client import FhirClient
+from fhirnet.smart import SmartCredentials
+from tests.integration import fhir_server
+
+#: The variable that points the tests at an already running FHIR R4 server.
+EXTERNAL_URL_VARIABLE = "FHIRNET_TEST_FHIR_URL"
+SMART_CLIENT_ID = "fhirnet-integration"
+
+
+class RecordingSession(requests.Session):
+    """A session that notes each request's method and URL, so tests can count round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str]] = []
+
+    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> requests.Response:
+        self.sent.append((method, str(url)))
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def sekmet_executable() -> Path:
+    """The ``sekmet`` command of the test server's own venv, installed on first use."""
+    try:
+        return fhir_server.ensure_installed()
+    except fhir_server.FhirServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+def _started(executable: Path, data_dir: Path, **settings: Any) -> fhir_server.RunningServer:
+    try:
+        return fhir_server.start(executable, data_dir, settings=settings)
+    except fhir_server.FhirServerStartError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def fhir_base_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The base URL of the FHIR server under test: ``FHIRNET_TEST_FHIR_URL``, or a fresh
+    sekmet-fhir started for this session."""
+    external = os.environ.get(EXTERNAL_URL_VARIABLE, "").strip()
+    if external:
+        yield external.rstrip("/")
+        return
+    executable: Path = request.getfixturevalue("sekmet_executable")
+    server = _started(executable, tmp_path_factory.mktemp("fhir-server"))
+    try:
+        yield server.base_url
+    finally:
+        fhir_server.stop(server)
+
+
+@pytest.fixture
+def session() -> Iterator[RecordingSession]:
+    with RecordingSession() as recording:
+        yield recording
+
+
+@pytest.fixture
+def fhir(fhir_base_url: str, session: RecordingSession) -> FhirClient:
+    """A client of the server under test, on a session that records the requests."""
+    return FhirClient(fhir_base_url, timeout=(5.0, 30.0), session=session)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A value no other test or run uses: resources are told apart by identifiers carrying it,
+    never by server-assigned ids, whose format is the server's business."""
+    return uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session")
+def smart_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, SmartCredentials]]:
+    """A second sekmet-fhir that accepts only SMART Backend Services tokens, with fhirnet's
+    public key registered; yields its base URL and the matching credentials.
+
+    Skipped with ``FHIRNET_TEST_FHIR_URL``: registering a client is specific to each server.
+    """
+    if os.environ.get(EXTERNAL_URL_VARIABLE, "").strip():
+        pytest.skip(f"SMART is tested only on the bundled server, not {EXTERNAL_URL_VARIABLE}")
+    key = ec.generate_private_key(ec.SECP384R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    credentials = SmartCredentials(
+        client_id=SMART_CLIENT_ID, private_key_pem=pem, scope="system/*.rs system/*.c"
+    )
+    jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True) | {
+        "kid": credentials.kid,
+        "alg": "ES384",
+        "use": "sig",
+    }
+    auth = {
+        "types": ["smart"],
+        "smart_clients": [
+            {"client_id": SMART_CLIENT_ID, "jwks": {"keys": [jwk]}, "scopes": "system/*.cruds"}
+        ],
+    }
+    executable: Path = request.getfixturevalue("sekmet_executable")
+    server = _started(executable, tmp_path_factory.mktemp("smart-fhir-server"), server_auth=auth)
+    try:
+        yield server.base_url, credentials
+    finally:
+        fhir_server.stop(server)
