@@ -6,12 +6,15 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
 
 from fhirnet.config import Settings
+from fhirnet.fhir.profiles import Catalog
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -21,6 +24,14 @@ class WebState:
     settings: Settings
     #: Built once by ``create_app`` from the same schemas that validate requests.
     openapi: dict[str, Any]
+    #: The conformance package of ``settings.profiles_dir``, loaded once.
+    catalog: Catalog
+    #: The Questionnaire as served: answer ValueSets contained and pre-expanded.
+    questionnaire: Mapping[str, Any]
+    #: The CapabilityStatement, without ``implementation.url`` (known per request).
+    capability: Mapping[str, Any]
+    #: The current time, timezone-aware; "today" of validations is its UTC date.
+    clock: Callable[[], datetime]
 
 
 def web_state() -> WebState:

@@ -1,21 +1,66 @@
 """The one place where errors become HTTP responses (style P7): views never catch anything.
 
-Every error body is ``{"errors": {"<json path>": ["message", ...]}}``, the contract's envelope
-(``assessment-api.md`` "Errors"); problems with the request as a whole sit under ``"$"``.
+On the JSON API every error body is ``{"errors": {"<json path>": ["message", ...]}}``, the
+contract's envelope (``assessment-api.md`` "Errors"); problems with the request as a whole sit
+under ``"$"``. On FHIR routes (``/fhir/...``) every error, including werkzeug's own 404/405/413 and
+unexpected 500s, is an OperationOutcome served as ``application/fhir+json``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask, current_app, json, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
-from fhirnet.errors import FieldError, InvalidInputError, json_path
+from fhirnet.errors import (
+    FhirnetError,
+    FieldError,
+    InvalidInputError,
+    ProfileNotFoundError,
+    json_path,
+)
+from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
 
 INTERNAL_ERROR_MESSAGE = "Internal server error; the details are in the service log."
+
+FHIR_PREFIX = "/fhir"
+#: The media type of every FHIR response. The charset parameter is optional for
+#: application/fhir+json and, when present, must be UTF-8 (IANA registration); it is sent so that
+#: clients which sniff text encodings need not guess.
+FHIR_JSON_CONTENT_TYPE = "application/fhir+json; charset=utf-8"
+
+#: OperationOutcome issue type of an HTTP error that carries no more specific one.
+_ISSUE_TYPE_BY_STATUS = {
+    400: IssueType.INVALID,
+    401: IssueType.LOGIN,
+    403: IssueType.FORBIDDEN,
+    404: IssueType.NOT_FOUND,
+    405: IssueType.NOT_SUPPORTED,
+    406: IssueType.NOT_SUPPORTED,
+    408: IssueType.TRANSIENT,
+    413: IssueType.TOO_LONG,
+    414: IssueType.TOO_LONG,
+    415: IssueType.NOT_SUPPORTED,
+    422: IssueType.PROCESSING,
+    429: IssueType.TRANSIENT,
+    431: IssueType.TOO_LONG,
+}
+
+
+class FhirRequestError(FhirnetError):
+    """A FHIR request refused as a whole (bad media type, body, parameter, ...).
+
+    Rendered as an OperationOutcome with one error issue of type ``code`` and HTTP ``status``.
+    """
+
+    def __init__(self, status: int, code: IssueType, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(message)
 
 
 def error_body(problems: Iterable[FieldError]) -> dict[str, dict[str, list[str]]]:
@@ -30,23 +75,79 @@ def error_body(problems: Iterable[FieldError]) -> dict[str, dict[str, list[str]]
     return {"errors": errors}
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Map fhirnet's error hierarchy and werkzeug's HTTP errors to JSON responses on ``app``.
+def fhir_json_response(
+    body: Mapping[str, Any], status: int = 200, *, pretty: bool = False
+) -> Response:
+    """A FHIR JSON response: ``body`` in the app's key order, with the FHIR media type.
 
-    FHIR-shaped routes, when they exist, will answer with an OperationOutcome from here too.
+    :param body: a JSON-ready resource.
+    :param status: the HTTP status.
+    :param pretty: indent the JSON (``_pretty=true``).
+    """
+    text = json.dumps(body, indent=2 if pretty else None)
+    return Response(text + "\n", status=status, content_type=FHIR_JSON_CONTENT_TYPE)
+
+
+def is_fhir_request() -> bool:
+    """Whether the current request is addressed to the FHIR endpoint (matched or not)."""
+    return request.path == FHIR_PREFIX or request.path.startswith(FHIR_PREFIX + "/")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map fhirnet's error hierarchy and werkzeug's HTTP errors to responses on ``app``.
+
+    JSON API routes answer with the ``{"errors": ...}`` envelope, FHIR routes with an
+    OperationOutcome.
     """
     app.register_error_handler(InvalidInputError, _invalid_input)
+    app.register_error_handler(ProfileNotFoundError, _profile_not_found)
+    app.register_error_handler(FhirRequestError, _fhir_request_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
 
-def _invalid_input(error: InvalidInputError) -> tuple[dict[str, Any], int]:
+def _error_issue(code: IssueType, message: str, expression: str | None = None) -> Issue:
+    return Issue(severity=Severity.ERROR, code=code, expression=expression, message=message)
+
+
+def _outcome_response(issues: Iterable[Issue], status: int) -> Response:
+    return fhir_json_response(operation_outcome(issues), status)
+
+
+def _invalid_input(error: InvalidInputError) -> tuple[dict[str, Any], int] | Response:
+    if is_fhir_request():
+        issues = [
+            _error_issue(IssueType.INVALID, f"{json_path(problem.path)}: {problem.message}")
+            for problem in error.errors
+        ]
+        return _outcome_response(issues, 422)
     return error_body(error.errors), 422
+
+
+def _profile_not_found(error: ProfileNotFoundError) -> tuple[dict[str, Any], int] | Response:
+    message = f"Not found: {error.canonical}."
+    if is_fhir_request():
+        return _outcome_response([_error_issue(IssueType.NOT_FOUND, message)], 404)
+    return error_body([FieldError(path=(), message=message)]), 404
+
+
+def _fhir_request_error(error: FhirRequestError) -> Response:
+    # Raised by the FHIR views only, so always rendered as an OperationOutcome.
+    return _outcome_response([_error_issue(error.code, error.message)], error.status)
 
 
 def _http_error(error: HTTPException) -> Response:
     # Start from werkzeug's own response to keep its headers (e.g. Allow on 405).
     response = error.get_response()
+    if is_fhir_request():
+        status = response.status_code
+        code = _ISSUE_TYPE_BY_STATUS.get(
+            status, IssueType.EXCEPTION if status >= 500 else IssueType.INVALID
+        )
+        body = operation_outcome([_error_issue(code, _describe(error))])
+        response.set_data(json.dumps(body) + "\n")
+        response.content_type = FHIR_JSON_CONTENT_TYPE
+        return response
     response.set_data(json.dumps(error_body([FieldError(path=(), message=_describe(error))])))
     response.content_type = "application/json"
     return response
@@ -58,7 +159,9 @@ def _describe(error: HTTPException) -> str:
     return error.description or error.name
 
 
-def _unexpected(error: Exception) -> tuple[dict[str, Any], int]:
+def _unexpected(error: Exception) -> tuple[dict[str, Any], int] | Response:
     # A bug, never bad input: log the traceback for us, tell the client nothing about internals.
     current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+    if is_fhir_request():
+        return _outcome_response([_error_issue(IssueType.EXCEPTION, INTERNAL_ERROR_MESSAGE)], 500)
     return error_body([FieldError(path=(), message=INTERNAL_ERROR_MESSAGE)]), 500

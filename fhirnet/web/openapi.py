@@ -1,4 +1,6 @@
-"""The OpenAPI document of the JSON API, generated from the marshmallow schemas that validate it."""
+"""The OpenAPI document of the service: the JSON API, generated from the marshmallow schemas that
+validate it, and the FHIR endpoint, described from the tables that drive its views
+(:mod:`fhirnet.fhir.capability`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
+from fhirnet.fhir.capability import READABLE_TYPES, SEARCH_PARAMETERS
 from fhirnet.web.schemas import AssessmentRequestSchema, AssessmentSchema, ErrorsSchema
 
 OPENAPI_VERSION = "3.1.0"
@@ -21,7 +24,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def build_openapi_document() -> dict[str, Any]:
-    """Describe ``POST /api/v1/assessments``: request, 200 response and 413/415/422 errors.
+    """Describe ``POST /api/v1/assessments`` (request, 200 response and 413/415/422 errors) and
+    the FHIR endpoint under ``/fhir`` (every path, its parameters, bodies and responses).
 
     :returns: the OpenAPI document as plain JSON-ready data.
     """
@@ -63,4 +67,304 @@ def build_openapi_document() -> dict[str, Any]:
             }
         },
     )
+    _add_fhir_endpoint(spec)
     return spec.to_dict()
+
+
+FHIR_JSON = "application/fhir+json"
+#: Logical ids of FHIR R4 (``id`` datatype).
+FHIR_ID_PATTERN = "^[A-Za-z0-9\\-.]{1,64}$"
+
+
+def _fhir_content(schema: str | dict[str, Any]) -> dict[str, Any]:
+    return {FHIR_JSON: {"schema": schema}}
+
+
+def _outcome(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _fhir_content("OperationOutcome")}
+
+
+def _resource_schema(resource_type: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": f"A FHIR R4 {resource_type} (only the elements the service relies on are "
+        "listed; every other element of the resource may appear).",
+        "required": ["resourceType", *required],
+        "properties": {
+            "resourceType": {"type": "string", "const": resource_type},
+            "id": {"type": "string", "pattern": FHIR_ID_PATTERN},
+        },
+    }
+
+
+def _fhir_components(spec: APISpec) -> None:
+    spec.components.schema(
+        "OperationOutcome",
+        component={
+            **_resource_schema("OperationOutcome", ("issue",)),
+            "properties": {
+                "resourceType": {"type": "string", "const": "OperationOutcome"},
+                "issue": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["severity", "code"],
+                        "properties": {
+                            "severity": {
+                                "type": "string",
+                                "enum": ["fatal", "error", "warning", "information"],
+                            },
+                            "code": {"type": "string"},
+                            "diagnostics": {"type": "string"},
+                            "details": {"type": "object"},
+                            "expression": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    )
+    for resource_type in READABLE_TYPES:
+        schema = _resource_schema(resource_type, ("id", "url"))
+        schema["properties"] |= {"url": {"type": "string"}, "version": {"type": "string"}}
+        spec.components.schema(resource_type, component=schema)
+    spec.components.schema(
+        "CapabilityStatement",
+        component=_resource_schema("CapabilityStatement", ("status", "kind", "fhirVersion")),
+    )
+    spec.components.schema(
+        "SearchsetBundle",
+        component={
+            **_resource_schema("Bundle", ("type", "total")),
+            "properties": {
+                "resourceType": {"type": "string", "const": "Bundle"},
+                "type": {"type": "string", "const": "searchset"},
+                "total": {"type": "integer", "minimum": 0},
+                "link": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["relation", "url"],
+                        "properties": {"relation": {"type": "string"}, "url": {"type": "string"}},
+                    },
+                },
+                "entry": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["fullUrl", "resource", "search"],
+                        "properties": {
+                            "fullUrl": {"type": "string"},
+                            "resource": {"type": "object", "required": ["resourceType", "id"]},
+                            "search": {
+                                "type": "object",
+                                "properties": {"mode": {"type": "string", "const": "match"}},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    )
+    spec.components.schema(
+        "QuestionnaireResponse", component=_resource_schema("QuestionnaireResponse")
+    )
+    spec.components.schema(
+        "ValidateParameters",
+        component={
+            **_resource_schema("Parameters", ("parameter",)),
+            "description": "The $validate in-parameters: 'resource' (exactly one, the "
+            "QuestionnaireResponse) and optionally 'mode' (create, update or profile).",
+            "properties": {
+                "resourceType": {"type": "string", "const": "Parameters"},
+                "parameter": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {
+                            "name": {"type": "string", "enum": ["resource", "mode"]},
+                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
+                            "valueCode": {
+                                "type": "string",
+                                "enum": ["create", "update", "profile"],
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    )
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+_FORMAT_PARAMETERS = [
+    _query(
+        "_format",
+        "Overrides Accept; only JSON is served.",
+        {"type": "string", "enum": ["json", "application/json", FHIR_JSON]},
+    ),
+    _query("_pretty", "Indent the JSON.", {"type": "string", "enum": ["true", "false"]}),
+]
+_PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "'handling=lenient' ignores unknown parameters instead of answering 400.",
+    "schema": {"type": "string"},
+}
+_NOT_ACCEPTABLE = _outcome("The client accepts neither application/fhir+json nor JSON.")
+
+
+def _add_fhir_endpoint(spec: APISpec) -> None:
+    _fhir_components(spec)
+    spec.path(
+        path="/fhir/metadata",
+        operations={
+            "get": {
+                "operationId": "fhirCapabilities",
+                "summary": "The CapabilityStatement of the FHIR endpoint",
+                "tags": ["FHIR"],
+                "parameters": [
+                    *_FORMAT_PARAMETERS,
+                    _query("mode", "Only 'full' is served.", {"type": "string", "enum": ["full"]}),
+                    _PREFER,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "What this server serves.",
+                        "content": _fhir_content("CapabilityStatement"),
+                    },
+                    "400": _outcome("An unsupported parameter or mode."),
+                    "406": _NOT_ACCEPTABLE,
+                },
+            }
+        },
+    )
+    for resource_type in READABLE_TYPES:
+        search_parameters = [
+            _query(p.name, p.documentation, {"type": "string"})
+            for p in SEARCH_PARAMETERS[resource_type]
+        ]
+        spec.path(
+            path=f"/fhir/{resource_type}",
+            operations={
+                "get": {
+                    "operationId": f"fhirSearch{resource_type}",
+                    "summary": f"Search {resource_type} resources (no parameter: all of them)",
+                    "tags": ["FHIR"],
+                    "parameters": [
+                        *search_parameters,
+                        _query(
+                            "_count",
+                            "Page size.",
+                            {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+                        ),
+                        _query(
+                            "_offset",
+                            "Index of the first match to return (next links).",
+                            {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+                        ),
+                        *_FORMAT_PARAMETERS,
+                        _PREFER,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A searchset Bundle of the matches.",
+                            "content": _fhir_content("SearchsetBundle"),
+                        },
+                        "400": _outcome(
+                            "An unknown search parameter, a modifier, or a bad _count/_offset."
+                        ),
+                        "406": _NOT_ACCEPTABLE,
+                    },
+                }
+            },
+        )
+        served = (
+            " Served with its answer ValueSets contained and pre-expanded."
+            if resource_type == "Questionnaire"
+            else ""
+        )
+        spec.path(
+            path=f"/fhir/{resource_type}/{{id}}",
+            operations={
+                "get": {
+                    "operationId": f"fhirRead{resource_type}",
+                    "summary": f"Read a {resource_type} by id.{served}",
+                    "tags": ["FHIR"],
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": FHIR_ID_PATTERN},
+                        },
+                        *_FORMAT_PARAMETERS,
+                        _PREFER,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": f"The {resource_type}.",
+                            "content": _fhir_content(resource_type),
+                        },
+                        "400": _outcome("An unsupported parameter."),
+                        "404": _outcome(f"No {resource_type} with that id."),
+                        "406": _NOT_ACCEPTABLE,
+                    },
+                }
+            },
+        )
+    body_schema = {
+        "oneOf": [
+            {"$ref": "#/components/schemas/QuestionnaireResponse"},
+            {"$ref": "#/components/schemas/ValidateParameters"},
+        ]
+    }
+    spec.path(
+        path="/fhir/QuestionnaireResponse/$validate",
+        operations={
+            "post": {
+                "operationId": "fhirValidateQuestionnaireResponse",
+                "summary": "Validate a QuestionnaireResponse against the case-report form",
+                "tags": ["FHIR"],
+                "parameters": [
+                    *_FORMAT_PARAMETERS,
+                    _query(
+                        "mode",
+                        "create, update and profile all check content only.",
+                        {"type": "string", "enum": ["create", "update", "profile"]},
+                    ),
+                    _PREFER,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        FHIR_JSON: {"schema": body_schema},
+                        "application/json": {"schema": body_schema},
+                    },
+                },
+                "responses": {
+                    "200": _outcome("Valid: no error issues (information or warnings only)."),
+                    "400": _outcome(
+                        "Not JSON, not a QuestionnaireResponse or Parameters, or an unsupported "
+                        "parameter."
+                    ),
+                    "406": _NOT_ACCEPTABLE,
+                    "413": _outcome("The body is larger than the configured limit."),
+                    "415": _outcome("The Content-Type is not application/fhir+json or JSON."),
+                    "422": _outcome("Invalid: every problem found, each an error issue."),
+                },
+            }
+        },
+    )

@@ -1,0 +1,426 @@
+"""The FHIR endpoint at ``/fhir`` (R4, JSON only).
+
+* ``GET /fhir/metadata`` — the CapabilityStatement;
+* ``GET /fhir/<type>/<id>`` and ``GET /fhir/<type>?url=...`` — read and search of the conformance
+  resources (:data:`~fhirnet.fhir.capability.READABLE_TYPES`); the Questionnaire is served with
+  its answer ValueSets contained and pre-expanded (:mod:`fhirnet.fhir.served`);
+* ``POST /fhir/QuestionnaireResponse/$validate`` — validation of a QuestionnaireResponse.
+
+Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, request
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import get_input_stream
+
+from fhirnet.errors import ProfileNotFoundError
+from fhirnet.fhir.capability import READABLE_TYPES, RESULT_PARAMETERS, SEARCH_PARAMETERS
+from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
+from fhirnet.fhir.profiles import Resource
+from fhirnet.fhir.questionnaire import validate_response
+from fhirnet.web import web_state
+from fhirnet.web.errors import FhirRequestError, fhir_json_response
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+FHIR_JSON = "application/fhir+json"
+#: Media types a request body may have.
+BODY_MEDIA_TYPES = (FHIR_JSON, "application/json")
+#: ``_format`` values meaning JSON (FHIR R4 http §3.1.0.1.8).
+FORMAT_VALUES = frozenset({"json", "application/json", FHIR_JSON})
+#: Parameters every FHIR interaction takes.
+FORMAT_PARAMETERS = ("_format", "_pretty")
+#: ``$validate`` modes: fhirnet checks content only, so these three mean the same.
+VALIDATE_MODES = ("create", "update", "profile")
+
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+
+
+@bp.before_request
+def _negotiate() -> None:
+    """Refuse, with 406, a request that does not accept JSON; check ``_pretty``.
+
+    ``_format`` overrides ``Accept`` (FHIR R4 http §3.1.0.1.8), so a browser can ask for
+    ``?_format=json``.
+    """
+    formats = request.args.getlist("_format")
+    accepted = (
+        all(_media_type(value) in FORMAT_VALUES for value in formats)
+        if formats
+        else _accepts_json(request.headers.get("Accept", ""))
+    )
+    if not accepted:
+        raise FhirRequestError(
+            406,
+            IssueType.NOT_SUPPORTED,
+            "Only JSON is served (application/fhir+json, _format=json); XML and Turtle are not.",
+        )
+    if request.args.get("_pretty", "false") not in ("true", "false"):
+        raise FhirRequestError(400, IssueType.INVALID, "_pretty must be true or false.")
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    """The CapabilityStatement of this server (FHIR ``capabilities`` interaction)."""
+    _check_parameters((*FORMAT_PARAMETERS, "mode"))
+    if request.args.get("mode", "full") != "full":
+        raise FhirRequestError(
+            400,
+            IssueType.NOT_SUPPORTED,
+            "Only mode=full of the capabilities interaction is served.",
+        )
+    statement = dict(web_state().capability)
+    statement["implementation"] = {**statement["implementation"], "url": _base_url()}
+    return _respond(statement)
+
+
+@bp.get("/<resource_type>/<resource_id>")
+def read(resource_type: str, resource_id: str) -> Response:
+    """One conformance resource by type and logical id (FHIR ``read`` interaction)."""
+    if resource_type == "QuestionnaireResponse" and resource_id == "$validate":
+        raise MethodNotAllowed(valid_methods=["POST"], description="$validate takes a POST.")
+    _require_readable(resource_type, "read")
+    _check_parameters(FORMAT_PARAMETERS)
+    resource = web_state().catalog.by_id(resource_type, resource_id)
+    if resource is None:
+        raise ProfileNotFoundError(f"{resource_type}/{resource_id}")
+    return _respond(_as_served(resource))
+
+
+@bp.get("/<resource_type>")
+def search(resource_type: str) -> Response:
+    """A ``searchset`` Bundle of the conformance resources of a type (``search-type``)."""
+    _require_readable(resource_type, "search")
+    query = _search_query(resource_type)
+    state = web_state()
+    matches = [r for r in state.catalog.of_type(resource_type) if query.matches(r)]
+    end = len(matches) if query.count is None else query.offset + query.count
+    base = _base_url()
+    links = [{"relation": "self", "url": query.link(base, resource_type, query.offset)}]
+    if end < len(matches):
+        links.append({"relation": "next", "url": query.link(base, resource_type, end)})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(matches),
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base}/{resource_type}/{resource['id']}",
+                "resource": _as_served(resource),
+                "search": {"mode": "match"},
+            }
+            for resource in matches[query.offset : end]
+        ],
+    }
+    if not bundle["entry"]:
+        del bundle["entry"]  # R4 has no empty arrays
+    return _respond(bundle)
+
+
+@bp.post("/QuestionnaireResponse/$validate")
+def validate() -> Response:
+    """Validate a QuestionnaireResponse (FHIR ``$validate``): 200 when valid, 422 when not.
+
+    The body is the QuestionnaireResponse itself, or a ``Parameters`` resource whose ``resource``
+    parameter holds it. The answer is an OperationOutcome: without error issues (information
+    and warnings only) and 200 when valid, with every problem found and 422 when not.
+    """
+    _check_parameters((*FORMAT_PARAMETERS, "mode", "profile"))
+    _check_validate_options(request.args.getlist("mode"), request.args.getlist("profile"))
+    response = _resource_to_validate(_json_body())
+    state = web_state()
+    # The validator's "today" is a UTC date; the clock may run in any timezone.
+    today = state.clock().astimezone(UTC).date()
+    issues = validate_response(response, state.catalog, today=today)
+    return _respond(operation_outcome(issues), 422 if has_errors(issues) else 200)
+
+
+def _respond(body: Mapping[str, Any], status: int = 200) -> Response:
+    return fhir_json_response(body, status, pretty=request.args.get("_pretty") == "true")
+
+
+def _base_url() -> str:
+    """The FHIR base URL as the client addressed it, e.g. ``http://host:8080/fhir``."""
+    return request.url_root.rstrip("/") + (bp.url_prefix or "")
+
+
+def _as_served(resource: Resource) -> Resource:
+    """The resource as this server serves it: the Questionnaire with contained expansions."""
+    state = web_state()
+    return state.questionnaire if resource is state.catalog.questionnaire() else resource
+
+
+def _require_readable(resource_type: str, interaction: str) -> None:
+    if resource_type not in READABLE_TYPES:
+        raise FhirRequestError(
+            404,
+            IssueType.NOT_SUPPORTED,
+            f"{interaction} of {resource_type!r} is not supported; this server serves "
+            f"{', '.join(READABLE_TYPES)} (see /fhir/metadata).",
+        )
+
+
+def _lenient() -> bool:
+    """Whether the client sent ``Prefer: handling=lenient`` (ignore unknown parameters)."""
+    preferences = request.headers.get("Prefer", "").replace(" ", "").lower().split(",")
+    return "handling=lenient" in preferences
+
+
+def _check_parameters(allowed: Collection[str]) -> None:
+    """400 for a query parameter outside ``allowed``, unless the client prefers lenient handling."""
+    if _lenient():
+        return
+    unknown = sorted({name for name in request.args if name not in allowed})
+    if unknown:
+        raise FhirRequestError(
+            400,
+            IssueType.NOT_SUPPORTED,
+            f"Parameter(s) not supported here: {', '.join(unknown)}. "
+            f"Supported: {', '.join(allowed)}.",
+        )
+
+
+def _media_type(value: str) -> str:
+    return value.split(";", 1)[0].strip().lower()
+
+
+def _accepts_json(header: str) -> bool:
+    """Whether an ``Accept`` header admits FHIR JSON or plain JSON (RFC 9110 §12.5.1).
+
+    Each candidate gets the quality of the most specific range that matches it, so
+    ``application/fhir+json;q=0, */*`` refuses FHIR JSON but still admits ``application/json``.
+    Media type parameters other than ``q`` (e.g. ``fhirVersion=4.0``) are ignored.
+    """
+    if not header.strip():
+        return True
+    return any(_quality(header, candidate) > 0 for candidate in BODY_MEDIA_TYPES)
+
+
+def _quality(header: str, media_type: str) -> float:
+    kind = media_type.split("/", 1)[0]
+    best = (-1, 0.0)  # (specificity, quality)
+    for part in header.split(","):
+        fields = part.split(";")
+        media_range = fields[0].strip().lower()
+        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(media_range)
+        if specificity is None or specificity <= best[0]:
+            continue
+        quality = 1.0
+        for field in fields[1:]:
+            name, _, value = field.partition("=")
+            if name.strip().lower() == "q" and re.fullmatch(r"\s*[01](\.[0-9]{0,3})?\s*", value):
+                quality = float(value)
+        best = (specificity, quality)
+    return best[1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _SearchQuery:
+    """A parsed search: AND of ``(parameter, OR-values)`` criteria, then the page to return."""
+
+    criteria: tuple[tuple[str, tuple[str, ...]], ...]
+    count: int | None
+    offset: int
+
+    def matches(self, resource: Resource) -> bool:
+        return all(
+            any(_match(name, value, resource) for value in values) for name, values in self.criteria
+        )
+
+    def link(self, base: str, resource_type: str, offset: int) -> str:
+        pairs = [(name, ",".join(v.replace(",", r"\,") for v in vs)) for name, vs in self.criteria]
+        if self.count is not None:
+            pairs.append(("_count", str(self.count)))
+        if offset:
+            pairs.append(("_offset", str(offset)))
+        return f"{base}/{resource_type}" + (f"?{urlencode(pairs, safe=':/')}" if pairs else "")
+
+
+def _match(name: str, value: str, resource: Resource) -> bool:
+    if name == "_id":
+        return bool(resource.get("id") == value)
+    if name == "version":
+        return bool(resource.get("version") == value)
+    # url: exact canonical, optionally "|version" (FHIR R4 search §3.1.1.4.12, canonical URLs).
+    url, bar, version = value.partition("|")
+    return resource.get("url") == url and (not bar or resource.get("version") == version)
+
+
+def _search_query(resource_type: str) -> _SearchQuery:
+    """Parse the query string of a search; 400 for what the server cannot honour."""
+    supported = {parameter.name for parameter in SEARCH_PARAMETERS[resource_type]}
+    lenient = _lenient()
+    criteria: list[tuple[str, tuple[str, ...]]] = []
+    for name, value in request.args.items(multi=True):
+        if name in FORMAT_PARAMETERS or name in RESULT_PARAMETERS:
+            continue
+        base_name, colon, modifier = name.partition(":")
+        if base_name in supported and colon and not lenient:
+            raise FhirRequestError(
+                400,
+                IssueType.NOT_SUPPORTED,
+                f"Search modifier :{modifier} is not supported (parameter {base_name}).",
+            )
+        if name not in supported:
+            if lenient:
+                continue
+            raise FhirRequestError(
+                400,
+                IssueType.NOT_SUPPORTED,
+                f"Search parameter {name!r} is not supported for {resource_type}; supported: "
+                f"{', '.join(sorted(supported | set(RESULT_PARAMETERS)))} (see /fhir/metadata).",
+            )
+        values = tuple(v.replace(r"\,", ",") for v in _UNESCAPED_COMMA.split(value) if v)
+        if values:  # an empty parameter is ignored (FHIR R4 search §3.1.1.1)
+            criteria.append((name, values))
+    count = _non_negative("_count")
+    offset = _non_negative("_offset")
+    return _SearchQuery(criteria=tuple(criteria), count=count, offset=offset or 0)
+
+
+def _non_negative(name: str) -> int | None:
+    values = request.args.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1 or not _DIGITS.match(values[0]):
+        raise FhirRequestError(
+            400, IssueType.INVALID, f"{name} must be given once, as a whole number from 0."
+        )
+    return int(values[0])
+
+
+def _check_validate_options(modes: Sequence[Any], profiles: Sequence[Any]) -> None:
+    for mode in modes:
+        if mode not in VALIDATE_MODES:
+            raise FhirRequestError(
+                400,
+                IssueType.NOT_SUPPORTED,
+                f"$validate mode {mode!r} is not supported; fhirnet stores nothing and checks "
+                f"content only ({', '.join(VALIDATE_MODES)}).",
+            )
+    if profiles:
+        raise FhirRequestError(
+            400,
+            IssueType.NOT_SUPPORTED,
+            "The profile parameter of $validate is not supported: a QuestionnaireResponse is "
+            "validated against the Questionnaire it names.",
+        )
+
+
+def _resource_to_validate(body: Any) -> Mapping[str, Any]:
+    """The QuestionnaireResponse in a ``$validate`` body: the body itself or its ``resource``."""
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirRequestError(
+            400,
+            IssueType.STRUCTURE,
+            "The body must be a FHIR resource: an object with resourceType.",
+        )
+    resource: dict[str, Any] = (
+        _from_parameters(body) if body["resourceType"] == "Parameters" else body
+    )
+    if resource["resourceType"] != "QuestionnaireResponse":
+        raise FhirRequestError(
+            400,
+            IssueType.INVALID,
+            f"Expected a QuestionnaireResponse (or a Parameters resource holding one), "
+            f"got {resource['resourceType']}.",
+        )
+    return resource
+
+
+def _from_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    entries = parameters.get("parameter", [])
+    if not isinstance(entries, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in entries
+    ):
+        raise FhirRequestError(
+            400, IssueType.STRUCTURE, "Parameters.parameter must be a list of objects with a name."
+        )
+    by_name: dict[str, list[Any]] = {"resource": [], "mode": [], "profile": []}
+    for entry in entries:
+        if entry["name"] not in by_name:
+            raise FhirRequestError(
+                400,
+                IssueType.NOT_SUPPORTED,
+                f"$validate has no parameter {entry['name']!r}; it takes resource, mode, profile.",
+            )
+        value = {"resource": "resource", "mode": "valueCode"}.get(entry["name"], "valueUri")
+        by_name[entry["name"]].append(entry.get(value, entry.get("valueCanonical")))
+    _check_validate_options(by_name["mode"], by_name["profile"])
+    resources = by_name["resource"]
+    if len(resources) != 1 or not isinstance(resources[0], dict):
+        raise FhirRequestError(
+            400,
+            IssueType.REQUIRED,
+            "A Parameters body needs exactly one 'resource' parameter holding the resource.",
+        )
+    resource: dict[str, Any] = resources[0]
+    if not isinstance(resource.get("resourceType"), str):
+        raise FhirRequestError(
+            400,
+            IssueType.STRUCTURE,
+            "The 'resource' parameter must hold an object with resourceType.",
+        )
+    return resource
+
+
+def _json_body() -> Any:
+    """The decoded JSON request body: 415 for other media types, 413 over the limit, 400 if not
+    JSON."""
+    if request.mimetype not in BODY_MEDIA_TYPES:
+        raise FhirRequestError(
+            415,
+            IssueType.NOT_SUPPORTED,
+            f"Content-Type must be {' or '.join(BODY_MEDIA_TYPES)}, got "
+            f"{request.mimetype or 'none'}.",
+        )
+    return _parse_json(_body_within_limit())
+
+
+def _body_within_limit() -> bytes:
+    limit = request.max_content_length
+    if limit is None:
+        return request.get_data(cache=False)
+    # As in api_views: get_data() stops silently at the limit when there is no Content-Length
+    # (chunked uploads), so read one byte more to tell "at the limit" from "over it".
+    data: bytes = get_input_stream(request.environ, max_content_length=limit + 1).read()
+    if len(data) > limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _parse_json(raw: bytes) -> Any:
+    """Decode strict JSON: no duplicate keys, no NaN/Infinity (FHIR JSON has neither)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+    except RecursionError:
+        message = "nested too deeply"
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
+        message = str(error)
+    raise FhirRequestError(400, IssueType.STRUCTURE, f"The body is not valid JSON: {message}.")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen.add(key)
+    return dict(pairs)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
