@@ -74,7 +74,6 @@ validates the entries of a Bundle and contained resources that claim our profile
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -303,15 +302,6 @@ def _profile(sd: Mapping[str, Any]) -> _Profile:
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _compiled(expression: str) -> Callable[..., list[Any]]:
-    """A FHIRPath expression compiled once for the R4 model (parsing costs ~1 ms)."""
-    compiled: Callable[..., list[Any]] = fhirpath_compile(
-        expression, _FHIRPATH_MODEL, {"traceFn": _ignore_trace}
-    )
-    return compiled
-
-
 # fhirpathpy's node factory gives nested values their FHIR type, so `value.ofType(X)` works.
 _typed_node: Callable[[Any, str], Any] = ResourceNode.create_node
 
@@ -427,6 +417,7 @@ class ProfileValidator:
         self.catalog = catalog
         self._profiles: dict[str, _Profile] = {}
         self._expansions: dict[str, frozenset[tuple[str, str]] | None] = {}
+        self._fhirpaths: dict[str, Callable[..., list[Any]]] = {}
         self._code_systems: dict[str, frozenset[str]] = {
             cs["url"]: frozenset(_codes(cs.get("concept", [])))
             for cs in catalog.of_type("CodeSystem")
@@ -503,6 +494,15 @@ class ProfileValidator:
             else:
                 self._expansions[value_set] = frozenset((c.system, c.code) for c in concepts)
         return self._expansions[value_set]
+
+    def _fhirpath(self, expression: str) -> Callable[..., list[Any]]:
+        """A FHIRPath expression compiled once for the R4 model (parsing costs ~1 ms)."""
+        compiled = self._fhirpaths.get(expression)
+        if compiled is None:
+            compiled = self._fhirpaths[expression] = fhirpath_compile(
+                expression, _FHIRPATH_MODEL, {"traceFn": _ignore_trace}
+            )
+        return compiled
 
     def _claimed_profiles(
         self,
@@ -924,7 +924,7 @@ class _Run:
         variables = {"resource": self.resource, "rootResource": self.root}
         for invariant in element.invariants:
             try:
-                result = _compiled(invariant.expression)(subject, variables)
+                result = self.validator._fhirpath(invariant.expression)(subject, variables)
             except Exception as error:  # any failure of fhirpathpy is reported, never raised
                 self.add(
                     Severity.WARNING,
@@ -1142,15 +1142,9 @@ def _unique(issues: list[Issue]) -> list[Issue]:
     return list(dict.fromkeys(issues))
 
 
-_VALIDATORS: dict[int, tuple[Catalog, ProfileValidator]] = {}
-
-
 def validator_for(catalog: Catalog) -> ProfileValidator:
-    """The (cached) validator of ``catalog``: one per catalog for the life of the process."""
-    found = _VALIDATORS.get(id(catalog))
-    if found is None or found[0] is not catalog:
-        found = _VALIDATORS[id(catalog)] = (catalog, ProfileValidator(catalog))
-    return found[1]
+    """The validator of ``catalog``, built on first use and kept by the catalog."""
+    return catalog.derived(ProfileValidator)
 
 
 def validate_against_profile(

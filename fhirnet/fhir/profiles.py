@@ -8,10 +8,10 @@ either enumerate their concepts or include a whole project CodeSystem.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fhirnet.errors import ProfileNotFoundError
 
@@ -19,6 +19,8 @@ CANONICAL_BASE = "https://fhirnet.dev/fhir"
 QUESTIONNAIRE_URL = f"{CANONICAL_BASE}/Questionnaire/gep-net-imaging-crf"
 
 Resource = Mapping[str, Any]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,12 +40,19 @@ class Concept:
 
 @dataclass(frozen=True)
 class Catalog:
-    """Conformance resources keyed by canonical URL (``url`` and ``url|version``) and by id."""
+    """Conformance resources keyed by canonical URL (``url`` and ``url|version``) and by id.
+
+    What is built from them once (the Questionnaire's index, the profile validator) is held by
+    the catalog itself, see :meth:`derived`, so it lives as long as the catalog and no longer.
+    """
 
     package: Resource
     resources: tuple[Resource, ...]
     _by_url: dict[str, Resource] = field(default_factory=dict, repr=False)
     _by_id: dict[tuple[str, str], Resource] = field(default_factory=dict, repr=False)
+    _derived: dict[Callable[[Catalog], Any], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         for resource in self.resources:
@@ -75,6 +84,20 @@ class Catalog:
         if found is None:
             raise ProfileNotFoundError(QUESTIONNAIRE_URL)
         return found
+
+    def derived(self, build: Callable[[Catalog], _T]) -> _T:
+        """``build(self)``, built on first use and then kept: one result per ``build``.
+
+        A catalog never changes, so what is derived from it never goes stale; keeping it here
+        rather than in a module-level cache ties its lifetime to the catalog's (style P3).
+        Should two threads build at once, both get the first result stored.
+
+        :param build: makes the derived object from a catalog, e.g. ``ProfileValidator``.
+        :returns: the object ``build`` made for this catalog, the same one on every call.
+        """
+        if build not in self._derived:
+            self._derived.setdefault(build, build(self))
+        return cast(_T, self._derived[build])
 
     def expand(self, value_set_url: str) -> tuple[Concept, ...]:
         """Expand one of our ValueSets offline.

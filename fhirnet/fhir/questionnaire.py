@@ -75,7 +75,8 @@ them (Kleene logic through enableBehavior), so one typo in ``assessment-type`` i
 six.
 
 **Performance**: the Questionnaire is indexed once per :class:`Catalog` (value sets expanded,
-extensions read, conditions compiled), then a response is one pass to build nodes and check
+extensions read, conditions compiled: :mod:`fhirnet.fhir.questionnaire_index`, kept by the
+catalog), then a response is one pass to build nodes and check
 answers and one pass over the Questionnaire for enableWhen, required items and occurrences. A
 follow-up with 5 fully answered targets, a non-target and a new lesion (75 answers) validates in
 2.7 ms, of which the R4B models take 1.9 ms (median of ``timeit``, 2 cores, Python 3.11).
@@ -84,16 +85,27 @@ follow-up with 5 fully answered targets, a non-target and a new lesion (75 answe
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from fhirnet.fhir.outcome import Issue, IssueType, Severity
-from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog, Resource
+from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
+from fhirnet.fhir.questionnaire_index import (
+    UCUM,
+    Condition,
+    ItemDefinition,
+    QuestionnaireIndex,
+    Value,
+    comparable_value,
+    is_choice,
+    json_number,
+    json_string,
+    questionnaire_index,
+    shape_ok,
+)
 from fhirnet.fhir.resources import QuestionnaireResponse, parse
 
 __all__ = [
@@ -107,38 +119,12 @@ __all__ = [
 ]
 
 ROOT = "QuestionnaireResponse"
-UCUM = "http://unitsofmeasure.org"
-_EXTENSION = "http://hl7.org/fhir/StructureDefinition/"
-MAX_OCCURS = _EXTENSION + "questionnaire-maxOccurs"
-MIN_VALUE = _EXTENSION + "minValue"
-MAX_VALUE = _EXTENSION + "maxValue"
-UNIT = _EXTENSION + "questionnaire-unit"
 
 #: QuestionnaireResponse.status, required binding to questionnaire-answers-status (R4).
 STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
 #: Statuses of a response still being filled in: a missing required answer is only a warning
 #: (R4 Questionnaire.item.required: "must be present in a 'completed' QuestionnaireResponse").
 _PARTIAL = frozenset({"in-progress", "stopped"})
-
-#: R4 Questionnaire.item.type (item-type code system) → the ``answer.value[x]`` it takes.
-ANSWER_TYPES: Mapping[str, tuple[str, ...]] = {
-    "boolean": ("valueBoolean",),
-    "decimal": ("valueDecimal",),
-    "integer": ("valueInteger",),
-    "date": ("valueDate",),
-    "dateTime": ("valueDateTime",),
-    "time": ("valueTime",),
-    "string": ("valueString",),
-    "text": ("valueString",),
-    "url": ("valueUri",),
-    "choice": ("valueCoding",),
-    "open-choice": ("valueCoding", "valueString"),
-    "attachment": ("valueAttachment",),
-    "reference": ("valueReference",),
-    "quantity": ("valueQuantity",),
-}
-#: Items that hold no answers.
-_CONTAINERS = frozenset({"group", "display"})
 
 #: ``Patient/<id>`` (optionally absolute and versioned) or a ``urn:uuid:`` of a transaction.
 _PATIENT = re.compile(
@@ -147,196 +133,13 @@ _PATIENT = re.compile(
 )
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
-#: A comparable answer: its kind ("number", "date", "Coding", ...) and a hashable value.
-Value = tuple[str, Any]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Condition:
-    """One ``Questionnaire.item.enableWhen``; ``expected`` is ``None`` if its answer is unusable."""
-
-    question: str
-    operator: str
-    expected: Value | None
-
-    def holds(self, answers: Sequence[Value]) -> bool:
-        """Whether the condition holds for the question's (enabled) answers, per R4 operators."""
-        expected = self.expected
-        if expected is None:
-            return False
-        if self.operator == "exists":
-            return expected[0] == "boolean" and bool(answers) == expected[1]
-        if self.operator == "=":
-            return any(_equal(answer, expected) for answer in answers)
-        if self.operator == "!=":
-            return not any(_equal(answer, expected) for answer in answers)
-        wanted = {">": (1,), "<": (-1,), ">=": (0, 1), "<=": (-1, 0)}.get(self.operator, ())
-        return any(_compare(answer, expected) in wanted for answer in answers)
-
-    def describe(self) -> str:
-        if self.expected is None:
-            return f"{self.question} {self.operator} ?"
-        kind, value = self.expected
-        shown = value[1] if kind == "Coding" else value
-        if kind == "boolean":
-            shown = str(value).lower()
-        return f"{self.question} {self.operator} {shown}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ItemDefinition:
-    """What the validator needs of one ``Questionnaire.item``."""
-
-    link_id: str
-    type: str
-    #: linkId of the enclosing item; ``None`` at the top level.
-    parent: str | None
-    #: Index among its siblings, for the order check.
-    position: int
-    required: bool
-    repeats: bool
-    #: ``questionnaire-maxOccurs``; ``None`` is unbounded (when ``repeats``).
-    max_occurs: int | None
-    answer_types: tuple[str, ...]
-    min_value: Decimal | None
-    max_value: Decimal | None
-    #: UCUM code of ``questionnaire-unit``.
-    unit: str | None
-    #: The ``answerValueSet`` URL, for messages.
-    value_set: str | None
-    #: Allowed Codings (system, code) → display; ``None`` when any Coding is allowed.
-    codings: Mapping[tuple[str | None, str | None], str | None] | None
-    #: Allowed non-Coding ``answerOption`` values; ``None`` when unrestricted.
-    options: frozenset[Value] | None
-    enable_when: tuple[Condition, ...]
-    enable_any: bool
-    children: Mapping[str, ItemDefinition] = field(repr=False)
-
-    @property
-    def is_question(self) -> bool:
-        return self.type not in _CONTAINERS
-
-    def where(self) -> str:
-        return f"under {self.parent!r}" if self.parent else "at the top level"
-
-    def condition(self) -> str:
-        joiner = " or " if self.enable_any else " and "
-        return joiner.join(condition.describe() for condition in self.enable_when)
-
-
-@dataclass(frozen=True, kw_only=True)
-class QuestionnaireIndex:
-    """The Questionnaire as the validator reads it: items by linkId, at each level and overall."""
-
-    url: str
-    version: str | None
-    #: Top-level items in Questionnaire order.
-    items: Mapping[str, ItemDefinition]
-    #: Every item, whatever its depth (linkIds are unique, que-2).
-    by_link_id: Mapping[str, ItemDefinition]
-
-    @classmethod
-    def build(cls, questionnaire: Resource, catalog: Catalog) -> QuestionnaireIndex:
-        """Index ``questionnaire``, expanding its answerValueSets with ``catalog``.
-
-        :raises fhirnet.errors.ProfileNotFoundError: an answerValueSet cannot be expanded.
-        """
-        by_link_id: dict[str, ItemDefinition] = {}
-        items = _definitions(questionnaire.get("item", []), None, catalog, by_link_id)
-        return cls(
-            url=questionnaire["url"],
-            version=questionnaire.get("version"),
-            items=items,
-            by_link_id=by_link_id,
-        )
-
-
-def _definitions(
-    raw_items: Iterable[Mapping[str, Any]],
-    parent: str | None,
-    catalog: Catalog,
-    by_link_id: dict[str, ItemDefinition],
-) -> dict[str, ItemDefinition]:
-    definitions: dict[str, ItemDefinition] = {}
-    for position, raw in enumerate(raw_items):
-        link_id = raw["linkId"]
-        extensions = {e.get("url"): e for e in raw.get("extension", [])}
-        value_set = raw.get("answerValueSet")
-        codings: dict[tuple[str | None, str | None], str | None] | None = None
-        if value_set:
-            codings = {(c.system, c.code): c.display for c in catalog.expand(value_set)}
-        options: frozenset[Value] | None = None
-        answer_types = ANSWER_TYPES.get(raw["type"], ())
-        if raw.get("answerOption"):
-            codings, option_values, types = {}, set(), []
-            for option in raw["answerOption"]:
-                key, value = _value_of(option, "value")
-                if key == "valueCoding":
-                    codings[(value.get("system"), value.get("code"))] = value.get("display")
-                elif (comparable := _comparable(key, value)) is not None:
-                    option_values.add(comparable)
-                types.append(key)
-            options = frozenset(option_values)
-            extra = ("valueString",) if raw["type"] == "open-choice" else ()
-            answer_types = tuple(dict.fromkeys([*types, *extra]))
-        unit = extensions.get(UNIT, {}).get("valueCoding", {})
-        definition = ItemDefinition(
-            link_id=link_id,
-            type=raw["type"],
-            parent=parent,
-            position=position,
-            required=bool(raw.get("required")),
-            repeats=bool(raw.get("repeats")),
-            max_occurs=extensions.get(MAX_OCCURS, {}).get("valueInteger"),
-            answer_types=answer_types,
-            min_value=_limit(extensions.get(MIN_VALUE)),
-            max_value=_limit(extensions.get(MAX_VALUE)),
-            unit=unit.get("code") if unit.get("system") == UCUM else None,
-            value_set=value_set,
-            codings=codings,
-            options=options,
-            enable_when=tuple(
-                Condition(
-                    question=when["question"],
-                    operator=when["operator"],
-                    expected=_comparable(*_value_of(when, "answer")),
-                )
-                for when in raw.get("enableWhen", [])
-            ),
-            enable_any=raw.get("enableBehavior") == "any",
-            children=_definitions(raw.get("item", []), link_id, catalog, by_link_id),
-        )
-        definitions[link_id] = by_link_id[link_id] = definition
-    return definitions
-
-
-def _limit(extension: Mapping[str, Any] | None) -> Decimal | None:
-    if extension is None:
-        return None
-    _, value = _value_of(extension, "value")
-    return _number(value)
-
-
-_INDEXES: dict[int, QuestionnaireIndex] = {}
-
-
-def questionnaire_index(catalog: Catalog) -> QuestionnaireIndex:
-    """The index of ``catalog``'s CRF Questionnaire, built on first use and kept while the catalog
-    lives (keyed by identity: a Catalog holds dicts and is not hashable)."""
-    key = id(catalog)
-    index = _INDEXES.get(key)
-    if index is None:
-        index = _INDEXES[key] = QuestionnaireIndex.build(catalog.questionnaire(), catalog)
-        weakref.finalize(catalog, _INDEXES.pop, key, None)
-    return index
-
 
 def answer_value(answer: object) -> tuple[str, Any] | None:
     """The one ``value[x]`` of an answer as (JSON name, JSON value), e.g. ``("valueDecimal",
     24.5)``; ``None`` if it has none, several, or is not an object."""
     if not isinstance(answer, Mapping):
         return None
-    values = [(key, value) for key, value in answer.items() if _is_choice(key, "value")]
+    values = [(key, value) for key, value in answer.items() if is_choice(key, "value")]
     return values[0] if len(values) == 1 else None
 
 
@@ -354,81 +157,6 @@ def answers_by_link_id(items: object) -> dict[str, list[Any]]:
             if value is not None:
                 found.setdefault(item["linkId"], []).append(value[1])
     return found
-
-
-def _value_of(element: Mapping[str, Any], prefix: str) -> tuple[str, Any]:
-    for key, value in element.items():
-        if _is_choice(key, prefix):
-            return "value" + key.removeprefix(prefix), value
-    return "", None
-
-
-def _is_choice(key: str, prefix: str) -> bool:
-    """Whether ``key`` is a choice element ``prefix[x]`` such as ``valueCoding``."""
-    return key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isupper()
-
-
-def _number(value: object) -> Decimal | None:
-    """A JSON number as an exact Decimal (``24.5`` → ``Decimal('24.5')``); ``None`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return Decimal(str(value))
-
-
-def _shape_ok(key: str, value: object) -> bool:
-    """Whether the JSON value has the JSON type FHIR prescribes for that ``value[x]``."""
-    if key == "valueBoolean":
-        return isinstance(value, bool)
-    if key == "valueInteger":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if key == "valueDecimal":
-        return _number(value) is not None
-    if key in {"valueCoding", "valueQuantity", "valueReference", "valueAttachment"}:
-        return isinstance(value, Mapping)
-    return isinstance(value, str)
-
-
-def _comparable(key: str, value: object) -> Value | None:
-    """A hashable, comparable form of a ``value[x]``/``answer[x]``; ``None`` if malformed."""
-    if not _shape_ok(key, value):
-        return None
-    kind = key.removeprefix("value")
-    if kind in {"Decimal", "Integer"}:
-        return "number", _number(value)
-    if kind == "Boolean":
-        return "boolean", value
-    if kind == "Coding" and isinstance(value, Mapping):
-        return "Coding", (_text(value.get("system")), _text(value.get("code")))
-    if kind == "Quantity" and isinstance(value, Mapping):
-        number = _number(value.get("value"))
-        unit = (_text(value.get("system")), _text(value.get("code")))
-        return None if number is None else ("Quantity", (number, *unit))
-    if kind == "Reference" and isinstance(value, Mapping):
-        return "Reference", _text(value.get("reference"))
-    return (kind[0].lower() + kind[1:], value) if isinstance(value, str) else None
-
-
-def _equal(answer: Value, expected: Value) -> bool:
-    if answer[0] != expected[0]:
-        return False
-    if answer[0] == "Coding" and expected[1][0] is None:  # a code without system matches any
-        return bool(answer[1][1] == expected[1][1])
-    return bool(answer[1] == expected[1])
-
-
-def _compare(answer: Value, expected: Value) -> int | None:
-    """-1, 0 or 1, or ``None`` when the two cannot be ordered (other kind, unit, or codes)."""
-    kind = answer[0]
-    if kind != expected[0] or kind in {"boolean", "Coding", "Reference"}:
-        return None
-    left, right = answer[1], expected[1]
-    if kind == "Quantity":
-        if left[1:] != right[1:]:
-            return None
-        left, right = left[0], right[0]
-    return int(left > right) - int(left < right)
 
 
 def _in_future(text: object, today: dt.date) -> bool:
@@ -468,7 +196,7 @@ def validate_response(
     Pure: ``today`` is a parameter (``style.md`` P13), never the clock.
 
     :param response: the request body as parsed JSON (anything; a non-object is one issue).
-    :param catalog: the conformance resources; the Questionnaire's index is cached per catalog.
+    :param catalog: the conformance resources; the Questionnaire's index is kept by the catalog.
     :param today: the current date in UTC; answers and ``authored`` must not lie after it.
     :returns: the issues in document order (resource-level first), errors and warnings; empty
         when the response is valid.
@@ -482,7 +210,7 @@ def validate_response(
     checker = _Checker(
         index=questionnaire_index(catalog),
         today=today,
-        partial=_text(response.get("status")) in _PARTIAL,
+        partial=json_string(response.get("status")) in _PARTIAL,
         rejected=parsed.rejected,
     )
     checker.resource(response, catalog)
@@ -709,7 +437,7 @@ class _Checker:
             node.answer_issues += issues
             node.uncertain |= self._touches_rejected(path) or any(i.is_error for i in issues)
             value = answer_value(answer)
-            comparable = _comparable(*value) if value else None
+            comparable = comparable_value(*value) if value else None
             if comparable is not None:
                 node.values.append(comparable)
             if isinstance(answer, Mapping) and (definition.children or "item" in answer):
@@ -721,7 +449,7 @@ class _Checker:
         """The problems of one answer against its item's type, value set, limits and unit."""
         if not isinstance(answer, Mapping):
             return []  # the models report it
-        keys = [key for key in answer if _is_choice(key, "value")]
+        keys = [key for key in answer if is_choice(key, "value")]
         if not keys:
             return [_issue(IssueType.STRUCTURE, path, "the answer has no value")]
         if len(keys) > 1:
@@ -735,7 +463,7 @@ class _Checker:
             expected = " or ".join(definition.answer_types) or "no value"
             message = f"{link_id!r} is a {definition.type} item: answer with {expected}, not {key}"
             return [_issue(IssueType.STRUCTURE, path, message)]
-        if not _shape_ok(key, value):
+        if not shape_ok(key, value):
             message = f"{key} must be {_JSON_TYPES.get(key, 'a JSON string')}"
             return [_issue(IssueType.STRUCTURE, path, message)]
         if key == "valueCoding":
@@ -744,11 +472,11 @@ class _Checker:
             "open-choice",
             "valueString",
         ):
-            if _comparable(key, value) in definition.options:
+            if comparable_value(key, value) in definition.options:
                 return []
             return [_issue(IssueType.CODE_INVALID, path, f"{value!r} is not an answer option")]
         if key in {"valueDecimal", "valueInteger"}:
-            return _range(definition, _number(value), path)
+            return _range(definition, json_number(value), path)
         if key in {"valueDate", "valueDateTime"} and _in_future(value, self.today):
             message = f"{value} is in the future (today is {self.today} UTC)"
             return [_issue(IssueType.BUSINESS_RULE, path, message)]
@@ -765,7 +493,7 @@ class _Checker:
                 f"wrong unit: {definition.link_id!r} is in {definition.unit} (UCUM), not {given}"
             )
             return [_issue(IssueType.VALUE, path, message)]
-        number = _number(value.get("value"))
+        number = json_number(value.get("value"))
         if number is None:
             return [_issue(IssueType.STRUCTURE, f"{path}.value", "the quantity has no number")]
         return _range(definition, number, f"{path}.value")
@@ -976,11 +704,6 @@ def _has_content(node: _Node) -> bool:
     """Whether an item says anything: one with neither answers nor items is ignored when
     disabled, as the HL7 validator does."""
     return bool(_list(node.raw.get("answer")) or _list(node.raw.get("item")))
-
-
-def _text(value: object) -> str | None:
-    """A JSON string, or ``None`` for anything else (the models report the wrong type)."""
-    return value if isinstance(value, str) else None
 
 
 def _words(text: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, request
-from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
-from werkzeug.wsgi import get_input_stream
+from werkzeug.exceptions import UnsupportedMediaType
 
 from fhirnet.criteria import assess
 from fhirnet.web import web_state
+from fhirnet.web.bodies import body_within_limit
 from fhirnet.web.schemas import dump_assessment, load_request, parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -46,14 +46,4 @@ def _json_body() -> bytes:
     """The raw body of a JSON request; 415 for any other media type, 413 when over the limit."""
     if request.mimetype != JSON_MEDIA_TYPE:
         raise UnsupportedMediaType(f"Content-Type must be {JSON_MEDIA_TYPE}.")
-    limit = request.max_content_length
-    if limit is None:
-        return request.get_data(cache=False)
-    # request.get_data() stops silently at the limit when the body has no Content-Length
-    # (chunked HTTP/1.1, most HTTP/2 uploads), so a truncated body would be parsed as if whole.
-    # Reading up to one byte more tells "at the limit" from "over it". A declared
-    # Content-Length over the limit is refused before anything is read.
-    data = get_input_stream(request.environ, max_content_length=limit + 1).read()
-    if len(data) > limit:
-        raise RequestEntityTooLarge()
-    return data
+    return body_within_limit()

@@ -14,23 +14,22 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import Blueprint, request
-from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
-from werkzeug.wsgi import get_input_stream
 
 from fhirnet.errors import ProfileNotFoundError
-from fhirnet.fhir.capability import READABLE_TYPES, RESULT_PARAMETERS, SEARCH_PARAMETERS
+from fhirnet.fhir.capability import READABLE_TYPES
 from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.web import web_state
+from fhirnet.web.bodies import body_within_limit
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
+from fhirnet.web.fhir_search import search_query
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -43,9 +42,6 @@ FORMAT_VALUES = frozenset({"json", "application/json", FHIR_JSON})
 FORMAT_PARAMETERS = ("_format", "_pretty")
 #: ``$validate`` modes: fhirnet checks content only, so these three mean the same.
 VALIDATE_MODES = ("create", "update", "profile")
-
-_DIGITS = re.compile(r"^[0-9]{1,9}$")
-_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 
 
 @bp.before_request
@@ -103,7 +99,7 @@ def read(resource_type: str, resource_id: str) -> Response:
 def search(resource_type: str) -> Response:
     """A ``searchset`` Bundle of the conformance resources of a type (``search-type``)."""
     _require_readable(resource_type, "search")
-    query = _search_query(resource_type)
+    query = search_query(resource_type, request.args, lenient=_lenient(), ignored=FORMAT_PARAMETERS)
     state = web_state()
     matches = [r for r in state.catalog.of_type(resource_type) if query.matches(r)]
     end = len(matches) if query.count is None else query.offset + query.count
@@ -227,81 +223,6 @@ def _quality(header: str, media_type: str) -> float:
     return best[1]
 
 
-@dataclass(frozen=True, kw_only=True)
-class _SearchQuery:
-    """A parsed search: AND of ``(parameter, OR-values)`` criteria, then the page to return."""
-
-    criteria: tuple[tuple[str, tuple[str, ...]], ...]
-    count: int | None
-    offset: int
-
-    def matches(self, resource: Resource) -> bool:
-        return all(
-            any(_match(name, value, resource) for value in values) for name, values in self.criteria
-        )
-
-    def link(self, base: str, resource_type: str, offset: int) -> str:
-        pairs = [(name, ",".join(v.replace(",", r"\,") for v in vs)) for name, vs in self.criteria]
-        if self.count is not None:
-            pairs.append(("_count", str(self.count)))
-        if offset:
-            pairs.append(("_offset", str(offset)))
-        return f"{base}/{resource_type}" + (f"?{urlencode(pairs, safe=':/')}" if pairs else "")
-
-
-def _match(name: str, value: str, resource: Resource) -> bool:
-    if name == "_id":
-        return bool(resource.get("id") == value)
-    if name == "version":
-        return bool(resource.get("version") == value)
-    # url: exact canonical, optionally "|version" (FHIR R4 search §3.1.1.4.12, canonical URLs).
-    url, bar, version = value.partition("|")
-    return resource.get("url") == url and (not bar or resource.get("version") == version)
-
-
-def _search_query(resource_type: str) -> _SearchQuery:
-    """Parse the query string of a search; 400 for what the server cannot honour."""
-    supported = {parameter.name for parameter in SEARCH_PARAMETERS[resource_type]}
-    lenient = _lenient()
-    criteria: list[tuple[str, tuple[str, ...]]] = []
-    for name, value in request.args.items(multi=True):
-        if name in FORMAT_PARAMETERS or name in RESULT_PARAMETERS:
-            continue
-        base_name, colon, modifier = name.partition(":")
-        if base_name in supported and colon and not lenient:
-            raise FhirRequestError(
-                400,
-                IssueType.NOT_SUPPORTED,
-                f"Search modifier :{modifier} is not supported (parameter {base_name}).",
-            )
-        if name not in supported:
-            if lenient:
-                continue
-            raise FhirRequestError(
-                400,
-                IssueType.NOT_SUPPORTED,
-                f"Search parameter {name!r} is not supported for {resource_type}; supported: "
-                f"{', '.join(sorted(supported | set(RESULT_PARAMETERS)))} (see /fhir/metadata).",
-            )
-        values = tuple(v.replace(r"\,", ",") for v in _UNESCAPED_COMMA.split(value) if v)
-        if values:  # an empty parameter is ignored (FHIR R4 search §3.1.1.1)
-            criteria.append((name, values))
-    count = _non_negative("_count")
-    offset = _non_negative("_offset")
-    return _SearchQuery(criteria=tuple(criteria), count=count, offset=offset or 0)
-
-
-def _non_negative(name: str) -> int | None:
-    values = request.args.getlist(name)
-    if not values:
-        return None
-    if len(values) > 1 or not _DIGITS.match(values[0]):
-        raise FhirRequestError(
-            400, IssueType.INVALID, f"{name} must be given once, as a whole number from 0."
-        )
-    return int(values[0])
-
-
 def _check_validate_options(modes: Sequence[Any], profiles: Sequence[Any]) -> None:
     for mode in modes:
         if mode not in VALIDATE_MODES:
@@ -387,19 +308,7 @@ def _json_body() -> Any:
             f"Content-Type must be {' or '.join(BODY_MEDIA_TYPES)}, got "
             f"{request.mimetype or 'none'}.",
         )
-    return _parse_json(_body_within_limit())
-
-
-def _body_within_limit() -> bytes:
-    limit = request.max_content_length
-    if limit is None:
-        return request.get_data(cache=False)
-    # As in api_views: get_data() stops silently at the limit when there is no Content-Length
-    # (chunked uploads), so read one byte more to tell "at the limit" from "over it".
-    data: bytes = get_input_stream(request.environ, max_content_length=limit + 1).read()
-    if len(data) > limit:
-        raise RequestEntityTooLarge()
-    return data
+    return _parse_json(body_within_limit())
 
 
 def _parse_json(raw: bytes) -> Any:
