@@ -16,6 +16,7 @@ from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
 from fhirnet.web import WebState
 from fhirnet.web.api_views import bp as api_bp
+from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_views import bp as fhir_bp
 from fhirnet.web.openapi import build_openapi_document
@@ -65,6 +66,7 @@ def create_app(
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(crf_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     return app
 
