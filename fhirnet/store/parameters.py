@@ -1,0 +1,208 @@
+"""The search parameters the embedded store supports, per resource type, and the index rows each
+extracts from a resource when it is written.
+
+Names, types and paths follow the R4 SearchParameter definitions
+(http://hl7.org/fhir/R4/searchparameter-registry.html). ``_id`` and ``_lastUpdated`` work on every
+type and are read from the ``resources`` table, not from the index. Everything else here is
+indexed at write time as :class:`IndexRow` values:
+
+=========== ============================ ============================ =========================
+kind        ``system`` column            ``code`` column              ``low``/``high`` columns
+=========== ============================ ============================ =========================
+token       coding/identifier system     code / identifier value      --
+reference   target resource type         target logical id            --
+canonical   version (after ``|``)        URL (before ``|``)           --
+date        --                           --                           range (µs, half-open)
+=========== ============================ ============================ =========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from fhirnet.ports import Json
+from fhirnet.store.dates import Range, parse_range, period_range
+from fhirnet.store.resources import parse_reference
+
+
+class Kind(StrEnum):
+    """The R4 search parameter types the store implements."""
+
+    TOKEN = "token"  # noqa: S105 -- the FHIR search parameter type, not a secret
+    REFERENCE = "reference"
+    DATE = "date"
+    #: R4 types ``questionnaire`` as a reference to a canonical; searched as ``url[|version]``.
+    CANONICAL = "canonical"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parameter:
+    """One search parameter of one resource type.
+
+    :ivar paths: element names from the resource root, dot-separated; lists are flattened.
+    :ivar targets: reference types the parameter accepts; empty means any type.
+    :ivar implied_system: the code system of a ``code``-typed element (``status``), indexed as the
+        token's system so that ``status=<system>|final`` works too.
+    """
+
+    name: str
+    kind: Kind
+    paths: tuple[str, ...]
+    targets: tuple[str, ...] = ()
+    implied_system: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class IndexRow:
+    """One value of one search parameter of a stored resource (see the module table)."""
+
+    param: str
+    system: str | None = None
+    code: str | None = None
+    low: int | None = None
+    high: int | None = None
+
+
+#: Parameters with special handling, valid on every type (R4 search.html#all).
+ID = "_id"
+LAST_UPDATED = "_lastUpdated"
+COMMON = (ID, LAST_UPDATED)
+
+_EFFECTIVE = ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
+
+
+def _identifier() -> Parameter:
+    return Parameter(name="identifier", kind=Kind.TOKEN, paths=("identifier",))
+
+
+def _status(code_system: str) -> Parameter:
+    return Parameter(
+        name="status",
+        kind=Kind.TOKEN,
+        paths=("status",),
+        implied_system=f"http://hl7.org/fhir/{code_system}",
+    )
+
+
+def _subject_and_patient(path: str = "subject") -> tuple[Parameter, ...]:
+    # R4: `patient` is `<path>.where(resolve() is Patient)`.
+    patient = Parameter(name="patient", kind=Kind.REFERENCE, paths=(path,), targets=("Patient",))
+    if path != "subject":
+        return (patient,)
+    return (Parameter(name="subject", kind=Kind.REFERENCE, paths=(path,)), patient)
+
+
+def _table(*parameters: Parameter) -> Mapping[str, Parameter]:
+    return {parameter.name: parameter for parameter in parameters}
+
+
+#: The indexed search parameters of each type; other types have ``_id`` and ``_lastUpdated`` only.
+PARAMETERS: Mapping[str, Mapping[str, Parameter]] = {
+    "Observation": _table(
+        _identifier(),
+        *_subject_and_patient(),
+        Parameter(name="code", kind=Kind.TOKEN, paths=("code",)),
+        Parameter(name="date", kind=Kind.DATE, paths=_EFFECTIVE),
+        _status("observation-status"),
+    ),
+    "DiagnosticReport": _table(
+        _identifier(),
+        *_subject_and_patient(),
+        Parameter(name="code", kind=Kind.TOKEN, paths=("code",)),
+        Parameter(name="date", kind=Kind.DATE, paths=_EFFECTIVE),
+        _status("diagnostic-report-status"),
+        Parameter(name="result", kind=Kind.REFERENCE, paths=("result",), targets=("Observation",)),
+    ),
+    "QuestionnaireResponse": _table(
+        _identifier(),
+        *_subject_and_patient(),
+        # R4 names this one `authored`; QuestionnaireResponse has no `date` parameter.
+        Parameter(name="authored", kind=Kind.DATE, paths=("authored",)),
+        _status("questionnaire-answers-status"),
+        Parameter(name="questionnaire", kind=Kind.CANONICAL, paths=("questionnaire",)),
+    ),
+    "Provenance": _table(
+        Parameter(name="target", kind=Kind.REFERENCE, paths=("target",)),
+        Parameter(name="patient", kind=Kind.REFERENCE, paths=("target",), targets=("Patient",)),
+    ),
+    "BodyStructure": _table(_identifier(), *_subject_and_patient("patient")),
+    "Patient": _table(_identifier()),
+}
+
+
+def parameters_of(resource_type: str) -> Mapping[str, Parameter]:
+    """The indexed search parameters of ``resource_type`` (empty for types without any)."""
+    return PARAMETERS.get(resource_type, {})
+
+
+def index_rows(resource: Json) -> list[IndexRow]:
+    """The search index rows of ``resource``, sorted and without duplicates.
+
+    Values that do not parse (a malformed date, a reference that is not ``Type/id``) are left out
+    rather than refused: validating content is the service's job, the index only reflects it.
+    """
+    rows: set[IndexRow] = set()
+    for parameter in parameters_of(str(resource.get("resourceType"))).values():
+        for path in parameter.paths:
+            for value in _walk(resource, path.split(".")):
+                rows.update(_rows(parameter, path, value))
+    return sorted(rows, key=_sort_key)
+
+
+def _sort_key(row: IndexRow) -> tuple[str, str, str, int, int]:
+    return (row.param, row.system or "", row.code or "", row.low or 0, row.high or 0)
+
+
+def _walk(value: Any, steps: list[str]) -> Iterator[Any]:
+    """The values at a dot-separated path, lists flattened at every step."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk(item, steps)
+        return
+    if not steps:
+        yield value
+        return
+    if isinstance(value, dict) and steps[0] in value:
+        yield from _walk(value[steps[0]], steps[1:])
+
+
+def _rows(parameter: Parameter, path: str, value: Any) -> Iterator[IndexRow]:
+    name = parameter.name
+    if parameter.kind is Kind.TOKEN:
+        for system, code in _tokens(value, parameter.implied_system):
+            yield IndexRow(name, system=system, code=code)
+    elif parameter.kind is Kind.REFERENCE:
+        reference = value.get("reference") if isinstance(value, dict) else None
+        target = parse_reference(reference) if isinstance(reference, str) else None
+        if target is not None and (not parameter.targets or target.type in parameter.targets):
+            yield IndexRow(name, system=target.type, code=target.id)
+    elif parameter.kind is Kind.CANONICAL:
+        if isinstance(value, str) and value:
+            url, bar, version = value.partition("|")
+            yield IndexRow(name, system=version if bar else None, code=url)
+    else:
+        found: Range | None
+        if path.endswith("Period"):
+            found = period_range(value)
+        else:
+            found = parse_range(value) if isinstance(value, str) else None
+        if found is not None:
+            yield IndexRow(name, low=found.low, high=found.high)
+
+
+def _tokens(value: Any, implied_system: str | None) -> Iterator[tuple[str | None, str]]:
+    """``(system, code)`` pairs of a code, Coding, CodeableConcept or Identifier."""
+    if isinstance(value, str):
+        yield implied_system, value
+    elif isinstance(value, dict):
+        if isinstance(value.get("coding"), list):  # CodeableConcept
+            for coding in value["coding"]:
+                yield from _tokens(coding, None)
+            return
+        code = value.get("code", value.get("value"))  # Coding, or Identifier
+        system = value.get("system")
+        if isinstance(code, str) and (system is None or isinstance(system, str)):
+            yield system, code

@@ -1,0 +1,206 @@
+"""The SQLite database of the embedded store: schema, migrations and connection handling.
+
+* **One writer at a time.** Every write runs in ``BEGIN IMMEDIATE``, which takes SQLite's write
+  lock before the first read, so a conditional create checks for a match and creates under the
+  same lock: concurrent identical requests (threads or processes) leave one resource.
+* **Readers never wait for writers** in WAL mode; each read runs in one deferred transaction and
+  sees one consistent snapshot (a search's count and its page agree).
+* **Busy timeout**: a writer waits up to ``busy_timeout`` seconds for the lock, then fails with
+  ``sqlite3.OperationalError`` ("database is locked"), which the store reports as unavailable.
+* **Durability**: ``synchronous=FULL``, so a committed transaction survives power loss; what a
+  ``201`` promised is on disk.
+* Connections are pooled and handed to one thread at a time. ``:memory:`` databases exist once per
+  connection, so the in-memory store shares one connection under a lock instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+#: The schema this code reads and writes; see :data:`MIGRATIONS` to change it.
+SCHEMA_VERSION = 1
+#: File name of the database inside the data directory.
+DATABASE_FILE = "fhirnet-store.sqlite3"
+#: Idle connections kept for reuse; more are closed when returned.
+MAX_IDLE_CONNECTIONS = 8
+
+#: Statements that bring a database from version ``n - 1`` to ``n`` (index ``n - 1``). Only ever
+#: append: a database records its version in ``schema_version`` and is migrated on open.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE resources (
+            rid INTEGER PRIMARY KEY,
+            type TEXT NOT NULL,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,         -- the current (latest) version
+            last_updated INTEGER NOT NULL,    -- of the current version, µs since the epoch, UTC
+            deleted INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+            UNIQUE (type, id)
+        )
+        """,
+        "CREATE INDEX resources_by_last_updated ON resources (type, last_updated)",
+        """
+        CREATE TABLE history (
+            rid INTEGER NOT NULL REFERENCES resources (rid),
+            version INTEGER NOT NULL,
+            last_updated INTEGER NOT NULL,
+            deleted INTEGER NOT NULL CHECK (deleted IN (0, 1)),
+            content TEXT,                     -- the resource's JSON; NULL for a deletion
+            PRIMARY KEY (rid, version)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE search_index (
+            rid INTEGER NOT NULL REFERENCES resources (rid),
+            type TEXT NOT NULL,
+            param TEXT NOT NULL,
+            system TEXT,
+            code TEXT,
+            low INTEGER,
+            high INTEGER
+        )
+        """,
+        # Token, reference and canonical lookups: "which resources have this value".
+        "CREATE INDEX search_by_value ON search_index (type, param, code, system, rid)",
+        # Date range lookups.
+        "CREATE INDEX search_by_date ON search_index (type, param, low, high, rid)",
+        # Probing one resource's values (further criteria, sort keys, _include).
+        "CREATE INDEX search_by_resource ON search_index (rid, param)",
+    ),
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer fhirnet; opening it could corrupt it."""
+
+
+class Database:
+    """A SQLite database file (or an in-memory database) with the store's schema.
+
+    :param path: the database file, created with its schema on first use, or ``":memory:"``.
+    :param busy_timeout: seconds a writer waits for another writer's lock before failing.
+    :raises SchemaTooNewError: the file has a schema newer than :data:`SCHEMA_VERSION`.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
+        self._shared: sqlite3.Connection | None = None
+        if self.path == ":memory:":
+            self._shared = self._connect()
+        with self.writing() as connection:
+            migrate(connection)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside a read transaction: one consistent snapshot until it ends."""
+        with self._connection() as connection:
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                if connection.in_transaction:  # SQLite may have ended it after an error
+                    connection.execute("COMMIT")
+
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """A connection inside a write transaction holding the database's write lock; committed
+        when the block ends, rolled back entirely if it raises.
+
+        :raises sqlite3.OperationalError: the lock was not free within the busy timeout.
+        """
+        with self._connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                # SQLite may have rolled back already (e.g. on SQLITE_FULL); don't mask the error.
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection; the database cannot be used afterwards."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            shared, self._shared = self._shared, None
+        for connection in idle:
+            connection.close()
+        if shared is not None:
+            shared.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        if self.path == ":memory:":
+            with self._lock:
+                if self._shared is None:
+                    raise sqlite3.ProgrammingError("the store is closed")
+                yield self._shared
+            return
+        connection = self._acquire()
+        try:
+            yield connection
+        finally:
+            self._release(connection)
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the store is closed")
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:  # only after an error in COMMIT/ROLLBACK itself
+            connection.close()
+            return
+        with self._lock:
+            if not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions; reading()/writing() issue BEGIN.
+        # check_same_thread=False: pooled connections move between threads, one at a time.
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA foreign_keys = ON")
+        if self.path != ":memory:":
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = FULL")
+        return connection
+
+
+def migrate(connection: sqlite3.Connection) -> None:
+    """Bring the database to :data:`SCHEMA_VERSION`; call inside a write transaction.
+
+    :raises SchemaTooNewError: the database is newer than this code.
+    """
+    connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"the store's database has schema version {current}; this fhirnet knows up to "
+            f"{SCHEMA_VERSION}. Use a newer fhirnet or another data directory."
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        for statement in MIGRATIONS[version - 1]:
+            connection.execute(statement)
+        connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))

@@ -1,0 +1,110 @@
+"""The embedded store's database file: created with its schema on first use, persistent,
+versioned for migrations, WAL mode; failures reported as the port's errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fhirnet.errors import FhirServerUnavailableError
+from fhirnet.store import EmbeddedStore
+from fhirnet.store.sqlite import DATABASE_FILE, SCHEMA_VERSION, SchemaTooNewError
+from tests.store import Clock, observation, put, transaction
+
+
+def test_the_data_directory_and_database_are_created_on_first_use(tmp_path: Path) -> None:
+    data_dir = tmp_path / "not" / "yet" / "there"
+    with EmbeddedStore.open(data_dir) as store:
+        assert Path(store.path) == data_dir / DATABASE_FILE
+    assert (data_dir / DATABASE_FILE).is_file()
+
+
+def test_the_database_records_its_schema_version_and_uses_wal(tmp_path: Path) -> None:
+    EmbeddedStore.open(tmp_path).close()
+    connection = sqlite3.connect(tmp_path / DATABASE_FILE)
+    try:
+        assert connection.execute("SELECT version FROM schema_version").fetchall() == [
+            (SCHEMA_VERSION,)
+        ]
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+        assert {"resources", "history", "search_index", "schema_version"} <= tables
+    finally:
+        connection.close()
+
+
+def test_resources_survive_closing_and_reopening(tmp_path: Path) -> None:
+    with EmbeddedStore.open(tmp_path, clock=Clock()) as store:
+        store.transaction(transaction(put("Observation/a", observation(id="a"))))
+    with EmbeddedStore.open(tmp_path) as reopened:
+        stored = reopened.read("Observation", "a")
+        assert stored is not None
+        assert stored["meta"]["versionId"] == "1"
+        assert reopened.search_page("Observation", {"patient": "p1"}).total == 1
+    # Opening again does not migrate twice.
+    connection = sqlite3.connect(tmp_path / DATABASE_FILE)
+    try:
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+    finally:
+        connection.close()
+
+
+def test_a_database_from_a_newer_fhirnet_is_not_opened(tmp_path: Path) -> None:
+    EmbeddedStore.open(tmp_path).close()
+    connection = sqlite3.connect(tmp_path / DATABASE_FILE)
+    with connection:
+        connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+    connection.close()
+    with pytest.raises(SchemaTooNewError, match="newer fhirnet"):
+        EmbeddedStore.open(tmp_path)
+
+
+def test_a_write_that_cannot_get_the_lock_is_unavailable_not_rejected(tmp_path: Path) -> None:
+    with EmbeddedStore.open(tmp_path, busy_timeout=0.05) as store:
+        blocker = sqlite3.connect(tmp_path / DATABASE_FILE, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(FhirServerUnavailableError, match="could not write"):
+                store.transaction(transaction(put("Observation/a", observation(id="a"))))
+            # Readers are not blocked by a writer in WAL mode.
+            assert store.read("Observation", "a") is None
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        store.transaction(transaction(put("Observation/a", observation(id="a"))))
+        assert store.read("Observation", "a") is not None
+
+
+def test_a_clock_without_timezone_is_a_programming_error() -> None:
+    from datetime import datetime
+
+    with EmbeddedStore.in_memory(clock=lambda: datetime(2025, 1, 13, 10, 0)) as store:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            store.transaction(transaction(put("Observation/a", observation(id="a"))))
+        assert store.read("Observation", "a") is None
+
+
+def test_an_id_factory_returning_ids_in_use_gets_more_tries() -> None:
+    issued = iter(["a", "a", "b"])
+    with EmbeddedStore.in_memory(new_id=lambda: next(issued)) as store:
+        store.transaction(
+            transaction(
+                {"resource": observation(), "request": {"method": "POST", "url": "Observation"}},
+                {"resource": observation(), "request": {"method": "POST", "url": "Observation"}},
+            )
+        )
+        assert store.read("Observation", "a") is not None
+        assert store.read("Observation", "b") is not None
+
+
+def test_a_closed_store_cannot_be_used(tmp_path: Path) -> None:
+    store = EmbeddedStore.open(tmp_path)
+    store.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.read("Observation", "a")
+    memory = EmbeddedStore.in_memory()
+    memory.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        memory.read("Observation", "a")
