@@ -220,6 +220,22 @@ class FhirClient:
             )
         return result
 
+    def capabilities(self) -> Json:
+        """The server's CapabilityStatement (``GET [base]/metadata``), retried like a read.
+
+        :raises FhirServerRejectedError: a 4xx.
+        :raises FhirServerUnavailableError: 5xx/429, timeout or connection failure (after retries).
+        :raises FhirServerError: the answer is not a CapabilityStatement.
+        """
+        url = f"{self.base_url}/metadata"
+        statement = _json_body(self._request("GET", url, idempotent=True), "GET", url)
+        if statement.get("resourceType") != "CapabilityStatement":
+            found = statement.get("resourceType")
+            raise FhirServerError(
+                f"GET {_path(url)} answered a {found!r}, not a CapabilityStatement"
+            )
+        return statement
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -327,7 +343,7 @@ class FhirClient:
                     self._drop_token()
                     attempt -= 1
                     continue
-                failure = _error(method, url, response)
+                failure = _error(method, url, response, now=self._clock())
                 delay = (
                     self._retry_delay(response, attempt)
                     if idempotent and status in RETRYABLE_STATUSES
@@ -459,8 +475,9 @@ def _json_body(response: requests.Response, method: str, url: str) -> Json:
     return body
 
 
-def _error(method: str, url: str, response: requests.Response) -> FhirServerError:
-    """The exception for a 4xx/5xx answer, with the OperationOutcome when the server sent one."""
+def _error(method: str, url: str, response: requests.Response, *, now: float) -> FhirServerError:
+    """The exception for a 4xx/5xx answer, with the OperationOutcome when the server sent one and
+    the server's ``Retry-After`` in seconds (from ``now``) when it gave one."""
     status = response.status_code
     try:
         body: Any = json.loads(response.content)
@@ -480,7 +497,8 @@ def _error(method: str, url: str, response: requests.Response) -> FhirServerErro
     if detail:
         message += f": {detail}"
     kind = FhirServerUnavailableError if status >= 500 or status == 429 else FhirServerRejectedError
-    return kind(message, status=status, outcome=outcome)
+    retry_after = _retry_after(response.headers.get("Retry-After"), now)
+    return kind(message, status=status, outcome=outcome, retry_after=retry_after)
 
 
 def _describe_outcome(outcome: Json) -> str:

@@ -44,9 +44,18 @@ class ProfileNotFoundError(FhirnetError):
 class FhirServerError(FhirnetError):
     """The external FHIR server did not do what was asked."""
 
-    def __init__(self, message: str, *, status: int | None = None, outcome: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        outcome: object = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
         self.outcome = outcome  # the server's OperationOutcome (a JSON object), when it sent one
+        #: Seconds the server asked to wait (``Retry-After``), when it said.
+        self.retry_after = retry_after
         super().__init__(message)
 
 
@@ -56,3 +65,11 @@ class FhirServerUnavailableError(FhirServerError):
 
 class FhirServerRejectedError(FhirServerError):
     """The server refused the request (4xx) and said why in ``outcome`` (answered 502)."""
+
+
+class PatientBusyError(FhirnetError):
+    """Another submission about the same patient held the patient's lock for too long (503)."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

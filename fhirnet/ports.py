@@ -3,7 +3,8 @@ store both implement :class:`FhirStore`, and tests can pass a fake (``style.md``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 Json = dict[str, Any]
@@ -26,5 +27,18 @@ class FhirStore(Protocol):
 
         :raises fhirnet.errors.FhirServerRejectedError: refused (4xx); nothing was written.
         :raises fhirnet.errors.FhirServerUnavailableError: 5xx, timeout or connection failure.
+        """
+        ...
+
+
+class PatientLocks(Protocol):
+    """Mutual exclusion per patient, across threads and worker processes: the submissions about
+    one patient read its history, assess and write one after the other."""
+
+    def hold(self, patients: Collection[str]) -> AbstractContextManager[None]:
+        """Hold the locks of all ``patients`` for the ``with`` block (taken in a fixed order, so
+        two holders of overlapping sets cannot deadlock).
+
+        :raises fhirnet.errors.PatientBusyError: a lock stayed taken longer than the timeout.
         """
         ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,9 +25,10 @@ FUZZ_STATUSES = pytest.StashKey[Counter[int]]()
 
 
 @pytest.fixture
-def settings() -> Settings:
-    """Default settings; override this fixture (or use ``dataclasses.replace``) to change them."""
-    return Settings()
+def settings(tmp_path: Path) -> Settings:
+    """Default settings with a fresh data directory (the embedded store, the locks); override
+    this fixture (or use ``dataclasses.replace``) to change them."""
+    return Settings(data_dir=tmp_path / "data")
 
 
 @pytest.fixture

@@ -935,3 +935,35 @@ def test_unusable_smart_keys_are_refused_at_construction(pem: bytes, message: st
 
 def test_smart_credentials_do_not_show_the_key(smart: SmartCredentials) -> None:
     assert "PRIVATE" not in repr(smart)
+
+
+# -- capabilities, Retry-After on the error ----------------------------------------------------
+
+
+def test_capabilities_reads_the_servers_metadata(
+    http: responses.RequestsMock, client: FhirClient
+) -> None:
+    statement = {"resourceType": "CapabilityStatement", "status": "active"}
+    http.get(f"{BASE}/metadata", json=statement)
+
+    assert client.capabilities() == statement
+
+
+def test_capabilities_that_are_not_a_capability_statement_are_a_server_error(
+    http: responses.RequestsMock, client: FhirClient
+) -> None:
+    http.get(f"{BASE}/metadata", json=patient("p-1"))
+
+    with pytest.raises(FhirServerError, match="not a CapabilityStatement"):
+        client.capabilities()
+
+
+def test_an_unavailable_transaction_carries_the_servers_retry_after(
+    http: responses.RequestsMock, client: FhirClient
+) -> None:
+    http.post(BASE, status=503, headers={"Retry-After": "12"})
+
+    with pytest.raises(FhirServerUnavailableError) as unavailable:
+        client.transaction({"resourceType": "Bundle", "type": "transaction"})
+
+    assert unavailable.value.retry_after == 12.0

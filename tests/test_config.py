@@ -18,6 +18,9 @@ def test_no_variables_give_the_defaults() -> None:
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.profiles_dir == Path(__file__).parents[1] / "profiles"
     assert settings.log_level == "INFO"
+    assert settings.data_dir == Path(__file__).parents[1] / "data"
+    assert settings.fhir_base_url is None  # the embedded store
+    assert (settings.fhir_connect_timeout, settings.fhir_timeout) == (5.0, 30.0)
 
 
 def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
@@ -67,3 +70,85 @@ def test_a_config_error_is_a_value_error() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().port = 1  # type: ignore[misc]
+
+
+def test_the_fhir_server_and_its_auth_are_read_with_the_fhirnet_prefix() -> None:
+    settings = load_settings(
+        {
+            "FHIRNET_FHIR_BASE_URL": "https://fhir.example.org/r4/",
+            "FHIRNET_DATA_DIR": "/var/lib/fhirnet",
+            "FHIRNET_FHIR_CONNECT_TIMEOUT": "2",
+            "FHIRNET_FHIR_TIMEOUT": "12.5",
+            "FHIRNET_SMART_CLIENT_ID": "fhirnet",
+            "FHIRNET_SMART_PRIVATE_KEY_FILE": "/run/secrets/key.pem",
+            "FHIRNET_SMART_SCOPE": "system/*.cruds",
+            "FHIRNET_SMART_TOKEN_URL": "https://auth.example.org/token",
+            "FHIRNET_SMART_KEY_ID": "k1",
+            "FHIRNET_LOCK_TIMEOUT": "5",
+        }
+    )
+
+    assert settings.fhir_base_url == "https://fhir.example.org/r4"  # no trailing slash
+    assert settings.data_dir == Path("/var/lib/fhirnet")
+    assert (settings.fhir_connect_timeout, settings.fhir_timeout) == (2.0, 12.5)
+    assert (settings.smart_client_id, settings.smart_key_id) == ("fhirnet", "k1")
+    assert settings.smart_private_key_file == Path("/run/secrets/key.pem")
+    assert (settings.smart_scope, settings.lock_timeout) == ("system/*.cruds", 5.0)
+    assert settings.smart_token_url == "https://auth.example.org/token"  # noqa: S105
+
+
+def test_a_bearer_token_is_not_shown_in_the_settings_repr() -> None:
+    settings = load_settings(
+        {"FHIRNET_FHIR_BASE_URL": "http://fhir", "FHIRNET_FHIR_BEARER_TOKEN": "s3cret"}
+    )
+
+    assert settings.fhir_bearer_token == "s3cret"  # noqa: S105
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FHIRNET_FHIR_BASE_URL", "fhir.example.org"),
+        ("FHIRNET_FHIR_BASE_URL", "ftp://fhir.example.org"),
+        ("FHIRNET_FHIR_BASE_URL", "https://fhir.example.org/r4?x=1"),
+        ("FHIRNET_FHIR_BASE_URL", "http://[::1"),
+        ("FHIRNET_FHIR_TIMEOUT", "0"),
+        ("FHIRNET_FHIR_TIMEOUT", "nan"),
+        ("FHIRNET_FHIR_CONNECT_TIMEOUT", "soon"),
+        ("FHIRNET_LOCK_TIMEOUT", "-1"),
+        ("FHIRNET_DATA_DIR", " "),
+    ],
+)
+def test_an_unusable_fhir_setting_is_a_config_error_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({variable: value})
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        (
+            {
+                "FHIRNET_FHIR_BASE_URL": "http://fhir",
+                "FHIRNET_FHIR_BEARER_TOKEN": "t",
+                "FHIRNET_SMART_CLIENT_ID": "c",
+                "FHIRNET_SMART_PRIVATE_KEY_FILE": "k.pem",
+            },
+            "FHIRNET_FHIR_BEARER_TOKEN",
+        ),
+        (
+            {"FHIRNET_FHIR_BASE_URL": "http://fhir", "FHIRNET_SMART_CLIENT_ID": "c"},
+            "FHIRNET_SMART_PRIVATE_KEY_FILE",
+        ),
+        ({"FHIRNET_FHIR_BEARER_TOKEN": "t"}, "FHIRNET_FHIR_BASE_URL"),
+    ],
+    ids=["bearer and SMART", "SMART without key", "credentials without server"],
+)
+def test_auth_settings_that_do_not_go_together_are_a_config_error(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings(environ)

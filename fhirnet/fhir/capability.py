@@ -2,7 +2,9 @@
 
 The tables here (:data:`READABLE_TYPES`, :data:`SEARCH_PARAMETERS`) are what the web layer
 implements and what :func:`capability_statement` publishes, so the statement cannot list an
-interaction or search parameter the server does not have.
+interaction or search parameter the server does not have. The search support of the types the
+embedded store serves comes from the store itself, through the web layer (the ``stored``
+argument), for the same reason.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from fhirnet.fhir.served import package_timestamp
 #: Conformance resource types served by ``read`` and ``search-type``.
 READABLE_TYPES = ("Questionnaire", "StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap")
 
-#: The one operation: ``POST [base]/QuestionnaireResponse/$validate``.
+#: ``POST [base]/QuestionnaireResponse/$validate``.
 VALIDATE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
+#: ``POST [base]/QuestionnaireResponse/$extract`` (SDC): the transaction a form gives, unwritten.
+EXTRACT_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"
 
 #: Search result parameters the server honours besides the search parameters (FHIR R4 §3.1.1.5.6
 #: ``_count``; ``_offset`` is what the ``next`` links of a searchset use).
@@ -32,8 +36,17 @@ class SearchParameter:
 
     name: str
     type: str
-    definition: str
     documentation: str
+    #: The R4 SearchParameter's canonical URL, when the parameter is exactly that one.
+    definition: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredType:
+    """How a type the embedded store holds can be searched: its parameters and ``_include`` s."""
+
+    parameters: tuple[SearchParameter, ...]
+    includes: tuple[str, ...] = ()
 
 
 def _parameters(prefix: str) -> tuple[SearchParameter, ...]:
@@ -80,7 +93,12 @@ _DOCUMENTATION = {
 }
 
 
-def capability_statement(catalog: Catalog, *, software_version: str) -> dict[str, Any]:
+def capability_statement(
+    catalog: Catalog,
+    *,
+    software_version: str,
+    stored: Mapping[str, StoredType] | None = None,
+) -> dict[str, Any]:
     """The CapabilityStatement of a fhirnet instance serving ``catalog``.
 
     ``implementation.url`` is left to the caller: it is the base URL requests arrive at, which
@@ -88,6 +106,8 @@ def capability_statement(catalog: Catalog, *, software_version: str) -> dict[str
 
     :param catalog: the served conformance package; its date is the statement's date.
     :param software_version: ``fhirnet.__version__``.
+    :param stored: with the embedded store, the types it serves by ``read`` and ``search-type``
+        and how each is searched; ``None`` when the results go to an external FHIR server.
     :returns: a JSON-ready R4 CapabilityStatement (kind ``instance``).
     """
     resources: list[dict[str, Any]] = [
@@ -100,39 +120,22 @@ def capability_statement(catalog: Catalog, *, software_version: str) -> dict[str
             "readHistory": False,
             "updateCreate": False,
             "searchParam": [
-                {
-                    "name": parameter.name,
-                    "definition": parameter.definition,
-                    "type": parameter.type,
-                    "documentation": parameter.documentation,
-                }
-                for parameter in SEARCH_PARAMETERS[resource_type]
+                _search_parameter(parameter) for parameter in SEARCH_PARAMETERS[resource_type]
             ],
         }
         for resource_type in READABLE_TYPES
     ]
-    resources.append(
-        {
-            "type": "QuestionnaireResponse",
-            "profile": "http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse",
-            "documentation": (
-                "Answers to the case-report form. Only validated here, not stored: "
-                "POST [base]/QuestionnaireResponse/$validate with the resource, or a Parameters "
-                "resource with a 'resource' parameter, as body."
-            ),
-            "operation": [
+    resources.append(_questionnaire_response(stored))
+    for resource_type, support in (stored or {}).items():
+        if resource_type != "QuestionnaireResponse":
+            resources.append(
                 {
-                    "name": "validate",
-                    "definition": VALIDATE_OPERATION,
-                    "documentation": (
-                        "Checks a QuestionnaireResponse against the case-report form. Answers "
-                        "200 with an OperationOutcome without errors when it is valid, 422 with "
-                        "every problem found when it is not."
-                    ),
+                    "type": resource_type,
+                    "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+                    "documentation": _STORED_DOCUMENTATION,
+                    **_stored(support),
                 }
-            ],
-        }
-    )
+            )
     return {
         "resourceType": "CapabilityStatement",
         "id": "fhirnet",
@@ -145,7 +148,9 @@ def capability_statement(catalog: Catalog, *, software_version: str) -> dict[str
         "description": (
             "Serves the GEP-NET imaging case-report form (Questionnaire "
             f"{catalog.questionnaire()['url']}|{catalog.questionnaire().get('version', '')}), "
-            "its profiles and terminology, and validates QuestionnaireResponses to it."
+            "its profiles and terminology, validates QuestionnaireResponses to it, and assesses "
+            "submitted ones: the results are written to "
+            + ("its embedded store, served here." if stored else "the configured FHIR server.")
         ),
         "kind": "instance",
         "software": {"name": "fhirnet", "version": software_version},
@@ -159,9 +164,96 @@ def capability_statement(catalog: Catalog, *, software_version: str) -> dict[str
                     "JSON only (application/fhir+json; _format=json accepted). Searches are "
                     "strict: an unknown search parameter or a modifier is answered with 400 "
                     "unless the request sends 'Prefer: handling=lenient'. Results are paged "
-                    "with _count (default: all) and next links."
+                    "with _count and next links (conformance resources: all by default; stored "
+                    "resources: 50, at most 1000, _sort by date or _lastUpdated)."
                 ),
                 "resource": resources,
+                "interaction": [
+                    {"code": code, "documentation": documentation}
+                    for code, documentation in _SYSTEM_INTERACTIONS
+                ],
             }
         ],
     }
+
+
+_SUBMISSION = (
+    "POST [base]/QuestionnaireResponse assesses a completed or amended form with the patient's "
+    "earlier forms and writes, in one transaction, the form, its Observations, the "
+    "DiagnosticReport and a Provenance; 201 (200 when nothing new was written) with the "
+    "DiagnosticReport and its Location; 'Prefer: return=OperationOutcome' or 'return=minimal' "
+    "are honoured. An amended form re-assesses the later exams."
+)
+_STORED_DOCUMENTATION = (
+    "Written by fhirnet from the submitted forms (profiles in the conformance package); read "
+    "and searched here, never written by clients."
+)
+_SYSTEM_INTERACTIONS = (
+    (
+        "transaction",
+        "POST [base] with a transaction Bundle of QuestionnaireResponse POSTs: every form is "
+        "validated first, then all results are written in one transaction.",
+    ),
+    (
+        "batch",
+        "POST [base] with a batch Bundle of QuestionnaireResponse POSTs: each form on its own.",
+    ),
+)
+
+
+def _search_parameter(parameter: SearchParameter) -> dict[str, Any]:
+    rendered = {"name": parameter.name}
+    if parameter.definition is not None:
+        rendered["definition"] = parameter.definition
+    return rendered | {"type": parameter.type, "documentation": parameter.documentation}
+
+
+def _stored(support: StoredType) -> dict[str, Any]:
+    """read and search-type of a stored type."""
+    rendered: dict[str, Any] = {
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "versioning": "versioned",
+        "readHistory": False,
+        "updateCreate": False,
+    }
+    if support.includes:
+        rendered["searchInclude"] = list(support.includes)
+    rendered["searchParam"] = [_search_parameter(p) for p in support.parameters]
+    return rendered
+
+
+def _questionnaire_response(stored: Mapping[str, StoredType] | None) -> dict[str, Any]:
+    served = stored is not None and "QuestionnaireResponse" in stored
+    resource: dict[str, Any] = {
+        "type": "QuestionnaireResponse",
+        "profile": "http://hl7.org/fhir/StructureDefinition/QuestionnaireResponse",
+        "documentation": _SUBMISSION
+        + (" Stored forms are read and searched here." if served else ""),
+    }
+    interactions: dict[str, Any] = {"interaction": [{"code": "create"}]}
+    if stored is not None and served:
+        interactions = _stored(stored["QuestionnaireResponse"])
+        interactions["interaction"].insert(0, {"code": "create"})
+    resource |= interactions
+    resource["operation"] = [
+        {
+            "name": "validate",
+            "definition": VALIDATE_OPERATION,
+            "documentation": (
+                "Checks a QuestionnaireResponse against the case-report form. Answers 200 "
+                "with an OperationOutcome without errors when it is valid, 422 with every "
+                "problem found when it is not."
+            ),
+        },
+        {
+            "name": "extract",
+            "definition": EXTRACT_OPERATION,
+            "documentation": (
+                "The transaction Bundle a submission of the form would write (the form, its "
+                "Observations, DiagnosticReport and Provenance, and the re-assessed later "
+                "exams), without writing it. The body is the QuestionnaireResponse or a "
+                "Parameters resource with a 'questionnaire-response' parameter."
+            ),
+        },
+    ]
+    return resource

@@ -7,9 +7,11 @@ turns the list into an OperationOutcome with :func:`operation_outcome` (``style.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
+
+from fhirnet.errors import FhirnetError
 
 
 class Severity(StrEnum):
@@ -55,6 +57,35 @@ class Issue:
     @property
     def is_error(self) -> bool:
         return self.severity in (Severity.FATAL, Severity.ERROR)
+
+
+class OutcomeError(FhirnetError):
+    """A request refused with every problem found, as :class:`Issue` s (an OperationOutcome)."""
+
+    def __init__(self, issues: Iterable[Issue]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("; ".join(f"{i.expression or '-'}: {i.message}" for i in self.issues))
+
+
+class UnprocessableResourceError(OutcomeError):
+    """The resource is well-formed but cannot be accepted: invalid against the form, or breaking a
+    rule of the assessment (answered 422)."""
+
+
+class MalformedRequestError(OutcomeError):
+    """The request is not what the interaction takes, e.g. a Bundle entry that is not a
+    QuestionnaireResponse POST (answered 400)."""
+
+
+def rebased(issue: Issue, root: str, prefix: str) -> Issue:
+    """``issue`` with its expression moved from ``root`` to ``prefix``, e.g. from
+    ``QuestionnaireResponse.item[2]`` to ``Bundle.entry[1].resource.item[2]``."""
+    expression = issue.expression
+    if expression is None or prefix == root:
+        return issue
+    if expression == root or expression.startswith((root + ".", root + "[")):
+        return replace(issue, expression=prefix + expression[len(root) :])
+    return issue
 
 
 def has_errors(issues: Iterable[Issue]) -> bool:

@@ -15,6 +15,7 @@ from flask import current_app
 
 from fhirnet.config import Settings
 from fhirnet.fhir.profiles import Catalog
+from fhirnet.web.backend import Backend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,8 @@ class WebState:
     capability: Mapping[str, Any]
     #: The current time, timezone-aware; "today" of validations is its UTC date.
     clock: Callable[[], datetime]
+    #: The FHIR store submissions are assessed against and written to, and the patient locks.
+    backend: Backend
 
 
 def web_state() -> WebState:

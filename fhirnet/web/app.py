@@ -11,11 +11,15 @@ from flask.json.provider import DefaultJSONProvider
 
 from fhirnet import __version__
 from fhirnet.config import Settings, load_settings
-from fhirnet.fhir.capability import capability_statement
+from fhirnet.fhir.capability import SearchParameter, StoredType, capability_statement
+from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
+from fhirnet.ports import FhirStore
+from fhirnet.store.parameters import Kind, parameters_of
 from fhirnet.web import WebState
 from fhirnet.web.api_views import bp as api_bp
+from fhirnet.web.backend import Backend
 from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_views import bp as fhir_bp
@@ -34,16 +38,22 @@ def utc_now() -> datetime:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    store: FhirStore | None = None,
 ) -> Flask:
     """Build a configured fhirnet application.
 
     The conformance package is loaded and the served Questionnaire and CapabilityStatement are
-    built here, once, so a broken ``profiles/`` stops the start instead of failing requests.
+    built here, once, so a broken ``profiles/`` stops the start instead of failing requests. The
+    embedded store is opened on first use (:mod:`fhirnet.web.backend`).
 
     :param settings: overrides for tests; ``None`` reads ``FHIRNET_*`` from the environment.
     :param clock: returns the current, timezone-aware time; tests pass a fixed one. Validation's
-        "today" is this time's UTC date. Default: UTC now.
+        "today" is this time's UTC date, and results are ``issued`` at it. Default: UTC now.
+    :param store: the FHIR store to work on instead of the one ``settings`` name (tests); an
+        :class:`~fhirnet.store.EmbeddedStore` is served under ``/fhir`` too.
     :returns: the application, with its shared objects in ``app.extensions["fhirnet"]``.
     :raises fhirnet.config.ConfigError: an environment variable has an unusable value.
     :raises fhirnet.errors.ProfileNotFoundError: ``settings.profiles_dir`` is not a FHIR package,
@@ -51,6 +61,7 @@ def create_app(
     """
     settings = load_settings() if settings is None else settings
     catalog = load_catalog(settings.profiles_dir)
+    backend = Backend(settings, store=store)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = _ContractOrderJSONProvider(app)
@@ -60,8 +71,13 @@ def create_app(
         openapi=build_openapi_document(),
         catalog=catalog,
         questionnaire=served_questionnaire(catalog),
-        capability=capability_statement(catalog, software_version=__version__),
+        capability=capability_statement(
+            catalog,
+            software_version=__version__,
+            stored=stored_types() if backend.embedded else None,
+        ),
         clock=utc_now if clock is None else clock,
+        backend=backend,
     )
     register_error_handlers(app)
     app.register_blueprint(api_bp)
@@ -69,6 +85,55 @@ def create_app(
     app.register_blueprint(crf_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     return app
+
+
+def stored_types() -> dict[str, StoredType]:
+    """How the embedded store searches each type fhirnet writes, for the CapabilityStatement:
+    from the store's own parameter table, so the statement lists exactly what it honours."""
+    common = (
+        SearchParameter(
+            name="_id",
+            type="token",
+            definition="http://hl7.org/fhir/SearchParameter/Resource-id",
+            documentation="Logical id.",
+        ),
+        SearchParameter(
+            name="_lastUpdated",
+            type="date",
+            definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+            documentation="When the current version was written; also a _sort key.",
+        ),
+    )
+    types = {}
+    for resource_type in WRITTEN_TYPES:
+        parameters = parameters_of(resource_type).values()
+        types[resource_type] = StoredType(
+            parameters=common
+            + tuple(
+                SearchParameter(
+                    # R4 types QuestionnaireResponse.questionnaire as a reference (to a
+                    # canonical); the store matches url or url|version.
+                    name=parameter.name,
+                    type="reference" if parameter.kind is Kind.CANONICAL else parameter.kind.value,
+                    documentation=_SEARCH_DOCUMENTATION[parameter.kind],
+                )
+                for parameter in parameters
+            ),
+            includes=tuple(
+                f"{resource_type}:{parameter.name}"
+                for parameter in parameters
+                if parameter.kind is Kind.REFERENCE
+            ),
+        )
+    return types
+
+
+_SEARCH_DOCUMENTATION = {
+    Kind.TOKEN: "[system]|[code]; comma-separated values match any.",
+    Kind.REFERENCE: "Type/id, id, or an absolute URL ending in Type/id.",
+    Kind.DATE: "With prefixes eq ne gt lt ge le sa eb; also a _sort key (_sort=-date).",
+    Kind.CANONICAL: "The canonical URL, or url|version.",
+}
 
 
 def _health() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The ``fhirnet`` command: ``assess FILE.json`` offline, ``serve`` with gunicorn, ``demo``.
+"""The ``fhirnet`` command: ``assess FILE.json`` offline, ``serve`` with gunicorn, ``demo`` (serve
+and submit the example forms).
 
 ``assess`` runs exactly the endpoint's path (:func:`fhirnet.web.api_views.assess_document`) and
 prints the same bodies: the response on stdout (exit 0), or the API's ``{"errors": ...}`` body on
@@ -25,6 +26,7 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from fhirnet import __version__
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
+from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.web.api_views import assess_document
 from fhirnet.web.app import create_app
 from fhirnet.web.errors import error_body
@@ -73,40 +75,107 @@ def serve(host: str | None, port: int | None) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="[default: FHIRNET_PORT or 8080].")
 @click.option("--once", is_flag=True, help="Stop after the examples instead of serving on.")
 def demo(host: str | None, port: int | None, once: bool) -> None:
-    """Serve fhirnet, send it the example requests over HTTP and print their categories."""
+    """Serve fhirnet, submit the example forms over HTTP and print the categories written.
+
+    Each patient's forms in ``examples/questionnaire-responses/`` go to ``POST
+    /fhir/QuestionnaireResponse`` in date order, as an EHR would send them; the results land in
+    the embedded store (``FHIRNET_DATA_DIR``), or on ``FHIRNET_FHIR_BASE_URL`` when set.
+    """
     settings = load_settings()
     options = gunicorn_options(settings, host=host, port=port)
-    files = sorted((settings.examples_dir / "assessments").glob("*.json"))
+    forms_dir = settings.examples_dir / "questionnaire-responses"
+    patients = sorted(path for path in forms_dir.iterdir() if path.is_dir())
     base_url = f"http://{options['bind']}"
+    where = settings.fhir_base_url or f"the embedded store in {settings.data_dir}"
 
     def when_ready(_server: object) -> None:
         # Runs in gunicorn's master once the socket listens; requests wait in its backlog until
         # a worker takes them, so the examples go through the real HTTP stack.
-        threading.Thread(target=_run_examples, args=(base_url, files, once), daemon=True).start()
+        threading.Thread(
+            target=_run_examples, args=(base_url, where, patients, once), daemon=True
+        ).start()
 
     quiet = {"when_ready": when_ready, "accesslog": None}  # the summary is the demo's output
     _GunicornServer(create_app(settings), {**options, **quiet}).run()
 
 
-def _run_examples(base_url: str, files: Sequence[Path], stop: bool) -> None:
-    """POST each example to the running service and print a summary of what came back."""
+#: NCIt code of a response category → the category's code (``PR``, ``iUPD``...).
+_CATEGORIES = {coding.code: response.value for response, coding in RESPONSE_CATEGORIES.items()}
+
+
+def _run_examples(base_url: str, where: str, patients: Sequence[Path], stop: bool) -> None:
+    """Submit each patient's forms in order and print what each exam's report concludes."""
+    try:
+        _submit_examples(base_url, where, patients)
+    finally:
+        if stop:  # also when printing failed: --once must never leave the server running
+            os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master shuts down gracefully
+
+
+def _submit_examples(base_url: str, where: str, patients: Sequence[Path]) -> None:
     _wait_until_healthy(base_url)
-    click.echo(f"\nfhirnet {__version__} is serving on {base_url}")
-    for path in files:
-        request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
-            f"{base_url}/api/v1/assessments",
-            data=path.read_bytes(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            click.echo(_summary(path, json.load(answer)))
-    example = os.path.relpath(files[0]) if files else "FILE"
+    click.echo(f"\nfhirnet {__version__} is serving on {base_url}, writing to {where}")
+    for patient in patients:
+        click.echo(f"\n{patient.name}")
+        reports = None
+        for path in sorted(patient.glob("*.json")):
+            location, line = _submit(base_url, path)
+            click.echo(line)
+            if location is not None:
+                server, _, _ = location.rpartition("/DiagnosticReport/")
+                reports = f"{server}/DiagnosticReport?subject=Patient/{patient.name}&_sort=-date"
+        if reports is not None:
+            click.echo(f"  reports: {reports}")
+    first = sorted(patients[0].glob("*.json"))[:1] if patients else []
+    example = os.path.relpath(first[0]) if first else "FORM.json"
     click.echo(
-        f"\nTry: curl -s -H 'Content-Type: application/json' --data @{example} "
-        f"{base_url}/api/v1/assessments\nOpenAPI: {base_url}/api/v1/openapi.json"
+        f"\nSubmit a form: curl -s -H 'Content-Type: application/fhir+json' --data @{example} "
+        f"{base_url}/fhir/QuestionnaireResponse\n"
+        f"Assessment API (JSON, no FHIR): POST {base_url}/api/v1/assessments, "
+        f"examples in examples/assessments/; OpenAPI: {base_url}/api/v1/openapi.json"
     )
-    if stop:
-        os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master shuts down gracefully
+
+
+def _submit(base_url: str, path: Path) -> tuple[str | None, str]:
+    """POST one form; the report's Location and a line: date, category, warnings."""
+    request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
+        f"{base_url}/fhir/QuestionnaireResponse",
+        data=path.read_bytes(),
+        headers={"Content-Type": "application/fhir+json", "Prefer": "return=OperationOutcome"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
+            status, location, outcome = answer.status, answer.headers["Location"], json.load(answer)
+    except urllib.error.HTTPError as error:
+        outcome = json.load(error)
+        problems = "; ".join(issue.get("diagnostics", "") for issue in outcome.get("issue", []))
+        return None, f"  {path.name}: {error.code} {problems}"
+    report = _fetch(location)
+    if report is None:
+        return location, f"  {path.name}: {status}, report at {location}"
+    codings = [c for concept in report.get("conclusionCode", []) for c in concept.get("coding", [])]
+    category = next((_CATEGORIES[c["code"]] for c in codings if c.get("code") in _CATEGORIES), None)
+    day = str(report.get("effectiveDateTime", "?"))[:10]
+    written = "written" if status == 201 else "unchanged"
+    lines = [f"  {day}  {category or 'baseline':<6}  {report.get('status')}, {written}: {location}"]
+    lines += [
+        f"      warning: {issue.get('diagnostics')}"
+        for issue in outcome.get("issue", [])
+        if issue.get("severity") == "warning"
+    ]
+    return location, "\n".join(lines)
+
+
+def _fetch(url: str) -> dict[str, Any] | None:
+    """GET a resource the service points at; ``None`` if it cannot (an external server that
+    wants credentials, say)."""
+    request = urllib.request.Request(url, headers={"Accept": "application/fhir+json"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            body: dict[str, Any] = json.load(answer)
+            return body
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def _wait_until_healthy(base_url: str, attempts: int = 100) -> None:
@@ -116,22 +185,6 @@ def _wait_until_healthy(base_url: str, attempts: int = 100) -> None:
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
-
-
-def _summary(path: Path, body: Mapping[str, Any]) -> str:
-    """A few lines per example: each follow-up's overall response and sum, then the BOR."""
-    lines = [f"\n{path.name} ({body['criteria']}, baseline {body['baselineDate']})"]
-    for timepoint in body["timepoints"]:
-        change = timepoint["changeFromBaselinePct"]
-        figures = (
-            "" if change is None else f"  sum {timepoint['sumMm']} mm ({change:+}% vs baseline)"
-        )
-        lines.append(f"  {timepoint['date']}  {timepoint['overallResponse']:<16}{figures}")
-    best = body["bestOverallResponse"]
-    confirmed = {None: "", True: ", confirmed", False: ", not confirmed"}[best["confirmed"]]
-    lines.append(f"  best overall response: {best['response']} ({best['date']}{confirmed})")
-    lines += [f"  warning: {warning}" for warning in body["warnings"]]
-    return "\n".join(lines)
 
 
 def gunicorn_options(

@@ -8,7 +8,10 @@ unexpected 500s, is an OperationOutcome served as ``application/fhir+json``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, json, request
@@ -17,12 +20,24 @@ from werkzeug.wrappers import Response
 
 from fhirnet.errors import (
     FhirnetError,
+    FhirServerError,
+    FhirServerRejectedError,
+    FhirServerUnavailableError,
     FieldError,
     InvalidInputError,
+    PatientBusyError,
     ProfileNotFoundError,
     json_path,
 )
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.fhir.outcome import (
+    Issue,
+    IssueType,
+    MalformedRequestError,
+    OutcomeError,
+    Severity,
+    operation_outcome,
+)
+from fhirnet.store import SearchParameterError
 
 INTERNAL_ERROR_MESSAGE = "Internal server error; the details are in the service log."
 
@@ -56,11 +71,93 @@ class FhirRequestError(FhirnetError):
     Rendered as an OperationOutcome with one error issue of type ``code`` and HTTP ``status``.
     """
 
-    def __init__(self, status: int, code: IssueType, message: str) -> None:
+    def __init__(
+        self, status: int, code: IssueType, message: str, *, expression: str | None = None
+    ) -> None:
         self.status = status
         self.code = code
         self.message = message
+        self.expression = expression
         super().__init__(message)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorAnswer:
+    """How a FHIR route answers an error: status, OperationOutcome and extra headers."""
+
+    status: int
+    outcome: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def status_line(self) -> str:
+        """``"422 Unprocessable Entity"``: a Bundle entry's ``response.status``."""
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
+
+
+def fhir_error_answer(error: FhirnetError) -> ErrorAnswer | None:
+    """The answer of a FHIR route to a fhirnet error; ``None`` for errors that are bugs.
+
+    Also used for the entries of a ``batch`` answer, so an entry fails exactly as the same form
+    sent on its own would.
+    """
+    if isinstance(error, OutcomeError):
+        status = 400 if isinstance(error, MalformedRequestError) else 422
+        return ErrorAnswer(status=status, outcome=operation_outcome(error.issues))
+    if isinstance(error, FhirRequestError):
+        issue = _error_issue(error.code, error.message, error.expression)
+        return ErrorAnswer(status=error.status, outcome=operation_outcome([issue]))
+    if isinstance(error, SearchParameterError):
+        return ErrorAnswer(
+            status=400, outcome=operation_outcome([_error_issue(error.code, str(error))])
+        )
+    if isinstance(error, InvalidInputError):
+        issues = [
+            _error_issue(IssueType.INVALID, f"{json_path(problem.path)}: {problem.message}")
+            for problem in error.errors
+        ]
+        return ErrorAnswer(status=422, outcome=operation_outcome(issues))
+    if isinstance(error, ProfileNotFoundError):
+        issue = _error_issue(IssueType.NOT_FOUND, f"Not found: {error.canonical}.")
+        return ErrorAnswer(status=404, outcome=operation_outcome([issue]))
+    if isinstance(error, FhirServerError | PatientBusyError):
+        return _unavailable_or_refused(error)
+    return None
+
+
+def _unavailable_or_refused(error: FhirServerError | PatientBusyError) -> ErrorAnswer:
+    """502 when the FHIR server refused or answered nonsense, 503 when it (or the patient's lock)
+    is unavailable, with ``Retry-After`` when known. Never partial (one transaction), but after
+    a timeout the server may have committed: the messages claim only what holds either way."""
+    headers = {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    if isinstance(error, PatientBusyError):
+        issue = _error_issue(IssueType.TRANSIENT, f"Busy: {error}. Nothing was written; retry.")
+        return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers=headers)
+    if isinstance(error, FhirServerUnavailableError):
+        # After a timeout nobody knows whether the server committed: say what holds either way.
+        message = (
+            f"The FHIR server is unavailable: {error}. Its transaction is all or nothing, never "
+            "partial; send the form again later: a resubmission never writes anything twice."
+        )
+        issue = _error_issue(IssueType.TRANSIENT, message)
+        return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers=headers)
+    if isinstance(error, FhirServerRejectedError):
+        message = (
+            f"The FHIR server refused fhirnet's request: {error}. A refused transaction is not "
+            "applied (all or nothing); the server's issues follow."
+        )
+    else:
+        message = (
+            f"The FHIR server answered unexpectedly: {error}. Its transaction is all or nothing, "
+            "never partial; a resubmission never writes anything twice."
+        )
+    outcome = operation_outcome([_error_issue(IssueType.EXCEPTION, message)])
+    theirs = error.outcome.get("issue") if isinstance(error.outcome, Mapping) else None
+    if isinstance(theirs, list):  # the server's own issues, as it sent them
+        outcome["issue"] += [issue for issue in theirs if isinstance(issue, Mapping)]
+    return ErrorAnswer(status=502, outcome=outcome, headers=headers)
 
 
 def error_body(problems: Iterable[FieldError]) -> dict[str, dict[str, list[str]]]:
@@ -101,7 +198,10 @@ def register_error_handlers(app: Flask) -> None:
     """
     app.register_error_handler(InvalidInputError, _invalid_input)
     app.register_error_handler(ProfileNotFoundError, _profile_not_found)
-    app.register_error_handler(FhirRequestError, _fhir_request_error)
+    app.register_error_handler(FhirRequestError, _fhirnet_error)
+    app.register_error_handler(OutcomeError, _fhirnet_error)
+    app.register_error_handler(FhirServerError, _fhirnet_error)
+    app.register_error_handler(PatientBusyError, _fhirnet_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -116,24 +216,24 @@ def _outcome_response(issues: Iterable[Issue], status: int) -> Response:
 
 def _invalid_input(error: InvalidInputError) -> tuple[dict[str, Any], int] | Response:
     if is_fhir_request():
-        issues = [
-            _error_issue(IssueType.INVALID, f"{json_path(problem.path)}: {problem.message}")
-            for problem in error.errors
-        ]
-        return _outcome_response(issues, 422)
+        return _fhirnet_error(error)
     return error_body(error.errors), 422
 
 
 def _profile_not_found(error: ProfileNotFoundError) -> tuple[dict[str, Any], int] | Response:
-    message = f"Not found: {error.canonical}."
     if is_fhir_request():
-        return _outcome_response([_error_issue(IssueType.NOT_FOUND, message)], 404)
-    return error_body([FieldError(path=(), message=message)]), 404
+        return _fhirnet_error(error)
+    return error_body([FieldError(path=(), message=f"Not found: {error.canonical}.")]), 404
 
 
-def _fhir_request_error(error: FhirRequestError) -> Response:
-    # Raised by the FHIR views only, so always rendered as an OperationOutcome.
-    return _outcome_response([_error_issue(error.code, error.message)], error.status)
+def _fhirnet_error(error: FhirnetError) -> tuple[dict[str, Any], int] | Response:
+    # Raised on the FHIR routes only (the JSON API never reaches a store or a form).
+    answer = fhir_error_answer(error)
+    if answer is None:
+        return _unexpected(error)
+    response = fhir_json_response(answer.outcome, answer.status)
+    response.headers.update(answer.headers)
+    return response
 
 
 def _http_error(error: HTTPException) -> Response:

@@ -4,7 +4,13 @@
 * ``GET /fhir/<type>/<id>`` and ``GET /fhir/<type>?url=...`` — read and search of the conformance
   resources (:data:`~fhirnet.fhir.capability.READABLE_TYPES`); the Questionnaire is served with
   its answer ValueSets contained and pre-expanded (:mod:`fhirnet.fhir.served`);
-* ``POST /fhir/QuestionnaireResponse/$validate`` — validation of a QuestionnaireResponse.
+* ``POST /fhir/QuestionnaireResponse/$validate`` — validation of a QuestionnaireResponse;
+* ``POST /fhir/QuestionnaireResponse`` — the main job: assess a form with the patient's earlier
+  ones and write form and results in one transaction (:func:`fhirnet.services.submit`);
+  ``POST /fhir`` with a ``transaction`` or ``batch`` Bundle of forms; and
+  ``POST /fhir/QuestionnaireResponse/$extract``, the transaction without writing it;
+* with the embedded store, ``GET /fhir/<type>/<id>`` and ``GET /fhir/<type>?...`` of what it
+  holds (:data:`STORED_TYPES`); with an external FHIR server these are read there (404 here).
 
 Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
 """
@@ -23,12 +29,26 @@ from werkzeug.wrappers import Response
 
 from fhirnet.errors import ProfileNotFoundError
 from fhirnet.fhir.capability import READABLE_TYPES
+from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
+from fhirnet.ports import Json
+from fhirnet.services import Submission, extract, submit, submit_bundle
+from fhirnet.store import EmbeddedStore
+from fhirnet.store.parameters import COMMON, parameters_of
+from fhirnet.store.resources import is_id
+from fhirnet.store.search import RESULT_PARAMETERS as STORE_RESULT_PARAMETERS
 from fhirnet.web import web_state
 from fhirnet.web.bodies import body_within_limit
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
+from fhirnet.web.fhir_bundles import (
+    RETURN_MINIMAL,
+    RETURN_OUTCOME,
+    bundle_response,
+    searchset,
+    version_headers,
+)
 from fhirnet.web.fhir_search import search_query
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -42,6 +62,10 @@ FORMAT_VALUES = frozenset({"json", "application/json", FHIR_JSON})
 FORMAT_PARAMETERS = ("_format", "_pretty")
 #: ``$validate`` modes: fhirnet checks content only, so these three mean the same.
 VALIDATE_MODES = ("create", "update", "profile")
+#: What fhirnet writes; the embedded store serves them by read and search.
+STORED_TYPES = WRITTEN_TYPES
+#: Operations on QuestionnaireResponse, which take a POST only.
+OPERATIONS = ("$validate", "$extract")
 
 
 @bp.before_request
@@ -84,9 +108,12 @@ def metadata() -> Response:
 
 @bp.get("/<resource_type>/<resource_id>")
 def read(resource_type: str, resource_id: str) -> Response:
-    """One conformance resource by type and logical id (FHIR ``read`` interaction)."""
-    if resource_type == "QuestionnaireResponse" and resource_id == "$validate":
-        raise MethodNotAllowed(valid_methods=["POST"], description="$validate takes a POST.")
+    """One conformance resource, or one the embedded store holds, by type and logical id (FHIR
+    ``read`` interaction)."""
+    if resource_type == "QuestionnaireResponse" and resource_id in OPERATIONS:
+        raise MethodNotAllowed(valid_methods=["POST"], description=f"{resource_id} takes a POST.")
+    if resource_type in STORED_TYPES:
+        return _read_stored(resource_type, resource_id)
     _require_readable(resource_type, "read")
     _check_parameters(FORMAT_PARAMETERS)
     resource = web_state().catalog.by_id(resource_type, resource_id)
@@ -97,7 +124,10 @@ def read(resource_type: str, resource_id: str) -> Response:
 
 @bp.get("/<resource_type>")
 def search(resource_type: str) -> Response:
-    """A ``searchset`` Bundle of the conformance resources of a type (``search-type``)."""
+    """A ``searchset`` Bundle of the conformance resources of a type (``search-type``), or of
+    what the embedded store holds."""
+    if resource_type in STORED_TYPES:
+        return _search_stored(resource_type)
     _require_readable(resource_type, "search")
     query = search_query(resource_type, request.args, lenient=_lenient(), ignored=FORMAT_PARAMETERS)
     state = web_state()
@@ -144,6 +174,167 @@ def validate() -> Response:
     return _respond(operation_outcome(issues), 422 if has_errors(issues) else 200)
 
 
+@bp.post("/QuestionnaireResponse")
+def create() -> Response:
+    """Submit a filled form (the main job): 201 with the DiagnosticReport written, or 200 when
+    nothing new was written; ``Location`` is the DiagnosticReport (module docstring)."""
+    _check_parameters(FORMAT_PARAMETERS)
+    resource = _resource_of(_json_body(), "QuestionnaireResponse")
+    submission = submit(resource, **_pipeline(), locks=web_state().backend.locks)
+    return _submitted(submission)
+
+
+@bp.post("")
+def transaction() -> Response:
+    """Submit several forms in a ``transaction`` (all or nothing) or ``batch`` Bundle."""
+    _check_parameters(FORMAT_PARAMETERS)
+    bundle = _resource_of(_json_body(), "Bundle")
+    outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
+    return _respond(bundle_response(outcome, report_url=_report_url, prefer=_return()))
+
+
+@bp.post("/QuestionnaireResponse/$extract")
+def extract_resources() -> Response:
+    """The transaction Bundle a submission of the form would write, not written (SDC
+    ``$extract``). The body is the QuestionnaireResponse, or a ``Parameters`` resource with a
+    ``questionnaire-response`` parameter holding it."""
+    _check_parameters(FORMAT_PARAMETERS)
+    body = _json_body()
+    resource = _resource_of(body, "QuestionnaireResponse", parameter="questionnaire-response")
+    return _respond(extract(resource, **_pipeline()))
+
+
+def _pipeline() -> dict[str, Any]:
+    """The arguments every use case takes: the store, the catalog, the time, the server's
+    client-id types."""
+    state = web_state()
+    backend = state.backend
+    return {
+        "store": backend.store(),
+        "catalog": state.catalog,
+        "now": state.clock(),
+        "client_id_types": backend.client_id_types(),
+    }
+
+
+def _submitted(submission: Submission) -> Response:
+    """201/200 with ``Location``, ``ETag`` and the body the client prefers."""
+    status = 201 if submission.created else 200
+    preference = _return()
+    if preference == RETURN_MINIMAL:
+        response = Response(status=status)
+        del response.headers["Content-Type"]  # no body, so no media type
+    elif preference == RETURN_OUTCOME:
+        response = _respond(operation_outcome(submission.issues), status)
+    else:
+        response = _respond(submission.report, status)
+    response.headers["Location"] = _report_url(submission.report)
+    response.headers.update(version_headers(submission.report))
+    return response
+
+
+def _report_url(report: Json) -> str:
+    """The absolute URL of a DiagnosticReport: on the FHIR server that holds it."""
+    base = web_state().backend.server_url or _base_url()
+    return f"{base}/DiagnosticReport/{report.get('id')}"
+
+
+def _return() -> str:
+    """The ``Prefer: return=`` value, lower-cased; ``representation`` when not given."""
+    return _preferences().get("return", "representation")
+
+
+def _preferences() -> dict[str, str]:
+    """``Prefer`` header preferences (RFC 7240), names and values lower-cased."""
+    found = {}
+    for part in request.headers.get("Prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name:
+            found[name.strip().lower()] = value.strip().strip('"').lower()
+    return found
+
+
+def _embedded(resource_type: str) -> EmbeddedStore:
+    """The embedded store; 404 ``not-supported`` when results go to an external server."""
+    backend = web_state().backend
+    store = backend.embedded_store()
+    if store is None:
+        raise FhirRequestError(
+            404,
+            IssueType.NOT_SUPPORTED,
+            f"fhirnet writes {resource_type} resources to the FHIR server at "
+            f"{backend.server_url or 'its configured base URL'}: read and search them there.",
+        )
+    return store
+
+
+def _read_stored(resource_type: str, resource_id: str) -> Response:
+    _check_parameters(FORMAT_PARAMETERS)
+    store = _embedded(resource_type)
+    resource = store.read(resource_type, resource_id) if is_id(resource_id) else None
+    if resource is None:
+        raise FhirRequestError(
+            404, IssueType.NOT_FOUND, f"There is no {resource_type} with id {resource_id!r}."
+        )
+    response = _respond(resource)
+    response.headers.update(version_headers(resource))
+    return response
+
+
+def _search_stored(resource_type: str) -> Response:
+    """A page of the embedded store's search; the store refuses (400) what it cannot honour,
+    unless the client prefers lenient handling, which leaves unknown parameters out."""
+    store = _embedded(resource_type)
+    supported = {*parameters_of(resource_type), *COMMON, *STORE_RESULT_PARAMETERS}
+    lenient = _lenient()
+    query = [
+        (name, value)
+        for name, value in request.args.items(multi=True)
+        if name not in FORMAT_PARAMETERS and (name in supported or not lenient)
+    ]
+    params: dict[str, list[str]] = {}
+    for name, value in query:
+        params.setdefault(name, []).append(value)
+    page = store.search_page(resource_type, params)
+    return _respond(searchset(page, base=_base_url(), resource_type=resource_type, query=query))
+
+
+def _resource_of(body: Any, resource_type: str, *, parameter: str | None = None) -> Json:
+    """The resource of type ``resource_type`` a body holds: the body itself, or (when
+    ``parameter`` is given) the ``resource`` of that parameter of a ``Parameters`` body."""
+    if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+        raise FhirRequestError(
+            400,
+            IssueType.STRUCTURE,
+            "The body must be a FHIR resource: an object with resourceType.",
+        )
+    if parameter is not None and body["resourceType"] == "Parameters":
+        entries = body.get("parameter")
+        found = [
+            entry.get("resource")
+            for entry in (entries if isinstance(entries, list) else [])
+            if isinstance(entry, dict) and entry.get("name") == parameter
+        ]
+        if len(found) != 1 or not isinstance(found[0], dict):
+            raise FhirRequestError(
+                400,
+                IssueType.REQUIRED,
+                f"A Parameters body needs exactly one {parameter!r} parameter holding the "
+                f"{resource_type} as its resource.",
+                expression="Parameters.parameter",
+            )
+        body = found[0]
+    if body.get("resourceType") != resource_type:
+        also = " (or a Parameters resource holding one)" if parameter else ""
+        raise FhirRequestError(
+            400,
+            IssueType.INVALID,
+            f"Expected a {resource_type}{also}, got {body.get('resourceType')!r}.",
+        )
+    resource: Json = body
+    return resource
+
+
 def _respond(body: Mapping[str, Any], status: int = 200) -> Response:
     return fhir_json_response(body, status, pretty=request.args.get("_pretty") == "true")
 
@@ -161,18 +352,18 @@ def _as_served(resource: Resource) -> Resource:
 
 def _require_readable(resource_type: str, interaction: str) -> None:
     if resource_type not in READABLE_TYPES:
+        served = READABLE_TYPES + (STORED_TYPES if web_state().backend.embedded else ())
         raise FhirRequestError(
             404,
             IssueType.NOT_SUPPORTED,
             f"{interaction} of {resource_type!r} is not supported; this server serves "
-            f"{', '.join(READABLE_TYPES)} (see /fhir/metadata).",
+            f"{', '.join(served)} (see /fhir/metadata).",
         )
 
 
 def _lenient() -> bool:
     """Whether the client sent ``Prefer: handling=lenient`` (ignore unknown parameters)."""
-    preferences = request.headers.get("Prefer", "").replace(" ", "").lower().split(",")
-    return "handling=lenient" in preferences
+    return _preferences().get("handling") == "lenient"
 
 
 def _check_parameters(allowed: Collection[str]) -> None:

@@ -11,6 +11,10 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
 from fhirnet.fhir.capability import READABLE_TYPES, SEARCH_PARAMETERS
+from fhirnet.fhir.identifiers import WRITTEN_TYPES
+from fhirnet.store import CURSOR
+from fhirnet.store.parameters import COMMON, parameters_of
+from fhirnet.store.search import MAX_COUNT
 from fhirnet.web.schemas import AssessmentRequestSchema, AssessmentSchema, ErrorsSchema
 
 OPENAPI_VERSION = "3.1.0"
@@ -159,7 +163,9 @@ def _fhir_components(spec: APISpec) -> None:
                             "resource": {"type": "object", "required": ["resourceType", "id"]},
                             "search": {
                                 "type": "object",
-                                "properties": {"mode": {"type": "string", "const": "match"}},
+                                "properties": {
+                                    "mode": {"type": "string", "enum": ["match", "include"]}
+                                },
                             },
                         },
                     },
@@ -169,6 +175,109 @@ def _fhir_components(spec: APISpec) -> None:
     )
     spec.components.schema(
         "QuestionnaireResponse", component=_resource_schema("QuestionnaireResponse")
+    )
+    for resource_type in WRITTEN_TYPES:
+        if resource_type != "QuestionnaireResponse":
+            spec.components.schema(resource_type, component=_resource_schema(resource_type))
+    spec.components.schema(
+        "SubmissionBundle",
+        component={
+            **_resource_schema("Bundle", ("type",)),
+            "description": "A transaction or batch Bundle of forms: each entry a "
+            "QuestionnaireResponse POST.",
+            "properties": {
+                "resourceType": {"type": "string", "const": "Bundle"},
+                "type": {"type": "string", "enum": ["transaction", "batch"]},
+                "entry": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["resource", "request"],
+                        "properties": {
+                            "fullUrl": {"type": "string"},
+                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
+                            "request": {
+                                "type": "object",
+                                "required": ["method", "url"],
+                                "properties": {
+                                    "method": {"type": "string", "const": "POST"},
+                                    "url": {"type": "string", "const": "QuestionnaireResponse"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    )
+    spec.components.schema(
+        "ResponseBundle",
+        component={
+            **_resource_schema("Bundle", ("type",)),
+            "description": "The answer to a submission Bundle: one entry per entry sent, in "
+            "order. response.status is '201 Created' or '200 OK' with response.location = the "
+            "DiagnosticReport, or (batch) the error status with response.outcome.",
+            "properties": {
+                "resourceType": {"type": "string", "const": "Bundle"},
+                "type": {"type": "string", "enum": ["transaction-response", "batch-response"]},
+                "entry": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["response"],
+                        "properties": {
+                            "resource": {"$ref": "#/components/schemas/DiagnosticReport"},
+                            "response": {
+                                "type": "object",
+                                "required": ["status"],
+                                "properties": {
+                                    "status": {"type": "string"},
+                                    "location": {"type": "string"},
+                                    "etag": {"type": "string"},
+                                    "lastModified": {"type": "string"},
+                                    "outcome": {"$ref": "#/components/schemas/OperationOutcome"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    )
+    spec.components.schema(
+        "TransactionBundle",
+        component={
+            **_resource_schema("Bundle", ("type", "entry")),
+            "description": "The transaction a form gives: the form, its BodyStructures, "
+            "Observations, DiagnosticReport and Provenance, and the re-assessed later exams; "
+            "each entry a conditional update (PUT Type?identifier=...) or PUT Type/id.",
+            "properties": {
+                "resourceType": {"type": "string", "const": "Bundle"},
+                "type": {"type": "string", "const": "transaction"},
+                "entry": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    )
+    spec.components.schema(
+        "ExtractParameters",
+        component={
+            **_resource_schema("Parameters", ("parameter",)),
+            "description": "The $extract in-parameter 'questionnaire-response' (the form).",
+            "properties": {
+                "resourceType": {"type": "string", "const": "Parameters"},
+                "parameter": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "resource"],
+                        "properties": {
+                            "name": {"type": "string", "const": "questionnaire-response"},
+                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
+                        },
+                    },
+                },
+            },
+        },
     )
     spec.components.schema(
         "ValidateParameters",
@@ -368,3 +477,221 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
             }
         },
     )
+
+    _add_submission_endpoints(spec)
+    _add_stored_types(spec)
+
+
+_PREFER_RETURN = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "'return=representation' (default): the DiagnosticReport; "
+    "'return=OperationOutcome': what was done and every warning (e.g. a discordant reader "
+    "conclusion, a missing modality); 'return=minimal': no body.",
+    "schema": {"type": "string"},
+}
+_BODY_ERRORS = {
+    "400": _outcome("Not JSON, or not the resource the interaction takes."),
+    "406": _NOT_ACCEPTABLE,
+    "413": _outcome("The body is larger than the configured limit."),
+    "415": _outcome("The Content-Type is not application/fhir+json or JSON."),
+    "422": _outcome(
+        "The form is invalid (expressions as $validate gives them), its status is not "
+        "completed or amended, or it breaks a rule of the assessment (e.g. a follow-up target "
+        "that is not a baseline target, no baseline form on file); nothing was written."
+    ),
+    "502": _outcome(
+        "The FHIR server refused the transaction (its issues follow ours); nothing was written."
+    ),
+    "503": {
+        **_outcome(
+            "The FHIR server is unavailable, or another submission about the patient took too "
+            "long; nothing was written. Retry (after Retry-After, when given)."
+        ),
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+_WRITTEN_HEADERS = {
+    "Location": {
+        "description": "The absolute URL of the exam's DiagnosticReport.",
+        "schema": {"type": "string"},
+    },
+    "ETag": {"description": 'W/"<versionId>" of the report.', "schema": {"type": "string"}},
+}
+_REPORT_BODY = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/DiagnosticReport"},
+        {"$ref": "#/components/schemas/OperationOutcome"},
+    ]
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}},
+    }
+
+
+def _add_submission_endpoints(spec: APISpec) -> None:
+    form = {"$ref": "#/components/schemas/QuestionnaireResponse"}
+    spec.path(
+        path="/fhir/QuestionnaireResponse",
+        operations={
+            "post": {
+                "operationId": "fhirSubmitQuestionnaireResponse",
+                "summary": "Submit a filled form: assess it and write form and results",
+                "description": "Validates the form, finds the patient's earlier forms, assesses "
+                "the timeline with the form's criteria and writes, in one FHIR transaction, the "
+                "form, the lesion, sum and response Observations, the risk Observations, the "
+                "DiagnosticReport and a Provenance. An identical resubmission writes nothing "
+                "(200); an amended form replaces the earlier results and re-assesses later exams.",
+                "tags": ["FHIR"],
+                "parameters": [*_FORMAT_PARAMETERS, _PREFER_RETURN],
+                "requestBody": _body(form),
+                "responses": {
+                    "201": {
+                        "description": "Results written; the body is the DiagnosticReport (or "
+                        "what Prefer asks for).",
+                        "headers": _WRITTEN_HEADERS,
+                        "content": _fhir_content(_REPORT_BODY),
+                    },
+                    "200": {
+                        "description": "Nothing new created (the same form again, or the report "
+                        "updated); the body is the DiagnosticReport (or what Prefer asks for).",
+                        "headers": _WRITTEN_HEADERS,
+                        "content": _fhir_content(_REPORT_BODY),
+                    },
+                    **_BODY_ERRORS,
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/fhir",
+        operations={
+            "post": {
+                "operationId": "fhirSubmitBundle",
+                "summary": "Submit several forms in a transaction or batch Bundle",
+                "description": "transaction: every form is validated first, then all results "
+                "are written in one FHIR transaction (any problem: 422, nothing written). batch: "
+                "each form on its own, failures answered per entry.",
+                "tags": ["FHIR"],
+                "parameters": [*_FORMAT_PARAMETERS, _PREFER_RETURN],
+                "requestBody": _body({"$ref": "#/components/schemas/SubmissionBundle"}),
+                "responses": {
+                    "200": {
+                        "description": "One response entry per entry sent.",
+                        "content": _fhir_content("ResponseBundle"),
+                    },
+                    **_BODY_ERRORS,
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/fhir/QuestionnaireResponse/$extract",
+        operations={
+            "post": {
+                "operationId": "fhirExtractQuestionnaireResponse",
+                "summary": "The transaction Bundle a submission would write, without writing it",
+                "tags": ["FHIR"],
+                "parameters": [*_FORMAT_PARAMETERS],
+                "requestBody": _body(
+                    {"oneOf": [form, {"$ref": "#/components/schemas/ExtractParameters"}]}
+                ),
+                "responses": {
+                    "200": {
+                        "description": "The transaction Bundle (SDC $extract); nothing written.",
+                        "content": _fhir_content("TransactionBundle"),
+                    },
+                    **{code: r for code, r in _BODY_ERRORS.items() if code != "502"},
+                },
+            }
+        },
+    )
+
+
+def _add_stored_types(spec: APISpec) -> None:
+    """read and search of what the embedded store holds; 404 with an external FHIR server."""
+    elsewhere = "With an external FHIR server (FHIRNET_FHIR_BASE_URL) these are read there: 404."
+    for resource_type in WRITTEN_TYPES:
+        names = [*COMMON, *parameters_of(resource_type)]
+        spec.path(
+            path=f"/fhir/{resource_type}",
+            operations={
+                "get": {
+                    "operationId": f"fhirSearch{resource_type}",
+                    "summary": f"Search the {resource_type} resources fhirnet wrote (embedded "
+                    "store)",
+                    "description": elsewhere,
+                    "tags": ["FHIR"],
+                    "parameters": [
+                        *(
+                            _query(name, "FHIR R4 search parameter.", {"type": "string"})
+                            for name in names
+                        ),
+                        _query(
+                            "_count",
+                            f"Page size (at most {MAX_COUNT}).",
+                            {"type": "integer", "minimum": 0},
+                        ),
+                        _query(
+                            "_sort",
+                            "date, _lastUpdated or _id; '-' for descending.",
+                            {"type": "string"},
+                        ),
+                        _query("_include", "e.g. DiagnosticReport:result.", {"type": "string"}),
+                        _query(
+                            "_total",
+                            "Accepted and ignored: the total is always given.",
+                            {"type": "string"},
+                        ),
+                        _query(CURSOR, "The page a next link points at.", {"type": "string"}),
+                        *_FORMAT_PARAMETERS,
+                        _PREFER,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A searchset Bundle of one page, with a next link.",
+                            "content": _fhir_content("SearchsetBundle"),
+                        },
+                        "400": _outcome("An unsupported parameter, modifier or value."),
+                        "404": _outcome(elsewhere),
+                        "406": _NOT_ACCEPTABLE,
+                    },
+                }
+            },
+        )
+        spec.path(
+            path=f"/fhir/{resource_type}/{{id}}",
+            operations={
+                "get": {
+                    "operationId": f"fhirRead{resource_type}",
+                    "summary": f"Read a {resource_type} fhirnet wrote (embedded store)",
+                    "description": elsewhere,
+                    "tags": ["FHIR"],
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        *_FORMAT_PARAMETERS,
+                        _PREFER,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": f"The {resource_type}.",
+                            "headers": {"ETag": {"schema": {"type": "string"}}},
+                            "content": _fhir_content(resource_type),
+                        },
+                        "400": _outcome("An unsupported parameter."),
+                        "404": _outcome(f"No such {resource_type}. " + elsewhere),
+                        "406": _NOT_ACCEPTABLE,
+                    },
+                }
+            },
+        )

@@ -24,6 +24,7 @@ from jwt.algorithms import ECAlgorithm
 from fhirnet.client import FhirClient
 from fhirnet.smart import SmartCredentials
 from tests.integration import fhir_server
+from tests.integration.fault_proxy import FaultProxy
 
 #: The variable that points the tests at an already running FHIR R4 server.
 EXTERNAL_URL_VARIABLE = "FHIRNET_TEST_FHIR_URL"
@@ -86,6 +87,15 @@ def session() -> Iterator[RecordingSession]:
 def fhir(fhir_base_url: str, session: RecordingSession) -> FhirClient:
     """A client of the server under test, on a session that records the requests."""
     return FhirClient(fhir_base_url, timeout=(5.0, 30.0), session=session)
+
+
+@pytest.fixture
+def fault_proxy(fhir_base_url: str) -> Iterator[FaultProxy]:
+    """A reverse proxy in front of the server under test that forwards everything until the test
+    injects a fault (:mod:`tests.integration.fault_proxy`); closed after the test, so no rule or
+    held request outlives it."""
+    with FaultProxy(fhir_base_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture

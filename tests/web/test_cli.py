@@ -1,5 +1,6 @@
 """``fhirnet assess`` gives the API's bodies offline (stdout + exit 0, or the same error body on
-stderr + exit 2), and ``fhirnet serve`` runs the API under gunicorn with Settings' address."""
+stderr + exit 2), ``fhirnet serve`` runs the API under gunicorn with Settings' address, and
+``fhirnet demo`` submits the example forms to it and prints the categories written."""
 
 from __future__ import annotations
 
@@ -235,25 +236,74 @@ def test_serve_refuses_a_body_over_the_limit_with_413(
     assert set(answer["errors"]) == {"$"}
 
 
-def test_demo_serves_the_examples_over_http_and_prints_their_categories() -> None:
-    """``make run``'s command: every example goes through the real HTTP stack and comes back."""
+#: The patients of ``examples/questionnaire-responses/`` and their JSON assessment examples,
+#: which hold the same measurements (``examples/questionnaire-responses/README.md``).
+DEMO_PATIENTS = {
+    "g3-nec-immunotherapy": "irecist-g3-nec-immunotherapy.json",
+    "pancreatic-net-everolimus": "choi-pancreatic-net-everolimus.json",
+    "small-bowel-net-prrt": "recist-1.1-small-bowel-net-prrt.json",
+}
+
+
+def run_demo(data_dir: Path, port: int) -> str:
+    """``fhirnet demo --once`` (``make run``'s command) on ``data_dir``; its standard output."""
+    env = {**os.environ, "FHIRNET_DATA_DIR": str(data_dir)}
+    env.pop("FHIRNET_FHIR_BASE_URL", None)
     done = subprocess.run(
-        [*CLI, "demo", "--port", str(free_port()), "--once"],
+        [*CLI, "demo", "--port", str(port), "--once"],
         cwd=REPO_ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    examples = sorted((REPO_ROOT / "examples" / "assessments").glob("*.json"))
-    for path in examples:
-        expected = main_output(path)
-        assert f"{path.name} ({expected['criteria']}" in done.stdout
-        best = expected["bestOverallResponse"]
-        assert f"best overall response: {best['response']} ({best['date']}" in done.stdout
+    return done.stdout
+
+
+def patient_section(output: str, patient: str) -> str:
+    """The lines the demo prints for one patient."""
+    return output.split(f"\n{patient}\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_demo_submits_the_example_forms_over_http_and_prints_the_reports_categories(
+    tmp_path: Path,
+) -> None:
+    """Every form goes through ``POST /fhir/QuestionnaireResponse`` on the embedded store, and
+    each exam's DiagnosticReport concludes what the assessment API computes for the same data."""
+    port = free_port()
+    output = run_demo(tmp_path / "data", port)
+
+    assert (tmp_path / "data" / "fhirnet-store.sqlite3").is_file()
+    assert "writing to the embedded store" in output
+    for patient, example in DEMO_PATIENTS.items():
+        section = patient_section(output, patient)
+        expected = main_output(REPO_ROOT / "examples" / "assessments" / example)
+        assert f"{expected['baselineDate']}  baseline  final, written" in section
         for timepoint in expected["timepoints"]:
-            assert f"{timepoint['date']}  {timepoint['overallResponse']}" in done.stdout
+            assert f"{timepoint['date']}  {timepoint['overallResponse']:<6}  final, written" in (
+                section
+            )
+        reports = f"http://127.0.0.1:{port}/fhir/DiagnosticReport?subject=Patient/{patient}"
+        assert f"reports: {reports}&_sort=-date" in section
+    discordant = patient_section(output, "small-bowel-net-prrt").split("2025-07-14", 1)[1]
+    assert discordant.split("\n")[1].startswith("      warning: Discordant")
+
+
+def test_running_the_demo_again_writes_nothing_new(tmp_path: Path) -> None:
+    first = run_demo(tmp_path / "data", free_port())
+    again = run_demo(tmp_path / "data", free_port())
+
+    assert "written" in first
+    assert ", written:" not in again
+    for patient in DEMO_PATIENTS:
+        assert exams(patient_section(again, patient)) == exams(patient_section(first, patient))
+
+
+def exams(section: str) -> list[list[str]]:
+    """Date and category of each exam line of a patient's section."""
+    return [line.split()[:2] for line in section.splitlines() if line.strip()[:1].isdigit()]
 
 
 def main_output(path: Path) -> dict[str, Any]:

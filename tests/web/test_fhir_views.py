@@ -26,6 +26,7 @@ from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
 from fhirnet.fhir.resources import model_class, parse
 from fhirnet.web import WebState, fhir_views
 from fhirnet.web.app import create_app
+from fhirnet.web.fhir_views import STORED_TYPES
 
 FHIR_CONTENT_TYPE = "application/fhir+json; charset=utf-8"
 BASE = "http://localhost/fhir"
@@ -160,23 +161,49 @@ def test_metadata_is_an_r4_capability_statement_of_this_instance(client: FlaskCl
     assert [rest["mode"] for rest in statement["rest"]] == ["server"]
 
 
-def test_metadata_lists_exactly_the_served_types_and_the_validate_operation(
+def test_metadata_lists_exactly_the_served_types_and_the_operations(
     client: FlaskClient,
 ) -> None:
+    statement = fhir_json(client.get("/fhir/metadata"))
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+
+    assert set(resources) == {*READABLE_TYPES, *STORED_TYPES}
+    for resource_type in READABLE_TYPES:
+        entry = resources[resource_type]
+        assert [i["code"] for i in entry["interaction"]] == ["read", "search-type"]
+        assert {p["name"] for p in entry["searchParam"]} == {"_id", "url", "version"}
+    for resource_type in STORED_TYPES:  # the embedded store serves what fhirnet writes
+        codes = [i["code"] for i in resources[resource_type]["interaction"]]
+        create = ["create"] if resource_type == "QuestionnaireResponse" else []
+        assert codes == [*create, "read", "search-type"]
+    qr = resources["QuestionnaireResponse"]
+    assert [(op["name"], op["definition"]) for op in qr["operation"]] == [
+        ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
+        ("extract", "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"),
+    ]
+    assert resources["DiagnosticReport"]["searchInclude"] == [
+        "DiagnosticReport:subject",
+        "DiagnosticReport:patient",
+        "DiagnosticReport:result",
+    ]
+    assert [i["code"] for i in statement["rest"][0]["interaction"]] == ["transaction", "batch"]
+
+
+def test_with_an_external_fhir_server_the_stored_types_are_not_served_here(
+    settings: Settings,
+) -> None:
+    external = dataclasses.replace(settings, fhir_base_url="http://fhir.example.org/r4")
+    client = create_app(external).test_client()
     resources = {
         r["type"]: r for r in fhir_json(client.get("/fhir/metadata"))["rest"][0]["resource"]
     }
 
     assert set(resources) == {*READABLE_TYPES, "QuestionnaireResponse"}
-    for resource_type in READABLE_TYPES:
-        entry = resources[resource_type]
-        assert [i["code"] for i in entry["interaction"]] == ["read", "search-type"]
-        assert {p["name"] for p in entry["searchParam"]} == {"_id", "url", "version"}
-    qr = resources["QuestionnaireResponse"]
-    assert "interaction" not in qr
-    assert [(op["name"], op["definition"]) for op in qr["operation"]] == [
-        ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate")
-    ]
+    assert [i["code"] for i in resources["QuestionnaireResponse"]["interaction"]] == ["create"]
+    for url in ("/fhir/DiagnosticReport", "/fhir/Observation/x", "/fhir/QuestionnaireResponse"):
+        issues = outcome(client.get(url), 404)
+        assert error_codes(issues) == {"not-supported"}
+        assert "http://fhir.example.org/r4" in issues[0]["diagnostics"]
 
 
 def test_every_search_parameter_the_statement_lists_is_honoured(
@@ -184,6 +211,8 @@ def test_every_search_parameter_the_statement_lists_is_honoured(
 ) -> None:
     statement = fhir_json(client.get("/fhir/metadata"))
     for entry in statement["rest"][0]["resource"]:
+        if entry["type"] in STORED_TYPES:
+            continue  # tests/web/test_submission_views.py searches those
         for parameter in entry.get("searchParam", []):
             resource = next(catalog_of(app).of_type(entry["type"]))
             value = resource[{"_id": "id"}.get(parameter["name"], parameter["name"])]
@@ -250,10 +279,10 @@ def test_a_value_set_is_served_as_authored(app: Flask, client: FlaskClient) -> N
         ("/fhir/Questionnaire/no-such-form", "not-found"),
         ("/fhir/ValueSet/gep-net-imaging-crf", "not-found"),  # an id of another type
         ("/fhir/Patient/example", "not-supported"),
-        ("/fhir/QuestionnaireResponse/example", "not-supported"),
+        ("/fhir/QuestionnaireResponse/example", "not-found"),  # the embedded store's
+        ("/fhir/Observation/not%20an%20id", "not-found"),
         ("/fhir/NoSuchType/1", "not-supported"),
         ("/fhir/ValueSet/assessment-type/_history/1", "not-found"),
-        ("/fhir", "not-found"),
         ("/fhir/", "not-found"),
     ],
 )
@@ -274,6 +303,8 @@ def test_what_is_not_served_is_a_404_operation_outcome(
         ("POST", "/fhir/metadata", "GET"),
         ("GET", VALIDATE, "POST"),
         ("PUT", VALIDATE, "POST"),
+        ("GET", "/fhir/QuestionnaireResponse/$extract", "POST"),
+        ("GET", "/fhir", "POST"),  # the transaction/batch endpoint
     ],
 )
 def test_a_wrong_method_is_a_405_operation_outcome_with_allow(
@@ -455,7 +486,7 @@ def test_prefer_lenient_ignores_unknown_parameters_and_leaves_them_out_of_the_se
 
 
 def test_search_of_a_type_that_is_not_served_is_a_404(client: FlaskClient) -> None:
-    for url in ("/fhir/Patient", "/fhir/QuestionnaireResponse", "/fhir/Nope"):
+    for url in ("/fhir/Patient", "/fhir/Nope"):
         assert error_codes(outcome(client.get(url), 404)) == {"not-supported"}
 
 
@@ -879,14 +910,18 @@ def document(client: FlaskClient) -> dict[str, Any]:
 
 def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[str, Any]) -> None:
     documented = {path for path in document["paths"] if path.startswith("/fhir")}
-    expected = {"/fhir/metadata", VALIDATE} | {
-        path for t in READABLE_TYPES for path in (f"/fhir/{t}", f"/fhir/{t}/{{id}}")
+    submission = {"/fhir", "/fhir/QuestionnaireResponse", "/fhir/QuestionnaireResponse/$extract"}
+    expected = {"/fhir/metadata", VALIDATE, *submission} | {
+        path
+        for t in (*READABLE_TYPES, *STORED_TYPES)
+        for path in (f"/fhir/{t}", f"/fhir/{t}/{{id}}")
     }
     fhir_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/fhir")}
 
     assert documented == expected
     assert fhir_rules == {
-        "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<resource_id>", VALIDATE
+        "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<resource_id>", VALIDATE,
+        *submission,
     }  # fmt: skip
 
 

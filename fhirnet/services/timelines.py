@@ -1,0 +1,172 @@
+"""A patient's forms as timelines, assessed: the domain core run on the forms, with its problems
+reported at the items of the submitted forms (``fhirnet.services.submission``, step 3).
+
+A timeline is one baseline form and its follow-ups: a follow-up belongs to the baseline form of
+its ``baseline-date`` answer (a stored one whose baseline is gone: to the latest earlier
+baseline), so a patient re-baselined for a new line of treatment has several. Each timeline is
+assessed with the criteria of its latest form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+
+from fhirnet.criteria import assess
+from fhirnet.errors import InvalidInputError
+from fhirnet.fhir.build import ExamResult, exam_results
+from fhirnet.fhir.extract import AssessmentType, ExamForm, assessment_request
+from fhirnet.fhir.identifiers import patient_id
+from fhirnet.fhir.outcome import Issue, IssueType, Severity
+from fhirnet.fhir.report import CRITERIA_LABELS
+from fhirnet.services.forms import ReceivedForm, form_key
+
+__all__ = ["assess_forms", "rule_error", "rule_warning"]
+
+
+def assess_forms(
+    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm]
+) -> tuple[list[ExamResult], list[Issue]]:
+    """Assess every timeline of a patient's forms (module docstring).
+
+    A timeline that fails the assessment's rules is an error when it holds a submitted form
+    (``received``), and is left out otherwise: the stored state was accepted once, and a broken
+    part of it that the submission does not touch must not block the submission.
+
+    :returns: the exams of every assessed timeline, and the issues found (errors and warnings).
+    """
+    timelines, issues = _timelines(forms, received)
+    results: list[ExamResult] = []
+    for timeline in timelines:
+        criteria = timeline[-1].criteria
+        mine = [received[key] for key in map(form_key, timeline) if key in received]
+        try:
+            assessment = assess(assessment_request(timeline, criteria))
+        except InvalidInputError as error:
+            if mine:
+                issues += _rule_issues(error, timeline, received, mine[0])
+            continue
+        others = sorted({f.criteria for f in timeline if f.criteria is not criteria})
+        if others and mine:
+            issues.append(
+                rule_warning(
+                    mine[0].item("response-criteria"),
+                    f"The timeline from the baseline of {timeline[0].imaging_date} is assessed "
+                    f"with {CRITERIA_LABELS[criteria]}, the criteria of its latest form; earlier "
+                    f"forms name {', '.join(CRITERIA_LABELS[c] for c in others)}.",
+                )
+            )
+        results += exam_results(timeline, assessment)
+    return results, issues
+
+
+def _timelines(
+    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm]
+) -> tuple[list[list[ExamForm]], list[Issue]]:
+    """Split a patient's forms into timelines, each a baseline form and its follow-ups in date
+    order (module docstring); with an error for each submitted form that has no baseline
+    and a warning for each stored one."""
+    ordered = sorted(forms, key=lambda form: form.imaging_date)
+    baselines: dict[dt.date, ExamForm] = {}
+    issues: list[Issue] = []
+    for form in ordered:
+        if form.assessment_type is not AssessmentType.BASELINE:
+            continue
+        first = baselines.setdefault(form.imaging_date, form)
+        if first is form:
+            continue
+        # Two baseline forms of one date: the submitted one is refused; of two stored ones
+        # the one first in date order counts.
+        new = received.get(form_key(form)) or received.get(form_key(first))
+        if new is None:
+            issues.append(
+                rule_warning(
+                    None,
+                    f"{_named(form)} is left out: {_named(first)} is a baseline of the same date.",
+                )
+            )
+            continue
+        other = first if new.form is form else form
+        issues.append(
+            rule_error(
+                new.item("imaging-date"),
+                f"A baseline form of {form.imaging_date} is on file already ({_named(other)}): "
+                "correct that form (same identifier, status amended) instead of sending another",
+            )
+        )
+    timelines = {day: [form] for day, form in baselines.items()}
+    for form in ordered:
+        if form.assessment_type is AssessmentType.BASELINE:
+            continue
+        new = received.get(form_key(form))
+        home = form.baseline_date if form.baseline_date in timelines else None
+        if home is None and (new is None or form.baseline_date is None):
+            home = max((day for day in timelines if day < form.imaging_date), default=None)
+        if home is not None and home < form.imaging_date:
+            timelines[home].append(form)
+            continue
+        on_file = ", ".join(str(day) for day in sorted(timelines)) or "none"
+        message = (
+            f"No baseline form of {form.baseline_date or 'an earlier date'} for Patient/"
+            f"{_patient(form)} (baseline forms on file: {on_file}): send the baseline form first"
+        )
+        if new is not None:
+            issues.append(rule_error(new.item("baseline-date"), message))
+        else:
+            issues.append(rule_warning(None, f"{_named(form)} is left out. {message}."))
+    return [timelines[day] for day in sorted(timelines)], issues
+
+
+def _rule_issues(
+    error: InvalidInputError,
+    timeline: Sequence[ExamForm],
+    received: Mapping[str, ReceivedForm],
+    fallback: ReceivedForm,
+) -> list[Issue]:
+    """The assessment's rule violations at the items of the submitted forms they are about; a
+    violation in a stored form is reported at the submitted form that brought it up."""
+    issues = []
+    for problem in error.errors:
+        path = problem.path
+        if len(path) >= 2 and path[0] == "timepoints" and isinstance(path[1], int):
+            form = timeline[path[1]]
+            own = received.get(form_key(form))
+            if own is not None:
+                issues.append(rule_error(own.locate(path[2:]), problem.message))
+                continue
+            message = f"{problem.message} (in {_named(form)}, assessed together with this form)"
+            issues.append(rule_error(fallback.prefix, message))
+        else:
+            issues.append(rule_error(fallback.prefix, problem.message))
+    return issues
+
+
+def _patient(form: ExamForm) -> str:
+    """The Patient id of a form's subject (every form here has one: received forms are checked,
+    stored ones filtered)."""
+    return patient_id(form.subject or "") or ""
+
+
+def _named(form: ExamForm) -> str:
+    value = form.identifier.value if form.identifier is not None else "without identifier"
+    return f"the form {value} of {form.imaging_date} on file"
+
+
+def rule_error(expression: str | None, message: str) -> Issue:
+    """An error issue of a rule of the assessment (``business-rule``)."""
+    return Issue(
+        severity=Severity.ERROR,
+        code=IssueType.BUSINESS_RULE,
+        expression=expression,
+        message=message,
+    )
+
+
+def rule_warning(expression: str | None, message: str) -> Issue:
+    """A warning issue about the assessment (``business-rule``)."""
+    return Issue(
+        severity=Severity.WARNING,
+        code=IssueType.BUSINESS_RULE,
+        expression=expression,
+        message=message,
+    )

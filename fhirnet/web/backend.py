@@ -1,0 +1,109 @@
+"""Which FHIR store the application works on, built from :class:`~fhirnet.config.Settings`: the
+external server of ``FHIRNET_FHIR_BASE_URL`` through :class:`~fhirnet.client.FhirClient`, or,
+without one, the embedded SQLite store in ``FHIRNET_DATA_DIR``; and the per-patient locks.
+
+The embedded store is opened on first use, not by ``create_app``: gunicorn may build the app in
+its master process and fork the workers from it, and a SQLite connection must not cross a fork.
+The HTTP client is built at once (it opens no connection until used), so that a bad SMART key
+file stops the start. The external server's CapabilityStatement, which says how to address what
+fhirnet writes (:func:`fhirnet.fhir.identifiers.client_id_types`), is read on the first
+submission and kept; a server that is down then is answered 503 and asked again next time.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from fhirnet.client import FhirClient
+from fhirnet.config import PREFIX, ConfigError, Settings
+from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES, client_id_types
+from fhirnet.locks import LOCKS_DIR, FileLocks
+from fhirnet.ports import FhirStore
+from fhirnet.smart import SmartCredentials
+from fhirnet.store import EmbeddedStore
+
+
+class Backend:
+    """The store, the locks and what the store's server supports, shared by every request.
+
+    :param settings: where the store is (``fhir_base_url`` or ``data_dir``) and how to reach it.
+    :param store: a store to use instead (tests: the embedded store in a temporary directory, a
+        client of a test server, a fake); it is embedded when it is an :class:`EmbeddedStore`.
+    :raises ConfigError: the SMART key file cannot be read or used.
+    """
+
+    def __init__(self, settings: Settings, *, store: FhirStore | None = None) -> None:
+        self.settings = settings
+        self.locks = FileLocks(settings.data_dir / LOCKS_DIR, timeout=settings.lock_timeout)
+        if store is None and settings.fhir_base_url is not None:
+            store = _client(settings, settings.fhir_base_url)
+        self._store = store
+        self._opening = threading.Lock()
+        self._client_id_types: frozenset[str] | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """Whether fhirnet keeps the resources itself (and serves them under ``/fhir``)."""
+        return self._store is None or isinstance(self._store, EmbeddedStore)
+
+    @property
+    def server_url(self) -> str | None:
+        """The external FHIR server's base URL; ``None`` for the embedded store or a fake."""
+        return self._store.base_url if isinstance(self._store, FhirClient) else None
+
+    def store(self) -> FhirStore:
+        """The store, opening the embedded one on first use."""
+        if self._store is None:
+            with self._opening:
+                if self._store is None:
+                    self._store = EmbeddedStore.open(self.settings.data_dir)
+        return self._store
+
+    def embedded_store(self) -> EmbeddedStore | None:
+        """The embedded store, or ``None`` when the resources live on an external server."""
+        store = self.store() if self.embedded else None
+        return store if isinstance(store, EmbeddedStore) else None
+
+    def client_id_types(self) -> frozenset[str]:
+        """The types written ``PUT Type/<id>`` rather than by conditional update: from the
+        external server's CapabilityStatement, else the default (the embedded store updates
+        every written type conditionally by identifier).
+
+        :raises fhirnet.errors.FhirServerError: the CapabilityStatement could not be read.
+        """
+        if not isinstance(self._store, FhirClient):
+            return DEFAULT_CLIENT_ID_TYPES
+        if self._client_id_types is None:
+            self._client_id_types = client_id_types(self._store.capabilities())
+        return self._client_id_types
+
+
+def _client(settings: Settings, base_url: str) -> FhirClient:
+    return FhirClient(
+        base_url,
+        timeout=(settings.fhir_connect_timeout, settings.fhir_timeout),
+        bearer_token=settings.fhir_bearer_token,
+        smart=_smart(settings),
+    )
+
+
+def _smart(settings: Settings) -> SmartCredentials | None:
+    path = settings.smart_private_key_file
+    if settings.smart_client_id is None or path is None:
+        return None  # load_settings allows both or neither
+    try:
+        pem = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            f"{PREFIX}SMART_PRIVATE_KEY_FILE: cannot read {path}: {error.strerror}"
+        ) from None
+    try:
+        return SmartCredentials(
+            client_id=settings.smart_client_id,
+            private_key_pem=pem,
+            scope=settings.smart_scope,
+            token_url=settings.smart_token_url,
+            key_id=settings.smart_key_id,
+        )
+    except ValueError as error:
+        raise ConfigError(f"{PREFIX}SMART_PRIVATE_KEY_FILE {path}: {error}") from None

@@ -1,0 +1,168 @@
+"""Helpers of the submission tests (``tests/test_services.py``, ``tests/web/test_submission_views
+.py``): the example forms, ways to change one answer, the golden transaction Bundles compared as
+parsed JSON without what the server or the clock sets, and stores that fail or misbehave."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fhirnet.errors import FhirServerError
+from fhirnet.ports import Json, SearchParams
+from fhirnet.store import EmbeddedStore
+
+ROOT = Path(__file__).resolve().parents[1]
+FORMS_DIR = ROOT / "examples" / "questionnaire-responses"
+GOLDEN_DIR = ROOT / "examples" / "transactions"
+#: A clock that is not UTC (style.md P13); its UTC date is the validator's "today".
+NOW = dt.datetime(2026, 11, 21, 17, 5, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+RECIST = "small-bowel-net-prrt"
+CHOI = "pancreatic-net-everolimus"
+IRECIST = "g3-nec-immunotherapy"
+#: What fhirnet writes.
+WRITTEN = (
+    "QuestionnaireResponse",
+    "BodyStructure",
+    "Observation",
+    "DiagnosticReport",
+    "Provenance",
+)
+
+
+def form_paths(patient: str) -> list[Path]:
+    """The patient's example forms, in date order."""
+    return sorted((FORMS_DIR / patient).glob("*.json"))
+
+
+def form(patient: str, number: int) -> Json:
+    """A fresh copy of the patient's ``number``-th example form (1 = the baseline)."""
+    loaded: Json = json.loads(form_paths(patient)[number - 1].read_text(encoding="utf-8"))
+    return loaded
+
+
+def golden(patient: str, number: int) -> Json:
+    path = GOLDEN_DIR / patient / form_paths(patient)[number - 1].name
+    loaded: Json = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def items(resource: Json, link_id: str) -> list[Json]:
+    """The top-level items ``link_id`` of a form."""
+    return [item for item in resource["item"] if item["linkId"] == link_id]
+
+
+def set_answer(item: Json, link_id: str, key: str, value: Any) -> None:
+    """Set the answer of ``link_id`` (a top-level item, or one inside the group ``item``)."""
+    for child in item.get("item", []):
+        if child["linkId"].split(".")[-1] == link_id:
+            child["answer"] = [{key: value}]
+            return
+    raise KeyError(link_id)
+
+
+def answer_of(resource: Json, link_id: str) -> Any:
+    (item,) = items(resource, link_id)
+    return next(iter(item["answer"][0].values()))
+
+
+def set_top(resource: Json, link_id: str, key: str, value: Any) -> None:
+    (item,) = items(resource, link_id)
+    item["answer"] = [{key: value}]
+
+
+def target(resource: Json, lesion_id: str) -> Json:
+    """The ``target-lesion`` group of ``lesion_id``."""
+    for group in items(resource, "target-lesion"):
+        if group["item"][0]["answer"][0]["valueString"] == lesion_id:
+            return group
+    raise KeyError(lesion_id)
+
+
+def amended(resource: Json) -> Json:
+    changed = copy.deepcopy(resource)
+    changed["status"] = "amended"
+    return changed
+
+
+def normalised(bundle: Json) -> Json:
+    """A transaction Bundle without what the server or the clock sets (as the golden-file test
+    of ``tests/fhir/test_build.py`` compares them): ids, ``meta.lastUpdated``/``versionId``,
+    ``issued``, ``recorded``, ``Bundle.timestamp``."""
+    bundle = copy.deepcopy(bundle)
+    for key in ("id", "timestamp"):
+        bundle.pop(key, None)
+    for entry in bundle.get("entry", []):
+        resource = entry.get("resource", {})
+        meta = resource.get("meta", {})
+        for key in ("lastUpdated", "versionId"):
+            meta.pop(key, None)
+        for key in ("id", "issued", "recorded"):
+            resource.pop(key, None)
+    return bundle
+
+
+def bundle_of(*resources: Json, kind: str = "transaction") -> Json:
+    """A Bundle submitting ``resources``."""
+    return {
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": [
+            {"resource": resource, "request": {"method": "POST", "url": "QuestionnaireResponse"}}
+            for resource in resources
+        ],
+    }
+
+
+def counts(store: EmbeddedStore) -> dict[str, int]:
+    """How many resources of each written type the store holds."""
+    return {kind: store.search_page(kind, {"_count": "0"}).total for kind in WRITTEN}
+
+
+class RecordingStore:
+    """The embedded store, noting every transaction Bundle sent to it."""
+
+    def __init__(self, inner: EmbeddedStore) -> None:
+        self.inner = inner
+        self.sent: list[Json] = []
+
+    def read(self, resource_type: str, resource_id: str) -> Json | None:
+        return self.inner.read(resource_type, resource_id)
+
+    def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
+        return self.inner.search(resource_type, params)
+
+    def transaction(self, bundle: Json) -> Json:
+        self.sent.append(copy.deepcopy(bundle))
+        return self.inner.transaction(bundle)
+
+
+class ParameterIgnoringStore(RecordingStore):
+    """A server that ignores every search parameter, as sekmet-fhir 0.1.1 does for
+    QuestionnaireResponse: every search answers all resources of the type."""
+
+    def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
+        return self.inner.search(resource_type, {})
+
+
+class FailingStore(RecordingStore):
+    """The embedded store, with a transaction (or every search) that fails with ``error``."""
+
+    def __init__(
+        self, inner: EmbeddedStore, error: FhirServerError, *, on_search: bool = False
+    ) -> None:
+        super().__init__(inner)
+        self.error = error
+        self.on_search = on_search
+
+    def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
+        if self.on_search:
+            raise self.error
+        return super().search(resource_type, params)
+
+    def transaction(self, bundle: Json) -> Json:
+        self.sent.append(copy.deepcopy(bundle))
+        raise self.error
