@@ -102,7 +102,10 @@ def with_identifier(store: FhirStore, resource_type: str, identifier: Identifier
     """The resources of ``resource_type`` carrying ``identifier``, newest first."""
     found = [
         resource
-        for resource in store.search(resource_type, {"identifier": token(identifier)})
+        # _count: a server that ignores `identifier` pages through everything; fewer pages.
+        for resource in store.search(
+            resource_type, {"identifier": token(identifier), "_count": PAGE_SIZE}
+        )
         if resource.get("resourceType") == resource_type
         and identifier in set(_identifiers(resource.get("identifier")))
     ]
