@@ -32,7 +32,7 @@ from fhirnet.fhir.datatypes import (
     reference,
 )
 from fhirnet.fhir.extract import MODALITIES
-from fhirnet.fhir.identifiers import Kind
+from fhirnet.fhir.identifiers import Identifier, Kind
 from fhirnet.fhir.observations import ExamContext, Written, component, obs_code
 
 
@@ -78,49 +78,34 @@ KRENNING_SCORES: Final[Mapping[int, Coding]] = {
     3: _coding("krenning-score", "3", "3 - uptake above liver"),
     4: _coding("krenning-score", "4", "4 - uptake above spleen or kidneys"),
 }
+
+
+def _site(value: str, display: str, snomed: str, snomed_display: str) -> tuple[Coding, Coding]:
+    """A ``primary-site`` code and its SNOMED CT target in ``primary-site-to-snomed``."""
+    target = Coding(system=SNOMED, code=snomed, display=snomed_display)
+    return _coding("primary-site", value, display), target
+
+
 #: CodeSystem ``primary-site``, with ConceptMap ``primary-site-to-snomed`` (``unknown``: none).
 PRIMARY_SITES: Final[Mapping[PrimarySite, tuple[Coding, ...]]] = {
-    PrimarySite.STOMACH: (
-        _coding("primary-site", "stomach", "Stomach"),
-        Coding(system=SNOMED, code="69695003", display="Stomach"),
+    PrimarySite.STOMACH: _site("stomach", "Stomach", "69695003", "Stomach"),
+    PrimarySite.DUODENUM: _site("duodenum", "Duodenum", "38848004", "Duodenum"),
+    PrimarySite.PANCREAS: _site("pancreas", "Pancreas", "15776009", "Pancreas"),
+    PrimarySite.JEJUNUM_ILEUM: _site(
+        "jejunum-ileum", "Jejunum / ileum", "30315005", "Small intestine"
     ),
-    PrimarySite.DUODENUM: (
-        _coding("primary-site", "duodenum", "Duodenum"),
-        Coding(system=SNOMED, code="38848004", display="Duodenum"),
-    ),
-    PrimarySite.PANCREAS: (
-        _coding("primary-site", "pancreas", "Pancreas"),
-        Coding(system=SNOMED, code="15776009", display="Pancreas"),
-    ),
-    PrimarySite.JEJUNUM_ILEUM: (
-        _coding("primary-site", "jejunum-ileum", "Jejunum / ileum"),
-        Coding(system=SNOMED, code="30315005", display="Small intestine"),
-    ),
-    PrimarySite.APPENDIX: (
-        _coding("primary-site", "appendix", "Appendix"),
-        Coding(system=SNOMED, code="66754008", display="Appendix"),
-    ),
-    PrimarySite.COLON: (
-        _coding("primary-site", "colon", "Colon"),
-        Coding(system=SNOMED, code="71854001", display="Colon"),
-    ),
-    PrimarySite.COLON_RIGHT: (
-        _coding("primary-site", "colon-right", "Right colon"),
-        Coding(system=SNOMED, code="71854001", display="Colon"),
-    ),
-    PrimarySite.COLON_LEFT: (
-        _coding("primary-site", "colon-left", "Left colon"),
-        Coding(system=SNOMED, code="71854001", display="Colon"),
-    ),
-    PrimarySite.RECTUM: (
-        _coding("primary-site", "rectum", "Rectum"),
-        Coding(system=SNOMED, code="34402009", display="Rectum"),
-    ),
+    PrimarySite.APPENDIX: _site("appendix", "Appendix", "66754008", "Appendix"),
+    PrimarySite.COLON: _site("colon", "Colon", "71854001", "Colon"),
+    PrimarySite.COLON_RIGHT: _site("colon-right", "Right colon", "71854001", "Colon"),
+    PrimarySite.COLON_LEFT: _site("colon-left", "Left colon", "71854001", "Colon"),
+    PrimarySite.RECTUM: _site("rectum", "Rectum", "34402009", "Rectum"),
     PrimarySite.UNKNOWN: (_coding("primary-site", "unknown", "Unknown primary"),),
 }
 
 #: IARC/WHO classification of neuroendocrine neoplasms, the ``who-grade`` method.
 WHO_CLASSIFICATION: Final = code(NCIT, "C189619")
+#: The ``who-grade`` code, also that of the grade component of ``prrt-eligibility``.
+GRADE_CODE: Final = code(NCIT, "C18000")
 
 
 def risk_observations(
@@ -140,8 +125,7 @@ def risk_observations(
 
 
 def _who_grade(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment) -> Written:
-    identifier = ctx.key.identifier(Kind.WHO_GRADE)
-    resource = ctx.observation(Kind.WHO_GRADE, identifier, code(NCIT, "C18000"), imaging=False)
+    identifier, resource = _observation(ctx, Kind.WHO_GRADE, GRADE_CODE)
     _value(resource, WHO_GRADES.get(risk.grade.grade) if risk.grade.grade else None)
     _notes(resource, risk.grade.reasons)
     resource["method"] = WHO_CLASSIFICATION
@@ -154,19 +138,15 @@ def _who_grade(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment) -> 
         count = quantity(factors.mitoses_per_2mm2, "/(2.mm2)", "per 2 mm²")
         components.append(component(obs_code("mitotic-count"), "valueQuantity", count))
     if factors.differentiation is not None:
-        differentiation = concept(DIFFERENTIATIONS[factors.differentiation])
-        components.append(
-            component(obs_code("differentiation"), "valueCodeableConcept", differentiation)
-        )
+        components.append(_differentiation(factors.differentiation))
     if components:
         resource["component"] = components
     return Written(resource=resource, identifier=identifier)
 
 
 def _origin(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment) -> Written:
-    identifier = ctx.key.identifier(Kind.EMBRYOLOGIC_ORIGIN)
-    resource = ctx.observation(
-        Kind.EMBRYOLOGIC_ORIGIN, identifier, obs_code("embryologic-origin"), imaging=False
+    identifier, resource = _observation(
+        ctx, Kind.EMBRYOLOGIC_ORIGIN, obs_code("embryologic-origin")
     )
     origin = risk.origin.origin
     _value(resource, ORIGINS[origin] if origin is not None else None)
@@ -178,10 +158,7 @@ def _origin(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment) -> Wri
 
 
 def _prrt(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment, grade: Written) -> Written:
-    identifier = ctx.key.identifier(Kind.PRRT_ELIGIBILITY)
-    resource = ctx.observation(
-        Kind.PRRT_ELIGIBILITY, identifier, obs_code("prrt-eligibility"), imaging=False
-    )
+    identifier, resource = _observation(ctx, Kind.PRRT_ELIGIBILITY, obs_code("prrt-eligibility"))
     resource["valueCodeableConcept"] = concept(PRRT[risk.prrt.eligibility])
     _notes(resource, risk.prrt.reasons)
     resource["derivedFrom"] = [reference(ctx.response_url), grade.ref]
@@ -190,25 +167,18 @@ def _prrt(ctx: ExamContext, factors: RiskFactors, risk: RiskAssessment, grade: W
         score = concept(KRENNING_SCORES[factors.krenning_score])
         components.append(component(obs_code("krenning-score"), "valueCodeableConcept", score))
     if risk.grade.grade is not None:
-        components.append(
-            component(
-                code(NCIT, "C18000"), "valueCodeableConcept", concept(WHO_GRADES[risk.grade.grade])
-            )
-        )
+        grade_value = concept(WHO_GRADES[risk.grade.grade])
+        components.append(component(GRADE_CODE, "valueCodeableConcept", grade_value))
     if factors.differentiation is not None:
-        differentiation = concept(DIFFERENTIATIONS[factors.differentiation])
-        components.append(
-            component(obs_code("differentiation"), "valueCodeableConcept", differentiation)
-        )
+        components.append(_differentiation(factors.differentiation))
     if components:
         resource["component"] = components
     return Written(resource=resource, identifier=identifier)
 
 
 def _imaging(ctx: ExamContext, risk: RiskAssessment, inputs: Sequence[Written]) -> Written:
-    identifier = ctx.key.identifier(Kind.IMAGING_RECOMMENDATION)
-    resource = ctx.observation(
-        Kind.IMAGING_RECOMMENDATION, identifier, obs_code("imaging-recommendation"), imaging=False
+    identifier, resource = _observation(
+        ctx, Kind.IMAGING_RECOMMENDATION, obs_code("imaging-recommendation")
     )
     _notes(resource, risk.imaging.reasons)
     resource["derivedFrom"] = [reference(ctx.response_url), *(w.ref for w in inputs)]
@@ -225,6 +195,17 @@ def _imaging(ctx: ExamContext, risk: RiskAssessment, inputs: Sequence[Written]) 
         if modality in MODALITIES  # US is not a code of the imaging-procedure CodeSystem
     ]
     return Written(resource=resource, identifier=identifier)
+
+
+def _observation(ctx: ExamContext, kind: Kind, observation_code: Json) -> tuple[Identifier, Json]:
+    """The identifier and head of a risk Observation (no ``imaging`` category: not a reading)."""
+    identifier = ctx.key.identifier(kind)
+    return identifier, ctx.observation(kind, identifier, observation_code, imaging=False)
+
+
+def _differentiation(differentiation: Differentiation) -> Json:
+    value = concept(DIFFERENTIATIONS[differentiation])
+    return component(obs_code("differentiation"), "valueCodeableConcept", value)
 
 
 def _value(resource: Json, coding: Coding | None) -> None:

@@ -84,8 +84,39 @@ def _fhir_content(schema: str | dict[str, Any]) -> dict[str, Any]:
     return {FHIR_JSON: {"schema": schema}}
 
 
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "required": True,
+        "content": {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}},
+    }
+
+
+def _fhir_response(
+    description: str, schema: str | dict[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description}
+    if headers is not None:
+        response["headers"] = headers
+    response["content"] = _fhir_content(schema)
+    return response
+
+
 def _outcome(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _fhir_content("OperationOutcome")}
+    return _fhir_response(description, "OperationOutcome")
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _const(value: str) -> dict[str, Any]:
+    return {"type": "string", "const": value}
+
+
+def _array_of(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """An array of objects with these ``required`` and ``properties``."""
+    items = {"type": "object", "required": required, "properties": properties}
+    return {"type": "array", "items": items}
 
 
 def _resource_schema(resource_type: str, required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -95,19 +126,33 @@ def _resource_schema(resource_type: str, required: tuple[str, ...] = ()) -> dict
         "listed; every other element of the resource may appear).",
         "required": ["resourceType", *required],
         "properties": {
-            "resourceType": {"type": "string", "const": resource_type},
+            "resourceType": _const(resource_type),
             "id": {"type": "string", "pattern": FHIR_ID_PATTERN},
         },
     }
 
 
+def _listed_resource(
+    resource_type: str,
+    required: tuple[str, ...],
+    properties: dict[str, Any],
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A resource schema whose properties are ``resourceType`` and these (no ``id``)."""
+    schema = _resource_schema(resource_type, required)
+    if description is not None:
+        schema["description"] = description
+    schema["properties"] = {"resourceType": _const(resource_type), **properties}
+    return schema
+
+
 def _fhir_components(spec: APISpec) -> None:
     spec.components.schema(
         "OperationOutcome",
-        component={
-            **_resource_schema("OperationOutcome", ("issue",)),
-            "properties": {
-                "resourceType": {"type": "string", "const": "OperationOutcome"},
+        component=_listed_resource(
+            "OperationOutcome",
+            ("issue",),
+            {
                 "issue": {
                     "type": "array",
                     "minItems": 1,
@@ -127,7 +172,7 @@ def _fhir_components(spec: APISpec) -> None:
                     },
                 },
             },
-        },
+        ),
     )
     for resource_type in READABLE_TYPES:
         schema = _resource_schema(resource_type, ("id", "url"))
@@ -137,41 +182,29 @@ def _fhir_components(spec: APISpec) -> None:
         "CapabilityStatement",
         component=_resource_schema("CapabilityStatement", ("status", "kind", "fhirVersion")),
     )
+    match_modes = {"mode": {"type": "string", "enum": ["match", "include"]}}
     spec.components.schema(
         "SearchsetBundle",
-        component={
-            **_resource_schema("Bundle", ("type", "total")),
-            "properties": {
-                "resourceType": {"type": "string", "const": "Bundle"},
-                "type": {"type": "string", "const": "searchset"},
+        component=_listed_resource(
+            "Bundle",
+            ("type", "total"),
+            {
+                "type": _const("searchset"),
                 "total": {"type": "integer", "minimum": 0},
-                "link": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["relation", "url"],
-                        "properties": {"relation": {"type": "string"}, "url": {"type": "string"}},
+                "link": _array_of(
+                    ["relation", "url"],
+                    {"relation": {"type": "string"}, "url": {"type": "string"}},
+                ),
+                "entry": _array_of(
+                    ["fullUrl", "resource", "search"],
+                    {
+                        "fullUrl": {"type": "string"},
+                        "resource": {"type": "object", "required": ["resourceType", "id"]},
+                        "search": {"type": "object", "properties": match_modes},
                     },
-                },
-                "entry": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["fullUrl", "resource", "search"],
-                        "properties": {
-                            "fullUrl": {"type": "string"},
-                            "resource": {"type": "object", "required": ["resourceType", "id"]},
-                            "search": {
-                                "type": "object",
-                                "properties": {
-                                    "mode": {"type": "string", "enum": ["match", "include"]}
-                                },
-                            },
-                        },
-                    },
-                },
+                ),
             },
-        },
+        ),
     )
     spec.components.schema(
         "QuestionnaireResponse", component=_resource_schema("QuestionnaireResponse")
@@ -179,131 +212,106 @@ def _fhir_components(spec: APISpec) -> None:
     for resource_type in WRITTEN_TYPES:
         if resource_type != "QuestionnaireResponse":
             spec.components.schema(resource_type, component=_resource_schema(resource_type))
+    request = {
+        "type": "object",
+        "required": ["method", "url"],
+        "properties": {"method": _const("POST"), "url": _const("QuestionnaireResponse")},
+    }
     spec.components.schema(
         "SubmissionBundle",
-        component={
-            **_resource_schema("Bundle", ("type",)),
-            "description": "A transaction or batch Bundle of forms: each entry a "
-            "QuestionnaireResponse POST.",
-            "properties": {
-                "resourceType": {"type": "string", "const": "Bundle"},
+        component=_listed_resource(
+            "Bundle",
+            ("type",),
+            {
                 "type": {"type": "string", "enum": ["transaction", "batch"]},
-                "entry": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["resource", "request"],
-                        "properties": {
-                            "fullUrl": {"type": "string"},
-                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
-                            "request": {
-                                "type": "object",
-                                "required": ["method", "url"],
-                                "properties": {
-                                    "method": {"type": "string", "const": "POST"},
-                                    "url": {"type": "string", "const": "QuestionnaireResponse"},
-                                },
-                            },
-                        },
+                "entry": _array_of(
+                    ["resource", "request"],
+                    {
+                        "fullUrl": {"type": "string"},
+                        "resource": _ref("QuestionnaireResponse"),
+                        "request": request,
                     },
-                },
+                ),
             },
-        },
+            "A transaction or batch Bundle of forms: each entry a QuestionnaireResponse POST.",
+        ),
     )
+    response = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string"},
+            "location": {"type": "string"},
+            "etag": {"type": "string"},
+            "lastModified": {"type": "string"},
+            "outcome": _ref("OperationOutcome"),
+        },
+    }
     spec.components.schema(
         "ResponseBundle",
-        component={
-            **_resource_schema("Bundle", ("type",)),
-            "description": "The answer to a submission Bundle: one entry per entry sent, in "
-            "order. response.status is '201 Created' or '200 OK' with response.location = the "
-            "DiagnosticReport, or (batch) the error status with response.outcome.",
-            "properties": {
-                "resourceType": {"type": "string", "const": "Bundle"},
+        component=_listed_resource(
+            "Bundle",
+            ("type",),
+            {
                 "type": {"type": "string", "enum": ["transaction-response", "batch-response"]},
-                "entry": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["response"],
-                        "properties": {
-                            "resource": {"$ref": "#/components/schemas/DiagnosticReport"},
-                            "response": {
-                                "type": "object",
-                                "required": ["status"],
-                                "properties": {
-                                    "status": {"type": "string"},
-                                    "location": {"type": "string"},
-                                    "etag": {"type": "string"},
-                                    "lastModified": {"type": "string"},
-                                    "outcome": {"$ref": "#/components/schemas/OperationOutcome"},
-                                },
-                            },
-                        },
-                    },
-                },
+                "entry": _array_of(
+                    ["response"], {"resource": _ref("DiagnosticReport"), "response": response}
+                ),
             },
-        },
+            "The answer to a submission Bundle: one entry per entry sent, in order. "
+            "response.status is '201 Created' or '200 OK' with response.location = the "
+            "DiagnosticReport, or (batch) the error status with response.outcome.",
+        ),
     )
     spec.components.schema(
         "TransactionBundle",
-        component={
-            **_resource_schema("Bundle", ("type", "entry")),
-            "description": "The transaction a form gives: the form, its BodyStructures, "
-            "Observations, DiagnosticReport and Provenance, and the re-assessed later exams; "
-            "each entry a conditional update (PUT Type?identifier=...) or PUT Type/id.",
-            "properties": {
-                "resourceType": {"type": "string", "const": "Bundle"},
-                "type": {"type": "string", "const": "transaction"},
+        component=_listed_resource(
+            "Bundle",
+            ("type", "entry"),
+            {
+                "type": _const("transaction"),
                 "entry": {"type": "array", "items": {"type": "object"}},
             },
-        },
+            "The transaction a form gives: the form, its BodyStructures, Observations, "
+            "DiagnosticReport and Provenance, and the re-assessed later exams; each entry a "
+            "conditional update (PUT Type?identifier=...) or PUT Type/id.",
+        ),
     )
     spec.components.schema(
         "ExtractParameters",
-        component={
-            **_resource_schema("Parameters", ("parameter",)),
-            "description": "The $extract in-parameter 'questionnaire-response' (the form).",
-            "properties": {
-                "resourceType": {"type": "string", "const": "Parameters"},
-                "parameter": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "resource"],
-                        "properties": {
-                            "name": {"type": "string", "const": "questionnaire-response"},
-                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
-                        },
+        component=_listed_resource(
+            "Parameters",
+            ("parameter",),
+            {
+                "parameter": _array_of(
+                    ["name", "resource"],
+                    {
+                        "name": _const("questionnaire-response"),
+                        "resource": _ref("QuestionnaireResponse"),
                     },
-                },
+                ),
             },
-        },
+            "The $extract in-parameter 'questionnaire-response' (the form).",
+        ),
     )
     spec.components.schema(
         "ValidateParameters",
-        component={
-            **_resource_schema("Parameters", ("parameter",)),
-            "description": "The $validate in-parameters: 'resource' (exactly one, the "
-            "QuestionnaireResponse) and optionally 'mode' (create, update or profile).",
-            "properties": {
-                "resourceType": {"type": "string", "const": "Parameters"},
-                "parameter": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {
-                            "name": {"type": "string", "enum": ["resource", "mode"]},
-                            "resource": {"$ref": "#/components/schemas/QuestionnaireResponse"},
-                            "valueCode": {
-                                "type": "string",
-                                "enum": ["create", "update", "profile"],
-                            },
-                        },
+        component=_listed_resource(
+            "Parameters",
+            ("parameter",),
+            {
+                "parameter": _array_of(
+                    ["name"],
+                    {
+                        "name": {"type": "string", "enum": ["resource", "mode"]},
+                        "resource": _ref("QuestionnaireResponse"),
+                        "valueCode": {"type": "string", "enum": ["create", "update", "profile"]},
                     },
-                },
+                ),
             },
-        },
+            "The $validate in-parameters: 'resource' (exactly one, the QuestionnaireResponse) "
+            "and optionally 'mode' (create, update or profile).",
+        ),
     )
 
 
@@ -325,13 +333,23 @@ _FORMAT_PARAMETERS = [
     ),
     _query("_pretty", "Indent the JSON.", {"type": "string", "enum": ["true", "false"]}),
 ]
-_PREFER = {
-    "name": "Prefer",
-    "in": "header",
-    "required": False,
-    "description": "'handling=lenient' ignores unknown parameters instead of answering 400.",
-    "schema": {"type": "string"},
-}
+
+
+def _prefer(description: str) -> dict[str, Any]:
+    return {
+        "name": "Prefer",
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _id(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "id", "in": "path", "required": True, "schema": schema}
+
+
+_PREFER = _prefer("'handling=lenient' ignores unknown parameters instead of answering 400.")
 _NOT_ACCEPTABLE = _outcome("The client accepts neither application/fhir+json nor JSON.")
 
 
@@ -350,10 +368,7 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     _PREFER,
                 ],
                 "responses": {
-                    "200": {
-                        "description": "What this server serves.",
-                        "content": _fhir_content("CapabilityStatement"),
-                    },
+                    "200": _fhir_response("What this server serves.", "CapabilityStatement"),
                     "400": _outcome("An unsupported parameter or mode."),
                     "406": _NOT_ACCEPTABLE,
                 },
@@ -388,10 +403,9 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                         _PREFER,
                     ],
                     "responses": {
-                        "200": {
-                            "description": "A searchset Bundle of the matches.",
-                            "content": _fhir_content("SearchsetBundle"),
-                        },
+                        "200": _fhir_response(
+                            "A searchset Bundle of the matches.", "SearchsetBundle"
+                        ),
                         "400": _outcome(
                             "An unknown search parameter, a modifier, or a bad _count/_offset."
                         ),
@@ -413,20 +427,12 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     "summary": f"Read a {resource_type} by id.{served}",
                     "tags": ["FHIR"],
                     "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string", "pattern": FHIR_ID_PATTERN},
-                        },
+                        _id({"type": "string", "pattern": FHIR_ID_PATTERN}),
                         *_FORMAT_PARAMETERS,
                         _PREFER,
                     ],
                     "responses": {
-                        "200": {
-                            "description": f"The {resource_type}.",
-                            "content": _fhir_content(resource_type),
-                        },
+                        "200": _fhir_response(f"The {resource_type}.", resource_type),
                         "400": _outcome("An unsupported parameter."),
                         "404": _outcome(f"No {resource_type} with that id."),
                         "406": _NOT_ACCEPTABLE,
@@ -434,12 +440,7 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                 }
             },
         )
-    body_schema = {
-        "oneOf": [
-            {"$ref": "#/components/schemas/QuestionnaireResponse"},
-            {"$ref": "#/components/schemas/ValidateParameters"},
-        ]
-    }
+    body_schema = {"oneOf": [_ref("QuestionnaireResponse"), _ref("ValidateParameters")]}
     spec.path(
         path="/fhir/QuestionnaireResponse/$validate",
         operations={
@@ -456,13 +457,7 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     ),
                     _PREFER,
                 ],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        FHIR_JSON: {"schema": body_schema},
-                        "application/json": {"schema": body_schema},
-                    },
-                },
+                "requestBody": _body(body_schema),
                 "responses": {
                     "200": _outcome("Valid: no error issues (information or warnings only)."),
                     "400": _outcome(
@@ -482,15 +477,11 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
     _add_stored_types(spec)
 
 
-_PREFER_RETURN = {
-    "name": "Prefer",
-    "in": "header",
-    "required": False,
-    "description": "'return=representation' (default): the DiagnosticReport; "
-    "'return=OperationOutcome': what was done and every warning (e.g. a discordant reader "
-    "conclusion, a missing modality); 'return=minimal': no body.",
-    "schema": {"type": "string"},
-}
+_PREFER_RETURN = _prefer(
+    "'return=representation' (default): the DiagnosticReport; 'return=OperationOutcome': what "
+    "was done and every warning (e.g. a discordant reader conclusion, a missing modality); "
+    "'return=minimal': no body."
+)
 _BODY_ERRORS = {
     "400": _outcome("Not JSON, or not the resource the interaction takes."),
     "406": _NOT_ACCEPTABLE,
@@ -519,23 +510,11 @@ _WRITTEN_HEADERS = {
     },
     "ETag": {"description": 'W/"<versionId>" of the report.', "schema": {"type": "string"}},
 }
-_REPORT_BODY = {
-    "oneOf": [
-        {"$ref": "#/components/schemas/DiagnosticReport"},
-        {"$ref": "#/components/schemas/OperationOutcome"},
-    ]
-}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {FHIR_JSON: {"schema": schema}, "application/json": {"schema": schema}},
-    }
+_REPORT_BODY = {"oneOf": [_ref("DiagnosticReport"), _ref("OperationOutcome")]}
 
 
 def _add_submission_endpoints(spec: APISpec) -> None:
-    form = {"$ref": "#/components/schemas/QuestionnaireResponse"}
+    form = _ref("QuestionnaireResponse")
     spec.path(
         path="/fhir/QuestionnaireResponse",
         operations={
@@ -551,18 +530,18 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                 "parameters": [*_FORMAT_PARAMETERS, _PREFER_RETURN],
                 "requestBody": _body(form),
                 "responses": {
-                    "201": {
-                        "description": "Results written; the body is the DiagnosticReport (or "
-                        "what Prefer asks for).",
-                        "headers": _WRITTEN_HEADERS,
-                        "content": _fhir_content(_REPORT_BODY),
-                    },
-                    "200": {
-                        "description": "Nothing new created (the same form again, or the report "
-                        "updated); the body is the DiagnosticReport (or what Prefer asks for).",
-                        "headers": _WRITTEN_HEADERS,
-                        "content": _fhir_content(_REPORT_BODY),
-                    },
+                    "201": _fhir_response(
+                        "Results written; the body is the DiagnosticReport (or what Prefer asks "
+                        "for).",
+                        _REPORT_BODY,
+                        _WRITTEN_HEADERS,
+                    ),
+                    "200": _fhir_response(
+                        "Nothing new created (the same form again, or the report updated); the "
+                        "body is the DiagnosticReport (or what Prefer asks for).",
+                        _REPORT_BODY,
+                        _WRITTEN_HEADERS,
+                    ),
                     **_BODY_ERRORS,
                 },
             }
@@ -579,12 +558,9 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                 "each form on its own, failures answered per entry.",
                 "tags": ["FHIR"],
                 "parameters": [*_FORMAT_PARAMETERS, _PREFER_RETURN],
-                "requestBody": _body({"$ref": "#/components/schemas/SubmissionBundle"}),
+                "requestBody": _body(_ref("SubmissionBundle")),
                 "responses": {
-                    "200": {
-                        "description": "One response entry per entry sent.",
-                        "content": _fhir_content("ResponseBundle"),
-                    },
+                    "200": _fhir_response("One response entry per entry sent.", "ResponseBundle"),
                     **_BODY_ERRORS,
                 },
             }
@@ -598,14 +574,12 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                 "summary": "The transaction Bundle a submission would write, without writing it",
                 "tags": ["FHIR"],
                 "parameters": [*_FORMAT_PARAMETERS],
-                "requestBody": _body(
-                    {"oneOf": [form, {"$ref": "#/components/schemas/ExtractParameters"}]}
-                ),
+                "requestBody": _body({"oneOf": [form, _ref("ExtractParameters")]}),
                 "responses": {
-                    "200": {
-                        "description": "The transaction Bundle (SDC $extract); nothing written.",
-                        "content": _fhir_content("TransactionBundle"),
-                    },
+                    "200": _fhir_response(
+                        "The transaction Bundle (SDC $extract); nothing written.",
+                        "TransactionBundle",
+                    ),
                     **{code: r for code, r in _BODY_ERRORS.items() if code != "502"},
                 },
             }
@@ -653,10 +627,9 @@ def _add_stored_types(spec: APISpec) -> None:
                         _PREFER,
                     ],
                     "responses": {
-                        "200": {
-                            "description": "A searchset Bundle of one page, with a next link.",
-                            "content": _fhir_content("SearchsetBundle"),
-                        },
+                        "200": _fhir_response(
+                            "A searchset Bundle of one page, with a next link.", "SearchsetBundle"
+                        ),
                         "400": _outcome("An unsupported parameter, modifier or value."),
                         "404": _outcome(elsewhere),
                         "406": _NOT_ACCEPTABLE,
@@ -673,21 +646,16 @@ def _add_stored_types(spec: APISpec) -> None:
                     "description": elsewhere,
                     "tags": ["FHIR"],
                     "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        _id({"type": "string"}),
                         *_FORMAT_PARAMETERS,
                         _PREFER,
                     ],
                     "responses": {
-                        "200": {
-                            "description": f"The {resource_type}.",
-                            "headers": {"ETag": {"schema": {"type": "string"}}},
-                            "content": _fhir_content(resource_type),
-                        },
+                        "200": _fhir_response(
+                            f"The {resource_type}.",
+                            resource_type,
+                            {"ETag": {"schema": {"type": "string"}}},
+                        ),
                         "400": _outcome("An unsupported parameter."),
                         "404": _outcome(f"No such {resource_type}. " + elsewhere),
                         "406": _NOT_ACCEPTABLE,
