@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The embedded demo serves without authentication (FHIRNET_AUTH=none, logged at start-up).
 run: $(STAMP)
-	$(BIN)/fhirnet demo
+	FHIRNET_AUTH=none $(BIN)/fhirnet demo
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -352,7 +352,15 @@ class FhirClient:
             budget_left = self._retry.budget - slept
             if delay is None or attempt >= self._retry.attempts or delay > budget_left:
                 raise failure
-            log.warning("%s; retry %d in %.1f s", failure, attempt, delay)
+            # Only what cannot carry patient data: no server text, no query string (ids).
+            log.warning(
+                "%s %s failed (%s); retry %d in %.1f s",
+                method,
+                _path(url),
+                failure.status or type(failure).__name__,
+                attempt,
+                delay,
+            )
             self._sleep(delay)
             slept += delay
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -35,6 +35,13 @@ DEFAULT_SMART_SCOPE = " ".join(
     )
 )
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: Values of ``FHIRNET_AUTH``.
+AUTH_MODES = ("none", "keys", "jwt", "keys,jwt")
+#: Asymmetric JWS algorithms ``FHIRNET_JWT_ALGORITHMS`` may list. HMAC (HS*) is left out on
+#: purpose: with a public JWKS it invites the key-confusion attack; ``none`` is never accepted.
+JWT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+#: Shortest API key accepted: 16 characters of ``secrets.token_urlsafe`` carry 96 bits.
+MIN_API_KEY_LENGTH = 16
 
 _T = TypeVar("_T")
 
@@ -77,12 +84,40 @@ class Settings:
     #: Seconds a submission waits for another one about the same patient before answering 503.
     lock_timeout: float = 30.0
 
+    # --- Access control of fhirnet's own endpoints (docs/auth.md) ---
+    #: How callers authenticate: ``"keys"``, ``"jwt"``, ``"keys,jwt"`` or ``"none"`` (open
+    #: access, explicit only). ``None``: whichever of API keys and JWKS is configured; with
+    #: neither, :func:`auth_methods` refuses to start.
+    auth: str | None = None
+    #: Static API keys, each with the SMART scopes it grants (empty: full access).
+    api_keys: tuple[tuple[str, tuple[str, ...]], ...] = field(default=(), repr=False)
+    #: Where the public keys that sign access tokens come from: a JWKS URL or a JWKS file.
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    #: The ``iss`` and ``aud`` every access token must carry.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    #: The signature algorithms accepted; never ``none`` nor HMAC (the keys are public).
+    jwt_algorithms: tuple[str, ...] = ("RS256", "RS384", "ES256", "ES384")
+    #: Limits on every JSON request body, checked after decoding and before any other work
+    #: (:mod:`fhirnet.web.limits`): nesting depth, number of JSON values, characters per string
+    #: (keys included), items and answers per QuestionnaireResponse, entries per Bundle.
+    max_json_depth: int = 64
+    max_json_values: int = 200_000
+    max_string_length: int = 10_000
+    max_items: int = 2_000
+    max_bundle_entries: int = 100
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, default_auth: str | None = None
+) -> Settings:
     """Build :class:`Settings` from ``FHIRNET_*`` variables, defaults for the unset ones.
 
     :param environ: the variables to read; ``None`` reads the process environment (the only
         place in fhirnet that does).
+    :param default_auth: ``FHIRNET_AUTH`` when neither it nor any API key or JWKS is set;
+        ``fhirnet demo`` passes ``"none"``. ``None``: such a configuration is refused.
     :returns: validated settings.
     :raises ConfigError: a variable is set to an unusable value; the message names the variable.
     """
@@ -116,8 +151,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smart_token_url=read("SMART_TOKEN_URL", _base_url, defaults.smart_token_url),
         smart_key_id=read("SMART_KEY_ID", _non_empty, defaults.smart_key_id),
         lock_timeout=read("LOCK_TIMEOUT", _positive_seconds, defaults.lock_timeout),
+        max_json_depth=read("MAX_JSON_DEPTH", _positive_int, defaults.max_json_depth),
+        max_json_values=read("MAX_JSON_VALUES", _positive_int, defaults.max_json_values),
+        max_string_length=read("MAX_STRING_LENGTH", _positive_int, defaults.max_string_length),
+        max_items=read("MAX_ITEMS", _positive_int, defaults.max_items),
+        max_bundle_entries=read("MAX_BUNDLE_ENTRIES", _positive_int, defaults.max_bundle_entries),
+        auth=read("AUTH", _auth_mode, defaults.auth),
+        api_keys=read("API_KEYS", _api_keys, defaults.api_keys),
+        jwks_url=read("JWKS_URL", _base_url, defaults.jwks_url),
+        jwks_file=read("JWKS_FILE", _path, defaults.jwks_file),
+        jwt_issuer=read("JWT_ISSUER", _non_empty, defaults.jwt_issuer),
+        jwt_audience=read("JWT_AUDIENCE", _non_empty, defaults.jwt_audience),
+        jwt_algorithms=read("JWT_ALGORITHMS", _jwt_algorithms, defaults.jwt_algorithms),
     )
     _check_auth(settings)
+    unconfigured = not settings.api_keys and settings.jwks_url is None
+    if unconfigured and settings.jwks_file is None and settings.auth is None and default_auth:
+        settings = replace(settings, auth=_auth_mode(PREFIX + "AUTH", default_auth))
+    auth_methods(settings)
     return settings
 
 
@@ -193,3 +244,92 @@ def _log_level(variable: str, raw: str) -> str:
     if level not in LOG_LEVELS:
         raise ConfigError(f"{variable} must be one of {', '.join(LOG_LEVELS)}, got {raw!r}")
     return level
+
+
+def auth_methods(settings: Settings) -> frozenset[str]:
+    """How callers of fhirnet authenticate, checked: ``{"keys"}``, ``{"jwt"}``, both, or the
+    empty set for open access (``FHIRNET_AUTH=none``, never implied).
+
+    :raises ConfigError: nothing is configured and access is not explicitly open; a method is
+        named without its settings; settings are given for a method that is not used.
+    """
+    keys = bool(settings.api_keys)
+    jwks = settings.jwks_url is not None or settings.jwks_file is not None
+    if settings.jwks_url is not None and settings.jwks_file is not None:
+        raise ConfigError(f"{PREFIX}JWKS_URL and {PREFIX}JWKS_FILE are exclusive: set one")
+    if settings.auth == "none":
+        if keys or jwks:
+            raise ConfigError(
+                f"{PREFIX}AUTH=none opens every endpoint, yet API keys or a JWKS are configured: "
+                f"unset {PREFIX}AUTH to use them"
+            )
+        return frozenset()
+    if settings.auth is None:
+        methods = frozenset({"keys"} if keys else set()) | frozenset({"jwt"} if jwks else set())
+        if not methods:
+            raise ConfigError(
+                f"no authentication is configured: set {PREFIX}API_KEYS, or {PREFIX}JWKS_URL "
+                f"(or {PREFIX}JWKS_FILE) with {PREFIX}JWT_ISSUER and {PREFIX}JWT_AUDIENCE; "
+                f"{PREFIX}AUTH=none serves every endpoint without authentication"
+            )
+    else:
+        methods = frozenset(settings.auth.split(","))
+    if "keys" in methods and not keys:
+        raise ConfigError(f"{PREFIX}AUTH={settings.auth} needs {PREFIX}API_KEYS")
+    if "keys" not in methods and keys:
+        raise ConfigError(f"{PREFIX}API_KEYS is set but {PREFIX}AUTH={settings.auth} ignores it")
+    jwt_settings = jwks or settings.jwt_issuer is not None or settings.jwt_audience is not None
+    if "jwt" not in methods and jwt_settings:
+        raise ConfigError(
+            f"{PREFIX}JWKS_*/{PREFIX}JWT_* are set but {PREFIX}AUTH={settings.auth} ignores them"
+        )
+    if "jwt" in methods:
+        missing = [
+            name
+            for name, value in (
+                ("JWKS_URL or FHIRNET_JWKS_FILE", settings.jwks_url or settings.jwks_file),
+                ("JWT_ISSUER", settings.jwt_issuer),
+                ("JWT_AUDIENCE", settings.jwt_audience),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ConfigError(
+                "JWT access tokens need " + ", ".join(PREFIX + name for name in missing)
+            )
+    return methods
+
+
+def _auth_mode(variable: str, raw: str) -> str:
+    mode = ",".join(sorted({part.strip().lower() for part in raw.split(",")}, reverse=True))
+    if mode not in AUTH_MODES:
+        raise ConfigError(f"{variable} must be one of {', '.join(AUTH_MODES)}, got {raw!r}")
+    return mode
+
+
+def _api_keys(variable: str, raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``KEY[:SCOPE SCOPE ...]`` entries separated by commas; the keys are never echoed."""
+    keys: dict[str, tuple[str, ...]] = {}
+    for number, entry in enumerate(raw.split(","), start=1):
+        key, _, scopes = entry.strip().partition(":")
+        key = key.strip()
+        if len(key) < MIN_API_KEY_LENGTH or any(c.isspace() for c in key):
+            raise ConfigError(
+                f"{variable}: key {number} must be at least {MIN_API_KEY_LENGTH} characters "
+                "without spaces (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+            )
+        if key in keys:
+            raise ConfigError(f"{variable}: key {number} repeats an earlier key")
+        keys[key] = tuple(scopes.split())
+    return tuple(keys.items())
+
+
+def _jwt_algorithms(variable: str, raw: str) -> tuple[str, ...]:
+    algorithms = tuple(part.strip() for part in raw.split(",") if part.strip())
+    refused = [name for name in algorithms if name not in JWT_ALGORITHMS]
+    if not algorithms or refused:
+        raise ConfigError(
+            f"{variable} must list some of {', '.join(JWT_ALGORITHMS)} "
+            f"(never none nor HMAC), got {raw!r}"
+        )
+    return algorithms

@@ -73,3 +73,26 @@ class PatientBusyError(FhirnetError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class AuthenticationError(FhirnetError):
+    """No usable bearer token: missing, unknown, badly signed, expired, for another audience...
+
+    Answered 401 with an RFC 6750 ``WWW-Authenticate: Bearer`` challenge. ``error`` is the
+    challenge's error code, ``None`` when the request carried no credentials at all (RFC 6750
+    §3.1: then the challenge names no error).
+    """
+
+    def __init__(self, description: str, *, error: str | None = "invalid_token") -> None:
+        self.description = description
+        self.error = error
+        super().__init__(description)
+
+
+class AuthorizationError(FhirnetError):
+    """A valid token whose scopes do not grant what the request needs (403, RFC 6750
+    ``insufficient_scope``); ``scope`` is the SMART scope that would."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        super().__init__(f"The access token lacks the scope {scope} this request needs.")

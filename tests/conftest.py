@@ -26,9 +26,10 @@ FUZZ_STATUSES = pytest.StashKey[Counter[int]]()
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Default settings with a fresh data directory (the embedded store, the locks); override
+    """Default settings with a fresh data directory (the embedded store, the locks) and open
+    access (``FHIRNET_AUTH=none``; ``tests/web/test_auth.py`` tests access control); override
     this fixture (or use ``dataclasses.replace``) to change them."""
-    return Settings(data_dir=tmp_path / "data")
+    return Settings(data_dir=tmp_path / "data", auth="none")
 
 
 @pytest.fixture

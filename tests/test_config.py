@@ -9,11 +9,14 @@ import pytest
 
 from fhirnet.config import ConfigError, Settings, load_settings
 
+#: Open access, which ``load_settings`` never assumes; ``tests/web/test_auth.py`` tests the rest.
+OPEN = {"FHIRNET_AUTH": "none"}
 
-def test_no_variables_give_the_defaults() -> None:
-    settings = load_settings({})
 
-    assert settings == Settings()
+def test_no_variables_but_open_access_give_the_defaults() -> None:
+    settings = load_settings(OPEN)
+
+    assert settings == Settings(auth="none")
     assert settings.max_body_bytes == 5 * 1024 * 1024
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
     assert settings.profiles_dir == Path(__file__).parents[1] / "profiles"
@@ -32,6 +35,7 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
             "FHIRNET_PROFILES_DIR": "/srv/profiles",
             "FHIRNET_LOG_LEVEL": "debug",
             "MAX_BODY_BYTES": "1",  # unprefixed: not ours
+            **OPEN,
         }
     )
 
@@ -41,6 +45,7 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
         port=9000,
         profiles_dir=Path("/srv/profiles"),
         log_level="DEBUG",
+        auth="none",
     )
 
 
@@ -85,6 +90,7 @@ def test_the_fhir_server_and_its_auth_are_read_with_the_fhirnet_prefix() -> None
             "FHIRNET_SMART_TOKEN_URL": "https://auth.example.org/token",
             "FHIRNET_SMART_KEY_ID": "k1",
             "FHIRNET_LOCK_TIMEOUT": "5",
+            **OPEN,
         }
     )
 
@@ -99,7 +105,7 @@ def test_the_fhir_server_and_its_auth_are_read_with_the_fhirnet_prefix() -> None
 
 def test_a_bearer_token_is_not_shown_in_the_settings_repr() -> None:
     settings = load_settings(
-        {"FHIRNET_FHIR_BASE_URL": "http://fhir", "FHIRNET_FHIR_BEARER_TOKEN": "s3cret"}
+        {"FHIRNET_FHIR_BASE_URL": "http://fhir", "FHIRNET_FHIR_BEARER_TOKEN": "s3cret", **OPEN}
     )
 
     assert settings.fhir_bearer_token == "s3cret"  # noqa: S105

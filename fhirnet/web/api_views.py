@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from typing import Any
 
 from flask import Blueprint, request
@@ -10,6 +12,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from fhirnet.criteria import assess
 from fhirnet.web import web_state
 from fhirnet.web.bodies import body_within_limit
+from fhirnet.web.limits import JsonLimits, check_json, limits_of
 from fhirnet.web.schemas import dump_assessment, load_request, parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -17,23 +20,32 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 JSON_MEDIA_TYPE = "application/json"
 
 
-def assess_document(raw: bytes | str) -> dict[str, Any]:
+def assess_document(raw: bytes | str, limits: JsonLimits | None = None) -> dict[str, Any]:
     """Run one assessment from a JSON request body to a JSON-ready response body.
 
     The single path from body to body, shared by the endpoint and ``fhirnet assess``, so both
     validate, compute and render identically.
 
     :param raw: the request body.
+    :param limits: what the decoded body may hold, checked before the schemas run (the endpoint
+        passes the settings' limits); ``None``, for the offline command: not checked.
     :returns: the response body of the contract.
     :raises InvalidInputError: malformed JSON, a structural problem or a violated criteria rule.
+    :raises JsonLimitError: the body exceeds ``limits``.
     """
-    return dump_assessment(assess(load_request(parse_json(raw))))
+    body = parse_json(raw)
+    if limits is not None:
+        check_json(body, limits)
+    return dump_assessment(assess(load_request(body)))
 
 
 @bp.post("/assessments")
 def create_assessment() -> dict[str, Any]:
     """Assess the timepoints in the body under the requested criteria."""
-    return assess_document(_json_body())
+    # The schemas bound every list before reading its items, with the contract's field-precise
+    # 422s; a count of all values would pre-empt them with a vaguer 413, so it is left out here.
+    limits = dataclasses.replace(limits_of(web_state().settings), max_values=sys.maxsize)
+    return assess_document(_json_body(), limits)
 
 
 @bp.get("/openapi.json")
@@ -43,7 +55,9 @@ def openapi_document() -> dict[str, Any]:
 
 
 def _json_body() -> bytes:
-    """The raw body of a JSON request; 415 for any other media type, 413 when over the limit."""
-    if request.mimetype != JSON_MEDIA_TYPE:
-        raise UnsupportedMediaType(f"Content-Type must be {JSON_MEDIA_TYPE}.")
+    """The raw body of a JSON request; 415 for any other media type (or a charset other than
+    UTF-8, the only one JSON has, RFC 8259 §8.1), 413 when over the limit."""
+    charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+    if request.mimetype != JSON_MEDIA_TYPE or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(f"Content-Type must be {JSON_MEDIA_TYPE} (UTF-8).")
     return body_within_limit()

@@ -10,6 +10,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from fhirnet import __version__
+from fhirnet.access import Authenticator
 from fhirnet.config import Settings, load_settings
 from fhirnet.fhir.capability import SearchParameter, StoredType, capability_statement
 from fhirnet.fhir.identifiers import WRITTEN_TYPES
@@ -17,12 +18,13 @@ from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
 from fhirnet.ports import FhirStore
 from fhirnet.store.parameters import Kind, parameters_of
-from fhirnet.web import WebState
+from fhirnet.web import WebState, auth
 from fhirnet.web.api_views import bp as api_bp
 from fhirnet.web.backend import Backend
 from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_views import bp as fhir_bp
+from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
 
 
@@ -55,17 +57,20 @@ def create_app(
     :param store: the FHIR store to work on instead of the one ``settings`` name (tests); an
         :class:`~fhirnet.store.EmbeddedStore` is served under ``/fhir`` too.
     :returns: the application, with its shared objects in ``app.extensions["fhirnet"]``.
-    :raises fhirnet.config.ConfigError: an environment variable has an unusable value.
+    :raises fhirnet.config.ConfigError: an environment variable has an unusable value, or no
+        authentication is configured and ``FHIRNET_AUTH`` is not ``none`` (docs/auth.md).
     :raises fhirnet.errors.ProfileNotFoundError: ``settings.profiles_dir`` is not a FHIR package,
         or lacks the Questionnaire or a ValueSet it uses.
     """
     settings = load_settings() if settings is None else settings
+    authenticator = Authenticator(settings)  # before anything else: a bad key list stops here
     catalog = load_catalog(settings.profiles_dir)
     backend = Backend(settings, store=store)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = _ContractOrderJSONProvider(app)
     app.logger.setLevel(settings.log_level)
+    install_logging(app, settings.log_level)  # first, so every request has its id
     app.extensions["fhirnet"] = WebState(
         settings=settings,
         openapi=build_openapi_document(),
@@ -84,6 +89,7 @@ def create_app(
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
+    auth.install(app, authenticator)
     return app
 
 

@@ -80,8 +80,17 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
     Each patient's forms in ``examples/questionnaire-responses/`` go to ``POST
     /fhir/QuestionnaireResponse`` in date order, as an EHR would send them; the results land in
     the embedded store (``FHIRNET_DATA_DIR``), or on ``FHIRNET_FHIR_BASE_URL`` when set.
+
+    Unless access control is configured, the demo serves without it (``FHIRNET_AUTH=none``) and
+    says so; with API keys it submits with the first one.
     """
-    settings = load_settings()
+    settings = load_settings(default_auth="none")
+    if settings.auth == "none":
+        click.echo(
+            "Authentication is disabled for the demo (FHIRNET_AUTH=none): every endpoint is open. "
+            "Set FHIRNET_API_KEYS or FHIRNET_JWKS_* to protect it (docs/auth.md)."
+        )
+    token = settings.api_keys[0][0] if settings.api_keys else None
     options = gunicorn_options(settings, host=host, port=port)
     forms_dir = settings.examples_dir / "questionnaire-responses"
     patients = sorted(path for path in forms_dir.iterdir() if path.is_dir())
@@ -92,7 +101,7 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
         # Runs in gunicorn's master once the socket listens; requests wait in its backlog until
         # a worker takes them, so the examples go through the real HTTP stack.
         threading.Thread(
-            target=_run_examples, args=(base_url, where, patients, once), daemon=True
+            target=_run_examples, args=(base_url, where, patients, once, token), daemon=True
         ).start()
 
     quiet = {"when_ready": when_ready, "accesslog": None}  # the summary is the demo's output
@@ -103,23 +112,31 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
 _CATEGORIES = {coding.code: response.value for response, coding in RESPONSE_CATEGORIES.items()}
 
 
-def _run_examples(base_url: str, where: str, patients: Sequence[Path], stop: bool) -> None:
+def _run_examples(
+    base_url: str, where: str, patients: Sequence[Path], stop: bool, token: str | None
+) -> None:
     """Submit each patient's forms in order and print what each exam's report concludes."""
     try:
-        _submit_examples(base_url, where, patients)
+        _submit_examples(base_url, where, patients, _auth_headers(token))
     finally:
         if stop:  # also when printing failed: --once must never leave the server running
             os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master shuts down gracefully
 
 
-def _submit_examples(base_url: str, where: str, patients: Sequence[Path]) -> None:
+def _auth_headers(token: str | None) -> dict[str, str]:
+    return {} if token is None else {"Authorization": f"Bearer {token}"}
+
+
+def _submit_examples(
+    base_url: str, where: str, patients: Sequence[Path], headers: Mapping[str, str]
+) -> None:
     _wait_until_healthy(base_url)
     click.echo(f"\nfhirnet {__version__} is serving on {base_url}, writing to {where}")
     for patient in patients:
         click.echo(f"\n{patient.name}")
         reports = None
         for path in sorted(patient.glob("*.json")):
-            location, line = _submit(base_url, path)
+            location, line = _submit(base_url, path, headers)
             click.echo(line)
             if location is not None:
                 server, _, _ = location.rpartition("/DiagnosticReport/")
@@ -136,12 +153,16 @@ def _submit_examples(base_url: str, where: str, patients: Sequence[Path]) -> Non
     )
 
 
-def _submit(base_url: str, path: Path) -> tuple[str | None, str]:
+def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str | None, str]:
     """POST one form; the report's Location and a line: date, category, warnings."""
     request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
         f"{base_url}/fhir/QuestionnaireResponse",
         data=path.read_bytes(),
-        headers={"Content-Type": "application/fhir+json", "Prefer": "return=OperationOutcome"},
+        headers={
+            "Content-Type": "application/fhir+json",
+            "Prefer": "return=OperationOutcome",
+            **headers,
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
@@ -150,7 +171,8 @@ def _submit(base_url: str, path: Path) -> tuple[str | None, str]:
         outcome = json.load(error)
         problems = "; ".join(issue.get("diagnostics", "") for issue in outcome.get("issue", []))
         return None, f"  {path.name}: {error.code} {problems}"
-    report = _fetch(location)
+    # Our key goes to our own server only, never to an external FHIR server's Location.
+    report = _fetch(location, headers if location.startswith(base_url + "/") else {})
     if report is None:
         return location, f"  {path.name}: {status}, report at {location}"
     codings = [c for concept in report.get("conclusionCode", []) for c in concept.get("coding", [])]
@@ -166,10 +188,12 @@ def _submit(base_url: str, path: Path) -> tuple[str | None, str]:
     return location, "\n".join(lines)
 
 
-def _fetch(url: str) -> dict[str, Any] | None:
+def _fetch(url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
     """GET a resource the service points at; ``None`` if it cannot (an external server that
     wants credentials, say)."""
-    request = urllib.request.Request(url, headers={"Accept": "application/fhir+json"})  # noqa: S310
+    request = urllib.request.Request(  # noqa: S310
+        url, headers={"Accept": "application/fhir+json", **headers}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
             body: dict[str, Any] = json.load(answer)
@@ -203,10 +227,40 @@ def gunicorn_options(
     return {
         "bind": f"{address}:{port or settings.port}",
         "loglevel": settings.log_level.lower(),
-        "accesslog": "-",
+        # No access log: its lines hold the raw path and query string (ids, search parameters
+        # with patient identifiers). The app logs each request as JSON with the URL rule instead
+        # (fhirnet.web.logs), and gunicorn's own records use the same formatter.
+        "accesslog": None,
+        "logconfig_dict": gunicorn_logging(settings),
         # gunicorn >= 25 opens a control socket in $HOME by default; we do not use it, and two
         # instances on one host would compete for the same path.
         "control_socket_disable": True,
+    }
+
+
+def gunicorn_logging(settings: Settings) -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its error log as JSON lines on stderr
+    (:class:`fhirnet.web.logs.JsonFormatter`), no access log, nothing on the root logger (the
+    ``fhirnet`` loggers have their own handler, see :func:`fhirnet.web.logs.install_logging`)."""
+    return {
+        "root": {"level": "WARNING", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "level": settings.log_level,
+                "handlers": ["json"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "formatters": {"json": {"()": "fhirnet.web.logs.JsonFormatter"}},
     }
 
 

@@ -19,6 +19,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from fhirnet.errors import (
+    AuthenticationError,
+    AuthorizationError,
     FhirnetError,
     FhirServerError,
     FhirServerRejectedError,
@@ -199,9 +201,12 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(InvalidInputError, _invalid_input)
     app.register_error_handler(ProfileNotFoundError, _profile_not_found)
     app.register_error_handler(FhirRequestError, _fhirnet_error)
+    app.register_error_handler(JsonLimitError, _json_limit)
     app.register_error_handler(OutcomeError, _fhirnet_error)
     app.register_error_handler(FhirServerError, _fhirnet_error)
     app.register_error_handler(PatientBusyError, _fhirnet_error)
+    app.register_error_handler(AuthenticationError, _unauthenticated)
+    app.register_error_handler(AuthorizationError, _forbidden)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
 
@@ -261,7 +266,80 @@ def _describe(error: HTTPException) -> str:
 
 def _unexpected(error: Exception) -> tuple[dict[str, Any], int] | Response:
     # A bug, never bad input: log the traceback for us, tell the client nothing about internals.
-    current_app.logger.exception("Unhandled error on %s %s", request.method, request.path)
+    # Not the raw path (ids) nor the message (may echo input): the request log's formatter adds
+    # the method, URL rule and request id, and only the traceback's code locations.
+    current_app.logger.exception("Unhandled error")
     if is_fhir_request():
         return _outcome_response([_error_issue(IssueType.EXCEPTION, INTERNAL_ERROR_MESSAGE)], 500)
     return error_body([FieldError(path=(), message=INTERNAL_ERROR_MESSAGE)]), 500
+
+
+class JsonLimitError(FhirRequestError):
+    """A JSON body over one of the limits of :mod:`fhirnet.web.limits` (depth, values, items,
+    Bundle entries, string length): an OperationOutcome on FHIR routes, the ``{"errors": ...}``
+    envelope at ``path`` on the JSON API, with ``status`` (400, 413 or 422) either way."""
+
+    def __init__(
+        self,
+        status: int,
+        code: IssueType,
+        message: str,
+        *,
+        path: tuple[str | int, ...] = (),
+        expression: str | None = None,
+    ) -> None:
+        super().__init__(status, code, message, expression=expression)
+        self.path = path
+
+
+def _json_limit(error: JsonLimitError) -> tuple[dict[str, Any], int] | Response:
+    if is_fhir_request():
+        return _fhirnet_error(error)
+    # The JSON API's contract answers bad input with 413 or 422, never 400.
+    status = 422 if error.status == 400 else error.status
+    return error_body([FieldError(path=error.path, message=error.message)]), status
+
+
+#: The ``realm`` of fhirnet's ``WWW-Authenticate`` challenges (RFC 6750 §3).
+AUTH_REALM = "fhirnet"
+
+
+def _unauthenticated(error: AuthenticationError) -> Response:
+    # RFC 6750 §3.1: a request without credentials gets a challenge without an error code.
+    challenge = {"realm": AUTH_REALM}
+    if error.error is not None:
+        challenge |= {"error": error.error, "error_description": error.description}
+    return _auth_error(401, IssueType.LOGIN, error.description, challenge)
+
+
+def _forbidden(error: AuthorizationError) -> Response:
+    challenge = {
+        "realm": AUTH_REALM,
+        "error": "insufficient_scope",
+        "error_description": str(error),
+        "scope": error.scope,
+    }
+    return _auth_error(403, IssueType.FORBIDDEN, str(error), challenge)
+
+
+def _auth_error(
+    status: int, code: IssueType, message: str, challenge: Mapping[str, str]
+) -> Response:
+    response = (
+        _outcome_response([_error_issue(code, message)], status)
+        if is_fhir_request()
+        else Response(
+            json.dumps(error_body([FieldError(path=(), message=message)])),
+            status,
+            content_type="application/json",
+        )
+    )
+    # Quoted strings may not hold '"' or '\\' (RFC 6750 §3: error_description is %x20-21 /
+    # %x23-5B / %x5D-7E): drop them, and anything else outside printable ASCII.
+    parameters = ", ".join(
+        f'{name}="{"".join(c for c in value if " " <= c <= "~" and c not in chr(34) + chr(92))}"'
+        for name, value in challenge.items()
+    )
+    response.headers["WWW-Authenticate"] = f"Bearer {parameters}"
+    response.headers["Cache-Control"] = "no-store"
+    return response

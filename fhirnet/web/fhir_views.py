@@ -18,6 +18,7 @@ Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
@@ -50,12 +51,15 @@ from fhirnet.web.fhir_bundles import (
     version_headers,
 )
 from fhirnet.web.fhir_search import search_query
+from fhirnet.web.limits import JsonLimits, check_json, limits_of, too_deep
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
 FHIR_JSON = "application/fhir+json"
 #: Media types a request body may have.
 BODY_MEDIA_TYPES = (FHIR_JSON, "application/json")
+#: ``charset`` values a body may declare: FHIR JSON is UTF-8 (R4 http §3.1.0.1.1).
+UTF_8_NAMES = frozenset({"utf-8", "utf8"})
 #: ``_format`` values meaning JSON (FHIR R4 http §3.1.0.1.8).
 FORMAT_VALUES = frozenset({"json", "application/json", FHIR_JSON})
 #: Parameters every FHIR interaction takes.
@@ -490,24 +494,35 @@ def _from_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_body() -> Any:
-    """The decoded JSON request body: 415 for other media types, 413 over the limit, 400 if not
-    JSON."""
-    if request.mimetype not in BODY_MEDIA_TYPES:
+    """The decoded JSON request body: 415 for other media types (or a charset other than UTF-8),
+    413 over the size limit, 400 if not strict JSON, 400/413/422 over the JSON limits
+    (:mod:`fhirnet.web.limits`), all before any other work on it."""
+    charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+    if request.mimetype not in BODY_MEDIA_TYPES or charset not in UTF_8_NAMES:
         raise FhirRequestError(
             415,
             IssueType.NOT_SUPPORTED,
-            f"Content-Type must be {' or '.join(BODY_MEDIA_TYPES)}, got "
+            f"Content-Type must be {' or '.join(BODY_MEDIA_TYPES)} (UTF-8), got "
             f"{request.mimetype or 'none'}.",
         )
-    return _parse_json(body_within_limit())
+    limits = limits_of(web_state().settings)
+    body = _parse_json(body_within_limit(), limits)
+    check_json(body, limits)
+    return body
 
 
-def _parse_json(raw: bytes) -> Any:
-    """Decode strict JSON: no duplicate keys, no NaN/Infinity (FHIR JSON has neither)."""
+def _parse_json(raw: bytes, limits: JsonLimits) -> Any:
+    """Decode strict JSON: no duplicate keys, no NaN/Infinity, no number too large for a float
+    (FHIR JSON has none of these)."""
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        return json.loads(
+            raw,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
     except RecursionError:
-        message = "nested too deeply"
+        raise too_deep(limits) from None
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
         message = str(error)
     raise FhirRequestError(400, IssueType.STRUCTURE, f"The body is not valid JSON: {message}.")
@@ -524,3 +539,10 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # e.g. 1e999, which float() reads as inf
+        raise ValueError("a number is too large")
+    return value

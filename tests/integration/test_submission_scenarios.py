@@ -297,7 +297,11 @@ def fhirnet_settings_environment(
     base_url: str, data_dir: Path, *, timeout: float | None
 ) -> dict[str, str]:
     """The ``FHIRNET_*`` variables of a fhirnet writing to ``base_url``; nothing else is read."""
-    environment = {"FHIRNET_FHIR_BASE_URL": base_url, "FHIRNET_DATA_DIR": str(data_dir)}
+    environment = {
+        "FHIRNET_FHIR_BASE_URL": base_url,
+        "FHIRNET_DATA_DIR": str(data_dir),
+        "FHIRNET_AUTH": "none",
+    }
     if timeout is not None:
         environment["FHIRNET_FHIR_TIMEOUT"] = f"{timeout:g}"
     return environment

@@ -178,7 +178,12 @@ def served(
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """``fhirnet serve`` on a free port with a 2000-byte body limit; stopped after the tests."""
     port = free_port()
-    env = {**os.environ, "FHIRNET_PORT": str(port), "FHIRNET_MAX_BODY_BYTES": "2000"}
+    env = {
+        **os.environ,
+        "FHIRNET_PORT": str(port),
+        "FHIRNET_MAX_BODY_BYTES": "2000",
+        "FHIRNET_AUTH": "none",
+    }
     log_path = tmp_path_factory.mktemp("serve") / "gunicorn.log"
     with log_path.open("wb") as log:
         server = subprocess.Popen(

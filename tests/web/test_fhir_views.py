@@ -642,7 +642,7 @@ def test_authored_is_judged_against_the_utc_date_of_the_app_clock(
 
 
 def test_the_default_clock_is_utc_now() -> None:
-    now = state(create_app(Settings())).clock()
+    now = state(create_app(Settings(auth="none"))).clock()
 
     assert now.utcoffset() == dt.timedelta(0)
     assert abs(now - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
@@ -829,7 +829,7 @@ class TestBodySizeLimit:
 
     @pytest.fixture
     def settings(self) -> Settings:
-        return dataclasses.replace(Settings(), max_body_bytes=self.LIMIT)
+        return Settings(max_body_bytes=self.LIMIT, auth="none")
 
     @staticmethod
     def padded(size: int) -> bytes:
@@ -896,7 +896,7 @@ def test_a_package_without_the_questionnaire_stops_the_start(tmp_path: Path) -> 
     (tmp_path / "package.json").write_text(json.dumps({"name": "x", "version": "0.0.1"}))
 
     with pytest.raises(ProfileNotFoundError, match="Questionnaire/gep-net-imaging-crf"):
-        create_app(Settings(profiles_dir=tmp_path))
+        create_app(Settings(profiles_dir=tmp_path, auth="none"))
 
 
 # -- the OpenAPI document describes the FHIR endpoint ----------------------------------------------

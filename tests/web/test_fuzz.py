@@ -66,7 +66,7 @@ numbers = (
 @pytest.fixture(scope="module")
 def fuzz_client() -> FlaskClient:
     """One app for all examples of this module, with a small body limit to reach 413 too."""
-    return create_app(Settings(max_body_bytes=SMALL_BODY_LIMIT)).test_client()
+    return create_app(Settings(max_body_bytes=SMALL_BODY_LIMIT, auth="none")).test_client()
 
 
 def post_and_check(client: FlaskClient, data: bytes, content_type: str, seen: Counter[int]) -> int:

@@ -1,0 +1,145 @@
+"""Access control of every request: which endpoints are public, which SMART scope each other one
+needs, and the ``before_request`` hook that checks the bearer token (docs/auth.md).
+
+Public: ``/health``, ``/fhir/metadata``, ``/api/v1/openapi.json``, the ``/crf`` page and its
+static files, and read/search of the conformance resources (Questionnaire, ValueSet...): none of
+them holds patient data, and the CRF page needs the Questionnaire before anyone signs in. Every
+other endpoint needs a token; the scope it needs is in :func:`required_permission`. A route
+that is in neither list stops ``create_app`` (fail closed), so a new endpoint cannot be
+published unprotected by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import Flask, current_app, g, request
+
+from fhirnet.access import Authenticator, Permission, is_resource_type
+from fhirnet.errors import AuthenticationError, AuthorizationError
+from fhirnet.fhir.capability import READABLE_TYPES
+
+#: Endpoints anyone may call, with or without a token.
+PUBLIC_ENDPOINTS = frozenset(
+    {"health", "fhir.metadata", "api.openapi_document", "crf.crf_page", "crf.static", "static"}
+)
+#: Endpoints any authenticated caller may call, whatever its scopes: the assessment calculator
+#: reads and writes no FHIR data, it computes categories from the request body alone.
+AUTHENTICATED_ENDPOINTS = frozenset({"api.create_assessment"})
+
+QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
+#: Submitting forms needs create on QuestionnaireResponse only: the Observations,
+#: DiagnosticReport, BodyStructures and Provenance that result are written by fhirnet with its own
+#: credentials. ``$validate`` and ``$extract`` are the dry runs of that create, so they need it
+#: too (``$extract`` also reads the patient's earlier forms).
+_SUBMIT = Permission(QUESTIONNAIRE_RESPONSE, "c")
+
+
+def _read_or_search(interaction: str) -> Callable[[Mapping[str, Any]], Permission | None]:
+    def permission(view_args: Mapping[str, Any]) -> Permission | None:
+        resource_type = str(view_args.get("resource_type", ""))
+        if resource_type in READABLE_TYPES:
+            return None  # a conformance resource: public
+        if not is_resource_type(resource_type):
+            # Not a type name at all (the view answers 404): a token, but no scope, is needed,
+            # and the name never reaches a response header.
+            return Permission("*", interaction)
+        return Permission(resource_type, interaction)
+
+    return permission
+
+
+#: Endpoint → the permission its request needs (``None``: public) given the URL's variables.
+SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]] = {
+    "fhir.read": _read_or_search("r"),
+    "fhir.search": _read_or_search("s"),
+    "fhir.create": lambda _: _SUBMIT,
+    "fhir.transaction": lambda _: _SUBMIT,  # a Bundle of QuestionnaireResponses
+    "fhir.validate": lambda _: _SUBMIT,
+    "fhir.extract_resources": lambda _: _SUBMIT,
+}
+
+_PUBLIC = object()
+_ANY_SCOPE = object()
+
+
+def required_permission(endpoint: str | None, view_args: Mapping[str, Any]) -> object:
+    """What a request to ``endpoint`` needs: a :class:`Permission`, or one of the markers
+    :data:`_PUBLIC` (nothing) and :data:`_ANY_SCOPE` (a valid token).
+
+    A URL that matches no route (``endpoint`` is ``None``) needs a valid token before it learns
+    that it is a 404 or 405.
+    """
+    if endpoint in PUBLIC_ENDPOINTS:
+        return _PUBLIC
+    if endpoint is None or endpoint in AUTHENTICATED_ENDPOINTS:
+        return _ANY_SCOPE
+    rule = SCOPED_ENDPOINTS.get(endpoint)
+    if rule is None:  # unreachable after check_routes(); fail closed all the same
+        return Permission("*", "cruds")
+    permission = rule(view_args)
+    if permission is None:
+        return _PUBLIC
+    if permission.resource_type == "*":
+        return _ANY_SCOPE
+    return permission
+
+
+def is_public(endpoint: str | None, view_args: Mapping[str, Any]) -> bool:
+    """Whether a request to ``endpoint`` with these URL variables needs no token."""
+    return required_permission(endpoint, view_args) is _PUBLIC
+
+
+def check_routes(app: Flask) -> None:
+    """Refuse to build an app with a route that is neither public nor mapped to a scope.
+
+    :raises RuntimeError: names the unmapped endpoints (a programming error, not configuration).
+    """
+    known = PUBLIC_ENDPOINTS | AUTHENTICATED_ENDPOINTS | SCOPED_ENDPOINTS.keys()
+    unmapped = sorted({rule.endpoint for rule in app.url_map.iter_rules()} - known)
+    if unmapped:
+        raise RuntimeError(f"routes without an access rule in fhirnet.web.auth: {unmapped}")
+
+
+def install(app: Flask, authenticator: Authenticator) -> None:
+    """Check every request to ``app`` with ``authenticator``; call after the blueprints are
+    registered. With open access (``FHIRNET_AUTH=none``) say so in the log, once."""
+    check_routes(app)
+    app.extensions["fhirnet.auth"] = authenticator
+    if authenticator.open:
+        app.logger.warning("authentication disabled (FHIRNET_AUTH=none): every endpoint is open")
+    app.before_request(_authorize)
+
+
+def _authorize() -> None:
+    """``before_request``: raise :class:`AuthenticationError` (401) or
+    :class:`AuthorizationError` (403) unless the request may go on."""
+    authenticator: Authenticator = current_app.extensions["fhirnet.auth"]
+    if authenticator.open or request.method == "OPTIONS":
+        return  # OPTIONS only lists the allowed methods; it never reaches a view
+    needed = required_permission(request.endpoint, request.view_args or {})
+    if needed is _PUBLIC:
+        return
+    principal = authenticator.authenticate(_bearer_token())
+    g.fhirnet_principal = principal
+    if isinstance(needed, Permission) and not principal.allows(needed):
+        current_app.logger.info("%s lacks %s for %s", principal.subject, needed, request.path)
+        raise AuthorizationError(str(needed))
+
+
+def _bearer_token() -> str:
+    header = request.headers.get("Authorization")
+    if header is None:
+        raise AuthenticationError(
+            "An access token is required (Authorization: Bearer).", error=None
+        )
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthenticationError(
+            "Only bearer tokens are accepted (Authorization: Bearer).", error=None
+        )
+    token = token.strip()
+    if not token:
+        raise AuthenticationError("The Authorization header carries no token.")
+    return token

@@ -1,0 +1,220 @@
+"""Limits on decoded JSON request bodies, checked before any expensive work (style P7: they raise,
+:mod:`fhirnet.web.errors` answers).
+
+The body size is capped before decoding (:mod:`fhirnet.web.bodies`); a body under that cap can
+still be costly to validate, map and store: thousands of items, a string of megabytes, nesting a
+recursive walker would choke on. :func:`check_json` walks the decoded value once, iteratively (no
+recursion, whatever the depth), and refuses the first limit it finds exceeded. Both body readers
+(the FHIR endpoint and the JSON API) use it, with the limits of the service's settings.
+
+Python's own decoder refuses nesting deeper than the interpreter's recursion limit with a
+``RecursionError``; :func:`too_deep` is the error both readers answer that with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fhirnet.config import Settings
+from fhirnet.errors import Path
+from fhirnet.fhir.outcome import IssueType
+from fhirnet.web.errors import JsonLimitError
+
+#: Keys whose list elements count as items and answers of a QuestionnaireResponse (also of any
+#: other resource, e.g. a contained Questionnaire: each resource is counted on its own).
+_ITEM_KEYS = frozenset({"item", "answer"})
+#: FHIR R4 ``id`` datatype: at most 64 characters (datatypes.html#id).
+MAX_RESOURCE_ID_LENGTH = 64
+
+
+@dataclass(frozen=True, kw_only=True)
+class JsonLimits:
+    """What one JSON body may hold; defaults as :class:`~fhirnet.config.Settings`."""
+
+    #: Containers nested in each other: ``[[1]]`` has depth 2, a scalar 0.
+    max_depth: int = 64
+    #: JSON values in all (objects, arrays, scalars; keys not counted).
+    max_values: int = 200_000
+    #: Characters (code points) per string, object keys included.
+    max_string_length: int = 10_000
+    #: ``item`` and ``answer`` elements per resource.
+    max_items: int = 2_000
+    #: ``entry`` elements per Bundle.
+    max_bundle_entries: int = 100
+
+
+def limits_of(settings: Settings) -> JsonLimits:
+    """The limits configured in ``settings`` (``FHIRNET_MAX_JSON_DEPTH`` and so on)."""
+    return JsonLimits(
+        max_depth=settings.max_json_depth,
+        max_values=settings.max_json_values,
+        max_string_length=settings.max_string_length,
+        max_items=settings.max_items,
+        max_bundle_entries=settings.max_bundle_entries,
+    )
+
+
+def too_deep(limits: JsonLimits) -> JsonLimitError:
+    """The error for a body the decoder itself refused as nested too deeply."""
+    return JsonLimitError(
+        400, IssueType.STRUCTURE, f"The JSON is nested more than {limits.max_depth} levels deep."
+    )
+
+
+class _Node:
+    """A container being walked; its path is kept as parent links, built only for an error."""
+
+    __slots__ = ("depth", "items", "key", "parent", "resource", "value")
+
+    def __init__(
+        self,
+        value: dict[str, Any] | list[Any],
+        depth: int,
+        parent: _Node | None,
+        key: str | int | None,
+        resource: _Node | None,
+        items: list[int],
+    ) -> None:
+        self.value = value
+        #: Containers enclosing this one (0 for the body itself).
+        self.depth = depth
+        self.parent = parent
+        self.key = key
+        #: The enclosing resource and its running count of items and answers (shared list).
+        self.resource = resource
+        self.items = items
+
+    def path(self) -> Path:
+        keys: list[str | int] = []
+        node: _Node | None = self
+        while node is not None and node.key is not None:
+            keys.append(node.key)
+            node = node.parent
+        return tuple(reversed(keys))
+
+
+def check_json(value: Any, limits: JsonLimits) -> None:
+    """Refuse a decoded JSON body that exceeds ``limits`` or holds text that is not Unicode.
+
+    Only containers are put on the walk's stack, and only after the value count allows them, so
+    the walk itself costs at most ``max_values`` steps.
+
+    :param value: the decoded body.
+    :param limits: what it may hold.
+    :raises JsonLimitError: 400 ``structure`` for nesting deeper than ``max_depth`` or a string
+        with a lone surrogate (``"\\ud800"``; not representable in UTF-8); 413 ``too-long`` for
+        more values, items and answers, or Bundle entries than allowed; 422 ``too-long`` for a
+        string longer than ``max_string_length`` or a resource ``id`` over 64 characters.
+    """
+    if isinstance(value, str):
+        _check_string(None, None, value, limits)
+    if not isinstance(value, dict | list):
+        return
+    count = 1
+    stack = [_Node(value, 0, None, None, None, [0])]
+    while stack:
+        node = stack.pop()
+        if node.depth >= limits.max_depth:
+            raise _error(
+                node,
+                None,
+                400,
+                f"The JSON is nested more than {limits.max_depth} levels deep.",
+                code=IssueType.STRUCTURE,
+            )
+        count += len(node.value)
+        if count > limits.max_values:
+            raise _error(node, None, 413, f"The body holds more than {limits.max_values} values.")
+        stack.extend(_children(node, limits))
+
+
+def _children(node: _Node, limits: JsonLimits) -> Iterator[_Node]:
+    """The containers in a container, checking its strings and what only it knows."""
+    value = node.value
+    resource, items = node.resource, node.items
+    pairs: Iterable[tuple[str | int, Any]]
+    if isinstance(value, list):
+        pairs = enumerate(value)
+    else:
+        if isinstance(value.get("resourceType"), str):  # a (nested) resource: counted on its own
+            resource, items = node, [0]
+            _check_resource(node, value, limits)
+        pairs = value.items()
+    for key, child in pairs:
+        if isinstance(key, str):
+            _check_string(node, key, key, limits, what="key")
+            if key in _ITEM_KEYS and isinstance(child, list) and resource is not None:
+                items[0] += len(child)
+                if items[0] > limits.max_items:
+                    message = f"A resource has more than {limits.max_items} items and answers."
+                    raise _error(resource, None, 413, message)
+        if isinstance(child, str):
+            _check_string(node, key, child, limits)
+        elif isinstance(child, dict | list):
+            yield _Node(child, node.depth + 1, node, key, resource, items)
+
+
+def _check_resource(node: _Node, resource: dict[str, Any], limits: JsonLimits) -> None:
+    identifier = resource.get("id")
+    if isinstance(identifier, str) and len(identifier) > MAX_RESOURCE_ID_LENGTH:
+        raise _error(
+            node, "id", 422, f"A resource id has at most {MAX_RESOURCE_ID_LENGTH} characters."
+        )
+    entries = resource.get("entry")
+    if (
+        resource["resourceType"] == "Bundle"
+        and isinstance(entries, list)
+        and len(entries) > limits.max_bundle_entries
+    ):
+        raise _error(
+            node,
+            "entry",
+            413,
+            f"A Bundle holds at most {limits.max_bundle_entries} entries, this one {len(entries)}.",
+        )
+
+
+def _check_string(
+    node: _Node | None,
+    key: str | int | None,
+    text: str,
+    limits: JsonLimits,
+    *,
+    what: str = "string",
+) -> None:
+    if len(text) > limits.max_string_length:
+        message = f"A {what} has more than {limits.max_string_length} characters."
+        raise _error(node, key, 422, message)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            message = f"A {what} holds a lone surrogate (U+D800 to U+DFFF), which is not text."
+            raise _error(node, key, 400, message, code=IssueType.STRUCTURE) from None
+
+
+def _error(
+    node: _Node | None,
+    key: str | int | None,
+    status: int,
+    message: str,
+    *,
+    code: IssueType = IssueType.TOO_LONG,
+) -> JsonLimitError:
+    """The error at ``node``'s ``key`` (``None``: the node itself), with a FHIRPath expression
+    when the body is a resource (``QuestionnaireResponse.item[3].answer[0]``); the API renders
+    the path as a JSON path."""
+    path = (node.path() if node is not None else ()) + ((key,) if key is not None else ())
+    root = node
+    while root is not None and root.parent is not None:
+        root = root.parent
+    expression = None
+    if root is not None and isinstance(root.value, dict):
+        resource_type = root.value.get("resourceType")
+        if isinstance(resource_type, str):
+            expression = resource_type + "".join(
+                f"[{part}]" if isinstance(part, int) else f".{part}" for part in path
+            )
+    return JsonLimitError(status, code, message, path=path, expression=expression)
