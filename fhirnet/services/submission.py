@@ -22,6 +22,17 @@ in as arguments (``style.md`` P10, P13).
 6. one transaction Bundle for everything (:func:`fhirnet.fhir.build.build_transaction`), written
    with :meth:`~fhirnet.ports.FhirStore.transaction`: all or nothing.
 
+**Audit** (:mod:`fhirnet.services.audits`): with an ``audit`` trail (the web layer always passes
+one), each submitted form gets an AuditEvent (action ``C``; subtype ``create``, ``transaction``
+or ``batch``; the patient and every resource the transaction writes about the patient, or the
+stored DiagnosticReport an identical resubmission is answered with) appended to the **same
+transaction** as its results, after :func:`~fhirnet.fhir.build.build_transaction`'s entries (so
+``$extract``'s Bundle stays the golden one). An identical resubmission writes a transaction of
+its AuditEvent alone. A failed request writes a failure AuditEvent on its own, best effort.
+``$extract`` reads patient data: its AuditEvent (subtype ``operation``, action ``E``) is written
+on its own before the Bundle is returned. Without ``audit`` (unit tests, benchmarks) nothing is
+audited.
+
 The lock matters because the first submission of a form finds no results and creates them: two
 simultaneous first submissions would both create. Under the lock the second one finds the first
 one's form and writes nothing.
@@ -43,6 +54,8 @@ from functools import partial
 from typing import Any, Final
 
 from fhirnet.errors import FhirnetError, FhirServerError
+from fhirnet.fhir import audit as events
+from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.build import ExamResult, build_transaction, exams_to_rebuild
 from fhirnet.fhir.identifiers import (
     DEFAULT_CLIENT_ID_TYPES,
@@ -61,6 +74,7 @@ from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
 from fhirnet.fhir.report import CRITERIA_LABELS
 from fhirnet.ports import FhirStore, Json, PatientLocks
 from fhirnet.services import history
+from fhirnet.services.audits import AuditTrail
 from fhirnet.services.bundles import bundle_entries, entry_prefix
 from fhirnet.services.forms import ReceivedForm, content_of, form_key, receive
 from fhirnet.services.timelines import assess_forms, rule_error, rule_warning
@@ -116,6 +130,7 @@ def submit(
     locks: PatientLocks,
     now: dt.datetime,
     client_id_types: Collection[str] = DEFAULT_CLIENT_ID_TYPES,
+    audit: AuditTrail | None = None,
 ) -> Submission:
     """Accept one QuestionnaireResponse: assess it with the patient's earlier forms and write the
     form and its results in one transaction (module docstring).
@@ -128,13 +143,20 @@ def submit(
         "today" (its UTC date).
     :param client_id_types: types the server cannot update conditionally by identifier
         (:func:`fhirnet.fhir.identifiers.client_id_types` of its CapabilityStatement).
+    :param audit: who asks; an AuditEvent goes with the results (module docstring).
     :returns: the DiagnosticReport of the form's exam and what to tell the submitter.
     :raises UnprocessableResourceError: the form is invalid, or breaks a rule of the assessment.
     :raises fhirnet.errors.FhirServerError: the server refused the transaction, or is unavailable.
     :raises fhirnet.errors.PatientBusyError: the patient's lock stayed taken.
     """
-    received = receive(resource, catalog=catalog, today=_today(now))
-    (result,) = _write([received], store, locks, now, client_id_types)
+    try:
+        received = receive(resource, catalog=catalog, today=_today(now))
+        (result,) = _write(
+            [received], store, locks, now, client_id_types, audit, Interaction.CREATE
+        )
+    except Exception as error:
+        _audit_failure(audit, store, now, Interaction.CREATE, Action.CREATE, [resource], error)
+        raise
     return result
 
 
@@ -146,6 +168,7 @@ def submit_bundle(
     locks: PatientLocks,
     now: dt.datetime,
     client_id_types: Collection[str] = DEFAULT_CLIENT_ID_TYPES,
+    audit: AuditTrail | None = None,
 ) -> BundleOutcome:
     """Accept the forms of a ``transaction`` or ``batch`` Bundle, each entry
     ``{"resource": <QuestionnaireResponse>, "request": {"method": "POST", "url":
@@ -162,6 +185,25 @@ def submit_bundle(
         only when the Bundle itself is malformed; a bad entry is that entry's answer).
     :raises UnprocessableResourceError: (transaction) a form is invalid or breaks a rule.
     """
+    try:
+        return _submit_bundle(bundle, store, catalog, locks, now, client_id_types, audit)
+    except Exception as error:
+        forms = [e.get("resource") for e in _list(bundle.get("entry")) if isinstance(e, dict)]
+        seen = [form for form in forms if isinstance(form, Mapping)]
+        kind = Interaction.BATCH if bundle.get("type") == "batch" else Interaction.TRANSACTION
+        _audit_failure(audit, store, now, kind, Action.CREATE, seen, error)
+        raise
+
+
+def _submit_bundle(
+    bundle: Mapping[str, Any],
+    store: FhirStore,
+    catalog: Catalog,
+    locks: PatientLocks,
+    now: dt.datetime,
+    client_id_types: Collection[str],
+    audit: AuditTrail | None,
+) -> BundleOutcome:
     kind, entries = bundle_entries(bundle)
     today = _today(now)
     forms: dict[int, ReceivedForm] = {}
@@ -180,14 +222,24 @@ def submit_bundle(
             if any(isinstance(error, MalformedRequestError) for error in refused.values()):
                 raise MalformedRequestError(issues)
             raise UnprocessableResourceError(issues)
-        results = _write(list(forms.values()), store, locks, now, client_id_types)
+        results = _write(
+            list(forms.values()), store, locks, now, client_id_types, audit, Interaction.TRANSACTION
+        )
         return BundleOutcome(type=kind, results=tuple(results))
     answers: dict[int, Submission | FhirnetError] = dict(refused)
+    for index, refusal in refused.items():
+        entry = entries[index]
+        refused_forms = [] if isinstance(entry, OutcomeError) else [entry]
+        _audit_failure(audit, store, now, Interaction.BATCH, Action.CREATE, refused_forms, refusal)
     for index, form in sorted(forms.items(), key=lambda pair: pair[1].form.imaging_date):
         try:
-            (answers[index],) = _write([form], store, locks, now, client_id_types)
+            (answers[index],) = _write(
+                [form], store, locks, now, client_id_types, audit, Interaction.BATCH
+            )
         except FhirnetError as error:  # batch: the entry's answer, the others go on
             answers[index] = error
+            about = [{"subject": {"reference": f"Patient/{form.patient}"}}]
+            _audit_failure(audit, store, now, Interaction.BATCH, Action.CREATE, about, error)
     return BundleOutcome(type=kind, results=tuple(answers[i] for i in range(len(entries))))
 
 
@@ -198,16 +250,29 @@ def extract(
     catalog: Catalog,
     now: dt.datetime,
     client_id_types: Collection[str] = DEFAULT_CLIENT_ID_TYPES,
+    audit: AuditTrail | None = None,
 ) -> Json:
     """The transaction Bundle :func:`submit` would write for ``resource``, not written (SDC
     ``$extract``, for EHRs that write themselves). Unlike :func:`submit` it always holds the
     form's own exam, even when the server has its results already.
 
     :raises UnprocessableResourceError: as for :func:`submit`.
-    :raises fhirnet.errors.FhirServerError: reading the patient's history failed.
+    :raises fhirnet.errors.FhirServerError: reading the patient's history failed, or (with
+        ``audit``) its AuditEvent could not be written: nothing is disclosed without its record.
     """
-    received = receive(resource, catalog=catalog, today=_today(now))
-    return _plan([received], store, now, client_id_types, own_exams=True).bundle
+    try:
+        received = receive(resource, catalog=catalog, today=_today(now))
+        bundle = _plan([received], store, now, client_id_types, own_exams=True).bundle
+    except Exception as error:
+        _audit_failure(audit, store, now, Interaction.OPERATION, Action.EXECUTE, [resource], error)
+        raise
+    if audit is not None:
+        entities = [events.patient(f"Patient/{received.patient}")]
+        event = audit.event(
+            interaction=Interaction.OPERATION, action=Action.EXECUTE, now=now, entities=entities
+        )
+        audit.write(store, [event])
+    return bundle
 
 
 # -- planning --------------------------------------------------------------------------------
@@ -235,16 +300,22 @@ def _write(
     locks: PatientLocks,
     now: dt.datetime,
     client_id_types: Collection[str],
+    audit: AuditTrail | None,
+    interaction: Interaction,
 ) -> list[Submission]:
-    """Plan and write under the locks of every patient involved; the answer per form."""
+    """Plan and write under the locks of every patient involved, each form's AuditEvent in the
+    same transaction; the answer per form."""
     with locks.hold({form.patient for form in forms}):
         plan = _plan(forms, store, now, client_id_types, own_exams=False)
-        response = store.transaction(plan.bundle) if plan.bundle["entry"] else {"entry": []}
+        sent = [*plan.bundle["entry"]]
+        if audit is not None:
+            sent += [audit.entry(event) for event in _events(plan, forms, audit, now, interaction)]
+        response = store.transaction({**plan.bundle, "entry": sent}) if sent else {"entry": []}
     urls = [entry["fullUrl"] for entry in plan.bundle["entry"]]
     answers = response.get("entry") or []
-    if len(answers) != len(urls):
+    if len(answers) != len(sent):
         raise FhirServerError(
-            f"the transaction-response has {len(answers)} entries for the {len(urls)} sent"
+            f"the transaction-response has {len(answers)} entries for the {len(sent)} sent"
         )
     results = []
     for form in forms:
@@ -458,7 +529,78 @@ def _category(exam: ExamResult) -> str:
     return f"{label} {exam.assessment.overall_response} at {exam.form.imaging_date}"
 
 
+# -- audit -----------------------------------------------------------------------------------
+
+
+def _events(
+    plan: _Plan,
+    forms: Sequence[ReceivedForm],
+    audit: AuditTrail,
+    now: dt.datetime,
+    interaction: Interaction,
+) -> list[Json]:
+    """One AuditEvent per form: its patient, every resource the transaction writes about that
+    patient (by fullUrl, which the server turns into the written resource's reference), and the
+    stored DiagnosticReport an unchanged form is answered with."""
+    written = _written_by_patient(plan.bundle["entry"])
+    found = []
+    for form in forms:
+        patient = f"Patient/{form.patient}"
+        entities = [events.patient(patient), *written.get(patient, [])]
+        report = plan.reports.get(form.key)
+        if report is not None:
+            entities.append(events.resource(f"{REPORT}/{report.get('id')}", REPORT))
+        found.append(
+            audit.event(interaction=interaction, action=Action.CREATE, now=now, entities=entities)
+        )
+    return found
+
+
+def _written_by_patient(entries: Sequence[Json]) -> dict[str, list[events.Entity]]:
+    """The entities of a transaction's entries per ``Patient/<id>``; an entry that names no
+    patient (a Provenance targets the others by fullUrl) goes with its targets' patients."""
+    patients = {entry["fullUrl"]: events.patients_of(entry["resource"]) for entry in entries}
+    found: dict[str, list[events.Entity]] = {}
+    for entry in entries:
+        resource = entry["resource"]
+        own = patients[entry["fullUrl"]]
+        if not own:
+            targets = [t.get("reference") for t in _list(resource.get("target"))]
+            own = list(
+                dict.fromkeys(p for t in targets if isinstance(t, str) for p in patients.get(t, []))
+            )
+        entity = events.resource(entry["fullUrl"], str(resource["resourceType"]))
+        for patient in own:
+            found.setdefault(patient, []).append(entity)
+    return found
+
+
+def _audit_failure(
+    audit: AuditTrail | None,
+    store: FhirStore,
+    now: dt.datetime,
+    interaction: Interaction,
+    action: Action,
+    forms: Sequence[Mapping[str, Any]],
+    error: Exception,
+) -> None:
+    """Write, best effort, the failure AuditEvent of a request about ``forms`` (as sent: only
+    the patients they name, when they name one, are recorded)."""
+    if audit is None or now.utcoffset() is None:
+        return
+    patients = dict.fromkeys(p for form in forms for p in events.patients_of(form))
+    entities = [events.patient(patient) for patient in patients]
+    event = audit.event(
+        interaction=interaction, action=action, now=now, entities=entities, error=error
+    )
+    audit.write_failure(store, [event])
+
+
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _today(now: dt.datetime) -> dt.date:

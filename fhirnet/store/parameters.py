@@ -129,6 +129,29 @@ PARAMETERS: Mapping[str, Mapping[str, Parameter]] = {
         Parameter(name="patient", kind=Kind.REFERENCE, paths=("target",), targets=("Patient",)),
     ),
     "BodyStructure": _table(_identifier(), *_subject_and_patient("patient")),
+    # fhirnet's audit trail (fhirnet.fhir.audit); R4 AuditEvent parameters, `agent` left out:
+    # fhirnet's requester is an identifier, which no R4 AuditEvent parameter searches.
+    "AuditEvent": _table(
+        Parameter(name="date", kind=Kind.DATE, paths=("recorded",)),
+        Parameter(name="entity", kind=Kind.REFERENCE, paths=("entity.what",)),
+        Parameter(
+            name="patient", kind=Kind.REFERENCE, paths=("entity.what",), targets=("Patient",)
+        ),
+        Parameter(name="type", kind=Kind.TOKEN, paths=("type",)),
+        Parameter(name="subtype", kind=Kind.TOKEN, paths=("subtype",)),
+        Parameter(
+            name="action",
+            kind=Kind.TOKEN,
+            paths=("action",),
+            implied_system="http://hl7.org/fhir/audit-event-action",
+        ),
+        Parameter(
+            name="outcome",
+            kind=Kind.TOKEN,
+            paths=("outcome",),
+            implied_system="http://hl7.org/fhir/audit-event-outcome",
+        ),
+    ),
     "Patient": _table(_identifier()),
 }
 

@@ -12,8 +12,8 @@ from flask.json.provider import DefaultJSONProvider
 from fhirnet import __version__
 from fhirnet.access import Authenticator
 from fhirnet.config import Settings, load_settings
+from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import SearchParameter, StoredType, capability_statement
-from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
 from fhirnet.ports import FhirStore
@@ -111,7 +111,7 @@ def stored_types() -> dict[str, StoredType]:
         ),
     )
     types = {}
-    for resource_type in WRITTEN_TYPES:
+    for resource_type in STORED_TYPES:
         parameters = parameters_of(resource_type).values()
         types[resource_type] = StoredType(
             parameters=common

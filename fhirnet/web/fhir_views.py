@@ -12,6 +12,15 @@
 * with the embedded store, ``GET /fhir/<type>/<id>`` and ``GET /fhir/<type>?...`` of what it
   holds (:data:`STORED_TYPES`); with an external FHIR server these are read there (404 here).
 
+**Audit**: every submission, ``$extract``, and read or search of patient data in the embedded
+store is recorded as an AuditEvent (:mod:`fhirnet.services.audits`), the requester being the
+authenticated client (``g.fhirnet_principal``) or ``anonymous`` with ``FHIRNET_AUTH=none``. A
+read's AuditEvent is written after the store answered and before the response goes out: if it
+cannot be written the read fails (503), so nothing is disclosed unrecorded. A read that finds
+nothing (404) and requests refused before the store is asked (400, 401, 403) are not recorded;
+nor are ``$validate`` (it reads and stores no patient data), the conformance resources, and reads
+of AuditEvent itself (an audit of reading the audit would grow the log with every look at it).
+
 Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
 """
 
@@ -24,18 +33,20 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from fhirnet.errors import ProfileNotFoundError
+from fhirnet.fhir import audit as events
+from fhirnet.fhir.audit import ANONYMOUS, AUDIT_EVENT, Action, Interaction
 from fhirnet.fhir.capability import READABLE_TYPES
-from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.ports import Json
 from fhirnet.services import Submission, extract, submit, submit_bundle
+from fhirnet.services.audits import AuditTrail
 from fhirnet.store import EmbeddedStore
 from fhirnet.store.parameters import COMMON, parameters_of
 from fhirnet.store.resources import is_id
@@ -66,8 +77,8 @@ FORMAT_VALUES = frozenset({"json", "application/json", FHIR_JSON})
 FORMAT_PARAMETERS = ("_format", "_pretty")
 #: ``$validate`` modes: fhirnet checks content only, so these three mean the same.
 VALIDATE_MODES = ("create", "update", "profile")
-#: What fhirnet writes; the embedded store serves them by read and search.
-STORED_TYPES = WRITTEN_TYPES
+#: What fhirnet writes, and its AuditEvents; the embedded store serves them by read and search.
+STORED_TYPES = events.STORED_TYPES
 #: Operations on QuestionnaireResponse, which take a POST only.
 OPERATIONS = ("$validate", "$extract")
 
@@ -218,7 +229,37 @@ def _pipeline() -> dict[str, Any]:
         "catalog": state.catalog,
         "now": state.clock(),
         "client_id_types": backend.client_id_types(),
+        "audit": _audit_trail(),
     }
+
+
+def _audit_trail() -> AuditTrail:
+    """The audit trail of the current request: its authenticated client, or ``anonymous``."""
+    principal = getattr(g, "fhirnet_principal", None)
+    return AuditTrail(requester=ANONYMOUS if principal is None else principal.subject)
+
+
+def _audit_read(
+    store: EmbeddedStore,
+    interaction: Interaction,
+    resources: Sequence[Json],
+    query: events.Entity | None = None,
+) -> None:
+    """Record a read or search of patient data (module docstring); AuditEvents are not."""
+    if not resources and query is None:
+        return
+    entities = [events.patient(p) for r in resources for p in events.patients_of(r)]
+    entities += [
+        events.resource(f"{r['resourceType']}/{r['id']}", r["resourceType"]) for r in resources
+    ]
+    if query is not None:
+        entities.append(query)
+    action = Action.READ if interaction is Interaction.READ else Action.EXECUTE
+    trail = _audit_trail()
+    now = web_state().clock()
+    trail.write(
+        store, [trail.event(interaction=interaction, action=action, now=now, entities=entities)]
+    )
 
 
 def _submitted(submission: Submission) -> Response:
@@ -280,6 +321,8 @@ def _read_stored(resource_type: str, resource_id: str) -> Response:
         raise FhirRequestError(
             404, IssueType.NOT_FOUND, f"There is no {resource_type} with id {resource_id!r}."
         )
+    if resource_type != AUDIT_EVENT:
+        _audit_read(store, Interaction.READ, [resource])
     response = _respond(resource)
     response.headers.update(version_headers(resource))
     return response
@@ -300,6 +343,9 @@ def _search_stored(resource_type: str) -> Response:
     for name, value in query:
         params.setdefault(name, []).append(value)
     page = store.search_page(resource_type, params)
+    if resource_type != AUDIT_EVENT:
+        searched = events.query(resource_type, request.query_string.decode("utf-8", "replace"))
+        _audit_read(store, Interaction.SEARCH_TYPE, [*page.matches, *page.included], searched)
     return _respond(searchset(page, base=_base_url(), resource_type=resource_type, query=query))
 
 

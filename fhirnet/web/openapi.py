@@ -10,8 +10,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
+from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES, SEARCH_PARAMETERS
-from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.store import CURSOR
 from fhirnet.store.parameters import COMMON, parameters_of
 from fhirnet.store.search import MAX_COUNT
@@ -209,7 +209,7 @@ def _fhir_components(spec: APISpec) -> None:
     spec.components.schema(
         "QuestionnaireResponse", component=_resource_schema("QuestionnaireResponse")
     )
-    for resource_type in WRITTEN_TYPES:
+    for resource_type in STORED_TYPES:
         if resource_type != "QuestionnaireResponse":
             spec.components.schema(resource_type, component=_resource_schema(resource_type))
     request = {
@@ -590,7 +590,7 @@ def _add_submission_endpoints(spec: APISpec) -> None:
 def _add_stored_types(spec: APISpec) -> None:
     """read and search of what the embedded store holds; 404 with an external FHIR server."""
     elsewhere = "With an external FHIR server (FHIRNET_FHIR_BASE_URL) these are read there: 404."
-    for resource_type in WRITTEN_TYPES:
+    for resource_type in STORED_TYPES:
         names = [*COMMON, *parameters_of(resource_type)]
         spec.path(
             path=f"/fhir/{resource_type}",
