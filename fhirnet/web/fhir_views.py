@@ -62,7 +62,7 @@ from fhirnet.web.fhir_bundles import (
     version_headers,
 )
 from fhirnet.web.fhir_search import search_query
-from fhirnet.web.limits import JsonLimits, check_json, limits_of, too_deep
+from fhirnet.web.limits import JsonLimits, check_json, limits_of, no_duplicate_keys, too_deep
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -563,7 +563,7 @@ def _parse_json(raw: bytes, limits: JsonLimits) -> Any:
     try:
         return json.loads(
             raw,
-            object_pairs_hook=_no_duplicate_keys,
+            object_pairs_hook=no_duplicate_keys,
             parse_constant=_no_constant,
             parse_float=_finite_float,
         )
@@ -572,15 +572,6 @@ def _parse_json(raw: bytes, limits: JsonLimits) -> Any:
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
         message = str(error)
     raise FhirRequestError(400, IssueType.STRUCTURE, f"The body is not valid JSON: {message}.")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen.add(key)
-    return dict(pairs)
 
 
 def _no_constant(name: str) -> Any:

@@ -8,7 +8,8 @@ recursion, whatever the depth), and refuses the first limit it finds exceeded. B
 (the FHIR endpoint and the JSON API) use it, with the limits of the service's settings.
 
 Python's own decoder refuses nesting deeper than the interpreter's recursion limit with a
-``RecursionError``; :func:`too_deep` is the error both readers answer that with.
+``RecursionError``; :func:`too_deep` is the error both readers answer that with. Both decode with
+:func:`no_duplicate_keys`, so a body never means something other than what its author sees.
 """
 
 from __future__ import annotations
@@ -61,6 +62,19 @@ def too_deep(limits: JsonLimits) -> JsonLimitError:
     return JsonLimitError(
         400, IssueType.STRUCTURE, f"The JSON is nested more than {limits.max_depth} levels deep."
     )
+
+
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads`` ``object_pairs_hook`` refusing an object that repeats a key.
+
+    :raises ValueError: a key is repeated (the readers turn it into their own error).
+    """
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen.add(key)
+    return dict(pairs)
 
 
 class _Node:

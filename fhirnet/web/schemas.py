@@ -47,6 +47,7 @@ from fhirnet.criteria.models import (
     TimePointRole,
 )
 from fhirnet.errors import FieldError, InvalidInputError, Path
+from fhirnet.web.limits import no_duplicate_keys
 
 #: Structural limits of the contract (``assessment-api.md`` "Request").
 MAX_TIMEPOINTS = 200
@@ -73,21 +74,12 @@ def parse_json(raw: bytes | str) -> Any:
     :raises InvalidInputError: the body is not JSON.
     """
     try:
-        return json.loads(raw, object_pairs_hook=_object_without_duplicate_keys)
+        return json.loads(raw, object_pairs_hook=no_duplicate_keys)
     except RecursionError:
         message = "Malformed JSON: nested too deeply."
     except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the int digit limit
         message = f"Malformed JSON: {error}."
     raise InvalidInputError([FieldError(path=(), message=message)])
-
-
-def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen.add(key)
-    return dict(pairs)
 
 
 def field_errors(messages: Any, path: Path = ()) -> list[FieldError]:

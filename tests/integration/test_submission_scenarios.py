@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -65,6 +64,7 @@ from tests.integration.fault_proxy import (
     too_many_requests,
     unavailable,
 )
+from tests.servers import serving
 
 pytestmark = pytest.mark.integration
 
@@ -362,35 +362,15 @@ def served_fhirnet(fhir_base_url: str, tmp_path: Path) -> Iterator[Fhirnet]:
         "--log-level", "warning", "--timeout", "120",
         "wsgi:app",
     ]  # fmt: skip
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_health(url, process, log_path)
-        yield Fhirnet(url=url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for_health(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"gunicorn did not answer {url}/health within 60 s:\n{log_path.read_text()}")
+    with serving(
+        command,
+        port=port,
+        env=environment,
+        log_path=log_path,
+        startup_seconds=60,
+        stop_seconds=15,
+    ):
+        yield Fhirnet(url=f"http://127.0.0.1:{port}")
 
 
 # -- reading the FHIR server back ----------------------------------------------------------------

@@ -7,10 +7,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from flask.testing import FlaskClient
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria
 from fhirnet.web.cli import gunicorn_options, main
+from tests.servers import free_port, serving
 
 REPO_ROOT = Path(__file__).parents[2]
 URL = "/api/v1/assessments"
@@ -165,13 +164,6 @@ def test_serve_binds_the_address_from_settings_unless_overridden(
     assert options["control_socket_disable"] is True
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
@@ -185,32 +177,8 @@ def served(
         "FHIRNET_AUTH": "none",
     }
     log_path = tmp_path_factory.mktemp("serve") / "gunicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*CLI, "serve"], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            _wait_for_health(port, server, log_path)
-            yield port, server
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _wait_for_health(port: int, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fhirnet serve did not come up:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with serving([*CLI, "serve"], port=port, env=env, log_path=log_path) as server:
+        yield port, server
 
 
 def test_serve_answers_health_on_the_configured_port(

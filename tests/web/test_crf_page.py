@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.web import crf_views
+from tests.servers import free_port, serving
 
 REPO_ROOT = Path(__file__).parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "tools" / "browser" / "install.sh"
@@ -120,51 +120,14 @@ def browser_tools() -> None:
         pytest.skip(message)
 
 
-def free_port() -> int:
-    """A TCP port on the loopback interface that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``fhirnet serve`` with /crf on a free loopback port; stopped after the module."""
     port = free_port()
     env = {**os.environ, "FHIRNET_PORT": str(port), "FHIRNET_AUTH": "none"}
     log_path = tmp_path_factory.mktemp("crf-serve") / "gunicorn.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVE_WITH_CRF],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_for_health(url, server, log_path)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _wait_for_health(url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1):  # noqa: S310 - loopback
-                return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fhirnet serve did not come up:\n{log_path.read_text()}")
-            time.sleep(0.1)
+    with serving([sys.executable, "-c", SERVE_WITH_CRF], port=port, env=env, log_path=log_path):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
