@@ -59,6 +59,10 @@ class Settings:
     #: Address ``fhirnet serve`` binds to; loopback by default so nothing is exposed by accident.
     host: str = "127.0.0.1"
     port: int = 8080
+    #: gunicorn worker processes and threads per worker for ``fhirnet serve`` / ``fhirnet demo``;
+    #: one sync worker is CPU-bound on one core (bench/README.md, load test).
+    workers: int = 1
+    threads: int = 1
     #: Conformance artifacts live outside the package (see the style guide's layout notes).
     profiles_dir: Path = DEFAULT_PROFILES_DIR
     #: Example data that ``fhirnet demo`` runs through the service.
@@ -133,6 +137,8 @@ def load_settings(
         max_body_bytes=read("MAX_BODY_BYTES", _positive_int, defaults.max_body_bytes),
         host=read("HOST", _non_empty, defaults.host),
         port=read("PORT", _port, defaults.port),
+        workers=read("WORKERS", _positive_int, defaults.workers),
+        threads=read("THREADS", _positive_int, defaults.threads),
         profiles_dir=read("PROFILES_DIR", _path, defaults.profiles_dir),
         examples_dir=read("EXAMPLES_DIR", _path, defaults.examples_dir),
         log_level=read("LOG_LEVEL", _log_level, defaults.log_level),

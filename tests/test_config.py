@@ -19,6 +19,7 @@ def test_no_variables_but_open_access_give_the_defaults() -> None:
     assert settings == Settings(auth="none")
     assert settings.max_body_bytes == 5 * 1024 * 1024
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert (settings.workers, settings.threads) == (1, 1)
     assert settings.profiles_dir == Path(__file__).parents[1] / "profiles"
     assert settings.log_level == "INFO"
     assert settings.data_dir == Path(__file__).parents[1] / "data"
@@ -32,6 +33,8 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
             "FHIRNET_MAX_BODY_BYTES": "1024",
             "FHIRNET_HOST": "0.0.0.0",  # noqa: S104
             "FHIRNET_PORT": "9000",
+            "FHIRNET_WORKERS": "4",
+            "FHIRNET_THREADS": "8",
             "FHIRNET_PROFILES_DIR": "/srv/profiles",
             "FHIRNET_LOG_LEVEL": "debug",
             "MAX_BODY_BYTES": "1",  # unprefixed: not ours
@@ -43,6 +46,8 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
         max_body_bytes=1024,
         host="0.0.0.0",  # noqa: S104
         port=9000,
+        workers=4,
+        threads=8,
         profiles_dir=Path("/srv/profiles"),
         log_level="DEBUG",
         auth="none",
@@ -58,6 +63,8 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
         ("FHIRNET_PORT", "http"),
         ("FHIRNET_PORT", "0"),
         ("FHIRNET_PORT", "65536"),
+        ("FHIRNET_WORKERS", "0"),
+        ("FHIRNET_THREADS", "many"),
         ("FHIRNET_HOST", " "),
         ("FHIRNET_PROFILES_DIR", ""),
         ("FHIRNET_LOG_LEVEL", "verbose"),

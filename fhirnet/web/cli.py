@@ -214,7 +214,8 @@ def _wait_until_healthy(base_url: str, attempts: int = 100) -> None:
 def gunicorn_options(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> dict[str, Any]:
-    """gunicorn settings for ``fhirnet serve``: bind address from Settings unless overridden.
+    """gunicorn settings for ``fhirnet serve``: bind address (unless overridden), workers and
+    threads from Settings.
 
     :param settings: the service settings.
     :param host: overrides ``settings.host``.
@@ -226,6 +227,8 @@ def gunicorn_options(
         address = f"[{address}]"
     return {
         "bind": f"{address}:{port or settings.port}",
+        "workers": settings.workers,
+        "threads": settings.threads,
         "loglevel": settings.log_level.lower(),
         # No access log: its lines hold the raw path and query string (ids, search parameters
         # with patient identifiers). The app logs each request as JSON with the URL rule instead

@@ -164,6 +164,12 @@ def test_serve_binds_the_address_from_settings_unless_overridden(
     assert options["control_socket_disable"] is True
 
 
+def test_serve_runs_the_configured_workers_and_threads() -> None:
+    options = gunicorn_options(Settings(auth="none", workers=3, threads=4))
+
+    assert (options["workers"], options["threads"]) == (3, 4)
+
+
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
