@@ -87,6 +87,16 @@ class Settings:
     smart_key_id: str | None = None
     #: Seconds a submission waits for another one about the same patient before answering 503.
     lock_timeout: float = 30.0
+    #: Durable delivery to the external FHIR server (docs/delivery.md): submissions are kept in
+    #: an outbox (``outbox_path``, default ``data_dir/outbox.sqlite3``) until the server has
+    #: them, and answered ``202 Accepted`` while it is down. ``False``: answered ``503``.
+    outbox: bool = True
+    outbox_path: Path | None = None
+    #: First and longest delay between two delivery attempts of a queued submission.
+    delivery_backoff: float = 1.0
+    delivery_max_backoff: float = 300.0
+    #: Days the status of a finished submission stays answerable (then ``404``).
+    outbox_retention_days: int = 30
 
     # --- Access control of fhirnet's own endpoints (docs/auth.md) ---
     #: How callers authenticate: ``"keys"``, ``"jwt"``, ``"keys,jwt"`` or ``"none"`` (open
@@ -157,6 +167,15 @@ def load_settings(
         smart_token_url=read("SMART_TOKEN_URL", _base_url, defaults.smart_token_url),
         smart_key_id=read("SMART_KEY_ID", _non_empty, defaults.smart_key_id),
         lock_timeout=read("LOCK_TIMEOUT", _positive_seconds, defaults.lock_timeout),
+        outbox=read("OUTBOX", _on_off, defaults.outbox),
+        outbox_path=read("OUTBOX_PATH", _path, defaults.outbox_path),
+        delivery_backoff=read("DELIVERY_BACKOFF", _positive_seconds, defaults.delivery_backoff),
+        delivery_max_backoff=read(
+            "DELIVERY_MAX_BACKOFF", _positive_seconds, defaults.delivery_max_backoff
+        ),
+        outbox_retention_days=read(
+            "OUTBOX_RETENTION_DAYS", _positive_int, defaults.outbox_retention_days
+        ),
         max_json_depth=read("MAX_JSON_DEPTH", _positive_int, defaults.max_json_depth),
         max_json_values=read("MAX_JSON_VALUES", _positive_int, defaults.max_json_values),
         max_string_length=read("MAX_STRING_LENGTH", _positive_int, defaults.max_string_length),
@@ -205,6 +224,13 @@ def _positive_int(variable: str, raw: str) -> int:
     if value <= 0:
         raise ConfigError(f"{variable} must be greater than 0, got {value}")
     return value
+
+
+def _on_off(variable: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ConfigError(f"{variable} must be on or off, got {raw!r}")
+    return value == "on"
 
 
 def _positive_seconds(variable: str, raw: str) -> float:

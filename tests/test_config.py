@@ -131,6 +131,11 @@ def test_a_bearer_token_is_not_shown_in_the_settings_repr() -> None:
         ("FHIRNET_FHIR_CONNECT_TIMEOUT", "soon"),
         ("FHIRNET_LOCK_TIMEOUT", "-1"),
         ("FHIRNET_DATA_DIR", " "),
+        ("FHIRNET_OUTBOX", "yes"),
+        ("FHIRNET_OUTBOX_PATH", ""),
+        ("FHIRNET_DELIVERY_BACKOFF", "0"),
+        ("FHIRNET_DELIVERY_MAX_BACKOFF", "inf"),
+        ("FHIRNET_OUTBOX_RETENTION_DAYS", "0"),
     ],
 )
 def test_an_unusable_fhir_setting_is_a_config_error_naming_the_variable(
@@ -165,3 +170,26 @@ def test_auth_settings_that_do_not_go_together_are_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=named):
         load_settings(environ)
+
+
+def test_durable_delivery_is_on_by_default_and_configurable() -> None:
+    default = load_settings(OPEN)
+    assert (default.outbox, default.outbox_path) == (True, None)
+    assert (default.delivery_backoff, default.delivery_max_backoff) == (1.0, 300.0)
+    assert default.outbox_retention_days == 30
+
+    settings = load_settings(
+        OPEN
+        | {
+            "FHIRNET_OUTBOX": "OFF",
+            "FHIRNET_OUTBOX_PATH": "/var/lib/fhirnet/outbox.db",
+            "FHIRNET_DELIVERY_BACKOFF": "0.5",
+            "FHIRNET_DELIVERY_MAX_BACKOFF": "60",
+            "FHIRNET_OUTBOX_RETENTION_DAYS": "7",
+        }
+    )
+
+    assert settings.outbox is False
+    assert settings.outbox_path == Path("/var/lib/fhirnet/outbox.db")
+    assert (settings.delivery_backoff, settings.delivery_max_backoff) == (0.5, 60.0)
+    assert settings.outbox_retention_days == 7

@@ -4,9 +4,26 @@
 Modules: :mod:`~fhirnet.services.submission` (the pipeline), :mod:`~fhirnet.services.forms`
 (checking and reading a received form, locating its items), :mod:`~fhirnet.services.history`
 (what the FHIR server holds about a patient), :mod:`~fhirnet.services.timelines` (a patient's
-forms as assessed timelines), :mod:`~fhirnet.services.bundles` (the Bundles taken).
+forms as assessed timelines), :mod:`~fhirnet.services.bundles` (the Bundles taken),
+:mod:`~fhirnet.services.delivery` (durable delivery through the outbox).
 """
 
-from fhirnet.services.submission import BundleOutcome, Submission, extract, submit, submit_bundle
+from fhirnet.services.submission import (
+    BundleOutcome,
+    Submission,
+    extract,
+    patients_of_bundle,
+    patients_of_form,
+    submit,
+    submit_bundle,
+)
 
-__all__ = ["BundleOutcome", "Submission", "extract", "submit", "submit_bundle"]
+__all__ = [
+    "BundleOutcome",
+    "Submission",
+    "extract",
+    "patients_of_bundle",
+    "patients_of_form",
+    "submit",
+    "submit_bundle",
+]

@@ -79,7 +79,15 @@ from fhirnet.services.bundles import bundle_entries, entry_prefix
 from fhirnet.services.forms import ReceivedForm, content_of, form_key, receive
 from fhirnet.services.timelines import assess_forms, rule_error, rule_warning
 
-__all__ = ["BundleOutcome", "Submission", "extract", "submit", "submit_bundle"]
+__all__ = [
+    "BundleOutcome",
+    "Submission",
+    "extract",
+    "patients_of_bundle",
+    "patients_of_form",
+    "submit",
+    "submit_bundle",
+]
 
 #: :func:`~fhirnet.fhir.build.build_transaction` with the time and the server's capability bound.
 Builder = Callable[[Sequence[ExamResult]], Json]
@@ -188,10 +196,7 @@ def submit_bundle(
     try:
         return _submit_bundle(bundle, store, catalog, locks, now, client_id_types, audit)
     except Exception as error:
-        forms = [e.get("resource") for e in _list(bundle.get("entry")) if isinstance(e, dict)]
-        seen = [form for form in forms if isinstance(form, Mapping)]
-        kind = Interaction.BATCH if bundle.get("type") == "batch" else Interaction.TRANSACTION
-        _audit_failure(audit, store, now, kind, Action.CREATE, seen, error)
+        _audit_bundle_failure(audit, store, now, bundle, error)
         raise
 
 
@@ -204,24 +209,8 @@ def _submit_bundle(
     client_id_types: Collection[str],
     audit: AuditTrail | None,
 ) -> BundleOutcome:
-    kind, entries = bundle_entries(bundle)
-    today = _today(now)
-    forms: dict[int, ReceivedForm] = {}
-    refused: dict[int, OutcomeError] = {}
-    for index, entry in enumerate(entries):
-        if isinstance(entry, OutcomeError):
-            refused[index] = entry
-            continue
-        try:
-            forms[index] = receive(entry, catalog=catalog, today=today, prefix=entry_prefix(index))
-        except UnprocessableResourceError as error:
-            refused[index] = error
+    kind, entries, forms, refused = _received_bundle(bundle, catalog, now)
     if kind == "transaction":
-        if refused:
-            issues = [issue for error in refused.values() for issue in error.issues]
-            if any(isinstance(error, MalformedRequestError) for error in refused.values()):
-                raise MalformedRequestError(issues)
-            raise UnprocessableResourceError(issues)
         results = _write(
             list(forms.values()), store, locks, now, client_id_types, audit, Interaction.TRANSACTION
         )
@@ -241,6 +230,75 @@ def _submit_bundle(
             about = [{"subject": {"reference": f"Patient/{form.patient}"}}]
             _audit_failure(audit, store, now, Interaction.BATCH, Action.CREATE, about, error)
     return BundleOutcome(type=kind, results=tuple(answers[i] for i in range(len(entries))))
+
+
+def _received_bundle(
+    bundle: Mapping[str, Any], catalog: Catalog, now: dt.datetime
+) -> tuple[str, list[Any], dict[int, ReceivedForm], dict[int, OutcomeError]]:
+    """A Bundle's type, entries, the forms that pass their checks and the refused entries (by
+    entry index); a ``transaction`` with any refused entry is refused whole."""
+    kind, entries = bundle_entries(bundle)
+    today = _today(now)
+    forms: dict[int, ReceivedForm] = {}
+    refused: dict[int, OutcomeError] = {}
+    for index, entry in enumerate(entries):
+        if isinstance(entry, OutcomeError):
+            refused[index] = entry
+            continue
+        try:
+            forms[index] = receive(entry, catalog=catalog, today=today, prefix=entry_prefix(index))
+        except UnprocessableResourceError as error:
+            refused[index] = error
+    if kind == "transaction" and refused:
+        issues = [issue for error in refused.values() for issue in error.issues]
+        if any(isinstance(error, MalformedRequestError) for error in refused.values()):
+            raise MalformedRequestError(issues)
+        raise UnprocessableResourceError(issues)
+    return kind, entries, forms, refused
+
+
+def patients_of_form(
+    resource: Mapping[str, Any],
+    *,
+    catalog: Catalog,
+    now: dt.datetime,
+    store: FhirStore,
+    audit: AuditTrail | None = None,
+) -> frozenset[str]:
+    """Check a form as :func:`submit` would before anything is read or written, and name its
+    patient: what the outbox needs to accept it (:mod:`fhirnet.services.delivery`).
+
+    :raises UnprocessableResourceError: the form is invalid (its failure is audited, best
+        effort, like :func:`submit`'s).
+    """
+    try:
+        return frozenset({receive(resource, catalog=catalog, today=_today(now)).patient})
+    except Exception as error:
+        _audit_failure(audit, store, now, Interaction.CREATE, Action.CREATE, [resource], error)
+        raise
+
+
+def patients_of_bundle(
+    bundle: Mapping[str, Any],
+    *,
+    catalog: Catalog,
+    now: dt.datetime,
+    store: FhirStore,
+    audit: AuditTrail | None = None,
+) -> frozenset[str]:
+    """Check a Bundle as :func:`submit_bundle` would before anything is read or written, and
+    name the patients of the forms it will write.
+
+    :raises MalformedRequestError: as for :func:`submit_bundle`.
+    :raises UnprocessableResourceError: a ``transaction`` holds an invalid form (a ``batch``
+        entry's problem is that entry's answer, at delivery).
+    """
+    try:
+        forms = _received_bundle(bundle, catalog, now)[2]
+    except Exception as error:
+        _audit_bundle_failure(audit, store, now, bundle, error)
+        raise
+    return frozenset(form.patient for form in forms.values())
 
 
 def extract(
@@ -594,6 +652,20 @@ def _audit_failure(
         interaction=interaction, action=action, now=now, entities=entities, error=error
     )
     audit.write_failure(store, [event])
+
+
+def _audit_bundle_failure(
+    audit: AuditTrail | None,
+    store: FhirStore,
+    now: dt.datetime,
+    bundle: Mapping[str, Any],
+    error: Exception,
+) -> None:
+    """:func:`_audit_failure` of a submitted Bundle, about the forms it holds."""
+    forms = [e.get("resource") for e in _list(bundle.get("entry")) if isinstance(e, dict)]
+    seen = [form for form in forms if isinstance(form, Mapping)]
+    kind = Interaction.BATCH if bundle.get("type") == "batch" else Interaction.TRANSACTION
+    _audit_failure(audit, store, now, kind, Action.CREATE, seen, error)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -84,10 +84,18 @@ class Database:
 
     :param path: the database file, created with its schema on first use, or ``":memory:"``.
     :param busy_timeout: seconds a writer waits for another writer's lock before failing.
-    :raises SchemaTooNewError: the file has a schema newer than :data:`SCHEMA_VERSION`.
+    :param migrations: the schema, as for :data:`MIGRATIONS` (the default); the outbox
+        (:mod:`fhirnet.outbox`) has its own.
+    :raises SchemaTooNewError: the file has a schema newer than its ``migrations``.
     """
 
-    def __init__(self, path: Path | str, *, busy_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout: float = 30.0,
+        migrations: tuple[tuple[str, ...], ...] = MIGRATIONS,
+    ) -> None:
         self.path = str(path)
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
@@ -97,7 +105,7 @@ class Database:
         if self.path == ":memory:":
             self._shared = self._connect()
         with self.writing() as connection:
-            migrate(connection)
+            migrate(connection, migrations)
 
     @contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
@@ -187,20 +195,24 @@ class Database:
         return connection
 
 
-def migrate(connection: sqlite3.Connection) -> None:
-    """Bring the database to :data:`SCHEMA_VERSION`; call inside a write transaction.
+def migrate(
+    connection: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
+) -> None:
+    """Bring the database to the version of ``migrations`` (:data:`SCHEMA_VERSION` for the
+    store's); call inside a write transaction.
 
     :raises SchemaTooNewError: the database is newer than this code.
     """
+    latest = len(migrations)
     connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
     current = row[0] or 0
-    if current > SCHEMA_VERSION:
+    if current > latest:
         raise SchemaTooNewError(
-            f"the store's database has schema version {current}; this fhirnet knows up to "
-            f"{SCHEMA_VERSION}. Use a newer fhirnet or another data directory."
+            f"the database has schema version {current}; this fhirnet knows up to "
+            f"{latest}. Use a newer fhirnet or another data directory."
         )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        for statement in MIGRATIONS[version - 1]:
+    for version in range(current + 1, latest + 1):
+        for statement in migrations[version - 1]:
             connection.execute(statement)
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))

@@ -1,0 +1,288 @@
+"""The outbox: accepted submissions kept in a SQLite file until the FHIR server has them.
+
+An EHR that was told ``202 Accepted`` must never lose its form, whatever happens to fhirnet or to
+the FHIR server afterwards, so a submission is committed here (``synchronous=FULL``, WAL) *before*
+it is answered, and stays ``queued`` until a delivery ends it as ``delivered`` or ``failed``
+(:mod:`fhirnet.services.delivery`). A ``kill -9`` at any moment leaves every entry either queued
+(delivered again later: harmless, the pipeline's writes are idempotent) or finished.
+
+**Order per patient.** Each queued entry lists the patients it is about (``entry_patient``); an
+entry is due only when no earlier queued entry shares one of its patients, so a follow-up is never
+assessed before its baseline is delivered. Rows of ``entry_patient`` exist for queued entries
+only: finishing an entry deletes them.
+
+**What is kept.** The submitted body is deleted when the entry finishes: a delivered form is on
+the FHIR server, a failed one is for the EHR to correct and send again. What stays is the status
+the EHR polls: the state, the attempts and the final answer (links and OperationOutcome), until
+:meth:`Outbox.purge` deletes it after the retention (``FHIRNET_OUTBOX_RETENTION_DAYS``).
+
+Several threads and gunicorn worker processes share the file: every write runs in ``BEGIN
+IMMEDIATE`` (:class:`~fhirnet.store.sqlite.Database`); that two of them never deliver the same
+entry at once is the patient locks' job, not the outbox's.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Final
+
+from fhirnet.ports import Json
+from fhirnet.store.sqlite import Database
+
+__all__ = ["OUTBOX_FILE", "Entry", "Kind", "Outbox", "State"]
+
+#: File name of the outbox inside the data directory (``FHIRNET_OUTBOX_PATH`` overrides).
+OUTBOX_FILE: Final = "outbox.sqlite3"
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """
+        CREATE TABLE entry (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- acceptance order
+            id TEXT NOT NULL UNIQUE,                -- public: the status URL's id
+            kind TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            body TEXT,                              -- NULL once finished
+            state TEXT NOT NULL CHECK (state IN ('queued', 'delivered', 'failed')),
+            accepted REAL NOT NULL,                 -- seconds since the epoch
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL,
+            last_error TEXT,
+            answer TEXT,                            -- the final answer, JSON
+            finished REAL
+        )
+        """,
+        "CREATE INDEX entry_due ON entry (state, next_attempt)",
+        """
+        CREATE TABLE entry_patient (
+            patient TEXT NOT NULL,
+            seq INTEGER NOT NULL REFERENCES entry (seq),
+            PRIMARY KEY (patient, seq)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX entry_patient_by_seq ON entry_patient (seq)",
+    ),
+)
+
+_COLUMNS: Final = (
+    "seq, id, kind, requester, body, state, accepted, attempts, next_attempt, last_error, "
+    "answer, finished"
+)
+
+
+class Kind(StrEnum):
+    """What was submitted: one QuestionnaireResponse, or a transaction/batch Bundle of them."""
+
+    FORM = "form"
+    BUNDLE = "bundle"
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One accepted submission and what became of it.
+
+    :ivar seq: the acceptance order (per outbox).
+    :ivar id: the public, unguessable id of its status resource.
+    :ivar body: the submitted resource; ``None`` once finished.
+    :ivar answer: once finished, the answer to the original request (an ``entry`` of a
+        ``batch-response`` Bundle: ``response`` with status, location, outcome; maybe
+        ``resource``).
+    """
+
+    seq: int
+    id: str
+    kind: Kind
+    requester: str
+    body: Json | None
+    state: State
+    accepted: float
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+    answer: Json | None
+    finished: float | None
+
+
+class Outbox:
+    """The outbox file at ``path``, created with its schema on first use.
+
+    :param busy_timeout: seconds a write waits for another writer before failing
+        (``sqlite3.OperationalError``).
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = Database(path, busy_timeout=busy_timeout, migrations=MIGRATIONS)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(
+        self, *, kind: Kind, body: Json, patients: Collection[str], requester: str, now: float
+    ) -> Entry:
+        """Commit a new queued entry, due at once; returns it."""
+        entry_id = uuid.uuid4().hex
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        with self._db.writing() as connection:
+            cursor = connection.execute(
+                "INSERT INTO entry (id, kind, requester, body, state, accepted, next_attempt) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                (entry_id, kind.value, requester, text, now, now),
+            )
+            seq = cursor.lastrowid
+            connection.executemany(
+                "INSERT INTO entry_patient (patient, seq) VALUES (?, ?)",
+                [(patient, seq) for patient in sorted(set(patients))],
+            )
+        found = self.get(entry_id)
+        assert found is not None  # noqa: S101 - just committed
+        return found
+
+    def get(self, entry_id: str) -> Entry | None:
+        """The entry with public id ``entry_id``, or ``None``."""
+        with self._db.reading() as connection:
+            row = connection.execute(
+                f"SELECT {_COLUMNS} FROM entry WHERE id = ?",  # noqa: S608 - constant columns
+                (entry_id,),
+            ).fetchone()
+        return None if row is None else _entry(row)
+
+    def patients(self, seq: int) -> tuple[str, ...]:
+        """The patients a queued entry is about (none once it is finished)."""
+        with self._db.reading() as connection:
+            rows = connection.execute(
+                "SELECT patient FROM entry_patient WHERE seq = ? ORDER BY patient", (seq,)
+            ).fetchall()
+        return tuple(row[0] for row in rows)
+
+    def blocked(self, seq: int) -> bool:
+        """Whether an earlier queued entry shares a patient with entry ``seq``."""
+        with self._db.reading() as connection:
+            row = connection.execute(
+                "SELECT 1 FROM entry_patient mine JOIN entry_patient earlier "
+                "ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
+                "WHERE mine.seq = ? LIMIT 1",
+                (seq,),
+            ).fetchone()
+        return row is not None
+
+    def earlier(self, seq: int) -> list[Entry]:
+        """The queued entries before entry ``seq`` that share a patient with it, in order."""
+        with self._db.reading() as connection:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM entry WHERE seq IN ("  # noqa: S608 - constant columns
+                "  SELECT earlier.seq FROM entry_patient mine JOIN entry_patient earlier "
+                "  ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
+                "  WHERE mine.seq = ?) ORDER BY seq",
+                (seq,),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def due(self, now: float, *, limit: int = 100) -> list[Entry]:
+        """Queued entries whose next attempt has come and that no earlier queued entry of one
+        of their patients holds back, in acceptance order."""
+        with self._db.reading() as connection:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM entry e "  # noqa: S608 - constant columns
+                "WHERE e.state = 'queued' AND e.next_attempt <= ? AND NOT EXISTS ("
+                "  SELECT 1 FROM entry_patient mine JOIN entry_patient earlier "
+                "  ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
+                "  WHERE mine.seq = e.seq) "
+                "ORDER BY e.seq LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+    def next_due(self) -> float | None:
+        """When the earliest queued entry is next due (blocked or not); ``None`` if none."""
+        with self._db.reading() as connection:
+            row = connection.execute(
+                "SELECT min(next_attempt) FROM entry WHERE state = 'queued'"
+            ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def retry_later(self, seq: int, *, at: float, error: str) -> None:
+        """Count a failed attempt of a queued entry and schedule the next one."""
+        with self._db.writing() as connection:
+            connection.execute(
+                "UPDATE entry SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
+                "WHERE seq = ? AND state = 'queued'",
+                (at, error, seq),
+            )
+
+    def reschedule(self, *, before: float, at: float) -> None:
+        """Bring every queued entry due after ``before`` forward to ``at`` (the server is back)."""
+        with self._db.writing() as connection:
+            connection.execute(
+                "UPDATE entry SET next_attempt = ? WHERE state = 'queued' AND next_attempt > ?",
+                (at, before),
+            )
+
+    def finish(
+        self, seq: int, *, state: State, answer: Json, now: float, attempted: bool = True
+    ) -> None:
+        """End a queued entry as delivered or failed with its answer; its body is dropped."""
+        if state is State.QUEUED:
+            raise ValueError("finish() ends an entry: delivered or failed")
+        text = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        with self._db.writing() as connection:
+            connection.execute(
+                "UPDATE entry SET state = ?, answer = ?, finished = ?, body = NULL, "
+                "attempts = attempts + ? WHERE seq = ? AND state = 'queued'",
+                (state.value, text, now, int(attempted), seq),
+            )
+            connection.execute("DELETE FROM entry_patient WHERE seq = ?", (seq,))
+
+    def purge(self, *, finished_before: float) -> int:
+        """Delete the entries finished before ``finished_before``; returns how many."""
+        with self._db.writing() as connection:
+            cursor = connection.execute(
+                "DELETE FROM entry WHERE state != 'queued' AND finished < ?", (finished_before,)
+            )
+        return cursor.rowcount
+
+    def counts(self) -> dict[State, int]:
+        """How many entries are in each state."""
+        with self._db.reading() as connection:
+            rows = connection.execute("SELECT state, count(*) FROM entry GROUP BY state").fetchall()
+        found = {State(state): count for state, count in rows}
+        return {state: found.get(state, 0) for state in State}
+
+    def entries(self, seq_from: int = 0) -> Sequence[Entry]:
+        """Every entry from ``seq_from`` on, in acceptance order (operators, tests)."""
+        with self._db.reading() as connection:
+            rows = connection.execute(
+                f"SELECT {_COLUMNS} FROM entry WHERE seq >= ? ORDER BY seq",  # noqa: S608
+                (seq_from,),
+            ).fetchall()
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    (seq, entry_id, kind, requester, body, state, accepted, attempts, nxt, error, answer, end) = row
+    return Entry(
+        seq=seq,
+        id=entry_id,
+        kind=Kind(kind),
+        requester=requester,
+        body=None if body is None else json.loads(body),
+        state=State(state),
+        accepted=accepted,
+        attempts=attempts,
+        next_attempt=nxt,
+        last_error=error,
+        answer=None if answer is None else json.loads(answer),
+        finished=end,
+    )
