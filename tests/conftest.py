@@ -24,6 +24,29 @@ ValidBody = Callable[..., dict[str, Any]]
 FUZZ_STATUSES = pytest.StashKey[Counter[int]]()
 
 
+class ExampleCounts:
+    """How many examples the property tests ran, reported in the terminal summary: per section
+    (a test module's subject), per target (an operation, an endpoint, a rule), by the status of
+    the answer."""
+
+    def __init__(self) -> None:
+        self.sections: dict[str, Counter[tuple[str, int]]] = {}
+        self.units: dict[str, str] = {}
+
+    def section(self, title: str, unit: str = "requests") -> Counter[tuple[str, int]]:
+        """The counter of ``(target, status)`` of the section ``title``, created empty.
+
+        :param unit: what one count is, in the summary ("requests": one per example sent to a
+            target; "examples" when a count stands for several requests).
+        """
+        self.units.setdefault(title, unit)
+        return self.sections.setdefault(title, Counter())
+
+
+#: The :class:`ExampleCounts` of the session.
+EXAMPLE_COUNTS = pytest.StashKey[ExampleCounts]()
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Default settings with a fresh data directory (the embedded store, the locks) and open
@@ -115,14 +138,41 @@ def fuzz_statuses(pytestconfig: pytest.Config) -> Counter[int]:
     return pytestconfig.stash.setdefault(FUZZ_STATUSES, Counter())
 
 
+@pytest.fixture(scope="session")
+def example_counts(pytestconfig: pytest.Config) -> ExampleCounts:
+    """Where property tests count the examples they ran, printed at the end of the session."""
+    return pytestconfig.stash.setdefault(EXAMPLE_COUNTS, ExampleCounts())
+
+
+def _by_status(statuses: Counter[int]) -> str:
+    return ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
+
+
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
     """Show how many fuzz examples really ran, whatever ``-q``/``-s`` say."""
     statuses = config.stash.get(FUZZ_STATUSES, None)
     if statuses:
-        by_status = ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
         terminalreporter.write_sep("-", "fuzz")
         terminalreporter.write_line(
-            f"fuzz: {statuses.total()} requests posted to /api/v1/assessments ({by_status})"
+            f"fuzz: {statuses.total()} requests posted to /api/v1/assessments "
+            f"({_by_status(statuses)})"
         )
+    counts = config.stash.get(EXAMPLE_COUNTS, None)
+    for title, sent in (counts.sections if counts else {}).items():
+        targets: dict[str, Counter[int]] = {}
+        for (target, status), n in sent.items():
+            targets.setdefault(target, Counter())[status] += n
+        terminalreporter.write_sep("-", title)
+        statuses = Counter({s: 0 for _, s in sent})
+        for (_, status), n in sent.items():
+            statuses[status] += n
+        unit = counts.units[title] if counts else "requests"
+        terminalreporter.write_line(
+            f"{title}: {sent.total()} {unit} to {len(targets)} targets ({_by_status(statuses)})"
+        )
+        for target, by_status in sorted(targets.items()):
+            terminalreporter.write_line(
+                f"  {target}: {by_status.total()} ({_by_status(by_status)})"
+            )

@@ -11,7 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
 from fhirnet.errors import FhirServerError
+from fhirnet.fhir.resources import model_class, parse
 from fhirnet.ports import Json, SearchParams
 from fhirnet.store import EmbeddedStore
 
@@ -23,6 +27,9 @@ NOW = dt.datetime(2026, 11, 21, 17, 5, 30, tzinfo=dt.timezone(dt.timedelta(hours
 RECIST = "small-bowel-net-prrt"
 CHOI = "pancreatic-net-everolimus"
 IRECIST = "g3-nec-immunotherapy"
+#: Where forms are submitted, and the media type of every FHIR answer.
+SUBMIT = "/fhir/QuestionnaireResponse"
+FHIR_JSON = "application/fhir+json; charset=utf-8"
 #: What fhirnet writes.
 WRITTEN = (
     "QuestionnaireResponse",
@@ -166,3 +173,28 @@ class FailingStore(RecordingStore):
     def transaction(self, bundle: Json) -> Json:
         self.sent.append(copy.deepcopy(bundle))
         raise self.error
+
+
+# -- talking to the app ------------------------------------------------------------------------
+
+
+def post(client: FlaskClient, resource: Json, url: str = SUBMIT, **headers: str) -> TestResponse:
+    return client.post(
+        url, data=json.dumps(resource), content_type="application/fhir+json", headers=headers
+    )
+
+
+def body(response: TestResponse) -> Json:
+    assert response.headers["Content-Type"] == FHIR_JSON
+    loaded: Json = json.loads(response.get_data())
+    return loaded
+
+
+def issues_of(response: TestResponse, status: int) -> list[Json]:
+    """The issues of the OperationOutcome answered with ``status`` (a valid resource)."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    outcome = body(response)
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert parse(outcome, model_class("OperationOutcome")).issues == ()
+    found: list[Json] = outcome["issue"]
+    return found

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from fhirnet.config import Settings
 from fhirnet.fhir.profiles import Catalog
 from fhirnet.web.backend import Backend
+
+if TYPE_CHECKING:
+    from fhirnet.web.delivery import Deliveries
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +38,9 @@ class WebState:
     clock: Callable[[], datetime]
     #: The FHIR store submissions are assessed against and written to, and the patient locks.
     backend: Backend
+    #: Durable delivery to the external FHIR server; ``None`` with the embedded store, or
+    #: with ``FHIRNET_OUTBOX=off``.
+    deliveries: Deliveries | None = None
 
 
 def web_state() -> WebState:

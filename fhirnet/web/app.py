@@ -22,6 +22,7 @@ from fhirnet.web import WebState, auth
 from fhirnet.web.api_views import bp as api_bp
 from fhirnet.web.backend import Backend
 from fhirnet.web.crf_views import bp as crf_bp
+from fhirnet.web.delivery import build_deliveries, ensure_delivering
 from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_views import bp as fhir_bp
 from fhirnet.web.logs import install_logging
@@ -44,6 +45,7 @@ def create_app(
     *,
     clock: Callable[[], datetime] | None = None,
     store: FhirStore | None = None,
+    durable: bool | None = None,
 ) -> Flask:
     """Build a configured fhirnet application.
 
@@ -56,6 +58,8 @@ def create_app(
         "today" is this time's UTC date, and results are ``issued`` at it. Default: UTC now.
     :param store: the FHIR store to work on instead of the one ``settings`` name (tests); an
         :class:`~fhirnet.store.EmbeddedStore` is served under ``/fhir`` too.
+    :param durable: whether submissions go through the outbox (:mod:`fhirnet.web.delivery`);
+        ``None``: with an external FHIR server, unless ``FHIRNET_OUTBOX=off``.
     :returns: the application, with its shared objects in ``app.extensions["fhirnet"]``.
     :raises fhirnet.config.ConfigError: an environment variable has an unusable value, or no
         authentication is configured and ``FHIRNET_AUTH`` is not ``none`` (docs/auth.md).
@@ -66,6 +70,10 @@ def create_app(
     authenticator = Authenticator(settings)  # before anything else: a bad key list stops here
     catalog = load_catalog(settings.profiles_dir)
     backend = Backend(settings, store=store)
+    clock = utc_now if clock is None else clock
+    deliveries = build_deliveries(
+        settings, backend=backend, catalog=catalog, clock=clock, durable=durable
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json = _ContractOrderJSONProvider(app)
@@ -81,10 +89,13 @@ def create_app(
             software_version=__version__,
             stored=stored_types() if backend.embedded else None,
         ),
-        clock=utc_now if clock is None else clock,
+        clock=clock,
         backend=backend,
+        deliveries=deliveries,
     )
     register_error_handlers(app)
+    if deliveries is not None:  # before access control: any request starts the deliveries
+        app.before_request(ensure_delivering)
     app.register_blueprint(api_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)

@@ -58,6 +58,8 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     "fhir.transaction": lambda _: _SUBMIT,  # a Bundle of QuestionnaireResponses
     "fhir.validate": lambda _: _SUBMIT,
     "fhir.extract_resources": lambda _: _SUBMIT,
+    # The status of a submission: for the client that submitted it (the view checks it is).
+    "fhir.submission_status": lambda _: _SUBMIT,
 }
 
 _PUBLIC = object()

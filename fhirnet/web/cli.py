@@ -171,6 +171,9 @@ def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str 
         outcome = json.load(error)
         problems = "; ".join(issue.get("diagnostics", "") for issue in outcome.get("issue", []))
         return None, f"  {path.name}: {error.code} {problems}"
+    if status == 202:  # an external FHIR server that cannot take it now (docs/delivery.md)
+        queued = answer.headers["Content-Location"]
+        return None, f"  {path.name}: 202 accepted, queued for delivery; status: {queued}"
     # Our key goes to our own server only, never to an external FHIR server's Location.
     report = _fetch(location, headers if location.startswith(base_url + "/") else {})
     if report is None:
@@ -278,6 +281,21 @@ class _GunicornServer(BaseApplication):  # type: ignore[misc]
     def load_config(self) -> None:
         for name, value in self._options.items():
             self.cfg.set(name, value)
+        # Each worker delivers queued submissions from the start, not from its first request
+        # (fhirnet.web.delivery), and finishes the attempt it is making when it stops.
+        self.cfg.set("post_worker_init", self._start_deliveries)
+        self.cfg.set("worker_exit", self._stop_deliveries)
+
+    def _start_deliveries(self, _worker: object) -> None:
+        deliveries = self._app.extensions["fhirnet"].deliveries
+        if deliveries is not None:
+            with self._app.app_context():
+                deliveries.current()
+
+    def _stop_deliveries(self, _server: object, _worker: object) -> None:
+        deliveries = self._app.extensions["fhirnet"].deliveries
+        if deliveries is not None:
+            deliveries.stop(timeout=5)
 
     def load(self) -> Flask:
         return self._app

@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, json, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from fhirnet.errors import (
@@ -261,6 +261,11 @@ def _http_error(error: HTTPException) -> Response:
 def _describe(error: HTTPException) -> str:
     if isinstance(error, RequestEntityTooLarge) and request.max_content_length is not None:
         return f"Request body is larger than the limit of {request.max_content_length} bytes."
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        # HEAD and OPTIONS come with every route; name what the URL is for.
+        methods = [m for m in error.valid_methods if m not in ("HEAD", "OPTIONS")]
+        if methods:
+            return f"Method not allowed: this URL takes {', '.join(methods)} only."
     return error.description or error.name
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
+from fhirnet.errors import FhirnetError
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
 from fhirnet.ports import Json
 from fhirnet.services import BundleOutcome, Submission
@@ -114,21 +115,31 @@ def bundle_response(
             if prefer not in (RETURN_MINIMAL, RETURN_OUTCOME):
                 entry = {"resource": result.report, **entry}
         else:
-            answer = fhir_error_answer(result)
-            if answer is None:  # a bug, not the entry's fault: logged, never explained
-                current_app.logger.error("Unhandled error in a batch entry", exc_info=result)
-                issue = Issue(
-                    severity=Severity.ERROR,
-                    code=IssueType.EXCEPTION,
-                    expression=None,
-                    message=INTERNAL_ERROR_MESSAGE,
-                )
-                entry = {"response": {"status": "500 Internal Server Error"}}
-                entry["response"]["outcome"] = operation_outcome([issue])
-            else:
-                entry = {"response": {"status": answer.status_line, "outcome": answer.outcome}}
+            entry = error_entry(result)
         entries.append(entry)
     bundle: Json = {"resourceType": "Bundle", "type": f"{outcome.type}-response"}
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def error_entry(error: Exception) -> Json:
+    """The ``batch-response`` entry of a request that failed with ``error``: the status and
+    OperationOutcome the request alone would have been answered with. An error that is not
+    fhirnet's own is a bug: logged, answered 500, never explained."""
+    answer = fhir_error_answer(error) if isinstance(error, FhirnetError) else None
+    if answer is not None:
+        return {"response": {"status": answer.status_line, "outcome": answer.outcome}}
+    current_app.logger.error("Unhandled error in a submission", exc_info=error)
+    issue = Issue(
+        severity=Severity.ERROR,
+        code=IssueType.EXCEPTION,
+        expression=None,
+        message=INTERNAL_ERROR_MESSAGE,
+    )
+    return {
+        "response": {
+            "status": "500 Internal Server Error",
+            "outcome": operation_outcome([issue]),
+        }
+    }

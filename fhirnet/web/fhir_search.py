@@ -93,7 +93,7 @@ def search_query(
 
 
 def _non_negative(args: MultiDict[str, str], name: str) -> int | None:
-    values = args.getlist(name)
+    values = [value for value in args.getlist(name) if value]  # R4 §3.1.1.1: empty is ignored
     if not values:
         return None
     if len(values) > 1 or not _DIGITS.match(values[0]):

@@ -9,6 +9,9 @@
   ones and write form and results in one transaction (:func:`fhirnet.services.submit`);
   ``POST /fhir`` with a ``transaction`` or ``batch`` Bundle of forms; and
   ``POST /fhir/QuestionnaireResponse/$extract``, the transaction without writing it;
+* with an external FHIR server, submissions are durable (:mod:`fhirnet.web.delivery`): kept in
+  the outbox before they are answered, ``202 Accepted`` when the server cannot take them now, and
+  ``GET /fhir/_submission/<id>`` tells what became of them;
 * with the embedded store, ``GET /fhir/<type>/<id>`` and ``GET /fhir/<type>?...`` of what it
   holds (:data:`STORED_TYPES`); with an external FHIR server these are read there (404 here).
 
@@ -30,29 +33,41 @@ import json
 import math
 import re
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, g, request
-from werkzeug.exceptions import MethodNotAllowed
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 from werkzeug.wrappers import Response
 
 from fhirnet.errors import ProfileNotFoundError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import ANONYMOUS, AUDIT_EVENT, Action, Interaction
 from fhirnet.fhir.capability import READABLE_TYPES
-from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
+from fhirnet.fhir.outcome import Issue, IssueType, Severity, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
+from fhirnet.outbox import Entry, Kind, State
 from fhirnet.ports import Json
-from fhirnet.services import Submission, extract, submit, submit_bundle
+from fhirnet.services import (
+    BundleOutcome,
+    Submission,
+    extract,
+    patients_of_bundle,
+    patients_of_form,
+    submit,
+    submit_bundle,
+)
 from fhirnet.services.audits import AuditTrail
+from fhirnet.services.delivery import Attempt
 from fhirnet.store import EmbeddedStore
 from fhirnet.store.parameters import COMMON, parameters_of
 from fhirnet.store.resources import is_id
 from fhirnet.store.search import RESULT_PARAMETERS as STORE_RESULT_PARAMETERS
 from fhirnet.web import web_state
 from fhirnet.web.bodies import body_within_limit
+from fhirnet.web.delivery import Deliveries
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
 from fhirnet.web.fhir_bundles import (
     RETURN_MINIMAL,
@@ -79,8 +94,25 @@ FORMAT_PARAMETERS = ("_format", "_pretty")
 VALIDATE_MODES = ("create", "update", "profile")
 #: What fhirnet writes, and its AuditEvents; the embedded store serves them by read and search.
 STORED_TYPES = events.STORED_TYPES
-#: Operations on QuestionnaireResponse, which take a POST only.
-OPERATIONS = ("$validate", "$extract")
+
+
+class LogicalIdConverter(BaseConverter):
+    """The ``id`` segment of a read: anything but a segment starting with ``$``, which names an
+    operation (``/QuestionnaireResponse/$validate``). So a read never matches an operation's URL,
+    and ``OPTIONS`` or a 405 there lists the operation's methods only (``Allow: POST``), not GET.
+    """
+
+    regex = r"[^/$][^/]*"
+
+
+@bp.record_once
+def _register_converters(state: BlueprintSetupState) -> None:
+    """Before the routes below are added, which use it."""
+    state.app.url_map.converters["logical_id"] = LogicalIdConverter
+
+
+#: Ids of submissions (:mod:`fhirnet.outbox`): 32 lower-case hex digits.
+_SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @bp.before_request
@@ -121,12 +153,10 @@ def metadata() -> Response:
     return _respond(statement)
 
 
-@bp.get("/<resource_type>/<resource_id>")
+@bp.get("/<resource_type>/<logical_id:resource_id>")
 def read(resource_type: str, resource_id: str) -> Response:
     """One conformance resource, or one the embedded store holds, by type and logical id (FHIR
     ``read`` interaction)."""
-    if resource_type == "QuestionnaireResponse" and resource_id in OPERATIONS:
-        raise MethodNotAllowed(valid_methods=["POST"], description=f"{resource_id} takes a POST.")
     if resource_type in STORED_TYPES:
         return _read_stored(resource_type, resource_id)
     _require_readable(resource_type, "read")
@@ -192,11 +222,17 @@ def validate() -> Response:
 @bp.post("/QuestionnaireResponse")
 def create() -> Response:
     """Submit a filled form (the main job): 201 with the DiagnosticReport written, or 200 when
-    nothing new was written; ``Location`` is the DiagnosticReport (module docstring)."""
+    nothing new was written; ``Location`` is the DiagnosticReport (module docstring). With
+    durable delivery, ``202 Accepted`` when the FHIR server cannot take it now."""
     _check_parameters(FORMAT_PARAMETERS)
     resource = _resource_of(_json_body(), "QuestionnaireResponse")
-    submission = submit(resource, **_pipeline(), locks=web_state().backend.locks)
-    return _submitted(submission)
+    deliveries = web_state().deliveries
+    if deliveries is None:
+        return _submitted(submit(resource, **_pipeline(), locks=web_state().backend.locks))
+    attempt = _accept(deliveries, Kind.FORM, resource, patients_of_form(resource, **_checks()))
+    if isinstance(attempt.value, Submission):
+        return _submitted(attempt.value)
+    return _accepted(attempt)
 
 
 @bp.post("")
@@ -204,8 +240,163 @@ def transaction() -> Response:
     """Submit several forms in a ``transaction`` (all or nothing) or ``batch`` Bundle."""
     _check_parameters(FORMAT_PARAMETERS)
     bundle = _resource_of(_json_body(), "Bundle")
-    outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
-    return _respond(bundle_response(outcome, report_url=_report_url, prefer=_return()))
+    deliveries = web_state().deliveries
+    if deliveries is None:
+        outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
+        return _respond(bundle_response(outcome, report_url=_report_url, prefer=_return()))
+    attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients_of_bundle(bundle, **_checks()))
+    if isinstance(attempt.value, BundleOutcome):
+        return _respond(bundle_response(attempt.value, report_url=_report_url, prefer=_return()))
+    return _accepted(attempt)
+
+
+@bp.get("/_submission/<submission_id>")
+def submission_status(submission_id: str) -> Response:
+    """The status of a submission answered ``202 Accepted`` (FHIR asynchronous pattern): 202
+    while it is queued, then 200 with a ``batch-response`` Bundle whose entry is the answer to
+    the original request — delivered (``201``/``200`` and the DiagnosticReport's location) or
+    failed (the status and OperationOutcome, the FHIR server's issues included). Only the
+    client that submitted it may see it; to others it does not exist (404)."""
+    _check_parameters(FORMAT_PARAMETERS)
+    deliveries = web_state().deliveries
+    entry = None
+    if deliveries is not None and _SUBMISSION_ID.fullmatch(submission_id):
+        entry = deliveries.current().outbox.get(submission_id)
+    if entry is None or entry.requester != _audit_trail().requester:
+        raise FhirRequestError(404, IssueType.NOT_FOUND, "No such submission.")
+    if entry.state is State.QUEUED:
+        response = _respond(operation_outcome([_queued_issue(entry, waiting=None)]), 202)
+        response.headers["X-Progress"] = _progress(entry)
+        now = web_state().clock().timestamp()
+        response.headers["Retry-After"] = str(max(1, math.ceil(_next_attempt(entry) - now)))
+        return response
+    bundle: Json = {
+        "resourceType": "Bundle",
+        "id": entry.id,
+        "type": "batch-response",
+        "entry": [entry.answer or {}],
+    }
+    if entry.finished is not None:
+        when = datetime.fromtimestamp(entry.finished, UTC).isoformat(timespec="milliseconds")
+        bundle["meta"] = {"lastUpdated": when.replace("+00:00", "Z")}
+    return _respond(bundle)
+
+
+def _accept(deliveries: Deliveries, kind: Kind, body: Json, patients: Collection[str]) -> Attempt:
+    """Keep a checked submission in the outbox, and deliver it now unless the client asked for
+    ``respond-async`` (:meth:`fhirnet.services.delivery.Delivery.accept`)."""
+    return deliveries.current().accept(
+        kind=kind,
+        body=body,
+        patients=patients,
+        requester=_audit_trail().requester,
+        attempt_now=not _respond_async(),
+    )
+
+
+def _checks() -> dict[str, Any]:
+    """What checking a submission before the outbox takes it needs (no FHIR server call)."""
+    state = web_state()
+    return {
+        "catalog": state.catalog,
+        "now": state.clock(),
+        "store": state.backend.store(),
+        "audit": _audit_trail(),
+    }
+
+
+def _respond_async() -> bool:
+    """Whether the client asked for ``Prefer: respond-async`` (R4 async.html): 202 at once."""
+    return "respond-async" in _preferences()
+
+
+def _accepted(attempt: Attempt) -> Response:
+    """``202 Accepted``, ``Content-Location`` = the submission's status (R4 async.html), and an
+    OperationOutcome saying why it is not done yet."""
+    entry = attempt.entry
+    if attempt.error is not None and entry.state is not State.QUEUED:
+        raise attempt.error  # failed for good in this request: answered like without an outbox
+    if entry.state is not State.QUEUED and entry.answer is not None:
+        return _replayed(entry, entry.answer)  # finished by another request or the thread
+    deliveries = web_state().deliveries
+    waiting = None
+    if attempt.error is not None:
+        waiting = "the FHIR server could not take it now"
+    elif _respond_async():
+        waiting = "as asked: Prefer: respond-async"
+    elif deliveries is not None and deliveries.current().paused():
+        waiting = "the FHIR server was unavailable at the last attempt"
+    elif entry.state is State.QUEUED:
+        waiting = "an earlier submission about the same patient is being delivered first"
+    response = _respond(operation_outcome([_queued_issue(entry, waiting=waiting)]), 202)
+    response.headers["Content-Location"] = f"{_base_url()}/_submission/{entry.id}"
+    return response
+
+
+def _replayed(entry: Entry, answer: Json) -> Response:
+    """The answer of a submission that another request (or the delivery thread) finished while
+    this one waited for the patient's lock: what it would have answered itself, from the
+    outbox's record (a delivered form's DiagnosticReport is read back from the server)."""
+    result = answer.get("response") or {}
+    status = int(str(result.get("status", "500")).split()[0])
+    outcome = result.get("outcome") or operation_outcome([])
+    if status >= 400:
+        return _respond(outcome, status)
+    if entry.kind is Kind.BUNDLE:
+        return _respond(answer.get("resource") or {}, status)
+    location = str(result.get("location", ""))
+    preference = _return()
+    report = None
+    if preference not in (RETURN_MINIMAL, RETURN_OUTCOME):
+        report = web_state().backend.store().read("DiagnosticReport", location.rsplit("/", 1)[-1])
+    if preference == RETURN_MINIMAL:
+        response = Response(status=status)
+        del response.headers["Content-Type"]
+    else:
+        response = _respond(report if report is not None else outcome, status)
+    response.headers["Location"] = location
+    if report is not None:
+        response.headers.update(version_headers(report))
+    return response
+
+
+def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:
+    state = {
+        State.QUEUED: "is queued for delivery to the FHIR server",
+        State.DELIVERED: "has been delivered",
+        State.FAILED: "could not be delivered",
+    }[entry.state]
+    message = f"Submission accepted and kept: it {state}"
+    if waiting:
+        message += f" ({waiting})"
+    message += f". {_attempts(entry)}. Its status: GET [base]/_submission/{entry.id}."
+    return Issue(
+        severity=Severity.INFORMATION,
+        code=IssueType.INFORMATIONAL,
+        expression=None,
+        message=message,
+    )
+
+
+def _progress(entry: Entry) -> str:
+    """``X-Progress`` of a queued submission (R4 async.html): state and attempts."""
+    return f"{entry.state.value}; {_attempts(entry)}"
+
+
+def _attempts(entry: Entry) -> str:
+    """The attempts made, the last error, and (queued) when the next one is due."""
+    text = f"Attempts: {entry.attempts}"
+    if entry.last_error:
+        text += f", the last one failed: {entry.last_error}"
+    if entry.state is State.QUEUED:
+        when = datetime.fromtimestamp(_next_attempt(entry), UTC).isoformat(timespec="seconds")
+        text += f"; next attempt not before {when.replace('+00:00', 'Z')}"
+    return text
+
+
+def _next_attempt(entry: Entry) -> float:
+    deliveries = web_state().deliveries
+    return entry.next_attempt if deliveries is None else deliveries.current().next_attempt(entry)
 
 
 @bp.post("/QuestionnaireResponse/$extract")

@@ -5,10 +5,10 @@ through :class:`JsonFormatter` to stderr, gives each request an id (the client's
 when well-formed, else a new one), echoes it in the response, and logs one line per request.
 
 What a line may hold is fixed here, not left to each call site: the request's method and URL
-*rule* (``/fhir/<resource_type>/<resource_id>``), never the raw path or query string (ids, search
-parameters with patient identifiers); for an exception its type and the code locations of its
-traceback, never its message, which may echo the input. Call sites log fixed messages; a message
-never interpolates a body, an identifier, a reference or an answer.
+*rule* (``/fhir/<resource_type>/<logical_id:resource_id>``), never the raw path or query string
+(ids, search parameters with patient identifiers); for an exception its type and the code
+locations of its traceback, never its message, which may echo the input. Call sites log fixed
+messages; a message never interpolates a body, an identifier, a reference or an answer.
 """
 
 from __future__ import annotations

@@ -1,15 +1,22 @@
 """The OpenAPI document of the service: the JSON API, generated from the marshmallow schemas that
-validate it, and the FHIR endpoint, described from the tables that drive its views
-(:mod:`fhirnet.fhir.capability`)."""
+validate it, the FHIR endpoint, described from the tables that drive its views
+(:mod:`fhirnet.fhir.capability`), the health probe, this document and the ``/crf`` page; with the
+bearer token and SMART scope each operation needs (:mod:`fhirnet.web.auth`).
+
+``tests/web/test_schemathesis.py`` runs schemathesis on every operation of it, so the document
+is held to what the service answers: documented statuses, media types and bodies.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
+from fhirnet.access import Permission
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES, SEARCH_PARAMETERS
 from fhirnet.store import CURSOR
@@ -43,6 +50,7 @@ def build_openapi_document() -> dict[str, Any]:
             "from lesion measurements over time.",
         },
     )
+    spec.components.security_scheme(BEARER, _BEARER_SCHEME)
     spec.components.schema("AssessmentRequest", schema=AssessmentRequestSchema)
     spec.components.schema("Assessment", schema=AssessmentSchema)
     spec.components.schema("Errors", schema=ErrorsSchema)
@@ -67,12 +75,129 @@ def build_openapi_document() -> dict[str, Any]:
                         "Malformed JSON, a structural problem or a violated criteria rule; "
                         "every offending field is named."
                     ),
+                    **_auth_errors(_error),
                 },
+                # Any valid token: the calculator reads and writes no FHIR data.
+                "security": [{BEARER: []}],
             }
         },
     )
+    _add_service_endpoints(spec)
     _add_fhir_endpoint(spec)
     return spec.to_dict()
+
+
+BEARER = "bearer"
+_BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A static API key (FHIRNET_API_KEYS) or a JWT verified against the configured "
+    "JWKS, carrying SMART v2 system scopes (system/<Type>.<cruds>); an operation's security "
+    "requirement lists the scope it needs (docs/auth.md). Not needed with FHIRNET_AUTH=none.",
+}
+_CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "Bearer challenge (RFC 6750 §3), with error and scope when known.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def _auth_errors(render: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """The 401 and 403 answers of an operation that needs a token, rendered by ``render``."""
+    return {
+        "401": {
+            **render("No bearer token, or one that is invalid, expired or for another audience."),
+            "headers": _CHALLENGE,
+        },
+        "403": {
+            **render("The token lacks the SMART scope the operation needs."),
+            "headers": _CHALLENGE,
+        },
+    }
+
+
+def _scoped(scope: str) -> list[dict[str, list[str]]]:
+    """The security requirement of an operation that needs the SMART v2 ``scope``."""
+    return [{BEARER: [scope]}]
+
+
+#: The security requirement of a public operation: no token needed.
+PUBLIC: list[dict[str, list[str]]] = []
+
+
+def _add_service_endpoints(spec: APISpec) -> None:
+    """``/health``, this document and the ``/crf`` page: public, outside the APIs proper."""
+    spec.path(
+        path="/health",
+        operations={
+            "get": {
+                "operationId": "health",
+                "summary": "Liveness probe: answers as soon as the app can serve requests",
+                "responses": {
+                    "200": {
+                        "description": "Up.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["status", "version"],
+                                    "properties": {
+                                        "status": _const("ok"),
+                                        "version": {"type": "string"},
+                                    },
+                                }
+                            }
+                        },
+                    }
+                },
+                "security": PUBLIC,
+            }
+        },
+    )
+    spec.path(
+        path="/api/v1/openapi.json",
+        operations={
+            "get": {
+                "operationId": "openapiDocument",
+                "summary": "This OpenAPI document",
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 description of every endpoint.",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["openapi", "info", "paths"],
+                                }
+                            }
+                        },
+                    }
+                },
+                "security": PUBLIC,
+            }
+        },
+    )
+    html = {"text/html": {"schema": {"type": "string"}}}
+    spec.path(
+        path="/crf",
+        operations={
+            "get": {
+                "operationId": "crfPage",
+                "summary": "The case-report form in the browser (LHC-Forms), with a Validate "
+                "button (docs/crf-page.md)",
+                "responses": {
+                    "200": {"description": "The page.", "content": html},
+                    "503": {
+                        "description": "LHC-Forms is not installed on this server "
+                        "(tools/browser/install.sh); the page says how to install it.",
+                        "content": html,
+                    },
+                },
+                "security": PUBLIC,
+            }
+        },
+    )
 
 
 FHIR_JSON = "application/fhir+json"
@@ -217,24 +342,47 @@ def _fhir_components(spec: APISpec) -> None:
         "required": ["method", "url"],
         "properties": {"method": _const("POST"), "url": _const("QuestionnaireResponse")},
     }
+    transaction = _listed_resource(
+        "Bundle",
+        ("type",),
+        {
+            "type": _const("transaction"),
+            "entry": _array_of(
+                ["resource", "request"],
+                {
+                    "fullUrl": {"type": "string"},
+                    "resource": _ref("QuestionnaireResponse"),
+                    "request": request,
+                },
+            ),
+        },
+        "A transaction: every entry must POST a QuestionnaireResponse, or nothing is done (400).",
+    )
+    batch = _listed_resource(
+        "Bundle",
+        ("type",),
+        {
+            "type": _const("batch"),
+            "entry": {
+                "type": "array",
+                # FHIR batch semantics (R4 http.html#brules): each entry succeeds or fails on
+                # its own, so an entry that is not a POST of a QuestionnaireResponse does not
+                # make the request invalid: it is answered with its own 400 in the response.
+                "items": {
+                    "description": "Should POST a QuestionnaireResponse, as a transaction's "
+                    "entries must; any other entry is answered with its own 400 response.",
+                },
+            },
+        },
+        "A batch: each entry on its own; failures are answered per entry.",
+    )
     spec.components.schema(
         "SubmissionBundle",
-        component=_listed_resource(
-            "Bundle",
-            ("type",),
-            {
-                "type": {"type": "string", "enum": ["transaction", "batch"]},
-                "entry": _array_of(
-                    ["resource", "request"],
-                    {
-                        "fullUrl": {"type": "string"},
-                        "resource": _ref("QuestionnaireResponse"),
-                        "request": request,
-                    },
-                ),
-            },
-            "A transaction or batch Bundle of forms: each entry a QuestionnaireResponse POST.",
-        ),
+        component={
+            "description": "A transaction or batch Bundle of forms: each entry a "
+            "QuestionnaireResponse POST.",
+            "oneOf": [transaction, batch],
+        },
     )
     response = {
         "type": "object",
@@ -325,6 +473,18 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
+def _search(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A search parameter: given with an empty value, it is ignored (FHIR R4 search §3.1.1.1)."""
+    return {
+        **_query(name, f"{description} An empty value is ignored.", schema),
+        "allowEmptyValue": True,
+    }
+
+
+#: Page sizes and offsets: up to nine digits.
+_WHOLE_NUMBER = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
+
+
 _FORMAT_PARAMETERS = [
     _query(
         "_format",
@@ -372,12 +532,13 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     "400": _outcome("An unsupported parameter or mode."),
                     "406": _NOT_ACCEPTABLE,
                 },
+                "security": PUBLIC,
             }
         },
     )
     for resource_type in READABLE_TYPES:
         search_parameters = [
-            _query(p.name, p.documentation, {"type": "string"})
+            _search(p.name, p.documentation, {"type": "string"})
             for p in SEARCH_PARAMETERS[resource_type]
         ]
         spec.path(
@@ -389,15 +550,11 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     "tags": ["FHIR"],
                     "parameters": [
                         *search_parameters,
-                        _query(
-                            "_count",
-                            "Page size.",
-                            {"type": "integer", "minimum": 0, "maximum": 999_999_999},
-                        ),
-                        _query(
+                        _search("_count", "Page size.", _WHOLE_NUMBER),
+                        _search(
                             "_offset",
                             "Index of the first match to return (next links).",
-                            {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+                            _WHOLE_NUMBER,
                         ),
                         *_FORMAT_PARAMETERS,
                         _PREFER,
@@ -411,6 +568,7 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                         ),
                         "406": _NOT_ACCEPTABLE,
                     },
+                    "security": PUBLIC,  # conformance resources hold no patient data
                 }
             },
         )
@@ -437,6 +595,7 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                         "404": _outcome(f"No {resource_type} with that id."),
                         "406": _NOT_ACCEPTABLE,
                     },
+                    "security": PUBLIC,
                 }
             },
         )
@@ -468,7 +627,10 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
                     "413": _outcome("The body is larger than the configured limit."),
                     "415": _outcome("The Content-Type is not application/fhir+json or JSON."),
                     "422": _outcome("Invalid: every problem found, each an error issue."),
+                    **_auth_errors(_outcome),
                 },
+                # The dry run of a submission needs what the submission needs.
+                "security": _SUBMIT,
             }
         },
     )
@@ -477,10 +639,14 @@ def _add_fhir_endpoint(spec: APISpec) -> None:
     _add_stored_types(spec)
 
 
+#: Submitting a form, and its dry runs $validate and $extract, need create on
+#: QuestionnaireResponse only (fhirnet writes the results with its own credentials).
+_SUBMIT = _scoped(str(Permission("QuestionnaireResponse", "c")))
 _PREFER_RETURN = _prefer(
     "'return=representation' (default): the DiagnosticReport; 'return=OperationOutcome': what "
     "was done and every warning (e.g. a discordant reader conclusion, a missing modality); "
-    "'return=minimal': no body."
+    "'return=minimal': no body. 'respond-async' (with an external FHIR server): 202 at once, "
+    "delivered in the background (docs/delivery.md)."
 )
 _BODY_ERRORS = {
     "400": _outcome("Not JSON, or not the resource the interaction takes."),
@@ -511,6 +677,19 @@ _WRITTEN_HEADERS = {
     "ETag": {"description": 'W/"<versionId>" of the report.', "schema": {"type": "string"}},
 }
 _REPORT_BODY = {"oneOf": [_ref("DiagnosticReport"), _ref("OperationOutcome")]}
+_STATUS_HEADER = {
+    "Content-Location": {
+        "description": "[base]/_submission/{id}: the submission's status.",
+        "schema": {"type": "string"},
+    }
+}
+_ACCEPTED = _fhir_response(
+    "With an external FHIR server that cannot take it now (down, slow, 5xx), or with Prefer: "
+    "respond-async: the submission is kept in the durable outbox and will be delivered in "
+    "order per patient; the OperationOutcome says why, Content-Location where its status is.",
+    "OperationOutcome",
+    _STATUS_HEADER,
+)
 
 
 def _add_submission_endpoints(spec: APISpec) -> None:
@@ -542,8 +721,53 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                         _REPORT_BODY,
                         _WRITTEN_HEADERS,
                     ),
+                    "202": _ACCEPTED,
                     **_BODY_ERRORS,
+                    **_auth_errors(_outcome),
                 },
+                "security": _SUBMIT,
+            }
+        },
+    )
+    spec.path(
+        path="/fhir/_submission/{id}",
+        operations={
+            "get": {
+                "operationId": "fhirSubmissionStatus",
+                "summary": "The status of a submission answered 202 Accepted",
+                "description": "FHIR asynchronous pattern: 202 while it is queued (X-Progress, "
+                "Retry-After), then 200 with a batch-response Bundle whose single entry is the "
+                "answer to the original request: delivered (201/200, the DiagnosticReport's "
+                "location) or failed (status and OperationOutcome, the FHIR server's issues "
+                "included). Only for the client that submitted it.",
+                "tags": ["FHIR"],
+                "parameters": [_id({"type": "string"}), *_FORMAT_PARAMETERS],
+                "responses": {
+                    "200": _fhir_response("The submission is finished.", "ResponseBundle"),
+                    "202": _fhir_response(
+                        "Still queued; an OperationOutcome with the attempts made.",
+                        "OperationOutcome",
+                        {
+                            "X-Progress": {
+                                "description": "queued; the attempts, the last error, the next "
+                                "attempt.",
+                                "schema": {"type": "string"},
+                            },
+                            "Retry-After": {
+                                "description": "Seconds until the next attempt.",
+                                "schema": {"type": "string"},
+                            },
+                        },
+                    ),
+                    "404": _outcome(
+                        "No such submission for this client (or no durable delivery: the "
+                        "embedded store)."
+                    ),
+                    "406": _NOT_ACCEPTABLE,
+                    "400": _outcome("An unknown parameter."),
+                    **_auth_errors(_outcome),
+                },
+                "security": _SUBMIT,
             }
         },
     )
@@ -561,8 +785,11 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                 "requestBody": _body(_ref("SubmissionBundle")),
                 "responses": {
                     "200": _fhir_response("One response entry per entry sent.", "ResponseBundle"),
+                    "202": _ACCEPTED,
                     **_BODY_ERRORS,
+                    **_auth_errors(_outcome),
                 },
+                "security": _SUBMIT,
             }
         },
     )
@@ -581,7 +808,9 @@ def _add_submission_endpoints(spec: APISpec) -> None:
                         "TransactionBundle",
                     ),
                     **{code: r for code, r in _BODY_ERRORS.items() if code != "502"},
+                    **_auth_errors(_outcome),
                 },
+                "security": _SUBMIT,
             }
         },
     )
@@ -603,26 +832,26 @@ def _add_stored_types(spec: APISpec) -> None:
                     "tags": ["FHIR"],
                     "parameters": [
                         *(
-                            _query(name, "FHIR R4 search parameter.", {"type": "string"})
+                            _search(name, "FHIR R4 search parameter.", {"type": "string"})
                             for name in names
                         ),
-                        _query(
+                        _search(
                             "_count",
-                            f"Page size (at most {MAX_COUNT}).",
-                            {"type": "integer", "minimum": 0},
+                            f"Page size (larger values are lowered to {MAX_COUNT}).",
+                            _WHOLE_NUMBER,
                         ),
-                        _query(
+                        _search(
                             "_sort",
                             "date, _lastUpdated or _id; '-' for descending.",
                             {"type": "string"},
                         ),
-                        _query("_include", "e.g. DiagnosticReport:result.", {"type": "string"}),
-                        _query(
+                        _search("_include", "e.g. DiagnosticReport:result.", {"type": "string"}),
+                        _search(
                             "_total",
                             "Accepted and ignored: the total is always given.",
                             {"type": "string"},
                         ),
-                        _query(CURSOR, "The page a next link points at.", {"type": "string"}),
+                        _search(CURSOR, "The page a next link points at.", {"type": "string"}),
                         *_FORMAT_PARAMETERS,
                         _PREFER,
                     ],
@@ -633,7 +862,9 @@ def _add_stored_types(spec: APISpec) -> None:
                         "400": _outcome("An unsupported parameter, modifier or value."),
                         "404": _outcome(elsewhere),
                         "406": _NOT_ACCEPTABLE,
+                        **_auth_errors(_outcome),
                     },
+                    "security": _scoped(str(Permission(resource_type, "s"))),
                 }
             },
         )
@@ -659,7 +890,9 @@ def _add_stored_types(spec: APISpec) -> None:
                         "400": _outcome("An unsupported parameter."),
                         "404": _outcome(f"No such {resource_type}. " + elsewhere),
                         "406": _NOT_ACCEPTABLE,
+                        **_auth_errors(_outcome),
                     },
+                    "security": _scoped(str(Permission(resource_type, "r"))),
                 }
             },
         )

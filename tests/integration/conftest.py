@@ -19,12 +19,16 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
 from jwt.algorithms import ECAlgorithm
 
 from fhirnet.client import FhirClient
+from fhirnet.config import load_settings
 from fhirnet.smart import SmartCredentials
+from fhirnet.web.app import create_app
 from tests.integration import fhir_server
 from tests.integration.fault_proxy import FaultProxy
+from tests.integration.fhirnets import Fhirnet, MakeFhirnet, fhirnet_settings_environment
 
 #: The variable that points the tests at an already running FHIR R4 server.
 EXTERNAL_URL_VARIABLE = "FHIRNET_TEST_FHIR_URL"
@@ -140,3 +144,26 @@ def smart_server(
         yield server.base_url, credentials
     finally:
         fhir_server.stop(server)
+
+
+@pytest.fixture
+def make_fhirnet(tmp_path: Path) -> Iterator[MakeFhirnet]:
+    """Builds in-process fhirnets for a FHIR base URL, each with a fresh data directory; their
+    delivery threads are stopped after the test."""
+    apps: list[Flask] = []
+
+    def make(base_url: str, *, timeout: float | None = None, outbox: bool = True) -> Fhirnet:
+        data_dir = tmp_path / f"fhirnet-data-{len(apps) + 1}"
+        data_dir.mkdir()
+        environment = fhirnet_settings_environment(base_url, data_dir, timeout=timeout)
+        environment["FHIRNET_OUTBOX"] = "on" if outbox else "off"
+        app = create_app(load_settings(environment))
+        app.config["TESTING"] = True
+        apps.append(app)
+        return Fhirnet(client=app.test_client())
+
+    yield make
+    for app in apps:
+        deliveries = app.extensions["fhirnet"].deliveries
+        if deliveries is not None:
+            deliveries.stop()

@@ -44,6 +44,7 @@ __all__ = [
     "Respond",
     "Rule",
     "Seen",
+    "Slow",
     "operation_outcome",
     "refuse",
     "searches",
@@ -95,6 +96,8 @@ class ProxiedRequest:
     relative: str
     query: str
     body: bytes = field(repr=False)
+    #: When the proxy received it (``time.monotonic()``).
+    received: float = field(default_factory=time.monotonic, compare=False)
 
     def json(self) -> Any:
         """The body as JSON, or ``None`` when it has none or it is not JSON."""
@@ -151,6 +154,15 @@ class Delay:
 
 
 @dataclass(frozen=True)
+class Slow:
+    """Hold the request ``seconds``, then forward it and pass the answer back: a slow server
+    (within the client's timeout), which keeps a request in flight long enough to be caught
+    there."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Drop:
     """Close the connection without an answer: before the server sees the request, or after it
     processed it (``forward``), which is the case where the client cannot know whether it
@@ -159,7 +171,7 @@ class Drop:
     forward: bool = False
 
 
-Fault = Respond | Delay | Drop
+Fault = Respond | Delay | Slow | Drop
 
 
 @dataclass
@@ -521,6 +533,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._hang_up()
             else:
                 self._hang_up()
+        elif isinstance(fault, Slow):
+            proxy._record(request, f"slowed {fault.seconds:g} s, forwarded")
+            if proxy._stopping.wait(fault.seconds):
+                self._hang_up()
+            else:
+                self._pass(proxy, request)
         else:
             proxy._record(request, "forwarded")
             self._pass(proxy, request)

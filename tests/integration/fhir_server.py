@@ -81,15 +81,18 @@ def start(
     *,
     settings: dict[str, Any] | None = None,
     timeout: float = START_TIMEOUT_SECONDS,
+    port: int | None = None,
 ) -> RunningServer:
     """Start ``sekmet serve`` on a free loopback port with ``data_dir`` as its store.
 
     :param settings: extra sekmet settings merged over the defaults (e.g. ``server_auth``).
+    :param port: this port instead of a free one: a server started again where it was, with
+        the same ``data_dir``, is the same server back from an outage.
     :raises FhirServerStartError: it exited or did not answer in time; the message has its log.
     """
     for attempt in range(1, PORT_ATTEMPTS + 1):
         try:
-            return _start_once(executable, data_dir, settings or {}, timeout)
+            return _start_once(executable, data_dir, settings or {}, timeout, port)
         except FhirServerStartError as error:
             # Another process may take the free port between our probe and the server's bind.
             if "address already in use" not in str(error).lower() or attempt == PORT_ATTEMPTS:
@@ -98,10 +101,10 @@ def start(
 
 
 def _start_once(
-    executable: Path, data_dir: Path, settings: dict[str, Any], timeout: float
+    executable: Path, data_dir: Path, settings: dict[str, Any], timeout: float, port: int | None
 ) -> RunningServer:
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}/fhir"
     config = {
         # base_url is required: without it, paging links point at localhost:8090.

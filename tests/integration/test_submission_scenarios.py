@@ -40,14 +40,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
-from flask.testing import FlaskClient
-from requests.structures import CaseInsensitiveDict
 
 from fhirnet.client import FhirClient
-from fhirnet.config import load_settings
 from fhirnet.errors import FhirServerRejectedError
-from fhirnet.web.app import create_app
 from tests.integration import fhir_server
 from tests.integration.conftest import RecordingSession
 from tests.integration.fault_proxy import (
@@ -64,6 +59,13 @@ from tests.integration.fault_proxy import (
     too_many_requests,
     unavailable,
 )
+from tests.integration.fhirnets import (
+    FHIR_JSON,
+    Answer,
+    Fhirnet,
+    MakeFhirnet,
+    fhirnet_settings_environment,
+)
 from tests.servers import serving
 
 pytestmark = pytest.mark.integration
@@ -74,7 +76,6 @@ ROOT = Path(__file__).parents[2]
 FORMS = ROOT / "examples" / "questionnaire-responses"
 RESPONSE_CATEGORY_VALUESET = ROOT / "profiles" / "ValueSet-response-category.json"
 
-FHIR_JSON = "application/fhir+json"
 CONTENT_TYPE = "Content-Type"
 SID = "https://fhirnet.dev/fhir/sid"
 REPORT_SID = f"{SID}/imaging-response-report"
@@ -240,94 +241,6 @@ def _located_id(entry: Json, resource_type: str) -> str:
 # -- fhirnet, as the EHR sees it -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Answer:
-    """fhirnet's answer to one request: status, headers (case-insensitive), JSON body."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: Any
-    seconds: float
-
-    def __str__(self) -> str:
-        shown = json.dumps(self.body, indent=1)[:3000] if self.body is not None else "(no body)"
-        wanted = ("Content-Type", "Location", "Retry-After")
-        headers = {name: self.headers[name] for name in wanted if name in self.headers}
-        return f"HTTP {self.status} after {self.seconds:.2f} s {headers}\n{shown}"
-
-
-class Fhirnet:
-    """fhirnet's FHIR API through Flask's test client (in-process) or over HTTP (a server)."""
-
-    def __init__(self, client: FlaskClient | None = None, url: str | None = None) -> None:
-        self._client = client
-        self._url = url
-
-    def submit(self, form: Json, *, prefer: str | None = None) -> Answer:
-        """``POST /fhir/QuestionnaireResponse``, as an EHR submits a filled form."""
-        return self.post("/fhir/QuestionnaireResponse", form, prefer=prefer)
-
-    def submit_bundle(self, bundle: Json) -> Answer:
-        """``POST /fhir`` with a transaction or batch Bundle of forms."""
-        return self.post("/fhir", bundle)
-
-    def post(self, path: str, body: Json, *, prefer: str | None = None) -> Answer:
-        headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
-        if prefer:
-            headers["Prefer"] = prefer
-        data = json.dumps(body).encode()
-        started = time.monotonic()
-        answer_headers: CaseInsensitiveDict[str]
-        if self._client is not None:
-            response = self._client.post(path, data=data, headers=headers)
-            status, content = response.status_code, response.data
-            answer_headers = CaseInsensitiveDict(response.headers.items())
-        else:
-            sent = requests.post(f"{self._url}{path}", data=data, headers=headers, timeout=120)
-            status, answer_headers, content = sent.status_code, sent.headers, sent.content
-        seconds = time.monotonic() - started
-        try:
-            parsed = json.loads(content) if content else None
-        except ValueError:
-            parsed = {"(not JSON)": content[:500].decode(errors="replace")}
-        return Answer(status, answer_headers, parsed, seconds)
-
-
-def fhirnet_settings_environment(
-    base_url: str, data_dir: Path, *, timeout: float | None
-) -> dict[str, str]:
-    """The ``FHIRNET_*`` variables of a fhirnet writing to ``base_url``; nothing else is read."""
-    environment = {
-        "FHIRNET_FHIR_BASE_URL": base_url,
-        "FHIRNET_DATA_DIR": str(data_dir),
-        "FHIRNET_AUTH": "none",
-    }
-    if timeout is not None:
-        environment["FHIRNET_FHIR_TIMEOUT"] = f"{timeout:g}"
-    return environment
-
-
-MakeFhirnet = Callable[..., Fhirnet]
-
-
-@pytest.fixture
-def make_fhirnet(tmp_path: Path) -> MakeFhirnet:
-    """Builds in-process fhirnets for a FHIR base URL, each with a fresh data directory."""
-    made = 0
-
-    def make(base_url: str, *, timeout: float | None = None) -> Fhirnet:
-        nonlocal made
-        made += 1
-        data_dir = tmp_path / f"fhirnet-data-{made}"
-        data_dir.mkdir()
-        environment = fhirnet_settings_environment(base_url, data_dir, timeout=timeout)
-        app = create_app(load_settings(environment))
-        app.config["TESTING"] = True
-        return Fhirnet(client=app.test_client())
-
-    return make
-
-
 @pytest.fixture
 def fhirnet(make_fhirnet: MakeFhirnet, fhir_base_url: str) -> Fhirnet:
     """fhirnet writing straight to the server under test."""
@@ -338,6 +251,14 @@ def fhirnet(make_fhirnet: MakeFhirnet, fhir_base_url: str) -> Fhirnet:
 def proxied_fhirnet(make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy) -> Fhirnet:
     """fhirnet writing through the fault proxy, with a short timeout so that timeouts are quick."""
     return make_fhirnet(fault_proxy.base_url, timeout=FHIRNET_TIMEOUT)
+
+
+@pytest.fixture
+def proxied_sync_fhirnet(make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy) -> Fhirnet:
+    """:func:`proxied_fhirnet` without durable delivery (``FHIRNET_OUTBOX=off``): a failure of
+    the server is the EHR's to retry, answered 502/503 (durable delivery answers 202 instead:
+    ``test_durable_delivery.py``)."""
+    return make_fhirnet(fault_proxy.base_url, timeout=FHIRNET_TIMEOUT, outbox=False)
 
 
 @pytest.fixture
@@ -878,17 +799,17 @@ SERVER_FAULTS = {
 
 @pytest.mark.parametrize("case", list(SERVER_FAULTS.values()), ids=list(SERVER_FAULTS))
 def test_a_failing_transaction_leaves_no_data_and_answers_with_a_clear_outcome(
-    proxied_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient, case: ServerFault
+    proxied_sync_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient, case: ServerFault
 ) -> None:
     """The server fails only the transaction (the history searches before it still work): the
     EHR gets 502 (refused: resending will not help) or 503 (resend later), nothing of the exam
     is on the server, and the same form goes through once the server is back."""
     patient = new_patient(fhir, "small-bowel-net-prrt")
-    submit_all(proxied_fhirnet, patient, (1,))
+    submit_all(proxied_sync_fhirnet, patient, (1,))
     before = written(fhir, patient)
     rule = fault_proxy.inject(case.fault, when=TRANSACTION)
 
-    answer = proxied_fhirnet.submit(patient.form(2))
+    answer = proxied_sync_fhirnet.submit(patient.form(2))
 
     assert rule.applied >= 1, "fhirnet never sent its transaction"
     issues = assert_outcome(answer, case.status)
@@ -909,7 +830,7 @@ def test_a_failing_transaction_leaves_no_data_and_answers_with_a_clear_outcome(
 
     fault_proxy.pass_through()
     fault_proxy.forget()
-    retried = proxied_fhirnet.submit(patient.form(2))
+    retried = proxied_sync_fhirnet.submit(patient.form(2))
     now = written(fhir, patient)
     assert_created(retried, now, patient, 2)
     assert_one_set(now, patient, (1, 2))
@@ -917,7 +838,7 @@ def test_a_failing_transaction_leaves_no_data_and_answers_with_a_clear_outcome(
 
 
 #: Faults after which the server has committed but fhirnet cannot know it.
-UNSEEN_COMMITS = {
+UNSEEN_COMMITS: dict[str, Fault] = {
     "committed-after-timeout": Delay(FHIRNET_TIMEOUT + 1.0, forward=True),
     "answer-lost": Drop(forward=True),
     "gateway-504-after-commit": Respond(
@@ -931,23 +852,23 @@ UNSEEN_COMMITS = {
 
 @pytest.mark.parametrize("fault", list(UNSEEN_COMMITS.values()), ids=list(UNSEEN_COMMITS))
 def test_a_transaction_the_server_committed_unseen_is_not_duplicated_by_the_resubmission(
-    proxied_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient, fault: Fault
+    proxied_sync_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient, fault: Fault
 ) -> None:
     """The worst failures: the server committed, but a timeout, a lost connection or a gateway's
     answer hid it from fhirnet, which answers 502/503; the EHR resends. The data is complete
     (never partial), fhirnet does not tell the EHR that nothing was written, and the resend
     creates nothing."""
     patient = new_patient(fhir, "small-bowel-net-prrt")
-    submit_all(proxied_fhirnet, patient, (1,))
+    submit_all(proxied_sync_fhirnet, patient, (1,))
     fault_proxy.inject(fault, when=TRANSACTION, times=1)
 
-    answer = proxied_fhirnet.submit(patient.form(2))
+    answer = proxied_sync_fhirnet.submit(patient.form(2))
     assert fault_proxy.wait_idle(30)
 
     assert answer.status in (201, 502, 503), answer  # 201 if fhirnet found out it had committed
     committed = written(fhir, patient)
     assert_one_set(committed, patient, (1, 2))
-    resent = proxied_fhirnet.submit(patient.form(2))
+    resent = proxied_sync_fhirnet.submit(patient.form(2))
     assert resent.status == 200, resent
     assert written(fhir, patient).keys() == committed.keys()
     if answer.status != 201:
@@ -958,17 +879,17 @@ def test_a_transaction_the_server_committed_unseen_is_not_duplicated_by_the_resu
 
 
 def test_a_failing_history_search_answers_503_and_writes_nothing(
-    proxied_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient
+    proxied_sync_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient
 ) -> None:
     """A follow-up cannot be assessed without the earlier forms: if reading them fails, nothing
     is written, rather than a report assessed against no baseline."""
     patient = new_patient(fhir, "small-bowel-net-prrt")
-    submit_all(proxied_fhirnet, patient, (1,))
+    submit_all(proxied_sync_fhirnet, patient, (1,))
     before = written(fhir, patient)
     fault_proxy.forget()
     fault_proxy.inject(server_error(500), when=lambda request: request.method == "GET")
 
-    answer = proxied_fhirnet.submit(patient.form(2))
+    answer = proxied_sync_fhirnet.submit(patient.form(2))
 
     assert_outcome(answer, 503)
     assert fault_proxy.requests(DATA_WRITE) == [], "fhirnet wrote without reading the history"
@@ -978,7 +899,7 @@ def test_a_failing_history_search_answers_503_and_writes_nothing(
 def test_an_unreachable_server_answers_503(make_fhirnet: MakeFhirnet, fhir: FhirClient) -> None:
     """Nobody listens at the configured URL (the server is down): 503, with a message saying so."""
     nobody = f"http://127.0.0.1:{fhir_server.free_port()}/fhir"
-    unreachable = make_fhirnet(nobody, timeout=FHIRNET_TIMEOUT)
+    unreachable = make_fhirnet(nobody, timeout=FHIRNET_TIMEOUT, outbox=False)
     patient = new_patient(fhir, "small-bowel-net-prrt")
 
     answer = unreachable.submit(patient.form(1))
@@ -1066,7 +987,7 @@ def test_a_transaction_with_one_invalid_form_writes_nothing_for_any_patient(
 
 
 def test_a_transaction_whose_write_fails_leaves_nothing_for_any_patient(
-    proxied_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient
+    proxied_sync_fhirnet: Fhirnet, fault_proxy: FaultProxy, fhir: FhirClient
 ) -> None:
     """All or nothing across patients: the server fails whichever write carries the second
     patient's data; had fhirnet written patient by patient, the first one's would remain."""
@@ -1086,7 +1007,7 @@ def test_a_transaction_whose_write_fails_leaves_nothing_for_any_patient(
 
     fault_proxy.inject(server_error(500), when=fails)
 
-    answer = proxied_fhirnet.submit_bundle(
+    answer = proxied_sync_fhirnet.submit_bundle(
         bundle("transaction", [first.form(1), first.form(2), second.form(1)])
     )
 

@@ -25,13 +25,16 @@ from tests.submissions import (
     CHOI,
     NOW,
     RECIST,
+    SUBMIT,
     FailingStore,
     RecordingStore,
+    body,
     bundle_of,
     counts,
     form,
+    post,
 )
-from tests.web.test_submission_views import EXTRACT, SUBMIT, body, post, store_of
+from tests.web.test_submission_views import EXTRACT, store_of
 
 API_KEY = "audit-test-key-0123456789"
 

@@ -79,6 +79,8 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "fhir.transaction": lambda _: "system/QuestionnaireResponse.c",
     "fhir.validate": lambda _: "system/QuestionnaireResponse.c",
     "fhir.extract_resources": lambda _: "system/QuestionnaireResponse.c",
+    # A submission's status: for its submitter, who needed create to submit it.
+    "fhir.submission_status": lambda _: "system/QuestionnaireResponse.c",
 }
 
 #: Types the generic read/search routes are called with: what fhirnet writes, the conformance
@@ -114,7 +116,8 @@ def calls_of(app: Flask) -> list[Call]:
             )
             for resource_type in types:
                 path = rule.rule.replace("<resource_type>", resource_type or "")
-                path = path.replace("<resource_id>", "some-id")
+                path = re.sub(r"<(?:\w+:)?resource_id>", "some-id", path)
+                path = path.replace("<submission_id>", "0" * 32)
                 path = path.replace("<path:filename>", "crf.js")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))

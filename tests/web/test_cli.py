@@ -224,10 +224,14 @@ DEMO_PATIENTS = {
 }
 
 
-def run_demo(data_dir: Path, port: int) -> str:
-    """``fhirnet demo --once`` (``make run``'s command) on ``data_dir``; its standard output."""
+def run_demo(data_dir: Path, port: int, **variables: str) -> str:
+    """``fhirnet demo --once`` (``make run``'s command) on ``data_dir``; its standard output.
+
+    :param variables: more ``FHIRNET_*`` variables (without the prefix).
+    """
     env = {**os.environ, "FHIRNET_DATA_DIR": str(data_dir)}
     env.pop("FHIRNET_FHIR_BASE_URL", None)
+    env |= {f"FHIRNET_{name}": value for name, value in variables.items()}
     done = subprocess.run(
         [*CLI, "demo", "--port", str(port), "--once"],
         cwd=REPO_ROOT,
@@ -278,6 +282,25 @@ def test_running_the_demo_again_writes_nothing_new(tmp_path: Path) -> None:
     assert ", written:" not in again
     for patient in DEMO_PATIENTS:
         assert exams(patient_section(again, patient)) == exams(patient_section(first, patient))
+
+
+def test_with_an_external_fhir_server_that_is_down_the_demo_says_each_form_is_queued(
+    tmp_path: Path,
+) -> None:
+    """Nothing listens at FHIRNET_FHIR_BASE_URL: every form is kept in the outbox and answered
+    202 with its status URL, which the demo prints instead of a category."""
+    nobody = f"http://127.0.0.1:{free_port()}/fhir"
+    output = run_demo(
+        tmp_path / "data",
+        free_port(),
+        FHIR_BASE_URL=nobody,
+        FHIR_CONNECT_TIMEOUT="1",
+        DELIVERY_BACKOFF="60",  # one probe of the absent server, then every form is queued
+    )
+
+    forms = sorted((REPO_ROOT / "examples" / "questionnaire-responses").glob("*/*.json"))
+    assert output.count("202 accepted, queued for delivery; status: http") == len(forms), output
+    assert (tmp_path / "data" / "outbox.sqlite3").is_file()
 
 
 def exams(section: str) -> list[list[str]]:

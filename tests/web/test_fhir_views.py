@@ -316,6 +316,18 @@ def test_a_wrong_method_is_a_405_operation_outcome_with_allow(
     assert allowed in response.headers["Allow"]
 
 
+@pytest.mark.parametrize("url", [VALIDATE, "/fhir/QuestionnaireResponse/$extract"])
+@pytest.mark.parametrize("method", ["OPTIONS", "GET", "PUT"])
+def test_an_operation_url_lists_post_as_its_only_method(
+    client: FlaskClient, url: str, method: str
+) -> None:
+    # Not GET: an operation's URL is no read of a resource with id "$validate" (schemathesis
+    # found Allow: GET there).
+    allowed = client.open(url, method=method).headers["Allow"]
+
+    assert {m.strip() for m in allowed.split(",")} == {"POST", "OPTIONS"}
+
+
 def test_read_refuses_unknown_parameters(client: FlaskClient) -> None:
     issues = outcome(client.get(f"/fhir/Questionnaire/{Q_ID}?_elements=item"), 400)
 
@@ -445,6 +457,14 @@ def test_count_zero_answers_only_the_total(client: FlaskClient) -> None:
 
     assert bundle["total"] > 0
     assert "entry" not in bundle
+
+
+@pytest.mark.parametrize("query", ["_count=", "_offset=", "_count=&_offset=&url="])
+def test_an_empty_count_or_offset_is_ignored_like_any_empty_parameter(
+    client: FlaskClient, query: str
+) -> None:
+    # R4 search §3.1.1.1, as the embedded store's search does (found by schemathesis).
+    assert ids(search(client, f"/fhir/ValueSet?{query}")) == ids(search(client, "/fhir/ValueSet"))
 
 
 @pytest.mark.parametrize(
@@ -911,7 +931,7 @@ def document(client: FlaskClient) -> dict[str, Any]:
 def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[str, Any]) -> None:
     documented = {path for path in document["paths"] if path.startswith("/fhir")}
     submission = {"/fhir", "/fhir/QuestionnaireResponse", "/fhir/QuestionnaireResponse/$extract"}
-    expected = {"/fhir/metadata", VALIDATE, *submission} | {
+    expected = {"/fhir/metadata", VALIDATE, *submission, "/fhir/_submission/{id}"} | {
         path
         for t in (*READABLE_TYPES, *STORED_TYPES)
         for path in (f"/fhir/{t}", f"/fhir/{t}/{{id}}")
@@ -920,8 +940,10 @@ def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[
 
     assert documented == expected
     assert fhir_rules == {
-        "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<resource_id>", VALIDATE,
+        "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<logical_id:resource_id>",
+        VALIDATE,
         *submission,
+        "/fhir/_submission/<submission_id>",
     }  # fmt: skip
 
 
@@ -949,4 +971,4 @@ def test_validate_is_documented_with_both_media_types_and_its_statuses(
     operation = document["paths"][VALIDATE]["post"]
 
     assert set(operation["requestBody"]["content"]) == {"application/fhir+json", "application/json"}
-    assert set(operation["responses"]) == {"200", "400", "406", "413", "415", "422"}
+    assert set(operation["responses"]) == {"200", "400", "401", "403", "406", "413", "415", "422"}

@@ -112,7 +112,7 @@ def test_submitting_every_example_form_logs_no_patient_data(
         assert_free_of(line, secrets)
     assert {line["path"] for line in logged} >= {
         "/fhir/QuestionnaireResponse",
-        "/fhir/<resource_type>/<resource_id>",
+        "/fhir/<resource_type>/<logical_id:resource_id>",
         "/fhir/<resource_type>",
     }
 
@@ -188,7 +188,7 @@ def test_a_request_line_has_the_fields_of_the_contract(
     }
     assert line["level"] == "INFO"
     assert line["method"] == "GET"
-    assert line["path"] == "/fhir/<resource_type>/<resource_id>"
+    assert line["path"] == "/fhir/<resource_type>/<logical_id:resource_id>"
     assert line["status"] == response.status_code
     assert line["request_id"] == response.headers["X-Request-ID"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])

@@ -1,5 +1,7 @@
 """``GET /api/v1/openapi.json`` describes the assessment endpoint from the same schemas that
-validate it, so the document cannot drift from what the API accepts and answers."""
+validate it, so the document cannot drift from what the API accepts and answers; it lists every
+route of the app, and the token and scope each needs. (``tests/web/test_schemathesis.py`` holds
+every operation to what the document says.)"""
 
 from __future__ import annotations
 
@@ -7,9 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from fhirnet.access import Permission
 from fhirnet.criteria.models import Criteria
+from fhirnet.web import auth
 
 ValidBody = Callable[..., dict[str, Any]]
 
@@ -123,3 +128,52 @@ def test_a_real_response_uses_only_documented_fields_and_all_required_ones(
     assert set(assessment["required"]) <= set(answer) <= set(assessment["properties"])
     for entry in answer["timepoints"]:
         assert set(timepoint["required"]) <= set(entry) <= set(timepoint["properties"])
+
+
+def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
+    app: Flask, document: dict[str, Any]
+) -> None:
+    """Health, this document, the assessments and the CRF page (static files aside); the FHIR
+    routes are checked by ``test_every_fhir_route_is_in_the_openapi_document``."""
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = {
+        (method, rule.rule)
+        for rule in app.url_map.iter_rules()
+        if not rule.endpoint.endswith("static") and not rule.rule.startswith("/fhir")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+
+    assert served == {
+        ("GET", "/health"),
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/assessments"),
+        ("GET", "/crf"),
+    }
+    assert served <= documented
+
+
+def test_each_operation_names_the_token_and_scope_the_service_requires(
+    app: Flask, document: dict[str, Any]
+) -> None:
+    """The security requirement of every operation is what ``fhirnet.web.auth`` enforces: none
+    for public ones, a token for the assessments, the SMART scope for the FHIR ones."""
+    urls = app.url_map.bind("localhost")
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            endpoint, arguments = urls.match(path.replace("{id}", "some-id"), method=method)
+            needed = auth.required_permission(endpoint, arguments)
+            if auth.is_public(endpoint, arguments):
+                expected = []
+            elif isinstance(needed, Permission):
+                expected = [{"bearer": [str(needed)]}]
+            else:
+                expected = [{"bearer": []}]
+            assert operation["security"] == expected, (method, path)
+            if expected:
+                assert {"401", "403"} <= set(operation["responses"]), (method, path)
+                assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]

@@ -1,0 +1,183 @@
+"""The web side of durable delivery (:mod:`fhirnet.services.delivery`): one outbox and one
+delivery thread per process, what a delivery sends, and the answers kept for the status endpoint
+``GET /fhir/_submission/{id}`` (docs/delivery.md).
+
+Only with an external FHIR server: the embedded store is fhirnet's own file, never down, and a
+submission it could not take would be refused with 503 before anything was promised.
+
+**Per process.** gunicorn builds the app in its master and forks the workers; neither a SQLite
+connection nor a thread survives a fork. So the outbox is opened, and the thread started, in the
+process that uses them first: gunicorn's ``post_worker_init`` hook (``fhirnet serve``), else the
+first request (``gunicorn wsgi:app``, whose health probes come soon after a start). Every worker
+process runs a thread; the patient locks keep them from delivering one entry twice.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, current_app
+
+from fhirnet.config import Settings
+from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
+from fhirnet.fhir.profiles import Catalog
+from fhirnet.locks import LOCKS_DIR, FileLocks
+from fhirnet.outbox import OUTBOX_FILE, Entry, Kind, Outbox
+from fhirnet.ports import Json
+from fhirnet.services import BundleOutcome, submit, submit_bundle
+from fhirnet.services.audits import AuditTrail
+from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent
+from fhirnet.web.backend import Backend
+from fhirnet.web.fhir_bundles import RETURN_OUTCOME, bundle_response, error_entry
+
+#: Seconds the delivery thread sleeps when nothing is due (a request queuing an entry wakes it).
+POLL_SECONDS = 1.0
+
+
+class Deliveries:
+    """This process's :class:`~fhirnet.services.delivery.Delivery`, built on first use.
+
+    :param clock: the application clock: ``issued`` of the results, and the time of the
+        outbox (acceptance, next attempts, the pause), which the status endpoint compares with
+        it for ``Retry-After``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        backend: Backend,
+        catalog: Catalog,
+        clock: Any,
+    ) -> None:
+        self.settings = settings
+        self.path = settings.outbox_path or settings.data_dir / OUTBOX_FILE
+        self._backend = backend
+        self._catalog = catalog
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._delivery: Delivery | None = None
+        self._thread: threading.Thread | None = None
+
+    def current(self) -> Delivery:
+        """The delivery of this process, its outbox opened and its thread running; call in an
+        application context (the thread gets one of its own)."""
+        pid = os.getpid()
+        if self._pid == pid and self._delivery is not None:
+            return self._delivery
+        with self._lock:
+            if self._pid != pid or self._delivery is None:
+                self._delivery = self._build()
+                app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+                self._thread = threading.Thread(
+                    target=self._run, args=(app, self._delivery), name="fhirnet-delivery"
+                )
+                self._thread.daemon = True
+                self._thread.start()
+                self._pid = pid
+        return self._delivery
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop this process's delivery thread (tests; a process exiting just ends it)."""
+        with self._lock:
+            delivery, thread = self._delivery, self._thread
+            self._delivery, self._thread, self._pid = None, None, None
+        if delivery is not None:
+            delivery.stop()
+            if thread is not None:
+                thread.join(timeout)
+            delivery.outbox.close()
+
+    def _build(self) -> Delivery:
+        settings = self.settings
+        locks_dir = settings.data_dir / LOCKS_DIR
+        return Delivery(
+            Outbox(self.path),
+            send=self._send,
+            explain=error_entry,
+            locks=self._backend.locks,
+            try_locks=FileLocks(locks_dir, timeout=0),
+            backoff=Backoff(
+                initial=settings.delivery_backoff,
+                maximum=max(settings.delivery_backoff, settings.delivery_max_backoff),
+            ),
+            retention=settings.outbox_retention_days * 86400.0,
+            clock=self._timestamp,
+        )
+
+    def _timestamp(self) -> float:
+        """The application clock in seconds since the epoch: the delivery's clock."""
+        now: datetime = self._clock()
+        return now.timestamp()
+
+    @staticmethod
+    def _run(app: Flask, delivery: Delivery) -> None:
+        with app.app_context():
+            delivery.run(poll=POLL_SECONDS)
+
+    def _send(self, entry: Entry) -> Sent:
+        """Run the pipeline on an entry (its patients' locks are held) and say how it went."""
+        if entry.body is None:  # finished entries have no body, and are never sent
+            raise ValueError(f"submission {entry.id} has no body")
+        backend = self._backend
+        now: datetime = self._clock()
+        pipeline: dict[str, Any] = {
+            "store": backend.store(),
+            "catalog": self._catalog,
+            "now": now,
+            "client_id_types": backend.client_id_types(),
+            "audit": AuditTrail(requester=entry.requester),
+            "locks": ALREADY_HELD,
+        }
+        if entry.kind is Kind.FORM:
+            submission = submit(entry.body, **pipeline)
+            outcome = BundleOutcome(type="batch", results=(submission,))
+            (answer,) = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)[
+                "entry"
+            ]
+            return Sent(answer=answer, value=submission)
+        outcome = submit_bundle(entry.body, **pipeline)
+        for result in outcome.results:  # a batch entry the server could not take: all again
+            if isinstance(result, Exception) and _retryable(result):
+                raise result
+        response = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)
+        return Sent(answer={"resource": response, "response": {"status": "200 OK"}}, value=outcome)
+
+    def report_url(self, report: Json) -> str:
+        """The absolute URL of a DiagnosticReport on the external server."""
+        base = self._backend.server_url
+        path = f"DiagnosticReport/{report.get('id')}"
+        return f"{base}/{path}" if base else path
+
+
+def _retryable(result: Exception) -> bool:
+    """Whether a batch entry's error means "the server could not take it now"."""
+    if isinstance(result, PatientBusyError):
+        return True
+    return isinstance(result, FhirServerError) and not isinstance(result, FhirServerRejectedError)
+
+
+def build_deliveries(
+    settings: Settings, *, backend: Backend, catalog: Catalog, clock: Any, durable: bool | None
+) -> Deliveries | None:
+    """The deliveries of an app, or ``None``: the embedded store, ``FHIRNET_OUTBOX=off``.
+
+    :param durable: ``None``: with an external FHIR server (``FHIRNET_FHIR_BASE_URL``) only;
+        tests force it on or off for a store of their own.
+    """
+    if durable is None:
+        durable = settings.outbox and backend.server_url is not None
+    if not durable:
+        return None
+    return Deliveries(settings, backend=backend, catalog=catalog, clock=clock)
+
+
+def ensure_delivering() -> None:
+    """``before_request`` hook: the outbox and the delivery thread of this process are up."""
+    deliveries = current_app.extensions["fhirnet"].deliveries
+    if deliveries is not None:
+        deliveries.current()
