@@ -7,10 +7,10 @@
 The script starts fhirnet itself on a free port of 127.0.0.1 with ``FHIRNET_AUTH=none`` and a
 fresh temporary ``FHIRNET_DATA_DIR``, and never talks to anything but that loopback address.
 Without ``--workers``/``--threads`` it runs ``python -m fhirnet.web.cli serve`` unchanged:
-``fhirnet serve`` has no setting for gunicorn's workers or threads, so that is gunicorn's
-default, one sync worker with one thread. With either option it runs the same gunicorn
-application (:func:`fhirnet.web.cli.gunicorn_options`, same logging) with ``workers`` and
-``threads`` added (``threads`` > 1 makes gunicorn use its ``gthread`` worker).
+its default, one sync worker with one thread (``FHIRNET_WORKERS``/``FHIRNET_THREADS`` unset:
+the script clears every ``FHIRNET_*`` variable it does not set). With either option it runs
+the same gunicorn application (:func:`fhirnet.web.cli.gunicorn_options`, same logging) with
+``workers`` and ``threads`` added (``threads`` > 1 makes gunicorn use its ``gthread`` worker).
 
 **Warm-up and reference.** Before the clock starts, the three example patients' forms are posted
 as they are (one client, in date order) and the categories of their reports read back: these are
@@ -327,8 +327,9 @@ def free_port() -> int:
 def start_server(
     port: int, data_dir: Path, workers: int | None, threads: int | None
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FHIRNET_AUTH": "none", "FHIRNET_DATA_DIR": str(data_dir)}
-    env.pop("FHIRNET_FHIR_BASE_URL", None)  # the embedded store, always
+    # Only these FHIRNET_* variables: the embedded store, always, and fhirnet serve's defaults.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FHIRNET_")}
+    env |= {"FHIRNET_AUTH": "none", "FHIRNET_DATA_DIR": str(data_dir)}
     if workers is None and threads is None:
         command = [sys.executable, "-m", "fhirnet.web.cli", "serve"]
         command += ["--host", "127.0.0.1", "--port", str(port)]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
 
 from fhirnet import __version__
@@ -154,5 +154,12 @@ _SEARCH_DOCUMENTATION = {
 
 
 def _health() -> dict[str, Any]:
-    """Liveness probe: answers as soon as the app can serve requests."""
-    return {"status": "ok", "version": __version__}
+    """Liveness probe: answers as soon as the app can serve requests. With durable delivery,
+    how many submissions are queued, delivered and failed (counts only: no patient data), for
+    monitoring an outage or a growing queue."""
+    health: dict[str, Any] = {"status": "ok", "version": __version__}
+    deliveries = current_app.extensions["fhirnet"].deliveries
+    if deliveries is not None:
+        counts = deliveries.current().outbox.counts()
+        health["outbox"] = {state.value: count for state, count in counts.items()}
+    return health

@@ -1,5 +1,5 @@
 """The ``fhirnet`` command: ``assess FILE.json`` offline, ``serve`` with gunicorn, ``demo`` (serve
-and submit the example forms).
+and submit the example forms), ``outbox`` (what durable delivery holds).
 
 ``assess`` runs exactly the endpoint's path (:func:`fhirnet.web.api_views.assess_document`) and
 prints the same bodies: the response on stdout (exit 0), or the API's ``{"errors": ...}`` body on
@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,6 +28,7 @@ from fhirnet import __version__
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.outbox import OUTBOX_FILE, Entry, Outbox, State
 from fhirnet.web.api_views import assess_document
 from fhirnet.web.app import create_app
 from fhirnet.web.errors import error_body
@@ -106,6 +108,44 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
 
     quiet = {"when_ready": when_ready, "accesslog": None}  # the summary is the demo's output
     _GunicornServer(create_app(settings), {**options, **quiet}).run()
+
+
+@main.command()
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([state.value for state in State]),
+    help="List the submissions in this state (repeatable) [default: failed and queued].",
+)
+def outbox(states: Sequence[str]) -> None:
+    """What durable delivery holds (docs/delivery.md): how many submissions are queued,
+    delivered and failed, and one line per failed or queued one — its id (the status URL's), when
+    it was accepted, by whom, the attempts, and its answer or last error. No patient data."""
+    settings = load_settings(default_auth="none")
+    path = settings.outbox_path or settings.data_dir / OUTBOX_FILE
+    if not path.is_file():
+        raise click.ClickException(f"no outbox at {path} (FHIRNET_OUTBOX_PATH, FHIRNET_DATA_DIR)")
+    box = Outbox(path)
+    try:
+        counts = box.counts()
+        shown = {State(state) for state in states} or {State.FAILED, State.QUEUED}
+        listed = [entry for entry in box.entries() if entry.state in shown]
+    finally:
+        box.close()
+    click.echo(f"{path}: " + ", ".join(f"{count} {state.value}" for state, count in counts.items()))
+    for entry in listed:
+        click.echo(_outbox_line(entry))
+
+
+def _outbox_line(entry: Entry) -> str:
+    accepted = datetime.fromtimestamp(entry.accepted, UTC).isoformat(timespec="seconds")
+    answer = (entry.answer or {}).get("response") or {}
+    result = str(answer.get("status") or entry.last_error or "")
+    return (
+        f"{entry.id}  {entry.state.value:<9}  accepted {accepted}  by {entry.requester}  "
+        f"{entry.kind.value}  attempts {entry.attempts}  {result}".rstrip()
+    )
 
 
 #: NCIt code of a response category → the category's code (``PR``, ``iUPD``...).

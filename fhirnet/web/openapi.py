@@ -145,6 +145,16 @@ def _add_service_endpoints(spec: APISpec) -> None:
                                     "properties": {
                                         "status": _const("ok"),
                                         "version": {"type": "string"},
+                                        "outbox": {
+                                            "description": "With durable delivery: how many "
+                                            "submissions are in each state.",
+                                            "type": "object",
+                                            "required": ["queued", "delivered", "failed"],
+                                            "properties": {
+                                                state: {"type": "integer", "minimum": 0}
+                                                for state in ("queued", "delivered", "failed")
+                                            },
+                                        },
                                     },
                                 }
                             }

@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria
+from fhirnet.outbox import Kind, Outbox, State
 from fhirnet.web.cli import gunicorn_options, main
 from tests.servers import free_port, serving
 
@@ -314,3 +315,45 @@ def main_output(path: Path) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
     body: dict[str, Any] = json.loads(result.output)
     return body
+
+
+def test_outbox_counts_the_submissions_and_lists_the_failed_and_queued_ones(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "data" / "outbox.sqlite3")
+    try:
+        added = [
+            box.add(
+                kind=Kind.FORM,
+                body={"resourceType": "QuestionnaireResponse", "id": f"qr-{n}"},
+                patients={f"p{n}"},
+                requester="api-key-1",
+                now=1_800_000_000.0 + n,
+            )
+            for n in range(3)
+        ]
+        delivered, failed, queued = added
+        answer = {"response": {"status": "201 Created", "location": "DiagnosticReport/r1"}}
+        box.finish(delivered.seq, state=State.DELIVERED, answer=answer, now=1_800_000_100.0)
+        refused = {"response": {"status": "502 Bad Gateway", "outcome": {"issue": []}}}
+        box.finish(failed.seq, state=State.FAILED, answer=refused, now=1_800_000_100.0)
+        box.retry_later(queued.seq, at=1_800_000_200.0, error="FhirServerUnavailableError")
+    finally:
+        box.close()
+    env = {"FHIRNET_DATA_DIR": str(tmp_path / "data"), "FHIRNET_AUTH": "none"}
+
+    listed = CliRunner().invoke(main, ["outbox"], env=env)
+    everything = CliRunner().invoke(main, ["outbox", "--state", "delivered"], env=env)
+    nothing = CliRunner().invoke(main, ["outbox"], env={**env, "FHIRNET_DATA_DIR": str(tmp_path)})
+
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].endswith("outbox.sqlite3: 1 queued, 1 delivered, 1 failed")
+    assert lines[1].startswith(f"{failed.id}  failed     accepted 2027-01-15T08:00:01+00:00")
+    assert lines[1].endswith("by api-key-1  form  attempts 1  502 Bad Gateway")
+    assert lines[2].startswith(f"{queued.id}  queued")
+    assert lines[2].endswith("attempts 1  FhirServerUnavailableError")
+    assert len(lines) == 3
+    assert everything.output.splitlines()[1].startswith(f"{delivered.id}  delivered")
+    assert nothing.exit_code == 1
+    assert "no outbox at" in nothing.output

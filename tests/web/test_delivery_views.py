@@ -485,3 +485,20 @@ def test_only_the_submitter_sees_the_status_of_a_submission(
     assert client.get(path, headers=site_a).status_code == 202
     assert [i["code"] for i in issues_of(client.get(path, headers=site_b), 404)] == ["not-found"]
     assert client.get(path).status_code == 401
+
+
+def test_health_counts_the_submissions_in_each_state(
+    app: Flask, client: FlaskClient, store: SwitchableStore, clock: Clock
+) -> None:
+    assert client.get("/health").get_json()["outbox"] == {"queued": 0, "delivered": 0, "failed": 0}
+    accepted_while_down(client, store, form(RECIST, 1))
+    accepted_while_down(client, store, form(CHOI, 1))
+
+    queued = client.get("/health").get_json()
+    clock.advance(MAX_BACKOFF)
+    deliver(app)
+    delivered = client.get("/health").get_json()
+
+    assert queued["status"] == "ok"
+    assert queued["outbox"] == {"queued": 2, "delivered": 0, "failed": 0}
+    assert delivered["outbox"] == {"queued": 0, "delivered": 2, "failed": 0}
