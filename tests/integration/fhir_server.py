@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.servers import free_port
 
 ROOT = Path(__file__).parents[2]
 INSTALL_SCRIPT = ROOT / "tools" / "fhir-test-server" / "install.sh"
@@ -65,14 +66,6 @@ def ensure_installed(venv: Path = DEFAULT_VENV) -> Path:
             f"{result.stdout}\n{result.stderr}"
         )
     return venv / "bin" / "sekmet"
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def start(

@@ -43,7 +43,6 @@ import pytest
 
 from fhirnet.client import FhirClient
 from fhirnet.errors import FhirServerRejectedError
-from tests.integration import fhir_server
 from tests.integration.conftest import RecordingSession
 from tests.integration.fault_proxy import (
     TRANSACTION,
@@ -66,7 +65,7 @@ from tests.integration.fhirnets import (
     MakeFhirnet,
     fhirnet_settings_environment,
 )
-from tests.servers import serving
+from tests.servers import free_port, serving
 
 pytestmark = pytest.mark.integration
 
@@ -269,7 +268,7 @@ def served_fhirnet(fhir_base_url: str, tmp_path: Path) -> Iterator[Fhirnet]:
     data_dir = tmp_path / "fhirnet-data"
     data_dir.mkdir()
     log_path = tmp_path / "gunicorn.log"
-    port = fhir_server.free_port()
+    port = free_port()
     environment = {
         name: value
         for name, value in os.environ.items()
@@ -898,7 +897,7 @@ def test_a_failing_history_search_answers_503_and_writes_nothing(
 
 def test_an_unreachable_server_answers_503(make_fhirnet: MakeFhirnet, fhir: FhirClient) -> None:
     """Nobody listens at the configured URL (the server is down): 503, with a message saying so."""
-    nobody = f"http://127.0.0.1:{fhir_server.free_port()}/fhir"
+    nobody = f"http://127.0.0.1:{free_port()}/fhir"
     unreachable = make_fhirnet(nobody, timeout=FHIRNET_TIMEOUT, outbox=False)
     patient = new_patient(fhir, "small-bowel-net-prrt")
 
