@@ -67,6 +67,11 @@ class FhirServerRejectedError(FhirServerError):
     """The server refused the request (4xx) and said why in ``outcome`` (answered 502)."""
 
 
+class OutboxUnavailableError(FhirnetError):
+    """The outbox of durable delivery cannot be opened or written (a full disk, a path that is
+    not a writable file): nothing can be accepted, so nothing is (503)."""
+
+
 class PatientBusyError(FhirnetError):
     """Another submission about the same patient held the patient's lock for too long (503)."""
 

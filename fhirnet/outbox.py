@@ -24,13 +24,16 @@ entry at once is the patient locks' job, not the outbox's.
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from fhirnet.errors import OutboxUnavailableError
 from fhirnet.ports import Json
 from fhirnet.store.sqlite import Database
 
@@ -122,9 +125,20 @@ class Outbox:
     """
 
     def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = Database(path, busy_timeout=busy_timeout, migrations=MIGRATIONS)
+        with _unavailable(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = Database(path, busy_timeout=busy_timeout, migrations=MIGRATIONS)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        with _unavailable(self.path), self._db.reading() as connection:
+            yield connection
+
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        with _unavailable(self.path), self._db.writing() as connection:
+            yield connection
 
     def close(self) -> None:
         self._db.close()
@@ -135,7 +149,7 @@ class Outbox:
         """Commit a new queued entry, due at once; returns it."""
         entry_id = uuid.uuid4().hex
         text = json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        with self._db.writing() as connection:
+        with self._writing() as connection:
             cursor = connection.execute(
                 "INSERT INTO entry (id, kind, requester, body, state, accepted, next_attempt) "
                 "VALUES (?, ?, ?, ?, 'queued', ?, ?)",
@@ -152,7 +166,7 @@ class Outbox:
 
     def get(self, entry_id: str) -> Entry | None:
         """The entry with public id ``entry_id``, or ``None``."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             row = connection.execute(
                 f"SELECT {_COLUMNS} FROM entry WHERE id = ?",  # noqa: S608 - constant columns
                 (entry_id,),
@@ -161,7 +175,7 @@ class Outbox:
 
     def patients(self, seq: int) -> tuple[str, ...]:
         """The patients a queued entry is about (none once it is finished)."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 "SELECT patient FROM entry_patient WHERE seq = ? ORDER BY patient", (seq,)
             ).fetchall()
@@ -169,7 +183,7 @@ class Outbox:
 
     def blocked(self, seq: int) -> bool:
         """Whether an earlier queued entry shares a patient with entry ``seq``."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             row = connection.execute(
                 "SELECT 1 FROM entry_patient mine JOIN entry_patient earlier "
                 "ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
@@ -180,7 +194,7 @@ class Outbox:
 
     def earlier(self, seq: int) -> list[Entry]:
         """The queued entries before entry ``seq`` that share a patient with it, in order."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 f"SELECT {_COLUMNS} FROM entry WHERE seq IN ("  # noqa: S608 - constant columns
                 "  SELECT earlier.seq FROM entry_patient mine JOIN entry_patient earlier "
@@ -193,7 +207,7 @@ class Outbox:
     def due(self, now: float, *, limit: int = 100) -> list[Entry]:
         """Queued entries whose next attempt has come and that no earlier queued entry of one
         of their patients holds back, in acceptance order."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 f"SELECT {_COLUMNS} FROM entry e "  # noqa: S608 - constant columns
                 "WHERE e.state = 'queued' AND e.next_attempt <= ? AND NOT EXISTS ("
@@ -207,7 +221,7 @@ class Outbox:
 
     def next_due(self) -> float | None:
         """When the earliest queued entry is next due (blocked or not); ``None`` if none."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             row = connection.execute(
                 "SELECT min(next_attempt) FROM entry WHERE state = 'queued'"
             ).fetchone()
@@ -215,7 +229,7 @@ class Outbox:
 
     def retry_later(self, seq: int, *, at: float, error: str) -> None:
         """Count a failed attempt of a queued entry and schedule the next one."""
-        with self._db.writing() as connection:
+        with self._writing() as connection:
             connection.execute(
                 "UPDATE entry SET attempts = attempts + 1, next_attempt = ?, last_error = ? "
                 "WHERE seq = ? AND state = 'queued'",
@@ -224,7 +238,7 @@ class Outbox:
 
     def reschedule(self, *, before: float, at: float) -> None:
         """Bring every queued entry due after ``before`` forward to ``at`` (the server is back)."""
-        with self._db.writing() as connection:
+        with self._writing() as connection:
             connection.execute(
                 "UPDATE entry SET next_attempt = ? WHERE state = 'queued' AND next_attempt > ?",
                 (at, before),
@@ -237,7 +251,7 @@ class Outbox:
         if state is State.QUEUED:
             raise ValueError("finish() ends an entry: delivered or failed")
         text = json.dumps(answer, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        with self._db.writing() as connection:
+        with self._writing() as connection:
             connection.execute(
                 "UPDATE entry SET state = ?, answer = ?, finished = ?, body = NULL, "
                 "attempts = attempts + ? WHERE seq = ? AND state = 'queued'",
@@ -247,7 +261,7 @@ class Outbox:
 
     def purge(self, *, finished_before: float) -> int:
         """Delete the entries finished before ``finished_before``; returns how many."""
-        with self._db.writing() as connection:
+        with self._writing() as connection:
             cursor = connection.execute(
                 "DELETE FROM entry WHERE state != 'queued' AND finished < ?", (finished_before,)
             )
@@ -255,19 +269,30 @@ class Outbox:
 
     def counts(self) -> dict[State, int]:
         """How many entries are in each state."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             rows = connection.execute("SELECT state, count(*) FROM entry GROUP BY state").fetchall()
         found = {State(state): count for state, count in rows}
         return {state: found.get(state, 0) for state in State}
 
     def entries(self, seq_from: int = 0) -> Sequence[Entry]:
         """Every entry from ``seq_from`` on, in acceptance order (operators, tests)."""
-        with self._db.reading() as connection:
+        with self._reading() as connection:
             rows = connection.execute(
                 f"SELECT {_COLUMNS} FROM entry WHERE seq >= ? ORDER BY seq",  # noqa: S608
                 (seq_from,),
             ).fetchall()
         return [_entry(row) for row in rows]
+
+
+@contextmanager
+def _unavailable(path: Path) -> Iterator[None]:
+    """SQLite's and the file system's errors as :class:`OutboxUnavailableError`."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as error:
+        raise OutboxUnavailableError(
+            f"the outbox {path} cannot be used: {type(error).__name__}: {error}"
+        ) from error
 
 
 def _entry(row: Sequence[Any]) -> Entry:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fhirnet.errors import OutboxUnavailableError
 from fhirnet.outbox import Entry, Kind, Outbox, State
 from fhirnet.ports import Json
 
@@ -393,3 +394,8 @@ def test_purge_deletes_the_entries_finished_before_the_cutoff_and_nothing_queued
     assert outbox.get(old.id) is None
     assert outbox.get(recent.id) is not None
     assert outbox.get(queued.id) is not None
+
+
+def test_an_outbox_that_cannot_be_opened_is_unavailable_naming_its_path(tmp_path: Path) -> None:
+    with pytest.raises(OutboxUnavailableError, match="not-a-file"):
+        Outbox(tmp_path / "not-a-file" / "..")

@@ -12,6 +12,7 @@ from flask.json.provider import DefaultJSONProvider
 from fhirnet import __version__
 from fhirnet.access import Authenticator
 from fhirnet.config import Settings, load_settings
+from fhirnet.errors import OutboxUnavailableError
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import SearchParameter, StoredType, capability_statement
 from fhirnet.fhir.profiles import load_catalog
@@ -153,13 +154,16 @@ _SEARCH_DOCUMENTATION = {
 }
 
 
-def _health() -> dict[str, Any]:
+def _health() -> dict[str, Any] | tuple[dict[str, Any], int]:
     """Liveness probe: answers as soon as the app can serve requests. With durable delivery,
     how many submissions are queued, delivered and failed (counts only: no patient data), for
     monitoring an outage or a growing queue."""
     health: dict[str, Any] = {"status": "ok", "version": __version__}
     deliveries = current_app.extensions["fhirnet"].deliveries
     if deliveries is not None:
-        counts = deliveries.current().outbox.counts()
+        try:
+            counts = deliveries.current().outbox.counts()
+        except OutboxUnavailableError:  # nothing can be accepted: not healthy
+            return {"status": "unavailable", "version": __version__, "outbox": None}, 503
         health["outbox"] = {state.value: count for state, count in counts.items()}
     return health

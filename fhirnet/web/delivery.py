@@ -22,7 +22,12 @@ from typing import Any
 from flask import Flask, current_app
 
 from fhirnet.config import Settings
-from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
+from fhirnet.errors import (
+    FhirServerError,
+    FhirServerRejectedError,
+    OutboxUnavailableError,
+    PatientBusyError,
+)
 from fhirnet.fhir.profiles import Catalog
 from fhirnet.locks import LOCKS_DIR, FileLocks
 from fhirnet.outbox import OUTBOX_FILE, Entry, Kind, Outbox
@@ -177,7 +182,11 @@ def build_deliveries(
 
 
 def ensure_delivering() -> None:
-    """``before_request`` hook: the outbox and the delivery thread of this process are up."""
+    """``before_request`` hook: the outbox and the delivery thread of this process are up. An
+    outbox that cannot be opened fails the requests that need it (503), not every request."""
     deliveries = current_app.extensions["fhirnet"].deliveries
     if deliveries is not None:
-        deliveries.current()
+        try:
+            deliveries.current()
+        except OutboxUnavailableError:
+            current_app.logger.warning("the outbox cannot be opened; submissions answer 503")

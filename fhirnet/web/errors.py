@@ -27,6 +27,7 @@ from fhirnet.errors import (
     FhirServerUnavailableError,
     FieldError,
     InvalidInputError,
+    OutboxUnavailableError,
     PatientBusyError,
     ProfileNotFoundError,
     json_path,
@@ -124,6 +125,14 @@ def fhir_error_answer(error: FhirnetError) -> ErrorAnswer | None:
         return ErrorAnswer(status=404, outcome=operation_outcome([issue]))
     if isinstance(error, FhirServerError | PatientBusyError):
         return _unavailable_or_refused(error)
+    if isinstance(error, OutboxUnavailableError):
+        current_app.logger.error("Outbox unavailable", exc_info=error)
+        message = (
+            "fhirnet cannot use its outbox right now (it cannot be written); send the form "
+            "again later: a resubmission never writes anything twice."
+        )
+        issue = _error_issue(IssueType.TRANSIENT, message)
+        return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers={})
     return None
 
 
@@ -205,6 +214,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(OutcomeError, _fhirnet_error)
     app.register_error_handler(FhirServerError, _fhirnet_error)
     app.register_error_handler(PatientBusyError, _fhirnet_error)
+    app.register_error_handler(OutboxUnavailableError, _fhirnet_error)
     app.register_error_handler(AuthenticationError, _unauthenticated)
     app.register_error_handler(AuthorizationError, _forbidden)
     app.register_error_handler(HTTPException, _http_error)

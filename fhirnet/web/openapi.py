@@ -135,6 +135,11 @@ def _add_service_endpoints(spec: APISpec) -> None:
                 "operationId": "health",
                 "summary": "Liveness probe: answers as soon as the app can serve requests",
                 "responses": {
+                    "503": {
+                        "description": "Durable delivery's outbox cannot be used: nothing can "
+                        "be accepted.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
                     "200": {
                         "description": "Up.",
                         "content": {
@@ -159,7 +164,7 @@ def _add_service_endpoints(spec: APISpec) -> None:
                                 }
                             }
                         },
-                    }
+                    },
                 },
                 "security": PUBLIC,
             }

@@ -502,3 +502,28 @@ def test_health_counts_the_submissions_in_each_state(
     assert queued["status"] == "ok"
     assert queued["outbox"] == {"queued": 2, "delivered": 0, "failed": 0}
     assert delivered["outbox"] == {"queued": 0, "delivered": 2, "failed": 0}
+
+
+def test_an_outbox_that_cannot_be_opened_answers_503_not_500(
+    tmp_path: Path, store: SwitchableStore, clock: Clock
+) -> None:
+    """The outbox path is a directory (as a full or read-only disk would fail it): submissions
+    are refused with 503 and an OperationOutcome, health says unavailable, other endpoints
+    still work."""
+    directory = tmp_path / "not-a-file"
+    directory.mkdir()
+    settings = Settings(data_dir=tmp_path / "data", auth="none", outbox_path=directory)
+    app = durable_app(settings, store, clock)
+    client = app.test_client()
+
+    refused = post(client, form(RECIST, 1))
+    health = client.get("/health")
+    metadata = client.get("/fhir/metadata")
+
+    issues = issues_of(refused, 503)
+    assert [i["code"] for i in issues] == ["transient"]
+    assert "outbox" in issues[0]["diagnostics"]
+    assert health.status_code == 503
+    assert health.get_json()["status"] == "unavailable"
+    assert metadata.status_code == 200
+    assert store.sent == []
