@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -137,8 +138,10 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
-        self.port = free_port()
+    def start(self, *, same_port: bool = False) -> None:
+        """Start (again); ``same_port``: where it listened before, as a restarted service."""
+        if not (same_port and self.port):
+            self.port = free_port()
         environment = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
         environment |= {
             "FHIRNET_FHIR_BASE_URL": self.fhir_base_url,
@@ -355,6 +358,57 @@ def test_a_kill_9_in_the_middle_of_delivery_loses_and_duplicates_nothing(
         process.start()
         statuses = wait_until_finished([status_url(process.url, a) for a in answers])
 
+    assert {entry_status(s) for s in statuses} <= {"201 Created", "200 OK"}
+    assert_delivered_once(server_fhir, patients)
+
+
+def test_kill_9_while_an_ehr_submits_and_resends_loses_and_duplicates_nothing(
+    own_server: OwnServer, server_fhir: FhirClient, tmp_path: Path
+) -> None:
+    """An EHR posts 50 forms one after the other (no respond-async) and sends a form again when
+    its request fails (connection refused or reset), as EHRs do. fhirnet is killed with SIGKILL
+    three times meanwhile — in the middle of requests, of inline and background deliveries — and
+    started again on the same port. Every form ends up on the server once, with its category."""
+    patients = make_patients(server_fhir)
+    forms = forms_in_order(patients)
+    answers: dict[int, Answer] = {}
+    problems: list[str] = []
+    resent = 0
+    with FaultProxy(own_server.base_url) as proxy, fhirnet_behind(proxy, tmp_path, 2) as process:
+        proxy.inject(Slow(0.2), when=DATA_TRANSACTION)  # requests long enough to be cut
+
+        def ehr() -> None:
+            nonlocal resent
+            for index, (patient, number) in enumerate(forms):
+                while True:
+                    try:
+                        answer = process.fhirnet.submit(patient.form(number))
+                    except requests.RequestException:
+                        resent += 1
+                        time.sleep(0.2)
+                        continue
+                    if answer.status in (200, 201, 202):
+                        answers[index] = answer
+                        break
+                    problems.append(str(answer))
+                    return
+
+        thread = threading.Thread(target=ehr, daemon=True)
+        thread.start()
+        for kill in range(1, 4):
+            deadline = time.monotonic() + 120
+            while len(answers) < 12 * kill and thread.is_alive():
+                assert time.monotonic() < deadline, f"{len(answers)} answers"
+                time.sleep(0.02)
+            process.kill(signal.SIGKILL)
+            process.start(same_port=True)
+        thread.join(300)
+        assert problems == []
+        assert sorted(answers) == list(range(len(forms)))
+        queued = [status_url(process.url, a) for a in answers.values() if a.status == 202]
+        statuses = wait_until_finished(queued)
+
+    assert resent >= 3, "the EHR never noticed a crash: the kills came between requests"
     assert {entry_status(s) for s in statuses} <= {"201 Created", "200 OK"}
     assert_delivered_once(server_fhir, patients)
 
