@@ -35,6 +35,8 @@ of examples run per operation, with their statuses, is printed in the terminal s
 from __future__ import annotations
 
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +56,14 @@ from schemathesis.checks import (
 )
 
 from fhirnet.config import Settings
+from fhirnet.errors import FhirServerUnavailableError
+from fhirnet.outbox import State
+from fhirnet.ports import Json
+from fhirnet.store import EmbeddedStore
 from fhirnet.web.app import create_app
 from fhirnet.web.crf_views import lforms_installed
 from tests.conftest import ExampleCounts
-from tests.submissions import NOW, RECIST, form, form_paths
+from tests.submissions import CHOI, NOW, RECIST, RecordingStore, form, form_paths
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 SECTION = "schemathesis"
@@ -125,3 +131,97 @@ def test_every_operation_answers_as_documented_and_never_with_a_server_error(
         assert response.status_code == 503
         checks = [check for check in CHECKS if check is not not_a_server_error]
     case.validate_response(response, checks=checks)
+
+
+# -- durable delivery: the same operations when the FHIR server is down ---------------------------
+
+#: The operations whose answers change with durable delivery (202 and the status).
+DURABLE = schema.include(path_regex=r"^/fhir(/QuestionnaireResponse|/_submission/\{id\})?$")
+
+
+class DownServer(RecordingStore):
+    """An external FHIR server that can be read but, while ``down``, takes no transaction: every
+    submission is kept in the outbox and answered 202."""
+
+    down = True
+
+    def transaction(self, bundle: Json) -> Json:
+        if self.down:
+            raise FhirServerUnavailableError("injected: the server is down", status=503)
+        return super().transaction(bundle)
+
+
+@pytest.fixture(scope="module")
+def durable_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """An app with durable delivery in front of a server that is down."""
+    directory = tmp_path_factory.mktemp("schemathesis-durable")
+    with EmbeddedStore.open(directory / "server") as inner:
+        app = create_app(
+            Settings(
+                data_dir=directory / "data",
+                auth="none",
+                delivery_backoff=0.05,
+                delivery_max_backoff=0.2,
+            ),
+            store=DownServer(inner),  # the real clock: the delivery thread's pause must end
+            durable=True,
+        )
+        app.config["TESTING"] = True
+        yield app
+        deliveries = app.extensions["fhirnet"].deliveries
+        deliveries.stop()
+
+
+@DURABLE.parametrize()
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_with_the_fhir_server_down_submissions_answer_202_as_documented(
+    durable_app: Flask, example_counts: ExampleCounts, case: schemathesis.Case[Any]
+) -> None:
+    response = case.call(app=durable_app)
+    example_counts.section(f"{SECTION}, FHIR server down")[
+        (case.operation.label, response.status_code)
+    ] += 1
+    case.validate_response(response, checks=CHECKS)
+
+
+def test_the_202_answers_and_the_status_of_real_forms_are_as_documented(
+    durable_app: Flask,
+) -> None:
+    """Generated forms are never valid enough to be kept, so the example forms are sent too, each
+    answer and the status of each checked against the document like a generated case."""
+    submit = schema["/fhir/QuestionnaireResponse"]["POST"]
+    status = schema["/fhir/_submission/{id}"]["GET"]
+    ids: list[str] = []
+    for number in range(1, len(form_paths(CHOI)) + 1):
+        case = submit.Case(body=form(CHOI, number), media_type="application/fhir+json")
+        response = case.call(app=durable_app)
+        assert response.status_code == 202, response.text
+        case.validate_response(response, checks=CHECKS)
+        headers = {name.lower(): values for name, values in response.headers.items()}
+        submission_id = headers["content-location"][0].rsplit("/", 1)[1]
+        polled = status.Case(path_parameters={"id": submission_id})
+        answer = polled.call(app=durable_app)
+        assert answer.status_code == 202, answer.text
+        polled.validate_response(answer, checks=CHECKS)
+        ids.append(submission_id)
+
+    state = durable_app.extensions["fhirnet"]
+    state.backend.store().down = False
+    with durable_app.app_context():
+        outbox = state.deliveries.current().outbox
+    outbox.reschedule(before=0, at=0)  # due now: the delivery thread takes them after its pause
+    deadline = time.monotonic() + 30
+    while outbox.counts()[State.QUEUED]:
+        assert time.monotonic() < deadline, outbox.counts()
+        time.sleep(0.05)
+    for submission_id in ids:
+        polled = status.Case(path_parameters={"id": submission_id})
+        answer = polled.call(app=durable_app)
+        assert answer.status_code == 200, answer.text
+        polled.validate_response(answer, checks=CHECKS)
