@@ -45,6 +45,7 @@ from fhirnet.errors import ProfileNotFoundError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import ANONYMOUS, AUDIT_EVENT, Action, Interaction
 from fhirnet.fhir.capability import READABLE_TYPES
+from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
@@ -244,7 +245,16 @@ def transaction() -> Response:
     if deliveries is None:
         outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
         return _respond(bundle_response(outcome, report_url=_report_url, prefer=_return()))
-    attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients_of_bundle(bundle, **_checks()))
+    patients = patients_of_bundle(bundle, **_checks())
+    if not patients:  # a batch of refused entries only: nothing to write, nothing to keep
+        outcome = submit_bundle(
+            bundle,
+            **_checks(),
+            client_id_types=DEFAULT_CLIENT_ID_TYPES,
+            locks=web_state().backend.locks,
+        )
+        return _respond(bundle_response(outcome, report_url=_report_url, prefer=_return()))
+    attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients)
     if isinstance(attempt.value, BundleOutcome):
         return _respond(bundle_response(attempt.value, report_url=_report_url, prefer=_return()))
     return _accepted(attempt)

@@ -431,6 +431,21 @@ def test_a_batch_is_kept_whole_when_the_server_cannot_take_its_forms(
     assert [e["response"]["status"] for e in inner["entry"]] == ["201 Created"] * 2
 
 
+def test_a_batch_of_refused_entries_only_is_answered_at_once_and_not_kept(
+    app: Flask, client: FlaskClient, store: SwitchableStore
+) -> None:
+    store.error = down()
+    invalid = form(RECIST, 1)
+    invalid["status"] = "in-progress"
+
+    response = post(client, bundle_of(invalid, kind="batch"), url="/fhir")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (entry,) = body(response)["entry"]
+    assert entry["response"]["status"].startswith("422")
+    assert entries(app) == []
+
+
 def test_a_longer_retry_after_of_the_server_is_what_the_status_says(
     client: FlaskClient, store: SwitchableStore
 ) -> None:
