@@ -37,17 +37,19 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeGuard
 
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
 from fhirnet.outbox import Entry, Kind, Outbox, State
 from fhirnet.ports import Json, PatientLocks
 
-__all__ = ["ALREADY_HELD", "Attempt", "Backoff", "Delivery", "Sent"]
+__all__ = ["ALREADY_HELD", "Attempt", "Backoff", "Delivery", "Sent", "retryable"]
 
 _log = logging.getLogger(__name__)
+#: The errors after which an entry is attempted again (:func:`retryable`).
+RetryableError = FhirServerError | PatientBusyError
 #: How often :meth:`Delivery.run` deletes the finished entries older than the retention.
 PURGE_INTERVAL_SECONDS: Final = 3600.0
 
@@ -215,14 +217,26 @@ class Delivery:
                 self._wake.wait(poll)
                 self._wake.clear()
 
-    def start(self, *, poll: float = 1.0) -> None:
-        """Run :meth:`run` in a daemon thread of this process, unless one runs already."""
+    def start(
+        self,
+        *,
+        poll: float = 1.0,
+        context: Callable[[], AbstractContextManager[object]] = nullcontext,
+    ) -> None:
+        """Run :meth:`run` in a daemon thread of this process, unless one runs already.
+
+        :param context: entered by the thread around :meth:`run` (the web layer's application
+            context, which ``send`` and ``explain`` may need).
+        """
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
-        self._thread = threading.Thread(
-            target=self.run, kwargs={"poll": poll}, name="fhirnet-delivery", daemon=True
-        )
+
+        def run() -> None:
+            with context():
+                self.run(poll=poll)
+
+        self._thread = threading.Thread(target=run, name="fhirnet-delivery", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -258,11 +272,9 @@ class Delivery:
     def _deliver(self, entry: Entry) -> Attempt:
         try:
             sent = self._send(entry)
-        except (FhirServerError, PatientBusyError) as error:
-            if isinstance(error, FhirServerRejectedError):
-                return self._fail(entry, error)
-            return self._retry(entry, error)
         except Exception as error:
+            if retryable(error):
+                return self._retry(entry, error)
             return self._fail(entry, error)
         now = self._clock()
         self.outbox.finish(entry.seq, state=State.DELIVERED, answer=sent.answer, now=now)
@@ -273,7 +285,7 @@ class Delivery:
         _log.info("submission %s delivered after %d attempt(s)", entry.id, entry.attempts + 1)
         return Attempt(entry=self._current(entry), value=sent.value)
 
-    def _retry(self, entry: Entry, error: FhirServerError | PatientBusyError) -> Attempt:
+    def _retry(self, entry: Entry, error: RetryableError) -> Attempt:
         failures = entry.attempts + 1
         delay = self._backoff.delay(failures, self._rng)
         if error.retry_after is not None:
@@ -302,6 +314,14 @@ class Delivery:
 
     def _current(self, entry: Entry) -> Entry:
         return self.outbox.get(entry.id) or entry
+
+
+def retryable(error: Exception) -> TypeGuard[RetryableError]:
+    """Whether ``error`` means "the server (or the patient's lock) cannot take it now": anything
+    the FHIR server did but refuse (4xx), and a busy patient. Everything else is final."""
+    if isinstance(error, PatientBusyError):
+        return True
+    return isinstance(error, FhirServerError) and not isinstance(error, FhirServerRejectedError)
 
 
 def _describe(error: Exception) -> str:

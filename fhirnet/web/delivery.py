@@ -23,10 +23,7 @@ from flask import Flask, current_app
 
 from fhirnet.config import Settings
 from fhirnet.errors import (
-    FhirServerError,
-    FhirServerRejectedError,
     OutboxUnavailableError,
-    PatientBusyError,
 )
 from fhirnet.fhir.profiles import Catalog
 from fhirnet.locks import LOCKS_DIR, FileLocks
@@ -34,7 +31,7 @@ from fhirnet.outbox import OUTBOX_FILE, Entry, Kind, Outbox
 from fhirnet.ports import Json
 from fhirnet.services import BundleOutcome, submit, submit_bundle
 from fhirnet.services.audits import AuditTrail
-from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent
+from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent, retryable
 from fhirnet.web.backend import Backend
 from fhirnet.web.fhir_bundles import RETURN_OUTCOME, bundle_response, error_entry
 
@@ -66,7 +63,6 @@ class Deliveries:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._delivery: Delivery | None = None
-        self._thread: threading.Thread | None = None
 
     def current(self) -> Delivery:
         """The delivery of this process, its outbox opened and its thread running; call in an
@@ -78,23 +74,16 @@ class Deliveries:
             if self._pid != pid or self._delivery is None:
                 self._delivery = self._build()
                 app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-                self._thread = threading.Thread(
-                    target=self._run, args=(app, self._delivery), name="fhirnet-delivery"
-                )
-                self._thread.daemon = True
-                self._thread.start()
+                self._delivery.start(poll=POLL_SECONDS, context=app.app_context)
                 self._pid = pid
         return self._delivery
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop this process's delivery thread (tests; a process exiting just ends it)."""
         with self._lock:
-            delivery, thread = self._delivery, self._thread
-            self._delivery, self._thread, self._pid = None, None, None
+            delivery, self._delivery, self._pid = self._delivery, None, None
         if delivery is not None:
-            delivery.stop()
-            if thread is not None:
-                thread.join(timeout)
+            delivery.stop(timeout)
             delivery.outbox.close()
 
     def _build(self) -> Delivery:
@@ -119,11 +108,6 @@ class Deliveries:
         now: datetime = self._clock()
         return now.timestamp()
 
-    @staticmethod
-    def _run(app: Flask, delivery: Delivery) -> None:
-        with app.app_context():
-            delivery.run(poll=POLL_SECONDS)
-
     def _send(self, entry: Entry) -> Sent:
         """Run the pipeline on an entry (its patients' locks are held) and say how it went."""
         if entry.body is None:  # finished entries have no body, and are never sent
@@ -147,7 +131,7 @@ class Deliveries:
             return Sent(answer=answer, value=submission)
         outcome = submit_bundle(entry.body, **pipeline)
         for result in outcome.results:  # a batch entry the server could not take: all again
-            if isinstance(result, Exception) and _retryable(result):
+            if isinstance(result, Exception) and retryable(result):
                 raise result
         response = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)
         return Sent(answer={"resource": response, "response": {"status": "200 OK"}}, value=outcome)
@@ -157,13 +141,6 @@ class Deliveries:
         base = self._backend.server_url
         path = f"DiagnosticReport/{report.get('id')}"
         return f"{base}/{path}" if base else path
-
-
-def _retryable(result: Exception) -> bool:
-    """Whether a batch entry's error means "the server could not take it now"."""
-    if isinstance(result, PatientBusyError):
-        return True
-    return isinstance(result, FhirServerError) and not isinstance(result, FhirServerRejectedError)
 
 
 def build_deliveries(
