@@ -305,7 +305,8 @@ def _accept(deliveries: Deliveries, kind: Kind, body: Json, patients: Collection
 
 
 def _checks() -> dict[str, Any]:
-    """What checking a submission before the outbox takes it needs (no FHIR server call)."""
+    """The store, the catalog, the time and the audit trail: what checking a submission before
+    the outbox takes it needs (no FHIR server call)."""
     state = web_state()
     return {
         "catalog": state.catalog,
@@ -355,19 +356,10 @@ def _replayed(entry: Entry, answer: Json) -> Response:
     if entry.kind is Kind.BUNDLE:
         return _respond(answer.get("resource") or {}, status)
     location = str(result.get("location", ""))
-    preference = _return()
     report = None
-    if preference not in (RETURN_MINIMAL, RETURN_OUTCOME):
+    if _return() not in (RETURN_MINIMAL, RETURN_OUTCOME):
         report = web_state().backend.store().read("DiagnosticReport", location.rsplit("/", 1)[-1])
-    if preference == RETURN_MINIMAL:
-        response = Response(status=status)
-        del response.headers["Content-Type"]
-    else:
-        response = _respond(report if report is not None else outcome, status)
-    response.headers["Location"] = location
-    if report is not None:
-        response.headers.update(version_headers(report))
-    return response
+    return _written(status, location, outcome=outcome, report=report)
 
 
 def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:
@@ -421,17 +413,9 @@ def extract_resources() -> Response:
 
 
 def _pipeline() -> dict[str, Any]:
-    """The arguments every use case takes: the store, the catalog, the time, the server's
-    client-id types."""
-    state = web_state()
-    backend = state.backend
-    return {
-        "store": backend.store(),
-        "catalog": state.catalog,
-        "now": state.clock(),
-        "client_id_types": backend.client_id_types(),
-        "audit": _audit_trail(),
-    }
+    """The arguments every use case takes: those of :func:`_checks`, and the server's client-id
+    types (read from the server on first use)."""
+    return {**_checks(), "client_id_types": web_state().backend.client_id_types()}
 
 
 def _audit_trail() -> AuditTrail:
@@ -465,17 +449,29 @@ def _audit_read(
 
 def _submitted(submission: Submission) -> Response:
     """201/200 with ``Location``, ``ETag`` and the body the client prefers."""
-    status = 201 if submission.created else 200
+    return _written(
+        201 if submission.created else 200,
+        _report_url(submission.report),
+        outcome=operation_outcome(submission.issues),
+        report=submission.report,
+    )
+
+
+def _written(status: int, location: str, *, outcome: Json, report: Json | None) -> Response:
+    """The answer to a form that was written: ``Location`` = its report, and the body ``Prefer:
+    return=`` asks for (none, the OperationOutcome, or the report when there is one); ``ETag``
+    and ``Last-Modified`` of the report when there is one."""
     preference = _return()
     if preference == RETURN_MINIMAL:
         response = Response(status=status)
         del response.headers["Content-Type"]  # no body, so no media type
-    elif preference == RETURN_OUTCOME:
-        response = _respond(operation_outcome(submission.issues), status)
+    elif preference == RETURN_OUTCOME or report is None:
+        response = _respond(outcome, status)
     else:
-        response = _respond(submission.report, status)
-    response.headers["Location"] = _report_url(submission.report)
-    response.headers.update(version_headers(submission.report))
+        response = _respond(report, status)
+    response.headers["Location"] = location
+    if report is not None:
+        response.headers.update(version_headers(report))
     return response
 
 
