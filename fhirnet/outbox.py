@@ -160,9 +160,21 @@ class Outbox:
                 "INSERT INTO entry_patient (patient, seq) VALUES (?, ?)",
                 [(patient, seq) for patient in sorted(set(patients))],
             )
-        found = self.get(entry_id)
-        assert found is not None  # noqa: S101 - just committed
-        return found
+        assert seq is not None  # noqa: S101 - an INSERT has a rowid
+        return Entry(
+            seq=seq,
+            id=entry_id,
+            kind=kind,
+            requester=requester,
+            body=json.loads(text),  # a copy, as get() would read it back
+            state=State.QUEUED,
+            accepted=now,
+            attempts=0,
+            next_attempt=now,
+            last_error=None,
+            answer=None,
+            finished=None,
+        )
 
     def get(self, entry_id: str) -> Entry | None:
         """The entry with public id ``entry_id``, or ``None``."""
@@ -183,14 +195,7 @@ class Outbox:
 
     def blocked(self, seq: int) -> bool:
         """Whether an earlier queued entry shares a patient with entry ``seq``."""
-        with self._reading() as connection:
-            row = connection.execute(
-                "SELECT 1 FROM entry_patient mine JOIN entry_patient earlier "
-                "ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
-                "WHERE mine.seq = ? LIMIT 1",
-                (seq,),
-            ).fetchone()
-        return row is not None
+        return bool(self.earlier(seq))
 
     def earlier(self, seq: int) -> list[Entry]:
         """The queued entries before entry ``seq`` that share a patient with it, in order."""
