@@ -45,7 +45,7 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_health(f"http://127.0.0.1:{port}/health", server, log_path, startup_seconds)
+        wait_for_health(f"http://127.0.0.1:{port}/health", server, log_path, startup_seconds)
         yield server
     finally:
         server.terminate()
@@ -56,9 +56,11 @@ def serving(
             server.wait()
 
 
-def _wait_for_health(
+def wait_for_health(
     url: str, server: subprocess.Popen[bytes], log_path: Path, seconds: float
 ) -> None:
+    """Return once ``url`` answers; fail the test with ``server``'s log if it exits first or
+    ``seconds`` pass."""
     deadline = time.monotonic() + seconds
     while True:
         try:

@@ -59,7 +59,7 @@ from tests.integration.test_submission_scenarios import (
     new_patient,
     written,
 )
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, wait_for_health
 
 pytestmark = [
     pytest.mark.integration,
@@ -165,16 +165,7 @@ class Served:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
-                    return
-            except requests.RequestException:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fhirnet did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_for_health(f"{self.url}/health", self.process, self.log_path, 60)
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send ``sig`` to the whole process group and wait for the master."""
