@@ -42,12 +42,18 @@ class TimePointRole(StrEnum):
 
 
 class NonTargetStatus(StrEnum):
-    """Qualitative status of a non-target lesion (RECIST 1.1 §4.3.3)."""
+    """Qualitative status of a non-target lesion (RECIST 1.1 §4.3.3).
+
+    ``increased`` (criteria v2) is a further increase since the last assessment that is not by
+    itself unequivocal progression: the iRECIST FAQ's INCLA, which confirms iCPD after a
+    non-target-driven iUPD (``criteria.md`` §2.2, §3.2 b, D18).
+    """
 
     PRESENT = "present"
     ABSENT = "absent"
     PROGRESSION = "progression"
     NOT_EVALUATED = "not-evaluated"
+    INCREASED = "increased"
 
 
 class IntratumoralNodules(StrEnum):
