@@ -1,11 +1,12 @@
 """marshmallow schemas of the JSON assessment API: request body → domain request, result → body.
 
 The request schemas enforce the structural rules of ``assessment-api.md`` and ``criteria.md`` §1
-(types, finite non-negative numbers, limits, unique dates, known codes, no unknown fields) and
-their ``@post_load`` hooks build the frozen dataclasses of :mod:`fhirnet.criteria.models`; the
-clinical rules (1-5 of §1) stay in the domain. The response schemas dump an
-:class:`~fhirnet.criteria.models.Assessment` with exactly the contract's camelCase fields. The
-OpenAPI document is generated from these same classes, so documentation and validation agree.
+(types, finite non-negative numbers but densities from -1024 to 3071 HU, limits, unique dates,
+known codes, no unknown fields) and their ``@post_load`` hooks build the frozen dataclasses of
+:mod:`fhirnet.criteria.models`; the clinical rules (1-5 of §1) stay in the domain. The response
+schemas dump an :class:`~fhirnet.criteria.models.Assessment` with exactly the contract's camelCase
+fields. The OpenAPI document is generated from these same classes, so documentation and
+validation agree.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ from fhirnet.web.limits import no_duplicate_keys
 MAX_TIMEPOINTS = 200
 MAX_LESIONS_PER_TIMEPOINT = 50
 MAX_DIAMETER_MM = 1000
+#: CT attenuation range of a 12-bit scanner (``criteria.md`` §1.5, v2): air is -1000 HU, fat is
+#: negative, so a density may be below 0 but not outside what a CT number can be.
+MIN_DENSITY_HU = -1024
+MAX_DENSITY_HU = 3071
 #: Not in the contract (its decision is pending): the domain quotes ids and sites in the reasons
 #: of every follow-up, so a 1 MB id in a 1 MB body made a 150 MB response. 64 is FHIR's ``id``
 #: limit, as lesions become FHIR resources.
@@ -264,6 +269,11 @@ def _diameter(**kwargs: Any) -> JsonNumber:
     return JsonNumber(validate=validate.Range(min=0, max=MAX_DIAMETER_MM), **kwargs)
 
 
+def _density(**kwargs: Any) -> JsonNumber:
+    """Hounsfield units: the one number the contract lets be negative (criteria v2)."""
+    return JsonNumber(validate=validate.Range(min=MIN_DENSITY_HU, max=MAX_DENSITY_HU), **kwargs)
+
+
 class CamelCaseSchema(Schema):
     """Python snake_case attributes, the contract's camelCase keys; unknown keys are errors."""
 
@@ -312,7 +322,10 @@ class TargetLesionSchema(ModelSchema):
     too_small_to_measure = StrictBoolean(
         metadata={"description": "Seen but too small to measure: counts as 5 mm."}
     )
-    density_hu = _non_negative(allow_none=True, metadata={"description": "CT density (Choi)."})
+    density_hu = _density(
+        allow_none=True,
+        metadata={"description": "Mean CT density in HU (Choi), -1024 to 3071; may be negative."},
+    )
     sul_peak = _non_negative(allow_none=True, metadata={"description": "SULpeak (PERCIST)."})
     suv_max = _non_negative(allow_none=True, metadata={"description": "SUVmax (PERCIST)."})
 

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from fhirnet.config import Settings
-from fhirnet.criteria.models import Criteria
+from fhirnet.criteria.models import Criteria, NonTargetStatus
 from fhirnet.web.schemas import load_request
 
 CRITERIA = [criteria.value for criteria in Criteria]
@@ -259,9 +259,21 @@ STRUCTURAL_ERRORS = [
     ),
     pytest.param(
         ("timepoints", 1, "targets", 0, "densityHu"),
-        -0.5,
+        -1025,
         "$.timepoints[1].targets[0].densityHu",
-        id="negative density",
+        id="density below -1024 HU",
+    ),
+    pytest.param(
+        ("timepoints", 1, "targets", 0, "densityHu"),
+        3072,
+        "$.timepoints[1].targets[0].densityHu",
+        id="density above 3071 HU",
+    ),
+    pytest.param(
+        ("timepoints", 1, "nonTargets", 0, "status"),
+        "INCREASED",
+        "$.timepoints[1].nonTargets[0].status",
+        id="status codes are case-sensitive",
     ),
     pytest.param(
         ("timepoints", 1, "newLesions"),
@@ -404,6 +416,103 @@ def test_a_structural_error_is_a_422_naming_the_field(
 
     assert response.status_code == 422
     assert expected in error_paths(response)
+
+
+@pytest.mark.parametrize("density", [-1024, -0.5, 0, 3071], ids=["-1024", "-0.5", "0", "3071"])
+def test_a_density_from_minus_1024_to_3071_hu_is_accepted(
+    valid_body: ValidBody, density: float
+) -> None:
+    # criteria v2 §1.5: CT attenuation may be negative (fat, cysts), within a CT number's range.
+    body = set_at(valid_body("choi"), ("timepoints", 0, "targets", 0, "densityHu"), density)
+
+    request = load_request(json.loads(json.dumps(body)))
+
+    assert request.timepoints[0].targets[0].density_hu == Decimal(str(density))
+
+
+@pytest.mark.parametrize(
+    ("density", "message"),
+    [(-1025, "greater than or equal to -1024"), (3072, "less than or equal to 3071")],
+    ids=["-1025", "3072"],
+)
+def test_a_density_outside_the_ct_range_is_refused_at_its_json_path(
+    client: FlaskClient, valid_body: ValidBody, density: int, message: str
+) -> None:
+    body = set_at(valid_body("choi"), ("timepoints", 0, "targets", 1, "densityHu"), density)
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    errors = response.get_json()["errors"]
+    assert set(errors) == {"$.timepoints[0].targets[1].densityHu"}
+    assert any(message in text for text in errors["$.timepoints[0].targets[1].densityHu"])
+
+
+def test_a_choi_baseline_with_a_negative_density_lesion_is_assessed(
+    client: FlaskClient, valid_body: ValidBody
+) -> None:
+    # A fat-containing lesion (-40 HU) next to an enhancing one: the mean stays positive.
+    body = valid_body("choi")
+    for timepoint in body["timepoints"]:
+        timepoint["targets"][1]["densityHu"] = -40
+
+    response = post(client, body)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert all(tp["meanDensityHu"] is not None for tp in response.get_json()["timepoints"])
+
+
+@pytest.mark.parametrize("criteria", CRITERIA)
+def test_the_non_target_status_increased_is_accepted(
+    client: FlaskClient, valid_body: ValidBody, criteria: str
+) -> None:
+    # criteria v2 §2.2: "increased" (the iRECIST FAQ's INCLA) counts like "present" outside iRECIST.
+    body = set_at(valid_body(criteria), ("timepoints", 2, "nonTargets", 0, "status"), "increased")
+
+    request = load_request(json.loads(json.dumps(body)))
+    response = post(client, body)
+
+    assert request.timepoints[2].non_targets[0].status is NonTargetStatus.INCREASED
+    assert response.status_code == 200, response.get_data(as_text=True)
+    last = response.get_json()["timepoints"][-1]
+    assert last["nonTargetResponse"] in {"NON-CR/NON-PD", "NON-iCR/NON-iUPD"}
+
+
+def test_a_choi_baseline_of_10_targets_5_in_one_organ_is_assessed(
+    client: FlaskClient, valid_body: ValidBody
+) -> None:
+    # criteria v2 D5: Choi selects up to 10 targets, 5 per organ; the structural schema only caps
+    # 50 lesions per timepoint, so the domain's rule (and its message) decides.
+    body = valid_body("choi")
+    lesions_at = [
+        {"id": f"T{i}", "site": "liver" if i < 5 else f"organ {i}", "diameterMm": 20.0}
+        | {"densityHu": 80}
+        for i in range(10)
+    ]
+    for timepoint in body["timepoints"]:
+        timepoint["targets"] = [dict(lesion) for lesion in lesions_at]
+
+    request = load_request(json.loads(json.dumps(body)))
+    response = post(client, body)
+
+    assert len(request.timepoints[1].targets) == 10
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_a_choi_baseline_with_6_targets_in_one_organ_quotes_the_domains_rule(
+    client: FlaskClient, valid_body: ValidBody
+) -> None:
+    body = valid_body("choi")
+    six_in_liver = [
+        {"id": f"T{i}", "site": "liver", "diameterMm": 20.0, "densityHu": 80} for i in range(6)
+    ]
+    body["timepoints"] = [{"date": "2025-01-15", "modalities": ["CT"], "targets": six_in_liver}]
+
+    response = post(client, body)
+
+    assert response.status_code == 422
+    messages = [m for ms in response.get_json()["errors"].values() for m in ms]
+    assert any("Choi" in m and "5" in m and "organ" in m for m in messages), messages
 
 
 def test_a_large_integer_is_not_an_overflowing_number(
@@ -732,8 +841,13 @@ EXTREME_BUT_VALID = [
     ),
     pytest.param(
         "choi",
-        _set(("timepoints", 0, "targets", 0, "densityHu"), 1e300),
-        id="huge follow-up density",
+        _set(("timepoints", 0, "targets", 0, "densityHu"), 3071),
+        id="highest follow-up density",
+    ),
+    pytest.param(
+        "choi",
+        _set(("timepoints", 0, "targets", 0, "densityHu"), -1024),
+        id="lowest follow-up density",
     ),
     pytest.param(
         "recist-1.1",

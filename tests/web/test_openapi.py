@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.access import Permission
-from fhirnet.criteria.models import Criteria
+from fhirnet.criteria.models import Criteria, NonTargetStatus
 from fhirnet.web import auth
 
 ValidBody = Callable[..., dict[str, Any]]
@@ -99,6 +99,19 @@ def test_target_diameters_are_documented_as_numbers_from_0_to_1000_or_null(
 
     assert set(diameter["type"]) == {"number", "null"}
     assert (diameter["minimum"], diameter["maximum"]) == (0, 1000)
+
+
+def test_densities_are_documented_from_minus_1024_to_3071_hu(document: dict[str, Any]) -> None:
+    density = document["components"]["schemas"]["TargetLesion"]["properties"]["densityHu"]
+
+    assert (density["minimum"], density["maximum"]) == (-1024, 3071)
+
+
+def test_the_non_target_statuses_include_increased(document: dict[str, Any]) -> None:
+    status = document["components"]["schemas"]["NonTargetLesion"]["properties"]["status"]
+
+    assert set(status["enum"]) == {s.value for s in NonTargetStatus}
+    assert "increased" in status["enum"]
 
 
 @pytest.mark.parametrize("status", ["200", "413", "415", "422"])
