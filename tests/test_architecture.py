@@ -1,8 +1,12 @@
 """The layering of ``style.md`` P1, executable: an AST scan of every module of ``fhirnet/``.
 
-Arrows point inward: the criteria core is stdlib-only, web frameworks stay in ``fhirnet/web``,
-HTTP client code in ``fhirnet/client.py``, nothing imports the web layer, and importing
-``fhirnet`` itself imports nothing.
+:data:`LAYERS` is the specification: one row per package and top-level module of ``fhirnet``,
+listing the other rows it may import. Dependencies point inward — ``web`` → ``services`` →
+``fhir``/``store``/``outbox``/``client`` (the adapters) → ``criteria`` — and every module of
+``fhirnet`` belongs to a row, so a new package cannot slip in unruled. Besides the table: the
+criteria core is stdlib-only, web frameworks stay in ``fhirnet/web``, HTTP client code in
+``fhirnet/client.py``, nothing imports the web layer, importing ``fhirnet`` itself imports nothing,
+and only ``fhirnet/config.py`` reads the environment.
 """
 
 from __future__ import annotations
@@ -17,29 +21,91 @@ PACKAGE = Path(__file__).parents[1] / "fhirnet"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 WEB_ONLY = {"flask", "marshmallow", "apispec", "click", "werkzeug", "gunicorn"}
 
+#: Which other parts of ``fhirnet`` each part may import, innermost first: a row may import only
+#: rows listed above it (the table has no cycle), and a module may always import its own package.
+#: A package row (``fhirnet.web``) covers all its modules; ``fhirnet`` is the package's own
+#: ``__init__`` (the version). ``fhirnet.errors`` is the root every layer may raise from (P7);
+#: everything else is allowed only where today's code needs it — widen a row deliberately, in
+#: the commit that needs it, never to make a scan pass.
+LAYERS: dict[str, frozenset[str]] = {
+    # The version only; imports nothing, so `import fhirnet.criteria` never pulls in Flask.
+    "fhirnet": frozenset(),
+    # The error hierarchy (P7): the leaf everything may import.
+    "fhirnet.errors": frozenset(),
+    # Protocols the services and adapters share (ResourceWriter, stores, Json).
+    "fhirnet.ports": frozenset({"fhirnet.errors"}),
+    # Settings from FHIRNET_*: the only reader of the environment.
+    "fhirnet.config": frozenset({"fhirnet.errors"}),
+    # Per-patient locks on the data directory.
+    "fhirnet.locks": frozenset({"fhirnet.errors"}),
+    # SMART backend-services tokens (JWT signing), for the client.
+    "fhirnet.smart": frozenset({"fhirnet.errors"}),
+    # The pure domain core: RECIST 1.1, iRECIST, Choi, PERCIST (also stdlib-only, see below).
+    "fhirnet.criteria": frozenset({"fhirnet.errors"}),
+    # FHIR mapping, no I/O: fhir.resources models to and from the criteria models.
+    "fhirnet.fhir": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.criteria"}),
+    # Adapter: the embedded FHIR store (SQLite), speaking FHIR search and transactions.
+    "fhirnet.store": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.fhir"}),
+    # Adapter: the durable outbox of submissions, on the store's SQLite database.
+    "fhirnet.outbox": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.store"}),
+    # Adapter: the external FHIR server over HTTP (implements the ports).
+    "fhirnet.client": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.smart"}),
+    # Access control: bearer tokens and scopes, configured by Settings.
+    "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config"}),
+    # Use cases: orchestrate fhir + criteria behind the ports; no store, client or web.
+    "fhirnet.services": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.criteria", "fhirnet.fhir", "fhirnet.outbox"}
+    ),
+    # The entry point (Flask, CLI): wires everything; nothing imports it.
+    "fhirnet.web": frozenset(
+        {
+            "fhirnet",
+            "fhirnet.errors",
+            "fhirnet.ports",
+            "fhirnet.config",
+            "fhirnet.locks",
+            "fhirnet.smart",
+            "fhirnet.criteria",
+            "fhirnet.fhir",
+            "fhirnet.store",
+            "fhirnet.outbox",
+            "fhirnet.client",
+            "fhirnet.access",
+            "fhirnet.services",
+        }
+    ),
+}
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports(path: Path) -> list[str]:
-    """Every module ``path`` imports, anywhere in the file, relative imports made absolute."""
+def import_statements(path: Path) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` for every import anywhere in ``path``, relative imports made absolute:
+    ``import a.b`` is ``("a.b", [])``, ``from a import b, c`` is ``("a", ["b", "c"])``."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = (
         module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
     )
-    found: list[str] = []
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
+            found += [(alias.name, []) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
+            names = [alias.name for alias in node.names]
             if node.level:
                 base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                found.append(f"{base}.{node.module}" if node.module else base)
+                found.append((f"{base}.{node.module}" if node.module else base, names))
             else:
-                found.append(node.module or "")
+                found.append((node.module or "", names))
     return found
+
+
+def imports(path: Path) -> list[str]:
+    """Every module ``path`` imports, anywhere in the file, relative imports made absolute."""
+    return [module for module, _ in import_statements(path)]
 
 
 def top(name: str) -> str:
@@ -54,11 +120,64 @@ def relative(path: Path) -> str:
     return str(path.relative_to(PACKAGE.parent))
 
 
+def layer(name: str) -> str | None:
+    """The row of :data:`LAYERS` the module ``name`` belongs to, ``None`` when none."""
+    for row in LAYERS:
+        if name == row or (row != "fhirnet" and name.startswith(row + ".")):
+            return row
+    return None
+
+
+def imported_layers(path: Path) -> list[tuple[str, str | None]]:
+    """``(name, its row)`` for every part of ``fhirnet`` that ``path`` imports. In
+    ``from fhirnet.x import y`` the name is ``fhirnet.x.y`` when that is a module with a row of
+    its own (``from fhirnet import client``), else ``fhirnet.x`` (``from fhirnet import
+    __version__``)."""
+    found: list[tuple[str, str | None]] = []
+    for module, names in import_statements(path):
+        if not within(module, "fhirnet"):
+            continue
+        for name in [f"{module}.{name}" for name in names] or [module]:
+            own = layer(name)
+            found += [(name, own) if own not in {None, "fhirnet"} else (module, layer(module))]
+    return found
+
+
 def test_the_scan_sees_the_layers() -> None:
     # Guards the guard: an empty or misplaced scan would pass every rule below.
     names = {module_name(path) for path in MODULES}
     assert {"fhirnet", "fhirnet.criteria.models", "fhirnet.web.app"} <= names
     assert "flask" in imports(PACKAGE / "web" / "app.py")
+
+
+def test_every_module_belongs_to_a_row_of_the_layer_table() -> None:
+    # A new package or top-level module must get a row (and so a rule) before it can land.
+    unplaced = [module_name(path) for path in MODULES if layer(module_name(path)) is None]
+    assert unplaced == [], f"modules of fhirnet with no row in LAYERS: {unplaced}"
+    stale = set(LAYERS) - {layer(module_name(path)) for path in MODULES}
+    assert stale == set(), f"rows of LAYERS with no module: {sorted(stale)}"
+
+
+def test_the_layer_table_points_inward() -> None:
+    # Each row may import only rows above it: no cycles, and the order of the table is the
+    # order of the layers, from the core out to the web.
+    rows = list(LAYERS)
+    for index, (row, allowed) in enumerate(LAYERS.items()):
+        assert allowed <= set(rows[:index]), (
+            f"{row} may import {sorted(allowed - set(rows[:index]))}"
+        )
+    assert rows[-1] == "fhirnet.web", "the web layer is the outermost"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=relative)
+def test_each_module_imports_only_the_layers_its_row_allows(path: Path) -> None:
+    row = layer(module_name(path))
+    assert row is not None, f"{relative(path)} has no row in LAYERS"
+    for name, target in imported_layers(path):
+        assert target == row or target in LAYERS[row], (
+            f"{relative(path)} ({row}) imports {name} ({target}); {row} may import "
+            f"{sorted(LAYERS[row]) or 'nothing of fhirnet'}"
+        )
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.glob("criteria/**/*.py")), ids=relative)
