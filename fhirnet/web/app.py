@@ -20,12 +20,14 @@ from fhirnet.fhir.served import served_questionnaire
 from fhirnet.ports import FhirStore
 from fhirnet.store.parameters import Kind, parameters_of
 from fhirnet.web import WebState, auth
+from fhirnet.web import fhir_submissions as _fhir_submissions  # noqa: F401  routes on fhir_bp
+from fhirnet.web import fhir_views as _fhir_views  # noqa: F401  routes on fhir_bp
 from fhirnet.web.api_views import bp as api_bp
 from fhirnet.web.backend import Backend
 from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.delivery import build_deliveries, ensure_delivering
 from fhirnet.web.errors import register_error_handlers
-from fhirnet.web.fhir_views import bp as fhir_bp
+from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
 

@@ -1,0 +1,291 @@
+"""Submissions at the FHIR endpoint: forms in, results written, and what became of them.
+
+* ``POST /fhir/QuestionnaireResponse`` — the main job: assess a form with the patient's earlier
+  ones and write form and results in one transaction (:func:`fhirnet.services.submit`);
+* ``POST /fhir`` with a ``transaction`` or ``batch`` Bundle of forms;
+* ``POST /fhir/QuestionnaireResponse/$extract`` — the transaction without writing it;
+* with an external FHIR server, submissions are durable (:mod:`fhirnet.web.delivery`): kept in
+  the outbox before they are answered, ``202 Accepted`` when the server cannot take them now, and
+  ``GET /fhir/_submission/<id>`` tells what became of them (FHIR R4 async.html).
+
+Every submission and ``$extract`` is audited by the use cases (:mod:`fhirnet.services.audits`).
+Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.wrappers import Response
+
+from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
+from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.outbox import Entry, Kind, State
+from fhirnet.ports import Json
+from fhirnet.services import (
+    BundleOutcome,
+    Submission,
+    extract,
+    patients_of_bundle,
+    patients_of_form,
+    submit,
+    submit_bundle,
+)
+from fhirnet.services.delivery import Attempt
+from fhirnet.web import web_state
+from fhirnet.web.delivery import Deliveries
+from fhirnet.web.errors import FhirRequestError
+from fhirnet.web.fhir_bundles import (
+    RETURN_MINIMAL,
+    RETURN_OUTCOME,
+    bundle_response,
+    version_headers,
+)
+from fhirnet.web.fhir_http import (
+    FORMAT_PARAMETERS,
+    audit_trail,
+    base_url,
+    bp,
+    check_parameters,
+    json_body,
+    resource_of,
+    respond,
+    respond_async,
+    return_preference,
+)
+
+#: Ids of submissions (:mod:`fhirnet.outbox`): 32 lower-case hex digits.
+_SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@bp.post("/QuestionnaireResponse")
+def create() -> Response:
+    """Submit a filled form (the main job): 201 with the DiagnosticReport written, or 200 when
+    nothing new was written; ``Location`` is the DiagnosticReport. With durable delivery,
+    ``202 Accepted`` when the FHIR server cannot take it now."""
+    check_parameters(FORMAT_PARAMETERS)
+    resource = resource_of(json_body(), "QuestionnaireResponse")
+    deliveries = web_state().deliveries
+    if deliveries is None:
+        return _submitted(submit(resource, **_pipeline(), locks=web_state().backend.locks))
+    attempt = _accept(deliveries, Kind.FORM, resource, patients_of_form(resource, **_checks()))
+    if isinstance(attempt.value, Submission):
+        return _submitted(attempt.value)
+    return _accepted(attempt)
+
+
+@bp.post("")
+def transaction() -> Response:
+    """Submit several forms in a ``transaction`` (all or nothing) or ``batch`` Bundle."""
+    check_parameters(FORMAT_PARAMETERS)
+    bundle = resource_of(json_body(), "Bundle")
+    deliveries = web_state().deliveries
+    if deliveries is None:
+        outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
+        return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
+    patients = patients_of_bundle(bundle, **_checks())
+    if not patients:  # a batch of refused entries only: nothing to write, nothing to keep
+        outcome = submit_bundle(
+            bundle,
+            **_checks(),
+            client_id_types=DEFAULT_CLIENT_ID_TYPES,
+            locks=web_state().backend.locks,
+        )
+        return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
+    attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients)
+    if isinstance(attempt.value, BundleOutcome):
+        return respond(
+            bundle_response(attempt.value, report_url=_report_url, prefer=return_preference())
+        )
+    return _accepted(attempt)
+
+
+@bp.post("/QuestionnaireResponse/$extract")
+def extract_resources() -> Response:
+    """The transaction Bundle a submission of the form would write, not written (SDC
+    ``$extract``). The body is the QuestionnaireResponse, or a ``Parameters`` resource with a
+    ``questionnaire-response`` parameter holding it."""
+    check_parameters(FORMAT_PARAMETERS)
+    body = json_body()
+    resource = resource_of(body, "QuestionnaireResponse", parameter="questionnaire-response")
+    return respond(extract(resource, **_pipeline()))
+
+
+@bp.get("/_submission/<submission_id>")
+def submission_status(submission_id: str) -> Response:
+    """The status of a submission answered ``202 Accepted`` (FHIR asynchronous pattern): 202
+    while it is queued, then 200 with a ``batch-response`` Bundle whose entry is the answer to
+    the original request — delivered (``201``/``200`` and the DiagnosticReport's location) or
+    failed (the status and OperationOutcome, the FHIR server's issues included). Only the
+    client that submitted it may see it; to others it does not exist (404)."""
+    check_parameters(FORMAT_PARAMETERS)
+    deliveries = web_state().deliveries
+    entry = None
+    if deliveries is not None and _SUBMISSION_ID.fullmatch(submission_id):
+        entry = deliveries.current().outbox.get(submission_id)
+    if entry is None or entry.requester != audit_trail().requester:
+        raise FhirRequestError(404, IssueType.NOT_FOUND, "No such submission.")
+    if entry.state is State.QUEUED:
+        response = respond(operation_outcome([_queued_issue(entry, waiting=None)]), 202)
+        response.headers["X-Progress"] = _progress(entry)
+        now = web_state().clock().timestamp()
+        response.headers["Retry-After"] = str(max(1, math.ceil(_next_attempt(entry) - now)))
+        return response
+    bundle: Json = {
+        "resourceType": "Bundle",
+        "id": entry.id,
+        "type": "batch-response",
+        "entry": [entry.answer or {}],
+    }
+    if entry.finished is not None:
+        when = datetime.fromtimestamp(entry.finished, UTC).isoformat(timespec="milliseconds")
+        bundle["meta"] = {"lastUpdated": when.replace("+00:00", "Z")}
+    return respond(bundle)
+
+
+def _checks() -> dict[str, Any]:
+    """The store, the catalog, the time and the audit trail: what checking a submission before
+    the outbox takes it needs (no FHIR server call)."""
+    state = web_state()
+    return {
+        "catalog": state.catalog,
+        "now": state.clock(),
+        "store": state.backend.store(),
+        "audit": audit_trail(),
+    }
+
+
+def _pipeline() -> dict[str, Any]:
+    """The arguments every use case takes: those of :func:`_checks`, and the server's client-id
+    types (read from the server on first use)."""
+    return {**_checks(), "client_id_types": web_state().backend.client_id_types()}
+
+
+def _accept(deliveries: Deliveries, kind: Kind, body: Json, patients: Collection[str]) -> Attempt:
+    """Keep a checked submission in the outbox, and deliver it now unless the client asked for
+    ``respond-async`` (:meth:`fhirnet.services.delivery.Delivery.accept`)."""
+    return deliveries.current().accept(
+        kind=kind,
+        body=body,
+        patients=patients,
+        requester=audit_trail().requester,
+        attempt_now=not respond_async(),
+    )
+
+
+def _accepted(attempt: Attempt) -> Response:
+    """``202 Accepted``, ``Content-Location`` = the submission's status (R4 async.html), and an
+    OperationOutcome saying why it is not done yet."""
+    entry = attempt.entry
+    if attempt.error is not None and entry.state is not State.QUEUED:
+        raise attempt.error  # failed for good in this request: answered like without an outbox
+    if entry.state is not State.QUEUED and entry.answer is not None:
+        return _replayed(entry, entry.answer)  # finished by another request or the thread
+    deliveries = web_state().deliveries
+    waiting = None
+    if attempt.error is not None:
+        waiting = "the FHIR server could not take it now"
+    elif respond_async():
+        waiting = "as asked: Prefer: respond-async"
+    elif deliveries is not None and deliveries.current().paused():
+        waiting = "the FHIR server was unavailable at the last attempt"
+    elif entry.state is State.QUEUED:
+        waiting = "an earlier submission about the same patient is being delivered first"
+    response = respond(operation_outcome([_queued_issue(entry, waiting=waiting)]), 202)
+    response.headers["Content-Location"] = f"{base_url()}/_submission/{entry.id}"
+    return response
+
+
+def _replayed(entry: Entry, answer: Json) -> Response:
+    """The answer of a submission that another request (or the delivery thread) finished while
+    this one waited for the patient's lock: what it would have answered itself, from the
+    outbox's record (a delivered form's DiagnosticReport is read back from the server)."""
+    result = answer.get("response") or {}
+    status = int(str(result.get("status", "500")).split()[0])
+    outcome = result.get("outcome") or operation_outcome([])
+    if status >= 400:
+        return respond(outcome, status)
+    if entry.kind is Kind.BUNDLE:
+        return respond(answer.get("resource") or {}, status)
+    location = str(result.get("location", ""))
+    report = None
+    if return_preference() not in (RETURN_MINIMAL, RETURN_OUTCOME):
+        report = web_state().backend.store().read("DiagnosticReport", location.rsplit("/", 1)[-1])
+    return _written(status, location, outcome=outcome, report=report)
+
+
+def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:
+    state = {
+        State.QUEUED: "is queued for delivery to the FHIR server",
+        State.DELIVERED: "has been delivered",
+        State.FAILED: "could not be delivered",
+    }[entry.state]
+    message = f"Submission accepted and kept: it {state}"
+    if waiting:
+        message += f" ({waiting})"
+    message += f". {_attempts(entry)}. Its status: GET [base]/_submission/{entry.id}."
+    return Issue(
+        severity=Severity.INFORMATION,
+        code=IssueType.INFORMATIONAL,
+        expression=None,
+        message=message,
+    )
+
+
+def _progress(entry: Entry) -> str:
+    """``X-Progress`` of a queued submission (R4 async.html): state and attempts."""
+    return f"{entry.state.value}; {_attempts(entry)}"
+
+
+def _attempts(entry: Entry) -> str:
+    """The attempts made, the last error, and (queued) when the next one is due."""
+    text = f"Attempts: {entry.attempts}"
+    if entry.last_error:
+        text += f", the last one failed: {entry.last_error}"
+    if entry.state is State.QUEUED:
+        when = datetime.fromtimestamp(_next_attempt(entry), UTC).isoformat(timespec="seconds")
+        text += f"; next attempt not before {when.replace('+00:00', 'Z')}"
+    return text
+
+
+def _next_attempt(entry: Entry) -> float:
+    deliveries = web_state().deliveries
+    return entry.next_attempt if deliveries is None else deliveries.current().next_attempt(entry)
+
+
+def _submitted(submission: Submission) -> Response:
+    """201/200 with ``Location``, ``ETag`` and the body the client prefers."""
+    return _written(
+        201 if submission.created else 200,
+        _report_url(submission.report),
+        outcome=operation_outcome(submission.issues),
+        report=submission.report,
+    )
+
+
+def _written(status: int, location: str, *, outcome: Json, report: Json | None) -> Response:
+    """The answer to a form that was written: ``Location`` = its report, and the body ``Prefer:
+    return=`` asks for (none, the OperationOutcome, or the report when there is one); ``ETag``
+    and ``Last-Modified`` of the report when there is one."""
+    preference = return_preference()
+    if preference == RETURN_MINIMAL:
+        response = Response(status=status)
+        del response.headers["Content-Type"]  # no body, so no media type
+    elif preference == RETURN_OUTCOME or report is None:
+        response = respond(outcome, status)
+    else:
+        response = respond(report, status)
+    response.headers["Location"] = location
+    if report is not None:
+        response.headers.update(version_headers(report))
+    return response
+
+
+def _report_url(report: Json) -> str:
+    """The absolute URL of a DiagnosticReport: on the FHIR server that holds it."""
+    base = web_state().backend.server_url or base_url()
+    return f"{base}/DiagnosticReport/{report.get('id')}"
