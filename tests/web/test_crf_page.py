@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -34,8 +33,6 @@ from flask.testing import FlaskClient
 from fhirnet.web import crf_views
 from tests.servers import free_port, serving
 
-REPO_ROOT = Path(__file__).parents[2]
-INSTALL_SCRIPT = REPO_ROOT / "tools" / "browser" / "install.sh"
 CHROMIUM = Path("/usr/bin/chromium")
 #: Headless, and nothing the browser would fetch on its own (updates, sync, field trials).
 CHROMIUM_ARGS = [
@@ -85,39 +82,6 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 
 # --- tools, server and browser ------------------------------------------------------------------
-
-
-def _missing_tools() -> list[str]:
-    missing = []
-    if not os.access(CHROMIUM, os.X_OK):
-        missing.append(str(CHROMIUM))
-    if not crf_views.lforms_installed():
-        missing.append(f"LHC-Forms {crf_views.LFORMS_VERSION} in fhirnet/web/static/lforms/")
-    return missing
-
-
-@pytest.fixture(scope="module")
-def browser_tools() -> None:
-    """Chromium and LHC-Forms, installed by ``tools/browser/install.sh`` when missing."""
-    if not _missing_tools():
-        return
-    done = subprocess.run(
-        ["bash", str(INSTALL_SCRIPT)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    missing = _missing_tools()
-    if missing:
-        message = (
-            f"BROWSER TESTS NOT RUN: missing {', '.join(missing)}; {INSTALL_SCRIPT.name} exited "
-            f"{done.returncode}:\n{done.stderr[-3000:]}"
-        )
-        if IN_CI:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
