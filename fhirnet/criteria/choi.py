@@ -1,8 +1,10 @@
 """Choi criteria (Choi 2007): size or CT density change, for cytostatic targeted agents.
 
-Target selection, lesion values, nadir, non-targets, new lesions and reappearance after CR are
-those of RECIST 1.1 (``criteria.md`` §4, D5); the target response combines a 10 % size change with
-a 15 % density change, and new or enlarging intratumoral nodules are progression.
+Lesion values, nadir, non-targets, new lesions and reappearance after CR are those of RECIST 1.1,
+target selection that of RECIST 1.0 (10 targets, 5 per organ) (``criteria.md`` §4, D5); the target
+response combines a 10 % size change with a 15 % density change, and new or enlarging intratumoral
+nodules are progression. RECIST's continuing PR (§2.1 rule 6) does not apply: no source defines it
+for Choi.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from fhirnet.criteria.models import (
     Response,
     TimePointAssessment,
 )
-from fhirnet.criteria.new_lesions import sort_new_lesions
+from fhirnet.criteria.new_lesions import RECIST_RULES, NewLesionSorter
 from fhirnet.criteria.recist import (
     Category,
+    after_complete_response,
     describe_change,
     finish,
     is_complete_response,
@@ -34,6 +37,7 @@ from fhirnet.criteria.recist import (
     reappearance_after_cr,
     size_fields,
 )
+from fhirnet.criteria.response_history import prior_complete_response
 from fhirnet.criteria.thresholds import (
     CHOI_DENSITY_DECREASE,
     CHOI_SIZE_CHANGE,
@@ -165,22 +169,34 @@ def assess_choi(timeline: Timeline, options: Options) -> Assessment:
     results: list[TimePointAssessment] = []
     warnings = list(modality_warnings(timeline))
     backdates: list[dt.date] = []
-    last_evaluated: Response | None = None
-    for m, findings in zip(measure(timeline), sort_new_lesions(timeline), strict=True):
-        after_cr = last_evaluated is Response.CR
+    sorter = NewLesionSorter(timeline=timeline, rules=RECIST_RULES)
+    for m in measure(timeline):
+        prior = prior_complete_response(results, complete=Response.CR, options=options)
+        after_cr = after_complete_response(prior, m, timeline.non_targets)
         density = mean_density(m.values)
-        target = target_response(m, density, baseline_density, after_cr=after_cr)
-        non_target = non_target_response(timeline.non_targets, m.timepoint, after_cr=after_cr)
+        target = target_response(m, density, baseline_density, after_cr=after_cr.applies)
+        non_target = non_target_response(
+            timeline.non_targets, m.timepoint, after_cr=after_cr.applies
+        )
+        # Intratumoral nodules are not "other evidence" for a 10-15 mm new node (D28).
+        findings = sorter.sort(
+            m.timepoint, other_progression=Response.PD in (target.response, non_target.response)
+        )
         nodules = m.timepoint.intratumoral_nodules
         overall = overall_response(target.response, non_target.response, findings.any_counted)
-        reasons = [*target.reasons, *non_target.reasons, *new_lesion_reasons(findings)]
+        reasons = [
+            *after_cr.reasons,
+            *target.reasons,
+            *non_target.reasons,
+            *new_lesion_reasons(findings),
+        ]
         if nodules in GROWING_NODULES:
             overall = Response.PD
             reasons.append(f"intratumoral nodules are {nodules}: PD (Choi 2007)")
         reasons.append(
             overall_reason(target.response, non_target.response, findings.any_counted, overall)
         )
-        warnings += findings.warnings
+        warnings += [*after_cr.warnings, *findings.warnings]
         if findings.backdated_to is not None:
             backdates.append(findings.backdated_to)
         density_change = None if density is None else relative_change(density, baseline_density)
@@ -199,6 +215,4 @@ def assess_choi(timeline: Timeline, options: Options) -> Assessment:
                 ),
             )
         )
-        if overall is not Response.NE:
-            last_evaluated = overall
     return finish(Criteria.CHOI, timeline, options, results, backdates, warnings)

@@ -24,15 +24,19 @@ from fhirnet.criteria.models import (
     Criteria,
     IrecistFigures,
     NewLesion,
+    NonTargetLesion,
     NonTargetStatus,
     Options,
     Response,
     TimePointAssessment,
 )
-from fhirnet.criteria.new_lesions import NewLesionFindings, sort_new_lesions
+from fhirnet.criteria.new_lesions import IRECIST_RULES, NewLesionFindings, sort_new_lesions
 from fhirnet.criteria.recist import (
+    AfterCr,
     Category,
+    after_complete_response,
     assemble,
+    continuing_pr,
     describe_change,
     mm,
     new_lesion_reasons,
@@ -42,7 +46,14 @@ from fhirnet.criteria.recist import (
     size_fields,
     target_response,
 )
+from fhirnet.criteria.response_history import (
+    PriorCr,
+    partial_response_since,
+    prior_complete_response,
+)
 from fhirnet.criteria.thresholds import (
+    ICPD_WINDOW_MAX_DAYS,
+    ICPD_WINDOW_MIN_DAYS,
     IRECIST_CONFIRM_INCREASE_MM,
     IRECIST_MAX_NEW_LESION_TARGETS,
     IRECIST_MAX_NEW_LESION_TARGETS_PER_ORGAN,
@@ -96,9 +107,11 @@ class NewLesionTally:
 
     findings: NewLesionFindings  # which lesions count now (RECIST 1.1 rules, no backdating)
     listed: tuple[str, ...]  # every id in this follow-up's newLesions list, in list order
+    present: tuple[str, ...]  # listed, except new nodes below 10 mm: normal nodes (D28)
     brand_new: tuple[str, ...]  # counted now and never counted at an earlier follow-up
-    still_listed: tuple[str, ...]  # counted at an earlier follow-up and listed again
+    still_listed: tuple[str, ...]  # counted at an earlier follow-up and present again
     new_target_sum_mm: Decimal | None  # None while no NLT exists, or when one is listed w/o size
+    unmeasured_new_targets: tuple[str, ...]  # NLTs listed without a diameter (D27)
     new_target_nadir_mm: Decimal | None  # smallest NLT sum of the earlier follow-ups
     new_non_target_mm: Mapping[str, Decimal]  # NLNTs listed with a diameter
     reasons: tuple[str, ...]
@@ -117,8 +130,11 @@ def tally_new_lesions(timeline: Timeline) -> Iterator[NewLesionTally]:
     new_targets: list[NewLesion] = []
     new_non_targets: list[NewLesion] = []
     earlier_sums: list[Decimal] = []
-    for timepoint, findings in zip(timeline.follow_ups, sort_new_lesions(timeline), strict=True):
+    follow_ups = zip(timeline.follow_ups, sort_new_lesions(timeline, IRECIST_RULES), strict=True)
+    for timepoint, findings in follow_ups:
         listed = {lesion.id: lesion for lesion in timepoint.new_lesions}
+        small = {lesion.id for lesion in findings.small_nodes}
+        present = tuple(i for i in listed if i not in small)
         for lesion_id in listed:
             first_listed.setdefault(lesion_id, timepoint.date)
         brand_new = sorted(
@@ -130,20 +146,26 @@ def tally_new_lesions(timeline: Timeline) -> Iterator[NewLesionTally]:
             is_target, why = _classify(lesion, new_targets)
             (new_targets if is_target else new_non_targets).append(lesion)
             reasons += [_counted_reason(lesion, first_listed[lesion.id], timepoint.date), why]
-        still = tuple(i for i in listed if i in counted)
+        still = tuple(i for i in present if i in counted)
         reasons += [
             f"new lesion {i}, counted at an earlier assessment, is still listed" for i in still
         ]
-        reasons += new_lesion_reasons(replace(findings, counted=(), backdated_to=None))
+        reasons += new_lesion_reasons(replace(findings, counted=(), confirmed=()))
         total = _new_target_sum(new_targets, listed)
         if new_targets:
             reasons.append(_new_target_sum_reason(new_targets, listed, total))
         yield NewLesionTally(
             findings=findings,
             listed=tuple(listed),
+            present=present,
             brand_new=tuple(lesion.id for lesion in brand_new),
             still_listed=still,
             new_target_sum_mm=total,
+            unmeasured_new_targets=tuple(
+                lesion.id
+                for lesion in new_targets
+                if lesion.id in listed and listed[lesion.id].diameter_mm is None
+            ),
             new_target_nadir_mm=min(earlier_sums, default=None),
             new_non_target_mm=_listed_sizes(new_non_targets, listed),
             reasons=tuple(reasons),
@@ -258,9 +280,11 @@ class Evidence:
     """What the state machine reads from one follow-up; categories are in RECIST 1.1 codes."""
 
     measured: Measured
+    baseline_non_targets: tuple[NonTargetLesion, ...]
     target: Category
     non_target: Category
     new_lesions: NewLesionTally
+    after_cr: AfterCr  # what §2.4 says here (D15)
 
     @property
     def date(self) -> dt.date:
@@ -296,6 +320,7 @@ class Verdict:
     reasons: tuple[str, ...]
     episode: Episode | None = None  # open after this follow-up
     confirms: Episode | None = None  # the episode an iCPD confirms
+    warnings: tuple[str, ...] = ()  # icpd-window (D26)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -312,7 +337,7 @@ class State:
 
     episode: Episode | None = None  # open: the latest response that is not NE was iUPD
     confirmed: Confirmation | None = None  # iCPD is final (D18)
-    last_evaluated: Response | None = None  # latest response that is not NE (§2.4)
+    partial_response_since: dt.date | None = None  # continuing iPR (§2.1 rule 6, D16)
 
 
 def judge(evidence: Evidence, state: State) -> Verdict:
@@ -329,13 +354,19 @@ def judge(evidence: Evidence, state: State) -> Verdict:
     return _without_episode(evidence)
 
 
-def advance(state: State, verdict: Verdict, date: dt.date) -> State:
-    """The state after a follow-up's verdict: NE keeps the episode, the first iCPD is kept."""
-    last = state.last_evaluated if verdict.response is Response.NE else verdict.response
+def advance(state: State, verdict: Verdict, evidence: Evidence) -> State:
+    """The state after a follow-up's verdict: NE keeps the episode, the first iCPD is kept, and
+    the targets carry a run of iPR on (a target iUPD ends it, §2.1 rule 6)."""
     confirmed = state.confirmed
     if confirmed is None and verdict.confirms is not None:
-        confirmed = Confirmation(of=verdict.confirms, on=date)
-    return State(episode=verdict.episode, confirmed=confirmed, last_evaluated=last)
+        confirmed = Confirmation(of=verdict.confirms, on=evidence.date)
+    return State(
+        episode=verdict.episode,
+        confirmed=confirmed,
+        partial_response_since=partial_response_since(
+            state.partial_response_since, evidence.target.response, evidence.date
+        ),
+    )
 
 
 def _after_confirmation(confirmed: Confirmation) -> Verdict:
@@ -431,15 +462,36 @@ def _non_progression(evidence: Evidence) -> tuple[Response, tuple[str, ...]]:
 
 
 def _in_episode(evidence: Evidence, episode: Episode) -> Verdict:
-    """An open episode is confirmed (iCPD), kept open by NE, still iUPD, or reset (§3.2)."""
+    """An open episode is confirmed (iCPD), held by an early scan, kept open by NE, still iUPD,
+    or reset (§3.2)."""
     since = f"the iUPD on {episode.opened_on}"
-    confirmations = _confirmations(evidence, episode)
+    days = (evidence.date - episode.opened_on).days
+    early = days < ICPD_WINDOW_MIN_DAYS
+    confirmations = _confirmations(evidence, episode, early=early)
     if confirmations:
-        return Verdict(response=Response.ICPD, reasons=confirmations, confirms=episode)
+        late = days > ICPD_WINDOW_MAX_DAYS
+        return Verdict(
+            response=Response.ICPD,
+            reasons=confirmations,
+            confirms=episode,
+            warnings=(_late_warning(evidence, episode, days),) if late else (),
+        )
+    if early:
+        return _too_early(evidence, episode, days)
     if evidence.has_targets and evidence.target.response is Response.NE:
         return Verdict(
             response=Response.NE,
             reasons=(f"target NE and nothing confirms {since}: NE, the episode stays open",),
+            episode=episode,
+        )
+    unassessable = _unassessable_trigger(evidence, episode)
+    if unassessable is not None:
+        return Verdict(
+            response=Response.NE,
+            reasons=(
+                f"{unassessable}: the growth that would confirm {since} cannot be excluded: NE, "
+                "the episode stays open (criteria.md §3.2, D27)",
+            ),
             episode=episode,
         )
     statuses = [_trigger_status(trigger, evidence, episode) for trigger in episode.triggers]
@@ -454,6 +506,51 @@ def _in_episode(evidence: Evidence, episode: Episode) -> Verdict:
             episode=episode,
         )
     return _reset(evidence, episode, [sentence for _, sentence in statuses])
+
+
+def _window(days: int, episode: Episode) -> str:
+    return f"{days} days after the iUPD on {episode.opened_on}"
+
+
+def _too_early(evidence: Evidence, episode: Episode, days: int) -> Verdict:
+    """A scan fewer than 26 days after the iUPD neither confirms (but by a brand-new lesion) nor
+    resets it: iUPD, whatever it shows (EORTC iRECIST FAQ; ``criteria.md`` §3.2, D26)."""
+    window = _window(days, episode)
+    return Verdict(
+        response=Response.IUPD,
+        reasons=(
+            f"this exam is {window}, fewer than {ICPD_WINDOW_MIN_DAYS} (4 weeks less 2 days): "
+            "only a brand-new lesion could confirm the iUPD, and it can neither confirm nor "
+            "reset it otherwise: overall iUPD (EORTC iRECIST FAQ; criteria.md §3.2, D26)",
+        ),
+        episode=episode,
+        warnings=(
+            f"icpd-window: the exam of {evidence.date.isoformat()} is {window}, fewer than "
+            f"{ICPD_WINDOW_MIN_DAYS} days: it can neither confirm (except by a brand-new lesion) "
+            "nor reset that iUPD, which stays iUPD (EORTC iRECIST FAQ; criteria.md D26)",
+        ),
+    )
+
+
+def _late_warning(evidence: Evidence, episode: Episode, days: int) -> str:
+    """``icpd-window`` for a confirmation more than 58 days after the iUPD (D26): it stands."""
+    return (
+        f"icpd-window: the iCPD of {evidence.date.isoformat()} is {_window(days, episode)}, more "
+        f"than {ICPD_WINDOW_MAX_DAYS} days (8 weeks plus 2 days): the confirmation stands, but "
+        "later than iRECIST recommends (EORTC iRECIST FAQ; criteria.md D26)"
+    )
+
+
+def _unassessable_trigger(evidence: Evidence, episode: Episode) -> str | None:
+    """A trigger of the episode that this follow-up cannot assess, in words (D27), else ``None``:
+    an NLT listed without a diameter (new lesions), a non-target not evaluated (non-targets)."""
+    unmeasured = evidence.new_lesions.unmeasured_new_targets
+    if Trigger.NEW_LESIONS in episode.triggers and unmeasured:
+        return f"new-lesion target(s) {_ids(unmeasured)} listed without a diameter"
+    unseen = _non_targets_with(evidence, NonTargetStatus.NOT_EVALUATED)
+    if Trigger.NON_TARGET in episode.triggers and unseen:
+        return f"non-target lesion(s) {_ids(unseen)} not evaluated"
+    return None
 
 
 def _reset(evidence: Evidence, episode: Episode, inactive: Sequence[str]) -> Verdict:
@@ -483,8 +580,15 @@ def _reset(evidence: Evidence, episode: Episode, inactive: Sequence[str]) -> Ver
     )
 
 
-def _confirmations(evidence: Evidence, episode: Episode) -> tuple[str, ...]:
-    """Every iCPD rule a-e that holds, as sentences (``criteria.md`` §3.2; iRECIST Table 2)."""
+def _confirmations(evidence: Evidence, episode: Episode, *, early: bool) -> tuple[str, ...]:
+    """Every iCPD rule a-e that holds, as sentences (``criteria.md`` §3.2; iRECIST Table 2).
+
+    On a scan fewer than 26 days after the iUPD only rule a (a brand-new lesion) may confirm
+    (D26).
+    """
+    if early:
+        first = _more_new_lesions(evidence, episode)
+        return () if first is None else (first,)
     rules = (
         _more_new_lesions(evidence, episode),
         _non_target_progression(evidence, episode),
@@ -507,19 +611,36 @@ def _more_new_lesions(evidence: Evidence, episode: Episode) -> str | None:
     )
 
 
-def _non_target_progression(evidence: Evidence, episode: Episode) -> str | None:
-    """Rule b: a non-target in progression after iUPD is a further increase (D18)."""
-    progressing = [
+def _non_targets_with(evidence: Evidence, status: NonTargetStatus) -> list[str]:
+    """Baseline non-targets with ``status`` at this follow-up; missing ones are not evaluated."""
+    listed = {lesion.id: lesion.status for lesion in evidence.measured.timepoint.non_targets}
+    return [
         lesion.id
-        for lesion in evidence.measured.timepoint.non_targets
-        if lesion.status is NonTargetStatus.PROGRESSION
+        for lesion in evidence.baseline_non_targets
+        if listed.get(lesion.id, NonTargetStatus.NOT_EVALUATED) is status
     ]
+
+
+def _non_target_progression(evidence: Evidence, episode: Episode) -> str | None:
+    """Rule b (v2): after a non-target iUPD a further increase (``increased``) confirms; after
+    another iUPD the non-targets newly in progression do (EORTC iRECIST FAQ "iUPD driven by
+    non-target disease"; D18). An unchanged ``progression`` does not confirm."""
+    if Trigger.NON_TARGET in episode.triggers:
+        increased = _non_targets_with(evidence, NonTargetStatus.INCREASED)
+        if not increased:
+            return None
+        return (
+            f"non-target lesion(s) {_ids(increased)} increased further after the non-target "
+            f"iUPD on {episode.opened_on}: iCPD (a further increase of non-target disease, "
+            f"{TABLE_2}; EORTC iRECIST FAQ; criteria.md D18)"
+        )
+    progressing = _non_targets_with(evidence, NonTargetStatus.PROGRESSION)
     if not progressing:
         return None
     return (
-        f"non-target lesion(s) {_ids(progressing)} in progression after the iUPD on "
-        f"{episode.opened_on}: iCPD (any further increase of non-target disease, {TABLE_2}; "
-        "criteria.md D18)"
+        f"non-target lesion(s) {_ids(progressing)} in unequivocal progression, while the iUPD on "
+        f"{episode.opened_on} came from {_ids(episode.triggers)}: iCPD (progression in a new "
+        f"category, {TABLE_2})"
     )
 
 
@@ -578,11 +699,23 @@ def _trigger_status(trigger: Trigger, evidence: Evidence, episode: Episode) -> t
     if trigger is Trigger.TARGET:
         return _target_status(evidence, episode)
     if trigger is Trigger.NON_TARGET:
-        return False, (
-            f"non-target lesions are no longer in progression (non-target "
-            f"{i_code(evidence.non_target.response)}, criteria.md D18)"
-        )
+        return _non_target_status(evidence)
     return _new_lesion_status(evidence, episode)
+
+
+def _non_target_status(evidence: Evidence) -> tuple[bool, str]:
+    """Non-targets hold the iUPD while one is still reported ``progression``; ``present`` and
+    ``increased`` let them leave it (``criteria.md`` §3.2, D18)."""
+    progressing = _non_targets_with(evidence, NonTargetStatus.PROGRESSION)
+    if progressing:
+        return True, (
+            f"non-target lesion(s) {_ids(progressing)} still reported in unequivocal progression, "
+            "without further increase (criteria.md D18)"
+        )
+    return False, (
+        f"non-target lesions are no longer in progression (non-target "
+        f"{i_code(evidence.non_target.response)}, criteria.md D18)"
+    )
 
 
 def _target_status(evidence: Evidence, episode: Episode) -> tuple[bool, str]:
@@ -608,7 +741,7 @@ def _new_lesion_status(evidence: Evidence, episode: Episode) -> tuple[bool, str]
 
     EORTC iRECIST FAQ scenarios: B (shrinking targets reset it), F (no change keeps it).
     """
-    still = [i for i in evidence.new_lesions.listed if i in episode.new_lesion_ids]
+    still = [i for i in evidence.new_lesions.present if i in episode.new_lesion_ids]
     if not still:
         return (
             False,
@@ -645,25 +778,69 @@ def assess_irecist(timeline: Timeline, options: Options) -> Assessment:
     results: list[TimePointAssessment] = []
     warnings = list(modality_warnings(timeline))
     for measured, tally in zip(measure(timeline), tally_new_lesions(timeline), strict=True):
-        evidence = _evidence(
-            timeline, measured, tally, after_cr=state.last_evaluated is Response.ICR
-        )
+        prior = prior_complete_response(results, complete=Response.ICR, options=options)
+        evidence = _evidence(timeline, measured, tally, state, prior=prior)
         verdict = judge(evidence, state)
         results.append(_timepoint(evidence, verdict))
-        warnings += tally.findings.warnings
-        state = advance(state, verdict, evidence.date)
+        warnings += [*evidence.after_cr.warnings, *tally.findings.warnings, *verdict.warnings]
+        state = advance(state, verdict, evidence)
     return _finish(timeline, options, results, state.confirmed, warnings)
 
 
 def _evidence(
-    timeline: Timeline, measured: Measured, tally: NewLesionTally, *, after_cr: bool
+    timeline: Timeline,
+    measured: Measured,
+    tally: NewLesionTally,
+    state: State,
+    *,
+    prior: PriorCr | None,
 ) -> Evidence:
-    """RECIST 1.1 target and non-target categories, with the §2.4 rule after an iCR (D15)."""
+    """RECIST 1.1 target and non-target categories of a follow-up, with §2.4 after a definitive
+    iCR (D15), the continuing iPR (§2.1 rule 6, D16) and ``increased`` non-targets inside a
+    non-target iUPD episode (§2.2, D18)."""
+    after_cr = after_complete_response(prior, measured, timeline.non_targets)
+    target = continuing_pr(
+        target_response(measured, after_cr=after_cr.applies),
+        measured,
+        state.partial_response_since,
+    )
+    non_target = non_target_response(
+        timeline.non_targets, measured.timepoint, after_cr=after_cr.applies
+    )
+    episode = state.episode if state.confirmed is None else None
+    if episode is not None and Trigger.NON_TARGET in episode.triggers:
+        non_target = _increased_non_targets(timeline, measured, non_target, episode)
     return Evidence(
         measured=measured,
-        target=target_response(measured, after_cr=after_cr),
-        non_target=non_target_response(timeline.non_targets, measured.timepoint, after_cr=after_cr),
+        baseline_non_targets=timeline.non_targets,
+        target=target,
+        non_target=non_target,
         new_lesions=tally,
+        after_cr=after_cr,
+    )
+
+
+def _increased_non_targets(
+    timeline: Timeline, measured: Measured, category: Category, episode: Episode
+) -> Category:
+    """Inside an episode whose iUPD had non-target iUPD, ``increased`` is non-target iUPD
+    (``criteria.md`` §2.2 exception; EORTC iRECIST FAQ "iUPD driven by non-target disease")."""
+    if category.response is Response.PD:
+        return category
+    known = {lesion.id for lesion in timeline.non_targets}
+    increased = [
+        lesion.id
+        for lesion in measured.timepoint.non_targets
+        if lesion.id in known and lesion.status is NonTargetStatus.INCREASED
+    ]
+    if not increased:
+        return category
+    return Category(
+        response=Response.PD,
+        reasons=(
+            f"non-target lesion(s) {_ids(increased)} increased further after the non-target "
+            f"iUPD on {episode.opened_on}: non-target iUPD (criteria.md §2.2, D18)",
+        ),
     )
 
 
@@ -676,6 +853,7 @@ def _timepoint(evidence: Evidence, verdict: Verdict) -> TimePointAssessment:
         new_lesions=evidence.new_lesions.findings.any_counted,
         overall_response=verdict.response,
         reasons=(
+            *evidence.after_cr.reasons,
             *evidence.target.reasons,
             *evidence.non_target.reasons,
             _codes_reason(evidence),

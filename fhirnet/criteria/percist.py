@@ -29,7 +29,7 @@ from fhirnet.criteria.models import (
     TimePoint,
     TimePointAssessment,
 )
-from fhirnet.criteria.new_lesions import sort_new_lesions
+from fhirnet.criteria.new_lesions import PERCIST_RULES, sort_new_lesions
 from fhirnet.criteria.recist import (
     Category,
     finish,
@@ -452,7 +452,9 @@ def assess_percist(timeline: Timeline, options: Options) -> Assessment:
     )
     results: list[TimePointAssessment] = []
     backdates: list[dt.date] = []
-    for m, findings in zip(measure(timeline), sort_new_lesions(timeline), strict=True):
+    for m, findings in zip(
+        measure(timeline), sort_new_lesions(timeline, PERCIST_RULES), strict=True
+    ):
         timepoint = m.timepoint
         reference = reference_region(timepoint.pet)
         warnings += reference_warnings(timepoint, reference, baseline=False)

@@ -24,8 +24,21 @@ from fhirnet.criteria.models import (
     TimePoint,
     TimePointAssessment,
 )
-from fhirnet.criteria.new_lesions import NewLesionFindings, sort_new_lesions
+from fhirnet.criteria.new_lesions import (
+    RECIST_RULES,
+    WHY_EQUIVOCAL,
+    WHY_EQUIVOCAL_NODE,
+    WHY_NEW_MODALITY,
+    NewLesionFindings,
+    NewLesionSorter,
+)
+from fhirnet.criteria.response_history import (
+    PriorCr,
+    partial_response_since,
+    prior_complete_response,
+)
 from fhirnet.criteria.thresholds import (
+    MEASURABLE_NODAL_MM,
     NODE_NORMAL_SHORT_AXIS_MM,
     RECIST_PD_ABSOLUTE_MM,
     RECIST_PD_INCREASE,
@@ -100,21 +113,88 @@ def describe_change(value: Decimal, reference: Decimal, what: str) -> str:
     return f"{percent(abs(change))}% {direction} {what} {mm(reference)}"
 
 
-def reappearance_after_cr(values: Sequence[LesionValue]) -> Category | None:
-    """Target PD because a lesion came back after an overall CR (D15), else ``None``.
+REAPPEARING_STATUSES = (
+    NonTargetStatus.PRESENT,
+    NonTargetStatus.INCREASED,
+    NonTargetStatus.PROGRESSION,
+)
 
-    RECIST 1.1 Table 3 note a and the EORTC Q&A: after CR, a non-nodal target with any size
-    (too small included) or a node of 10 mm or more is progression, whatever else is NE.
-    """
-    back = [
-        v
+
+def reappeared_targets(values: Sequence[LesionValue]) -> list[str]:
+    """Targets seen again after a CR: non-nodal of any size (too small included), nodes from
+    10 mm (RECIST 1.1 Table 3 note a; EORTC Q&A "abnormal lymph node"), e.g. ``T1 (3.0 mm)``."""
+    return [
+        f"{v.lesion.id} ({mm(v.mm)})"
         for v in values
         if v.mm is not None
         and (at_least(v.mm, NODE_NORMAL_SHORT_AXIS_MM) if v.lesion.nodal else v.mm > 0)
     ]
+
+
+def reappeared_non_targets(baseline: Sequence[NonTargetLesion], timepoint: TimePoint) -> list[str]:
+    """Baseline non-targets reported ``present``, ``increased`` or ``progression`` (§2.4)."""
+    known = {lesion.id for lesion in baseline}
+    return [
+        f"{lesion.id} ({lesion.status})"
+        for lesion in timepoint.non_targets
+        if lesion.id in known and lesion.status in REAPPEARING_STATUSES
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AfterCr:
+    """Whether §2.4 applies at a follow-up, and what it says there (D15)."""
+
+    applies: bool
+    reasons: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def after_complete_response(
+    prior: PriorCr | None, m: Measured, baseline_non_targets: Sequence[NonTargetLesion]
+) -> AfterCr:
+    """§2.4 after a definitive overall CR; after one that is not, ordinary rules and, when a
+    lesion reappears, the ``unconfirmed-cr`` warning (``criteria.md`` §2.4, D15)."""
+    if prior is None:
+        return AfterCr(applies=False)
+    back = [
+        *reappeared_targets(m.values),
+        *reappeared_non_targets(baseline_non_targets, m.timepoint),
+    ]
+    if not back:
+        return AfterCr(applies=prior.definitive)
+    names = ", ".join(back)
+    if prior.definitive:
+        return AfterCr(
+            applies=True,
+            reasons=(
+                f"lesion(s) {names} reappeared after the overall CR of {prior.date}, which is "
+                f"definitive ({prior.why}): judged as reappearance after CR (RECIST 1.1 Table 3 "
+                "note a; criteria.md §2.4, D15)",
+            ),
+        )
+    sentence = (
+        f"lesion(s) {names} reappeared after the overall CR of {prior.date}, which is not "
+        f"definitive ({prior.why}): judged by the ordinary rules, not as progression after CR "
+        "(EORTC RECIST Q&A; criteria.md §2.4, D15)"
+    )
+    return AfterCr(
+        applies=False,
+        reasons=(sentence,),
+        warnings=(f"unconfirmed-cr: on {m.timepoint.date.isoformat()} {sentence}",),
+    )
+
+
+def reappearance_after_cr(values: Sequence[LesionValue]) -> Category | None:
+    """Target PD because a lesion came back after a definitive overall CR (D15), else ``None``.
+
+    RECIST 1.1 Table 3 note a and the EORTC Q&A: after CR, a non-nodal target with any size
+    (too small included) or a node of 10 mm or more is progression, whatever else is NE.
+    """
+    back = reappeared_targets(values)
     if not back:
         return None
-    names = ", ".join(f"{v.lesion.id} ({mm(v.mm)})" for v in back if v.mm is not None)
+    names = ", ".join(back)
     return Category(
         response=Response.PD,
         reasons=(
@@ -203,6 +283,29 @@ def target_response(m: Measured, *, after_cr: bool) -> Category:
     )
 
 
+def continuing_pr(target: Category, m: Measured, since: dt.date | None) -> Category:
+    """Target SD by the numbers stays PR after an earlier target PR or CR (§2.1 rule 6, D16).
+
+    EORTC RECIST Q&A "definition of SD": "a confirmed PR at a next visit is considered to be a
+    continuing PR unless the criteria for PD are met" (165 -> 63 -> 65 mm: continued PR).
+
+    :param since: the first follow-up of the current run of target PR/CR, ``None`` if none.
+    """
+    if since is None or target.response is not Response.SD or m.sum_mm is None:
+        return target
+    vs_baseline = describe_change(m.sum_mm, m.baseline_sum_mm, "baseline")
+    vs_nadir = describe_change(m.sum_mm, m.nadir_sum_mm, f"the nadir of {m.nadir_date}")
+    return Category(
+        response=Response.PR,
+        reasons=(
+            f"sum of diameters {mm(m.sum_mm)} is {vs_baseline} and {vs_nadir}: SD by the "
+            f"numbers, but the target response PR (or CR) since {since} continues until PD: "
+            'target PR, a continuing PR (EORTC RECIST Q&A "definition of SD"; criteria.md '
+            "§2.1 rule 6, D16)",
+        ),
+    )
+
+
 def non_target_response(
     baseline: Sequence[NonTargetLesion], timepoint: TimePoint, *, after_cr: bool
 ) -> Category:
@@ -222,7 +325,7 @@ def non_target_response(
             ),
         )
     if after_cr:
-        back = [i for i, s in statuses.items() if s is NonTargetStatus.PRESENT]
+        back = [i for i, s in statuses.items() if s in REAPPEARING_STATUSES]
         if back:
             return Category(
                 response=Response.PD,
@@ -251,6 +354,9 @@ def non_target_response(
     )
 
 
+DECISION = {WHY_EQUIVOCAL: "D12", WHY_NEW_MODALITY: "D11", WHY_EQUIVOCAL_NODE: "D28"}
+
+
 def new_lesion_reasons(findings: NewLesionFindings) -> tuple[str, ...]:
     """Sentences on the new lesions of a follow-up: what counts and what does not (§2.3)."""
     reasons = [
@@ -269,11 +375,26 @@ def new_lesion_reasons(findings: NewLesionFindings) -> tuple[str, ...]:
         "new baseline lesion, not progression"
         for lesion in findings.new_baseline
     ]
-    if findings.backdated_to is not None:
-        reasons.append(
-            f"a lesion first seen as equivocal on {findings.backdated_to} is now confirmed: "
-            f"progression dates from {findings.backdated_to} (RECIST 1.1 §4.3.5)"
-        )
+    reasons += [
+        f"new lymph node {lesion.id} measures {mm(lesion.diameter_mm)} in short axis, below "
+        f"{NODE_NORMAL_SHORT_AXIS_MM} mm: a normal node, not a new lesion (EORTC RECIST Q&A "
+        '"new lymph node lesions"; criteria.md D28)'
+        for lesion in findings.small_nodes
+        if lesion.diameter_mm is not None
+    ]
+    reasons += [
+        f"new lymph node {lesion.id} measures {mm(lesion.diameter_mm)} in short axis "
+        f"({NODE_NORMAL_SHORT_AXIS_MM} to below {MEASURABLE_NODAL_MM} mm) and nothing else shows "
+        "progression: equivocal, it does not count until listed again at "
+        f"{NODE_NORMAL_SHORT_AXIS_MM} mm or more (EORTC RECIST Q&A; criteria.md §2.3, D28)"
+        for lesion in findings.equivocal_nodes
+        if lesion.diameter_mm is not None
+    ]
+    reasons += [
+        f"new lesion {c.lesion_id}, first seen on {c.since} {c.why}, is now confirmed: "
+        f"progression dates from {c.since} (RECIST 1.1 §4.3.5; criteria.md {DECISION[c.why]})"
+        for c in findings.confirmed
+    ]
     return tuple(reasons)
 
 
@@ -309,13 +430,21 @@ def assess_recist(timeline: Timeline, options: Options) -> Assessment:
     results: list[TimePointAssessment] = []
     warnings = list(modality_warnings(timeline))
     backdates: list[dt.date] = []
-    last_evaluated: Response | None = None
-    for m, findings in zip(measure(timeline), sort_new_lesions(timeline), strict=True):
-        after_cr = last_evaluated is Response.CR
-        target = target_response(m, after_cr=after_cr)
-        non_target = non_target_response(timeline.non_targets, m.timepoint, after_cr=after_cr)
+    sorter = NewLesionSorter(timeline=timeline, rules=RECIST_RULES)
+    pr_since: dt.date | None = None
+    for m in measure(timeline):
+        prior = prior_complete_response(results, complete=Response.CR, options=options)
+        after_cr = after_complete_response(prior, m, timeline.non_targets)
+        target = continuing_pr(target_response(m, after_cr=after_cr.applies), m, pr_since)
+        pr_since = partial_response_since(pr_since, target.response, m.timepoint.date)
+        non_target = non_target_response(
+            timeline.non_targets, m.timepoint, after_cr=after_cr.applies
+        )
+        findings = sorter.sort(
+            m.timepoint, other_progression=Response.PD in (target.response, non_target.response)
+        )
         overall = overall_response(target.response, non_target.response, findings.any_counted)
-        warnings += findings.warnings
+        warnings += [*after_cr.warnings, *findings.warnings]
         if findings.backdated_to is not None:
             backdates.append(findings.backdated_to)
         results.append(
@@ -327,6 +456,7 @@ def assess_recist(timeline: Timeline, options: Options) -> Assessment:
                 new_lesions=findings.any_counted,
                 overall_response=overall,
                 reasons=(
+                    *after_cr.reasons,
                     *target.reasons,
                     *non_target.reasons,
                     *new_lesion_reasons(findings),
@@ -336,15 +466,13 @@ def assess_recist(timeline: Timeline, options: Options) -> Assessment:
                 ),
             )
         )
-        if overall is not Response.NE:
-            last_evaluated = overall
     return finish(Criteria.RECIST_1_1, timeline, options, results, backdates, warnings)
 
 
 def first_progression(
     results: Sequence[TimePointAssessment], progression: Response, backdates: Sequence[dt.date]
 ) -> dt.date | None:
-    """Earliest of the first progression timepoint and any backdated equivocal date (§6.1)."""
+    """Earliest of the first progression timepoint and any backdated first sighting (§6.1)."""
     dates = [r.date for r in results if r.overall_response is progression][:1] + list(backdates)
     return min(dates, default=None)
 

@@ -21,13 +21,25 @@ MEASURABLE_NON_NODAL_MM = Decimal("10")  # §3.1.1: measurable lesion, longest d
 MEASURABLE_NODAL_MM = Decimal("15")  # §3.1.1: pathological node, short axis >= 15 mm
 MAX_TARGETS = 5  # §4.2: at most five target lesions in total ...
 MAX_TARGETS_PER_ORGAN = 2  # §4.2: ... and at most two per organ (all nodes are one organ, D21)
+# EORTC RECIST Q&A "new lymph node lesions" (criteria.md §2.3, D28): a new node below 10 mm short
+# axis is normal (NODE_NORMAL_SHORT_AXIS_MM); from 10 to below 15 mm (MEASURABLE_NODAL_MM) it is
+# equivocal when it is the only evidence of progression (RECIST 1.1 and Choi).
 
 # iRECIST (Seymour 2017) — Table 2 and the EORTC FAQ (criteria.md §3.1, D2).
 IRECIST_CONFIRM_INCREASE_MM = Decimal("5")  # iCPD: a further increase of 5 mm or more
 IRECIST_MAX_NEW_LESION_TARGETS = 5  # new-lesion targets: at most five ...
 IRECIST_MAX_NEW_LESION_TARGETS_PER_ORGAN = 2  # ... and two per organ
 
+# iCPD window (EORTC iRECIST FAQ "can imaging be used to confirm progression ... less than four
+# weeks"; criteria.md §3.2, D26): 4 weeks less and 8 weeks plus the recommended 2-day variance.
+ICPD_WINDOW_MIN_DAYS = 26  # an earlier scan can neither confirm (except a new lesion) nor reset
+ICPD_WINDOW_MAX_DAYS = 58  # a later confirmation stands, with a warning
+
 # Choi 2007, modified CT response criteria (criteria.md §4, D3, D4).
+CHOI_MAX_TARGETS = 10  # D5: Choi measured "similarly to RECIST" (1.0): at most ten targets ...
+CHOI_MAX_TARGETS_PER_ORGAN = 5  # ... and at most five per organ
+CT_MIN_HU = Decimal("-1024")  # criteria.md §1 rule 5: densityHu within the CT attenuation range
+CT_MAX_HU = Decimal("3071")
 CHOI_SIZE_CHANGE = Decimal("0.10")  # PR: >= 10 % size decrease; PD: >= 10 % size increase (nadir)
 CHOI_DENSITY_DECREASE = Decimal("0.15")  # PR: >= 15 % decrease in attenuation (HU)
 

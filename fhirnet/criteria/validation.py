@@ -19,6 +19,10 @@ from fhirnet.criteria.models import (
     TimePointRole,
 )
 from fhirnet.criteria.thresholds import (
+    CHOI_MAX_TARGETS,
+    CHOI_MAX_TARGETS_PER_ORGAN,
+    CT_MAX_HU,
+    CT_MIN_HU,
     MAX_TARGETS,
     MAX_TARGETS_PER_ORGAN,
     MEASURABLE_NODAL_MM,
@@ -68,6 +72,7 @@ def _problems(request: AssessmentRequest) -> Iterator[FieldError]:
     non_target_ids = {lesion.id for lesion in baseline.non_targets}
     for i, tp in enumerate(timepoints):
         yield from _lesion_identity(i, tp, i == base_index, target_ids, non_target_ids)
+        yield from _densities(i, tp)
         if tp.role is TimePointRole.PRE_BASELINE and tp.date >= baseline.date:
             yield FieldError(
                 path=("timepoints", i, "date"),
@@ -125,6 +130,27 @@ def _lesion_identity(
                 )
 
 
+def _densities(index: int, tp: TimePoint) -> Iterator[FieldError]:
+    """Rule 5 (v2): ``densityHu`` may be negative, within the CT range of -1024 to 3071 HU."""
+    for j, target in enumerate(tp.targets):
+        density = target.density_hu
+        if density is not None and not CT_MIN_HU <= density <= CT_MAX_HU:
+            yield FieldError(
+                path=("timepoints", index, "targets", j, "densityHu"),
+                message=(
+                    f"densityHu {density} is outside the CT attenuation range: it must be from "
+                    f"{CT_MIN_HU} to {CT_MAX_HU} HU inclusive"
+                ),
+            )
+
+
+def _selection_limits(criteria: Criteria) -> tuple[int, int, str]:
+    """At most so many targets, and so many per organ, with the source of the limits (D5)."""
+    if criteria is Criteria.CHOI:
+        return CHOI_MAX_TARGETS, CHOI_MAX_TARGETS_PER_ORGAN, "Choi 2007 with RECIST 1.0 limits, D5"
+    return MAX_TARGETS, MAX_TARGETS_PER_ORGAN, "RECIST 1.1 §4.2"
+
+
 def _baseline(index: int, baseline: TimePoint) -> Iterator[FieldError]:
     """Rule 3: what every baseline needs, whatever the criteria."""
     where = ("timepoints", index)
@@ -156,21 +182,22 @@ def _criteria_baseline(criteria: Criteria, index: int, baseline: TimePoint) -> I
     label = LABELS[criteria]
     where = ("timepoints", index)
     targets = baseline.targets
-    if len(targets) > MAX_TARGETS:
+    most, most_per_organ, source = _selection_limits(criteria)
+    if len(targets) > most:
         yield FieldError(
             path=(*where, "targets"),
-            message=f"{label}: at most {MAX_TARGETS} target lesions (RECIST 1.1 §4.2)",
+            message=f"{label}: at most {most} target lesions ({source})",
         )
     per_organ: Counter[str] = Counter()
     for j, target in enumerate(targets):
         organ = organ_key(target.site, target.nodal)
         per_organ[organ] += 1
-        if per_organ[organ] == MAX_TARGETS_PER_ORGAN + 1:
+        if per_organ[organ] == most_per_organ + 1:
             yield FieldError(
                 path=(*where, "targets", j, "site"),
                 message=(
-                    f"{label}: at most {MAX_TARGETS_PER_ORGAN} target lesions per organ "
-                    f"({organ}; all lymph nodes are one organ)"
+                    f"{label}: at most {most_per_organ} target lesions per organ "
+                    f"({organ}; all lymph nodes are one organ; {source})"
                 ),
             )
     if criteria is Criteria.PERCIST_1_0:

@@ -136,10 +136,11 @@ STATE_MACHINE = [
     # EORTC FAQ scenario D: target iUPD, then shrinkage meets iPR.
     ("scenario_d_target_iupd_then_ipr", [exam("35"), exam("45"), exam("30")], [IPR, IUPD, IPR]),
     # non-target-driven iUPD: rule b (D18); EORTC FAQ "iUPD driven by non-target disease"
+    # v2 (D18): an unchanged unequivocal progression does not confirm; v1 expected iCPD here.
     (
-        "non_target_iupd_confirmed_by_further_non_target_progression",
+        "non_target_iupd_unchanged_progression_stays_iupd",
         [exam("50", nt=PROGRESSION), exam("50", nt=PROGRESSION)],
-        [IUPD, ICPD],
+        [IUPD, IUPD],
     ),
     (
         "non_target_iupd_resets_when_the_non_target_is_only_present",
