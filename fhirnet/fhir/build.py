@@ -7,11 +7,19 @@ Per exam (``crf.md`` "What the service derives and writes"), in this order:
    once per Bundle when several exams are rebuilt together);
 3. per target lesion, its ``lesion-measurement`` Observation;
 4. the ``sum-of-diameters`` Observation;
-5. at follow-up, the ``response-assessment`` and ``cancer-disease-status`` Observations;
+5. at follow-up, the ``response-assessment`` (with the tumour growth rate and hyperprogression
+   when the patient has a pre-baseline scan, ``criteria.md`` §7) and ``cancer-disease-status``
+   Observations;
 6. with a ``risk`` group, ``who-grade``, ``embryologic-origin`` (when the primary site is
    answered), ``prrt-eligibility`` and ``imaging-recommendation`` Observations;
 7. the ``imaging-response-report`` DiagnosticReport, whose ``result`` lists 3-6;
 8. the ``assessment-provenance`` Provenance, whose ``target`` lists 2-7.
+
+A **pre-baseline** exam (a scan before treatment start, ``crf.md`` v2) is stored and used, never
+assessed: it writes its QuestionnaireResponse, its ``sum-of-diameters`` (the D of its growth rate),
+the risk Observations when it has a risk group, a DiagnosticReport without ``conclusionCode`` and
+the Provenance; no lesion BodyStructure or measurement (the lesions are defined at the baseline,
+which may not be on file yet; their sizes stay in the form) and no response assessment.
 
 Every entry is an idempotent ``PUT`` addressed by the resource's business identifier
 (:mod:`fhirnet.fhir.identifiers`), so submitting a form again creates nothing and an amended form
@@ -34,9 +42,15 @@ from decimal import Decimal
 from typing import Any, Final
 
 from fhirnet import __version__
-from fhirnet.criteria import Assessment, Criteria, TimePointAssessment, derive_risk
+from fhirnet.criteria import (
+    Assessment,
+    Criteria,
+    TimePointAssessment,
+    TumorGrowthRate,
+    derive_risk,
+)
 from fhirnet.criteria.thresholds import rounded
-from fhirnet.criteria.timeline import evaluable_sum, lesion_values
+from fhirnet.criteria.timeline import evaluable_sum, lesion_values, sum_of
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.datatypes import Json, as_json, instant
 from fhirnet.fhir.extract import ExamForm
@@ -59,7 +73,14 @@ from fhirnet.fhir.observations import (
 from fhirnet.fhir.report import diagnostic_report, provenance
 from fhirnet.fhir.risk_observations import risk_observations
 
-__all__ = ["STATUSES", "ExamResult", "build_transaction", "exam_results", "exams_to_rebuild"]
+__all__ = [
+    "STATUSES",
+    "ExamResult",
+    "build_transaction",
+    "exam_results",
+    "exams_to_rebuild",
+    "pre_baseline_result",
+]
 
 #: QuestionnaireResponse.status → the status of the Observations and the DiagnosticReport.
 STATUSES: Final[Mapping[str, str]] = {
@@ -71,15 +92,23 @@ STATUSES: Final[Mapping[str, str]] = {
 }
 #: Server-managed ``meta`` elements, not carried over from the received QuestionnaireResponse.
 _SERVER_META: Final = ("versionId", "lastUpdated", "source")
+#: Warnings about the tumour growth rate: they go with the growth rate, to the follow-ups.
+_GROWTH_RATE_WARNING: Final = "tgr-undefined:"
 
 
 @dataclass(frozen=True, kw_only=True)
 class ExamResult:
     """One exam with what the assessment of its patient says about it.
 
-    ``assessment`` is ``None`` for the baseline exam (the baseline is not assessed); ``sum_mm`` is
-    the exam's sum of diameters (``sumMm``, or ``baselineSumMm`` at baseline), ``None`` when not
-    evaluable or without targets; ``warnings`` are the assessment's warnings about this exam.
+    ``assessment`` is ``None`` for the baseline exam (the baseline is not assessed) and for a
+    pre-baseline exam; ``sum_mm`` is the exam's sum of diameters (``sumMm``, or ``baselineSumMm``
+    at baseline), ``None`` when not evaluable or without targets; ``warnings`` are the
+    assessment's warnings about this exam; ``growth_rate`` is the patient's tumour growth rate
+    (``criteria.md`` §7), given to every follow-up when there is a pre-baseline scan.
+
+    A pre-baseline exam depends on its own form only (:func:`pre_baseline_result`): its
+    ``baseline`` is the form itself and its criteria the form's, so that the baseline arriving
+    later does not re-issue it.
     """
 
     form: ExamForm
@@ -90,6 +119,27 @@ class ExamResult:
     sum_mm: Decimal | None
     warnings: tuple[str, ...] = ()
     amended: bool = False
+    growth_rate: TumorGrowthRate | None = None
+
+    @property
+    def pre_baseline(self) -> bool:
+        return self.form.pre_baseline
+
+
+def pre_baseline_result(form: ExamForm, warnings: Sequence[str] = ()) -> ExamResult:
+    """The exam of a pre-baseline form: not assessed, its sum of diameters only (the sum of its
+    targets, ``None`` when one is not evaluable: §7's D at the pre-baseline scan)."""
+    values = lesion_values(form.targets, form.timepoint())
+    total = sum_of(values) if form.targets else None
+    return ExamResult(
+        form=form,
+        baseline=form,
+        criteria=form.criteria,
+        baseline_date=form.imaging_date,
+        assessment=None,
+        sum_mm=None if total is None else rounded(total),
+        warnings=tuple(warnings),
+    )
 
 
 def exam_results(forms: Sequence[ExamForm], assessment: Assessment) -> tuple[ExamResult, ...]:
@@ -111,19 +161,30 @@ def exam_results(forms: Sequence[ExamForm], assessment: Assessment) -> tuple[Exa
     assessed = {timepoint.date: timepoint for timepoint in assessment.timepoints}
     baseline_sum = _baseline_sum(baseline)
     dates = {form.imaging_date.isoformat() for form in ordered}
-    undated = [w for w in assessment.warnings if not any(d in w for d in dates)]
+    growth_warnings = [w for w in assessment.warnings if w.startswith(_GROWTH_RATE_WARNING)]
+    others = [w for w in assessment.warnings if not w.startswith(_GROWTH_RATE_WARNING)]
+    undated = [w for w in others if not any(d in w for d in dates)]
+    latest = next(f for f in reversed(ordered) if not f.pre_baseline)
     results = []
     for form in ordered:
         day = form.imaging_date.isoformat()
-        warnings = [w for w in assessment.warnings if day in w]
-        if form is ordered[-1]:
+        warnings = [w for w in others if day in w]
+        if form is latest:
             warnings += undated
+        if form.pre_baseline:
+            results.append(pre_baseline_result(form, warnings))
+            continue
+        growth_rate = None
         if form is baseline:
             timepoint, sum_mm = None, baseline_sum
         elif form.imaging_date in assessed:
             timepoint = assessed[form.imaging_date]
             sum_mm = timepoint.sum_mm
             warnings += _nadir_warning(form, timepoint)
+            # The growth rate and its warnings belong to the assessment as a whole (§7); every
+            # follow-up reports them, like its baseline date.
+            growth_rate = assessment.tumor_growth_rate
+            warnings += [w for w in growth_warnings if w not in warnings]
         else:
             raise ValueError(f"the form of {day} is not a timepoint of the assessment")
         results.append(
@@ -135,6 +196,7 @@ def exam_results(forms: Sequence[ExamForm], assessment: Assessment) -> tuple[Exa
                 assessment=timepoint,
                 sum_mm=sum_mm,
                 warnings=tuple(warnings),
+                growth_rate=growth_rate,
             )
         )
     return tuple(results)
@@ -237,6 +299,9 @@ def _exam(exam: ExamResult, issued: str, version: str) -> Iterator[Written]:
     form, baseline = exam.form, exam.baseline
     ctx = _context(exam, issued)
     yield _response(ctx)
+    if exam.pre_baseline:
+        yield from _pre_baseline_exam(exam, ctx, issued, version)
+        return
     defined = {target.id: target for target in baseline.targets}
     bodies: list[Written] = []
     measurements: list[Written] = []
@@ -257,7 +322,7 @@ def _exam(exam: ExamResult, issued: str, version: str) -> Iterator[Written]:
     results = [*measurements, total]
     if exam.assessment is not None:
         assessed = response_assessment(
-            ctx, exam.criteria, exam.baseline_date, exam.assessment, total
+            ctx, exam.criteria, exam.baseline_date, exam.assessment, total, exam.growth_rate
         )
         status = disease_status(ctx, exam.assessment.overall_response, assessed)
         results += [assessed, status]
@@ -277,9 +342,36 @@ def _exam(exam: ExamResult, issued: str, version: str) -> Iterator[Written]:
         risk=risk,
         warnings=exam.warnings,
         results=results,
+        growth_rate=exam.growth_rate,
     )
     yield report
     yield provenance(ctx, recorded=issued, version=version, targets=[*bodies, *results, report])
+
+
+def _pre_baseline_exam(
+    exam: ExamResult, ctx: ExamContext, issued: str, version: str
+) -> Iterator[Written]:
+    """The resources of a pre-baseline exam after its QuestionnaireResponse (module docstring)."""
+    total = sum_of_diameters(ctx, exam.sum_mm, ())
+    yield total
+    results = [total]
+    risk = None
+    if exam.form.risk is not None:
+        risk = derive_risk(exam.form.risk)
+        derived = risk_observations(ctx, exam.form.risk, risk)
+        results += derived
+        yield from derived
+    report = diagnostic_report(
+        ctx,
+        criteria=exam.criteria,
+        result=None,
+        sum_mm=exam.sum_mm,
+        risk=risk,
+        warnings=exam.warnings,
+        results=results,
+    )
+    yield report
+    yield provenance(ctx, recorded=issued, version=version, targets=[*results, report])
 
 
 def _context(exam: ExamResult, issued: str) -> ExamContext:

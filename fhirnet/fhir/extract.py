@@ -45,6 +45,7 @@ from fhirnet.criteria import (
     Syndrome,
     TargetLesion,
     TimePoint,
+    TimePointRole,
 )
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.datatypes import DATA_ABSENT_REASON, NCIT, SNOMED, V2_0136, Coding, project_system
@@ -68,10 +69,15 @@ E = TypeVar("E", bound=StrEnum)
 
 
 class AssessmentType(StrEnum):
-    """CRF ``assessment-type`` (CodeSystem ``assessment-type``)."""
+    """CRF ``assessment-type`` (CodeSystem ``assessment-type``).
+
+    ``pre-baseline`` (crf.md v2) is a scan before treatment start: a timepoint with the role
+    ``pre-baseline`` (``criteria.md`` §0, §7), used for the tumour growth rate and never assessed.
+    """
 
     BASELINE = "baseline"
     FOLLOW_UP = "follow-up"
+    PRE_BASELINE = "pre-baseline"
 
 
 ASSESSMENT_TYPE_SYSTEM: Final = project_system("assessment-type")
@@ -240,10 +246,17 @@ class ExamForm:
         """The ``lesion-location`` Coding answered for target ``lesion_id``."""
         return dict(self.locations).get(lesion_id)
 
+    @property
+    def pre_baseline(self) -> bool:
+        """A pre-treatment scan: stored and used for the TGR, never assessed as an exam."""
+        return self.assessment_type is AssessmentType.PRE_BASELINE
+
     def timepoint(self) -> TimePoint:
-        """The exam as the domain's timepoint (``assessment-api.md`` timepoint fields)."""
+        """The exam as the domain's timepoint (``assessment-api.md`` timepoint fields); a
+        pre-baseline form is a timepoint with ``role: pre-baseline``."""
         return TimePoint(
             date=self.imaging_date,
+            role=TimePointRole.PRE_BASELINE if self.pre_baseline else TimePointRole.ASSESSMENT,
             modalities=self.modalities,
             targets=self.targets,
             non_targets=self.non_targets,
@@ -256,7 +269,8 @@ class ExamForm:
 def assessment_request(
     forms: Sequence[ExamForm], criteria: Criteria, *, options: Options | None = None
 ) -> AssessmentRequest:
-    """One patient's timeline: each form is a timepoint (there is no pre-baseline form).
+    """One patient's timeline: each form is a timepoint, a pre-baseline form one with the role
+    ``pre-baseline`` (``assessment-api.md`` "Request").
 
     :param forms: the patient's forms in any order (the domain sorts them by imaging date).
     :param criteria: the criteria to assess with; the caller chooses when forms disagree.

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from fhirnet.criteria import Criteria, Modality, Response, TargetLesion, TimePointAssessment
+from fhirnet.criteria import (
+    Criteria,
+    Modality,
+    Response,
+    TargetLesion,
+    TimePointAssessment,
+    TumorGrowthRate,
+)
 from fhirnet.fhir.datatypes import (
     DCM,
     LOINC,
@@ -281,7 +288,9 @@ def sum_of_diameters(
     if sum_mm is not None:
         resource["valueQuantity"] = quantity(sum_mm, "mm")
     else:
-        resource["dataAbsentReason"] = data_absent("unknown" if measurements else "not-applicable")
+        # A pre-baseline exam writes no measurements: its own targets say whether it has any.
+        with_targets = bool(measurements) or bool(ctx.form.targets)
+        resource["dataAbsentReason"] = data_absent("unknown" if with_targets else "not-applicable")
     resource["derivedFrom"] = [reference(ctx.response_url), *(m.ref for m in measurements)]
     return Written(resource=resource, identifier=identifier)
 
@@ -292,11 +301,14 @@ def response_assessment(
     baseline_date: dt.date,
     result: TimePointAssessment,
     sum_of_diameters: Written,
+    growth_rate: TumorGrowthRate | None = None,
 ) -> Written:
     """The ``response-assessment``: the overall response as value, the criteria as method, every
     figure of the assessment API as a component (``fsh/README.md`` component table; a figure the
-    API gives as ``null`` is left out), the reasons as notes, and the reader's own categories
-    with the ``readerDiscordant`` flag when the form has them."""
+    API gives as ``null`` is left out), the patient's tumour growth rate and hyperprogression
+    when there is a pre-baseline scan (``tumorGrowthRate``, ``criteria.md`` §7), the reasons as
+    notes, and the reader's own categories with the ``readerDiscordant`` flag when the form has
+    them."""
     identifier = ctx.key.identifier(Kind.RESPONSE_ASSESSMENT)
     resource = ctx.observation(
         Kind.RESPONSE_ASSESSMENT, identifier, code(NCIT, "C96613"), imaging=True
@@ -306,9 +318,11 @@ def response_assessment(
         resource["note"] = [{"text": reason} for reason in result.reasons]
     resource["method"] = concept(CRITERIA[criteria])
     resource["derivedFrom"] = [reference(ctx.response_url), sum_of_diameters.ref]
-    resource["component"] = list(_figures(baseline_date, result)) + list(
-        _reader(ctx.form, result.overall_response)
-    )
+    resource["component"] = [
+        *_figures(baseline_date, result),
+        *_growth_rate(growth_rate),
+        *_reader(ctx.form, result.overall_response),
+    ]
     return Written(resource=resource, identifier=identifier)
 
 
@@ -363,6 +377,30 @@ def _figures(baseline_date: dt.date, result: TimePointAssessment) -> Sequence[Js
         add(obs_code("new-lesion-sum-of-diameters"), "valueQuantity", new_sum)
         add(obs_code("confirmation-of"), "valueDateTime", day(result.irecist.confirmation_of))
     return found
+
+
+def _growth_rate(growth_rate: TumorGrowthRate | None) -> Sequence[Json]:
+    """``tumorGrowthRate`` as components: the two rates in %/month (UCUM ``mo`` is the mean
+    Julian month, 30.4375 days, the month of §7), the ratio, and hyperprogression (always)."""
+    if growth_rate is None:
+        return []
+    figures = [
+        ("tumor-growth-rate-pre-treatment", growth_rate.pre_treatment_pct_per_month, "%/mo"),
+        ("tumor-growth-rate-on-treatment", growth_rate.on_treatment_pct_per_month, "%/mo"),
+        ("tumor-growth-rate-ratio", growth_rate.ratio, "1"),
+    ]
+    found = [
+        component(obs_code(name), "valueQuantity", quantity(value, unit, _UNIT_SHOWN[unit]))
+        for name, value, unit in figures
+        if value is not None
+    ]
+    found.append(
+        component(obs_code("hyperprogression"), "valueBoolean", growth_rate.hyperprogression)
+    )
+    return found
+
+
+_UNIT_SHOWN: Final[Mapping[str, str]] = {"%/mo": "%/month", "1": "ratio"}
 
 
 def _reader(form: ExamForm, computed: Response) -> Sequence[Json]:

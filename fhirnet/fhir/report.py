@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Final
 
-from fhirnet.criteria import Criteria, Modality, Response, RiskAssessment, TimePointAssessment
+from fhirnet.criteria import (
+    Criteria,
+    Modality,
+    Response,
+    RiskAssessment,
+    TimePointAssessment,
+    TumorGrowthRate,
+)
 from fhirnet.fhir.datatypes import (
     LOINC,
     PROVENANCE_PARTICIPANT,
@@ -47,10 +54,12 @@ def diagnostic_report(
     risk: RiskAssessment | None,
     warnings: Sequence[str],
     results: Sequence[Written],
+    growth_rate: TumorGrowthRate | None = None,
 ) -> Written:
     """The ``imaging-response-report`` of one exam: ``result`` → the Observations,
-    ``conclusionCode`` = the computed overall response (none at baseline), ``conclusion`` = the
-    reasons as text, then the reader's conclusion with the discordance and the warnings."""
+    ``conclusionCode`` = the computed overall response (none at baseline or pre-baseline),
+    ``conclusion`` = the reasons as text, then the reader's conclusion with the discordance, the
+    tumour growth rate and the warnings."""
     identifier = ctx.key.identifier(Kind.IMAGING_RESPONSE_REPORT)
     resource: Json = {
         "resourceType": "DiagnosticReport",
@@ -67,7 +76,9 @@ def diagnostic_report(
     if author is not None and author.startswith(_INTERPRETER_TYPES):
         resource["resultsInterpreter"] = [reference(author)]
     resource["result"] = [written.ref for written in results]
-    resource["conclusion"] = conclusion(ctx.form, criteria, result, sum_mm, risk, warnings)
+    resource["conclusion"] = conclusion(
+        ctx.form, criteria, result, sum_mm, risk, warnings, growth_rate
+    )
     if result is not None:
         resource["conclusionCode"] = [concept(RESPONSE_CATEGORIES[result.overall_response])]
     return Written(resource=resource, identifier=identifier)
@@ -80,28 +91,60 @@ def conclusion(
     sum_mm: Decimal | None,
     risk: RiskAssessment | None,
     warnings: Sequence[str],
+    growth_rate: TumorGrowthRate | None = None,
 ) -> str:
     """``DiagnosticReport.conclusion``: one paragraph of sentences, e.g. "RECIST 1.1: SD. Sum of
     diameters 65.0 mm is 29.3% below baseline 92.0 mm: ... The reader's conclusion (PR versus
     baseline, SD versus nadir) differs from the computed SD: discordant."."""
     label = CRITERIA_LABELS[criteria]
     if result is None:
-        if sum_mm is not None:
-            count = len(form.targets)
-            lesions = f"{count} target lesion{'s' if count != 1 else ''}"
-            sentences = [f"{label}: baseline.", f"Sum of diameters {sum_mm} mm ({lesions})."]
+        count = len(form.targets)
+        lesions = f"{count} target lesion{'s' if count != 1 else ''}"
+        if form.pre_baseline:
+            sentences = [
+                f"{label}: pre-baseline scan before treatment start, not assessed; used for the "
+                "tumour growth rate."
+            ]
         else:
-            sentences = [f"{label}: baseline.", "No target lesions."]
+            sentences = [f"{label}: baseline."]
+        if sum_mm is not None:
+            sentences.append(f"Sum of diameters {sum_mm} mm ({lesions}).")
+        elif form.targets:
+            sentences.append(f"Sum of diameters not evaluable ({lesions}).")
+        else:
+            sentences.append("No target lesions.")
     else:
         overall = result.overall_response
         sentences = [f"{label}: {overall}.", *(_sentence(reason) for reason in result.reasons)]
         sentences += _reader_sentences(form, overall)
+        sentences += _growth_rate_sentences(growth_rate)
     if risk is not None:
         sentences += _risk_sentences(risk)
     sentences += [
         f"Warning {warning}" + ("" if warning.endswith(".") else ".") for warning in warnings
     ]
     return " ".join(sentences)
+
+
+def _growth_rate_sentences(growth_rate: TumorGrowthRate | None) -> list[str]:
+    """The tumour growth rate in one sentence, and hyperprogression when found (§7)."""
+    if growth_rate is None:
+        return []
+
+    def rate(value: Decimal | None) -> str:
+        return "undefined" if value is None else f"{value} %/month"
+
+    ratio = "undefined" if growth_rate.ratio is None else str(growth_rate.ratio)
+    sentence = (
+        f"Tumour growth rate {rate(growth_rate.pre_treatment_pct_per_month)} before treatment, "
+        f"{rate(growth_rate.on_treatment_pct_per_month)} on treatment (ratio {ratio})"
+    )
+    if growth_rate.hyperprogression:
+        return [
+            f"{sentence}: hyperprogression (progression at the first follow-up with a TGR ratio "
+            ">= 2)."
+        ]
+    return [f"{sentence}: no hyperprogression."]
 
 
 def _reader_sentences(form: ExamForm, computed: Response) -> list[str]:

@@ -582,6 +582,8 @@ def _reassessed(days: Sequence[dt.date]) -> list[Issue]:
 
 def _category(exam: ExamResult) -> str:
     label = CRITERIA_LABELS[exam.criteria]
+    if exam.pre_baseline:
+        return f"{label} pre-baseline scan of {exam.form.imaging_date}, not assessed"
     if exam.assessment is None:
         return f"{label} baseline of {exam.form.imaging_date}"
     return f"{label} {exam.assessment.overall_response} at {exam.form.imaging_date}"

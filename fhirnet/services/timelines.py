@@ -5,6 +5,14 @@ A timeline is one baseline form and its follow-ups: a follow-up belongs to the b
 its ``baseline-date`` answer (a stored one whose baseline is gone: to the latest earlier
 baseline), so a patient re-baselined for a new line of treatment has several. Each timeline is
 assessed with the criteria of its latest form.
+
+A **pre-baseline** form (``crf.md`` v2, a scan before treatment start) has no ``baseline-date``:
+it belongs to the first baseline dated after it, and is a ``pre-baseline`` timepoint of that
+timeline (the tumour growth rate of its follow-ups, ``criteria.md`` §7). With no later baseline
+but an earlier one it joins the latest earlier baseline, where the assessment refuses it as the
+JSON API does (§1 rule 4: dated on or after the baseline). With no baseline at all it is stored
+and waits for its baseline: its exam is written on its own (:func:`~fhirnet.fhir.build.
+pre_baseline_result`).
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 from fhirnet.criteria import assess
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.build import ExamResult, exam_results
+from fhirnet.fhir.build import ExamResult, exam_results, pre_baseline_result
 from fhirnet.fhir.extract import AssessmentType, ExamForm, assessment_request
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType, Severity
@@ -35,8 +43,8 @@ def assess_forms(
 
     :returns: the exams of every assessed timeline, and the issues found (errors and warnings).
     """
-    timelines, issues = _timelines(forms, received)
-    results: list[ExamResult] = []
+    timelines, waiting, issues = _timelines(forms, received)
+    results: list[ExamResult] = [pre_baseline_result(form) for form in waiting]
     for timeline in timelines:
         criteria = timeline[-1].criteria
         mine = [received[key] for key in map(form_key, timeline) if key in received]
@@ -51,7 +59,7 @@ def assess_forms(
             issues.append(
                 rule_warning(
                     mine[0].item("response-criteria"),
-                    f"The timeline from the baseline of {timeline[0].imaging_date} is assessed "
+                    f"The timeline from the baseline of {_baseline_date(timeline)} is assessed "
                     f"with {CRITERIA_LABELS[criteria]}, the criteria of its latest form; earlier "
                     f"forms name {', '.join(CRITERIA_LABELS[c] for c in others)}.",
                 )
@@ -62,10 +70,11 @@ def assess_forms(
 
 def _timelines(
     forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm]
-) -> tuple[list[list[ExamForm]], list[Issue]]:
-    """Split a patient's forms into timelines, each a baseline form and its follow-ups in date
-    order (module docstring); with an error for each submitted form that has no baseline
-    and a warning for each stored one."""
+) -> tuple[list[list[ExamForm]], list[ExamForm], list[Issue]]:
+    """Split a patient's forms into timelines, each a baseline form and its pre-baseline and
+    follow-up forms in date order (module docstring), and the pre-baseline forms that wait for a
+    baseline; with an error for each submitted follow-up that has no baseline and a warning for
+    each stored one."""
     ordered = sorted(forms, key=lambda form: form.imaging_date)
     baselines: dict[dt.date, ExamForm] = {}
     issues: list[Issue] = []
@@ -95,8 +104,17 @@ def _timelines(
             )
         )
     timelines = {day: [form] for day, form in baselines.items()}
+    waiting: list[ExamForm] = []
     for form in ordered:
         if form.assessment_type is AssessmentType.BASELINE:
+            continue
+        if form.pre_baseline:
+            later = [day for day in timelines if day > form.imaging_date]
+            earlier = [day for day in timelines if day <= form.imaging_date]
+            if later or earlier:
+                timelines[min(later) if later else max(earlier)].append(form)
+            else:
+                waiting.append(form)
             continue
         new = received.get(form_key(form))
         home = form.baseline_date if form.baseline_date in timelines else None
@@ -114,7 +132,16 @@ def _timelines(
             issues.append(rule_error(new.item("baseline-date"), message))
         else:
             issues.append(rule_warning(None, f"{_named(form)} is left out. {message}."))
-    return [timelines[day] for day in sorted(timelines)], issues
+    ordered_timelines = [sorted(timelines[day], key=_date) for day in sorted(timelines)]
+    return ordered_timelines, waiting, issues
+
+
+def _date(form: ExamForm) -> dt.date:
+    return form.imaging_date
+
+
+def _baseline_date(timeline: Sequence[ExamForm]) -> dt.date:
+    return next(f.imaging_date for f in timeline if f.assessment_type is AssessmentType.BASELINE)
 
 
 def _rule_issues(

@@ -10,10 +10,11 @@ RuleSet: LocalCodeSystem
 CodeSystem: AssessmentTypeCS
 Id: assessment-type
 Title: "Assessment type"
-Description: "Whether the reported exam is the baseline of the response assessment or a follow-up. DICOM CID 6146 (Time Point Type) has UMLS C1442488 'Baseline' but no code for a generic follow-up time point, so the form uses these two codes."
+Description: "Whether the reported exam is the baseline of the response assessment, a follow-up, or (criteria v2) a pre-baseline scan used only for the tumour growth rate. DICOM CID 6146 (Time Point Type) has UMLS C1442488 'Baseline' but no code for a generic follow-up or a pre-treatment time point, so the form uses these codes."
 * insert LocalCodeSystem
 * #baseline "Baseline" "The reference exam before (or at the start of) the therapy whose response is assessed; target lesions are selected on it."
 * #follow-up "Follow-up" "An exam after the baseline, compared with the baseline and the nadir."
+* #pre-baseline "Pre-baseline" "A scan before treatment start, dated before the baseline, used only for the tumour growth rate (pre-treatment TGR, hyperprogression); it is never assessed as an exam."
 
 CodeSystem: ImagingProcedureCS
 Id: imaging-procedure
@@ -60,6 +61,7 @@ Description: "Status of a non-target lesion at an exam (RECIST 1.1 section 4.3.3
 * #absent "Absent" "The lesion has disappeared (nodes: normal size, < 10 mm short axis)."
 * #progression "Unequivocal progression" "Unequivocal progression of the existing non-target lesion."
 * #not-evaluated "Not evaluated" "The lesion was not assessed at this exam."
+* #increased "Increased" "Further increase since the last assessment, not by itself unequivocal progression (the iRECIST FAQ's INCLA); after an iUPD driven by non-target lesions it confirms iCPD."
 
 CodeSystem: IntratumoralNodulesCS
 Id: intratumoral-nodules
@@ -171,6 +173,10 @@ Description: "Codes for what fhirnet writes where no standard code (LOINC, SNOME
 * #measurability-threshold "PERCIST measurability threshold" "Minimum measurable SULpeak of this scan: 1.5 x liver SULmean + 2 SD, or 2.0 x blood-pool SULmean + 2 SD."
 * #new-lesion-sum-of-diameters "Sum of diameters of new-lesion targets" "Sum of the diameters of the new measurable lesions (iRECIST new-lesion targets); never added to the target sum."
 * #confirmation-of "Confirmation of iUPD dated" "Date of the iUPD timepoint that this iCPD confirms (iRECIST)."
+* #tumor-growth-rate-pre-treatment "Tumour growth rate before treatment" "Tumour growth rate from the latest pre-baseline scan to the baseline, percent per month (Ferte 2014: 100 x (exp(3 ln(D2/D1) / months) - 1))."
+* #tumor-growth-rate-on-treatment "Tumour growth rate on treatment" "Tumour growth rate from the baseline to the first follow-up, percent per month (Ferte 2014)."
+* #tumor-growth-rate-ratio "Tumour growth rate ratio" "On-treatment tumour growth rate divided by the pre-treatment one (when the latter is above 0)."
+* #hyperprogression "Hyperprogression" "Progression at the first follow-up with a tumour growth rate ratio of at least 2 (Champiat 2017)."
 * #reader-response-vs-baseline "Reader's response versus baseline" "The response category the reader gave on the form, compared with baseline."
 * #reader-response-vs-nadir "Reader's response versus nadir" "The response category the reader gave on the form, compared with the nadir."
 * #reader-discordant "Reader discordant" "True when a response category given by the reader differs from the one fhirnet computed."

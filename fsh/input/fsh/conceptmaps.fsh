@@ -189,7 +189,7 @@ Instance: non-target-status-to-cdisc
 InstanceOf: ConceptMap
 Usage: #definition
 Title: "Non-target status to CDISC tumor state"
-Description: "The form's non-target lesion status to the results of the CDISC tumour-state test (TRTESTCD TUMSTATE; codelist C124309 'Tumor or Lesion Properties Test Result', NCIt codes), as the CDISC RECIST 1.1 supplement records non-target lesions."
+Description: "The form's non-target lesion status to the results of the CDISC tumour-state test (TRTESTCD TUMSTATE; codelist C124309 'Tumor or Lesion Properties Test Result', NCIt codes), as the CDISC RECIST 1.1 supplement records non-target lesions. The status increased (criteria v2) has no TUMSTATE result of its own and maps to PRESENT (wider, with a comment)."
 * insert ConceptMapMetadata(non-target-status-to-cdisc, NonTargetStatusToCdisc, Non-target status to CDISC tumor state)
 * sourceCanonical = Canonical(NonTargetStatusVS)
 * group[+].source = $cs-non-target-status
@@ -200,3 +200,5 @@ Description: "The form's non-target lesion status to the results of the CDISC tu
   * insert Map(progression, Unequivocal progression, C123645, Unequivocal, equivalent)
   * element[=].target[=].comment = "CDISC records unequivocal progression of a non-target lesion as TUMSTATE = UNEQUIVOCAL."
   * insert Map(not-evaluated, Not evaluated, C62222, Unevaluable, equivalent)
+  * insert Map(increased, Increased, C25626, Present, wider)
+  * element[=].target[=].comment = "CDISC TUMSTATE has no result for a further increase that is not unequivocal progression (the iRECIST FAQ's INCLA): UNEQUIVOCAL would overstate it, so the lesion is recorded PRESENT, which is wider and loses the increase. A sponsor-defined TRORRES text (e.g. INCREASED) can carry it."

@@ -111,7 +111,8 @@ Description: "The measurements of one target lesion at one exam: longest diamete
 * component[meanDensity] ^short = "CRF lesion-density: mean attenuation on CT, Hounsfield units"
 * component[meanDensity].code = $DCM#112181
 * insert QuantityComponent(meanDensity, "[hnsf'U]")
-* component[meanDensity].valueQuantity ^minValueQuantity = 0 $UCUM#"[hnsf'U]"
+* component[meanDensity].valueQuantity ^minValueQuantity = -1024 $UCUM#"[hnsf'U]"
+* component[meanDensity].valueQuantity ^maxValueQuantity = 3071 $UCUM#"[hnsf'U]"
 * component[suvMax] ^short = "CRF lesion-suv-max: SUVmax (body weight)"
 * component[suvMax].code = $NCIT#C95012
 * insert QuantityComponent(suvMax, g/ml{SUVbw})

@@ -66,6 +66,10 @@ Description: "fhirnet's overall timepoint response at one follow-up exam under t
     measurabilityThreshold 0..1 MS and
     newLesionSum 0..1 MS and
     confirmationOf 0..1 MS and
+    tgrPreTreatment 0..1 MS and
+    tgrOnTreatment 0..1 MS and
+    tgrRatio 0..1 MS and
+    hyperprogression 0..1 MS and
     readerResponseVsBaseline 0..1 MS and
     readerResponseVsNadir 0..1 MS and
     readerDiscordant 0..1 MS
@@ -123,6 +127,18 @@ Description: "fhirnet's overall timepoint response at one follow-up exam under t
 * component[confirmationOf] ^short = "iRECIST: date of the iUPD this iCPD confirms (confirmationOf)"
 * component[confirmationOf].code = $obs#confirmation-of
 * insert TypedComponent(confirmationOf, dateTime)
+* component[tgrPreTreatment] ^short = "Tumour growth rate pre-baseline to baseline, %/month (tumorGrowthRate.preTreatmentPctPerMonth); only with a pre-baseline scan"
+* component[tgrPreTreatment].code = $obs#tumor-growth-rate-pre-treatment
+* insert QuantityComponent(tgrPreTreatment, %/mo)
+* component[tgrOnTreatment] ^short = "Tumour growth rate baseline to first follow-up, %/month (tumorGrowthRate.onTreatmentPctPerMonth)"
+* component[tgrOnTreatment].code = $obs#tumor-growth-rate-on-treatment
+* insert QuantityComponent(tgrOnTreatment, %/mo)
+* component[tgrRatio] ^short = "On-treatment / pre-treatment tumour growth rate (tumorGrowthRate.ratio)"
+* component[tgrRatio].code = $obs#tumor-growth-rate-ratio
+* insert QuantityComponent(tgrRatio, 1)
+* component[hyperprogression] ^short = "Hyperprogression: progression at the first follow-up and TGR ratio >= 2 (tumorGrowthRate.hyperprogression); present whenever the patient has a pre-baseline scan"
+* component[hyperprogression].code = $obs#hyperprogression
+* insert TypedComponent(hyperprogression, boolean)
 * component[readerResponseVsBaseline] ^short = "The reader's own category versus baseline (CRF response-vs-baseline)"
 * component[readerResponseVsBaseline].code = $obs#reader-response-vs-baseline
 * insert CodedComponent(readerResponseVsBaseline, ResponseCategoryVS)

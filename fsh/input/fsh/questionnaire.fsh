@@ -70,7 +70,7 @@ Instance: gep-net-imaging-crf
 InstanceOf: Questionnaire
 Usage: #definition
 Title: "GEP-NET imaging case-report form"
-Description: "Standardized imaging case-report form for the response of gastroenteropancreatic neuroendocrine tumours to systemic therapy (RECIST 1.1, iRECIST, Choi, PERCIST 1.0), with the risk-stratification items of the review it comes from (Table 1, Table 2, sections I and V). One QuestionnaireResponse per exam; QuestionnaireResponse.subject (the Patient) is required, and identity lives in the Patient resource, not in the answers."
+Description: "Standardized imaging case-report form for the response of gastroenteropancreatic neuroendocrine tumours to systemic therapy (RECIST 1.1, iRECIST, Choi, PERCIST 1.0), with the risk-stratification items of the review it comes from (Table 1, Table 2, sections I and V). One QuestionnaireResponse per exam; a pre-baseline exam (a scan before treatment start, used only for the tumour growth rate) is filled like a baseline one. QuestionnaireResponse.subject (the Patient) is required, and identity lives in the Patient resource, not in the answers."
 * url = "https://fhirnet.dev/fhir/Questionnaire/gep-net-imaging-crf"
 * version = "0.1.0"
 * name = "GepNetImagingCrf"
@@ -133,7 +133,7 @@ Description: "Standardized imaging case-report form for the response of gastroen
   * item[+]
     * insert Question(lesion-density, decimal, Density (mean attenuation on CT\))
     * insert Unit("[hnsf'U]", HU)
-    * insert DecimalMin(0)
+    * insert DecimalRange(-1024, 3071)
     * insert Code($DCM, 112181, Mean Attenuation Coefficient)
   * item[+]
     * insert Question(lesion-suv-max, decimal, SUVmax)

@@ -11,7 +11,7 @@ RuleSet: ProjectValueSet
 ValueSet: AssessmentTypeVS
 Id: assessment-type
 Title: "Assessment type"
-Description: "Baseline or follow-up."
+Description: "Baseline, follow-up or pre-baseline."
 * insert ProjectValueSet
 * include codes from system AssessmentTypeCS
 
