@@ -299,9 +299,9 @@ def continuing_pr(target: Category, m: Measured, since: dt.date | None) -> Categ
         response=Response.PR,
         reasons=(
             f"sum of diameters {mm(m.sum_mm)} is {vs_baseline} and {vs_nadir}: SD by the "
-            f"numbers, but the target response PR (or CR) since {since} continues until PD: "
-            'target PR, a continuing PR (EORTC RECIST Q&A "definition of SD"; criteria.md '
-            "§2.1 rule 6, D16)",
+            f"numbers, but the target response has been PR or better since {since} and only PD "
+            'ends it: target PR, a continuing PR (EORTC RECIST Q&A "definition of SD"; '
+            "criteria.md §2.1 rule 6, D16)",
         ),
     )
 

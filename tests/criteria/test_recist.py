@@ -553,3 +553,226 @@ def test_reasons_state_the_numbers_behind_the_category() -> None:
         "nor PD"
     )
     assert tp.reasons[-1] == "target SD, non-target none, no counted new lesion: overall SD"
+
+
+# --- §2.1 rule 6 (v2): continuing PR (EORTC RECIST Q&A "definition of SD"; D16)
+
+CONTINUING_PR = [
+    # (id, follow-ups as (day, sum or None, extra lesions), expected target, expected overall)
+    # EORTC worked example 165 -> 63 -> 65 mm: "continued PR" (65 is still 60.6 % below baseline).
+    ("eortc-165-63-65-is-continued-pr", [(56, 63, ()), (112, 65, ())], "PR PR", "PR PR"),
+    # +18.3 % over the nadir 60, only 29 % below baseline: SD by the numbers, still PR.
+    ("sd-by-numbers-after-pr-stays-pr", [(56, 60, ()), (112, 71, ())], "PR PR", "PR PR"),
+    # Only target PD ends it: 73 is +21.7 % and +13 mm over the nadir 60; 71 after it is SD.
+    (
+        "target-pd-ends-the-continuing-pr",
+        [(56, 60, ()), (112, 71, ()), (168, 73, ()), (224, 71, ())],
+        "PR PR PD SD",
+        "PR PR PD SD",
+    ),
+    # Target NE in between is skipped.
+    (
+        "target-ne-in-between-is-skipped",
+        [(56, 60, ()), (112, None, ()), (168, 71, ())],
+        "PR NE PR",
+        "PR NE PR",
+    ),
+    # Overall PD by a new lesion or by non-targets does not end it (D16).
+    (
+        "overall-pd-by-a-new-lesion-does-not-end-it",
+        [(56, 60, ()), (112, 71, (new("N1"), non_target("NT1"))), (168, 71, ())],
+        "PR PR PR",
+        "PR PD PR",
+    ),
+    (
+        "overall-pd-by-non-targets-does-not-end-it",
+        [(56, 60, ()), (112, 71, (non_target("NT1", "progression"),)), (168, 71, ())],
+        "PR PR PR",
+        "PR PD PR",
+    ),
+    # Without an earlier target PR there is nothing to continue.
+    ("sd-without-an-earlier-pr-is-sd", [(56, 80, ()), (112, 71, ())], "SD SD", "SD SD"),
+]
+
+
+@pytest.mark.parametrize(
+    ("follow_ups", "targets", "overalls"),
+    [row[1:] for row in CONTINUING_PR],
+    ids=[row[0] for row in CONTINUING_PR],
+)
+def test_a_target_pr_continues_until_target_pd(
+    follow_ups: list[tuple[int, float | None, tuple[object, ...]]], targets: str, overalls: str
+) -> None:
+    """§2.1 rule 6 (v2, D16); baseline: one liver target (165 mm in the EORTC row, else 100)
+    and one bone non-target, listed present unless a row says otherwise."""
+    base = 165 if follow_ups[0][1] == 63 else 100
+    result = run(
+        RECIST,
+        exam(0, target("T1", base), non_target("NT1")),
+        *(
+            exam(d, target("T1", mm), *(extra or (non_target("NT1"),)))  # type: ignore[arg-type]
+            for d, mm, extra in follow_ups
+        ),
+    )
+    assert " ".join(str(t.target_response) for t in result.timepoints) == targets
+    assert " ".join(str(t.overall_response) for t in result.timepoints) == overalls
+
+
+def test_a_continuing_pr_explains_itself_with_both_changes() -> None:
+    """§2.1 rule 6: reasons give the change from baseline and from the nadir."""
+    result = run(
+        RECIST, exam(0, target("T1", 100)), exam(56, target("T1", 60)), exam(112, target("T1", 71))
+    )
+    assert result.timepoints[1].reasons[0] == (
+        "sum of diameters 71.0 mm is 29.0% below baseline 100.0 mm and 18.3% above the nadir of "
+        f"{day(56)} 60.0 mm: SD by the numbers, but the target response has been PR or better "
+        f"since {day(56)} and only PD ends it: target PR, a continuing PR (EORTC RECIST Q&A "
+        '"definition of SD"; criteria.md §2.1 rule 6, D16)'
+    )
+
+
+def test_a_pr_is_confirmed_by_a_continuing_pr() -> None:
+    """D16: "a continuing PR counts as PR for confirmation" (§6.3); v1 gave SD, unconfirmed."""
+    result = run(
+        RECIST,
+        exam(0, target("T1", 100)),
+        exam(56, target("T1", 60)),  # PR
+        exam(84, target("T1", 71)),  # SD by the numbers, 28 days later: continuing PR
+        confirmation=True,
+    )
+    assert [t.overall_response for t in result.timepoints] == [R.PR, R.PR]
+    bor = result.best_overall_response
+    assert (bor.response, bor.date, bor.confirmed) == (R.PR, day(56), True)
+
+
+# --- §2.4 (v2): reappearance after CR only when the CR was definitive (D15)
+
+REAPPEARANCE = [
+    # (id, confirmationRequired, earlier follow-ups as (day, T1 mm, NT1 status),
+    #  the follow-up where something is listed again, expected target / non-target / overall,
+    #  whether unconfirmed-cr is warned)
+    # Without confirmation every CR is definitive: T1 back at 3 mm is PD.
+    (
+        "no-confirmation-cr-is-definitive",
+        False,
+        [(56, 0, "absent")],
+        (112, 3, "absent"),
+        "PD CR PD",
+        False,
+    ),
+    # With confirmation a single CR is not definitive: ordinary rules; 3 mm over a 0 nadir is
+    # not PD (< 5 mm), 3 <= 70 % of 20: PR.
+    (
+        "single-cr-is-not-definitive",
+        True,
+        [(56, 0, "absent")],
+        (112, 3, "absent"),
+        "PR CR PR",
+        True,
+    ),
+    # An earlier CR exactly 28 days before makes the CR definitive.
+    (
+        "cr-confirmed-28-days-earlier-is-definitive",
+        True,
+        [(56, 0, "absent"), (84, 0, "absent")],
+        (112, 3, "absent"),
+        "PD CR PD",
+        False,
+    ),
+    (
+        "cr-27-days-after-the-first-is-not-definitive",
+        True,
+        [(56, 0, "absent"), (83, 0, "absent")],
+        (112, 3, "absent"),
+        "PR CR PR",
+        True,
+    ),
+    # At most one NE between the two CRs.
+    (
+        "one-ne-between-the-crs-is-allowed",
+        True,
+        [(56, 0, "absent"), (70, None, "absent"), (84, 0, "absent")],
+        (112, 3, "absent"),
+        "PD CR PD",
+        False,
+    ),
+    (
+        "two-ne-between-the-crs-are-not",
+        True,
+        [(56, 0, "absent"), (63, None, "absent"), (70, None, "absent"), (90, 0, "absent")],
+        (112, 3, "absent"),
+        "PR CR PR",
+        True,
+    ),
+    # A non-target reported "increased" after a definitive CR is PD like "present" (§2.2, §2.4).
+    (
+        "increased-non-target-after-definitive-cr",
+        False,
+        [(56, 0, "absent")],
+        (112, 0, "increased"),
+        "CR PD PD",
+        False,
+    ),
+    # After an unconfirmed CR a present non-target is NON-CR/NON-PD: target CR + it = PR.
+    (
+        "present-non-target-after-unconfirmed-cr",
+        True,
+        [(56, 0, "absent")],
+        (112, 0, "present"),
+        "CR NON-CR/NON-PD PR",
+        True,
+    ),
+    # Nothing reappears: no warning, even after an unconfirmed CR.
+    (
+        "nothing-reappears-no-warning",
+        True,
+        [(56, 0, "absent")],
+        (112, 0, "absent"),
+        "CR CR CR",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("confirmation", "earlier", "again", "expected", "warned"),
+    [row[1:] for row in REAPPEARANCE],
+    ids=[row[0] for row in REAPPEARANCE],
+)
+def test_reappearance_after_cr_is_pd_only_after_a_definitive_cr(
+    confirmation: bool,
+    earlier: list[tuple[int, float | None, str]],
+    again: tuple[int, float, str],
+    expected: str,
+    warned: bool,
+) -> None:
+    """§2.4 (v2), D15: "CR (overall) was definitively assigned at the previous assessment"."""
+    result = run(
+        RECIST,
+        exam(0, target("T1", 20), non_target("NT1")),
+        *(exam(d, target("T1", mm), non_target("NT1", s)) for d, mm, s in [*earlier, again]),
+        confirmation=confirmation,
+    )
+    last = result.timepoints[-1]
+    got = f"{last.target_response} {last.non_target_response} {last.overall_response}"
+    assert got == expected
+    unconfirmed = [w for w in result.warnings if w.startswith("unconfirmed-cr: ")]
+    assert len(unconfirmed) == (1 if warned else 0)
+    if warned:
+        assert f"on {day(again[0])}" in unconfirmed[0]
+        assert f"overall CR of {day(earlier[-1][0])}, which is not definitive" in unconfirmed[0]
+        assert any("judged by the ordinary rules" in r for r in last.reasons)
+
+
+def test_a_node_back_at_10_mm_after_an_unconfirmed_cr_is_judged_by_the_nadir() -> None:
+    """§2.4 (v2): "the nadir sum decides PD"; 20 + 18 -> 0 + 5 (CR) -> 0 + 10: +5 mm, +100 %."""
+    result = run(
+        RECIST,
+        exam(0, target("T1", 20), node("N1", 18)),
+        exam(56, target("T1", 0), node("N1", 5)),
+        exam(112, target("T1", 0), node("N1", 10)),
+        exam(168, target("T1", 0), node("N1", 9.9)),
+        confirmation=True,
+    )
+    assert [t.target_response for t in result.timepoints] == [R.CR, R.PD, R.CR]
+    assert [w.split(": ")[0] for w in result.warnings] == ["unconfirmed-cr"]
