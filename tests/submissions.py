@@ -41,18 +41,29 @@ WRITTEN = (
 
 
 def form_paths(patient: str) -> list[Path]:
-    """The patient's example forms, in date order."""
+    """The patient's baseline and follow-up example forms (numbered 01, 02, ...), in date order;
+    a pre-baseline form (00, before the baseline) is :func:`form` ``(patient, 0)``."""
+    return [path for path in _all_forms(patient) if not path.name.startswith("00-")]
+
+
+def _all_forms(patient: str) -> list[Path]:
     return sorted((FORMS_DIR / patient).glob("*.json"))
 
 
+def _form_path(patient: str, number: int) -> Path:
+    (path,) = (p for p in _all_forms(patient) if p.name.startswith(f"{number:02d}-"))
+    return path
+
+
 def form(patient: str, number: int) -> Json:
-    """A fresh copy of the patient's ``number``-th example form (1 = the baseline)."""
-    loaded: Json = json.loads(form_paths(patient)[number - 1].read_text(encoding="utf-8"))
+    """A fresh copy of the patient's example form ``number`` (its file's ``NN``: 1 = the
+    baseline, 0 = the pre-baseline scan of a patient that has one)."""
+    loaded: Json = json.loads(_form_path(patient, number).read_text(encoding="utf-8"))
     return loaded
 
 
 def golden(patient: str, number: int) -> Json:
-    path = GOLDEN_DIR / patient / form_paths(patient)[number - 1].name
+    path = GOLDEN_DIR / patient / _form_path(patient, number).name
     loaded: Json = json.loads(path.read_text(encoding="utf-8"))
     return loaded
 

@@ -53,15 +53,20 @@ from tests.submissions import (
     target,
 )
 
-#: The categories of each exam (baseline: ``None``), as examples/questionnaire-responses/README.md
-#: tells them.
+#: The categories of each exam (baseline and pre-baseline: ``None``), as
+#: examples/questionnaire-responses/README.md tells them; the last RECIST exam is a continuing PR
+#: (criteria v2 §2.1 rule 6, D16).
 EXPECTED = {
-    RECIST: [None, "SD", "SD", "PR", "PR", "SD"],
+    RECIST: [None, "SD", "SD", "PR", "PR", "PR"],
     CHOI: [None, "PR", "PR", "SD", "PD"],
-    IRECIST: [None, "iUPD", "iSD", "iSD", "iPR"],
+    IRECIST: [None, None, "iUPD", "iSD", "iSD", "iPR"],
 }
+#: The number of each patient's first form: 0 for a patient with a pre-baseline scan (00-...).
+FIRST = {RECIST: 1, CHOI: 1, IRECIST: 0}
 CODES = {coding.code: response.value for response, coding in RESPONSE_CATEGORIES.items()}
-FORMS = [(patient, n) for patient in EXPECTED for n in range(1, len(EXPECTED[patient]) + 1)]
+FORMS = [
+    (patient, FIRST[patient] + i) for patient in EXPECTED for i in range(len(EXPECTED[patient]))
+]
 
 Submit = Callable[..., Submission]
 
@@ -120,8 +125,10 @@ def observation(
 
 
 def submit_all(send: Submit, patient: str, up_to: int | None = None) -> list[Submission]:
-    count = len(form_paths(patient)) if up_to is None else up_to
-    return [send(form(patient, n)) for n in range(1, count + 1)]
+    """Submit the patient's example forms in order, its pre-baseline form first, up to the form
+    numbered ``up_to`` (all of them by default)."""
+    last = len(form_paths(patient)) if up_to is None else up_to
+    return [send(form(patient, n)) for n in range(FIRST[patient], last + 1)]
 
 
 def errors(error: UnprocessableResourceError | MalformedRequestError) -> list[Issue]:
@@ -170,7 +177,7 @@ def test_extract_gives_the_golden_transaction_and_writes_nothing(
 
     assert normalised(bundle) == normalised(golden(patient, number))
     assert counts(embedded) == before
-    assert len(store.sent) == number - 1
+    assert len(store.sent) == number - FIRST[patient]
 
 
 def test_extract_of_a_stored_form_still_gives_its_exam(
@@ -232,7 +239,7 @@ def test_an_amended_baseline_reassesses_every_later_exam(
     assert len(store.sent) == 7  # one more transaction, with every exam in it
     after = reports(store, RECIST)
     assert [r["status"] for r in after] == ["amended"] * 6
-    assert [category(r) for r in after] == [None, "SD", "PR", "PR", "PR", "SD"]
+    assert [category(r) for r in after] == [None, "SD", "PR", "PR", "PR", "PR"]
     assert {r["identifier"][0]["value"] for r in after} == {
         e["resource"]["identifier"][0]["value"]
         for e in written["entry"]

@@ -25,8 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from a checkout, like the CLI of fsh/tools
 
 from fhirnet.criteria import assess  # noqa: E402
-from fhirnet.fhir.build import build_transaction, exam_results  # noqa: E402
-from fhirnet.fhir.extract import assessment_request, extract_form  # noqa: E402
+from fhirnet.fhir.build import (  # noqa: E402
+    build_transaction,
+    exam_results,
+    pre_baseline_result,
+)
+from fhirnet.fhir.extract import AssessmentType, assessment_request, extract_form  # noqa: E402
 
 FORMS = ROOT / "examples" / "questionnaire-responses"
 GOLDEN = ROOT / "examples" / "transactions"
@@ -36,15 +40,19 @@ ISSUED = dt.datetime(2026, 11, 21, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=
 
 def transactions() -> dict[Path, dict[str, Any]]:
     """Every golden Bundle by the path it belongs at: one per example form, built from the
-    patient's forms up to and including it, assessed with that form's criteria."""
+    patient's forms up to and including it, assessed with that form's criteria. A pre-baseline
+    form sent before its baseline (``00-...``) is written on its own, not assessed."""
     found: dict[Path, dict[str, Any]] = {}
     for patient in sorted(p for p in FORMS.iterdir() if p.is_dir()):
         paths = sorted(patient.glob("*.json"))
         forms = [extract_form(json.loads(path.read_text(encoding="utf-8"))) for path in paths]
         for index, path in enumerate(paths):
             history = forms[: index + 1]
-            assessment = assess(assessment_request(history, history[-1].criteria))
-            exam = exam_results(history, assessment)[-1]
+            if not any(f.assessment_type is AssessmentType.BASELINE for f in history):
+                exam = pre_baseline_result(history[-1])
+            else:
+                assessment = assess(assessment_request(history, history[-1].criteria))
+                exam = exam_results(history, assessment)[-1]
             found[GOLDEN / patient.name / path.name] = build_transaction([exam], issued=ISSUED)
     return found
 

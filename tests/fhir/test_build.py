@@ -24,10 +24,22 @@ import pytest
 from fhirnet import __version__
 from fhirnet.criteria import Response, assess
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.build import ExamResult, build_transaction, exam_results, exams_to_rebuild
+from fhirnet.fhir.build import (
+    ExamResult,
+    build_transaction,
+    exam_results,
+    exams_to_rebuild,
+    pre_baseline_result,
+)
 from fhirnet.fhir.conformance import validate_resource
 from fhirnet.fhir.datatypes import NCIT, OBSERVATION_CODES, number
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES, ExamForm, assessment_request, extract_form
+from fhirnet.fhir.extract import (
+    RESPONSE_CATEGORIES,
+    AssessmentType,
+    ExamForm,
+    assessment_request,
+    extract_form,
+)
 from fhirnet.fhir.identifiers import (
     CRF_SUBMISSION,
     ExamKey,
@@ -111,6 +123,9 @@ def _history(path: Path) -> list[ExamForm]:
 
 
 def _results(forms: Sequence[ExamForm]) -> tuple[ExamResult, ...]:
+    """The exams of ``forms``; a pre-baseline form before any baseline is written on its own."""
+    if not any(form.assessment_type is AssessmentType.BASELINE for form in forms):
+        return tuple(pre_baseline_result(form) for form in forms)
     return exam_results(forms, assess(assessment_request(forms, forms[-1].criteria)))
 
 
@@ -179,7 +194,7 @@ def _diff(expected: Json, actual: Json) -> str:
 def test_there_is_one_golden_bundle_per_example_form() -> None:
     golden = sorted(p.relative_to(GOLDEN_DIR) for p in GOLDEN_DIR.glob("*/*.json"))
     assert golden == sorted(p.relative_to(FORMS_DIR) for p in FORM_FILES)
-    assert len(golden) == 16
+    assert len(golden) == 17  # 16 baseline and follow-up forms, 1 pre-baseline form
 
 
 @pytest.mark.parametrize("path", FORM_FILES, ids=_ids)
@@ -196,10 +211,9 @@ def test_the_bundle_is_its_golden_file(path: Path) -> None:
 
 
 def test_the_comparison_ignores_only_server_and_clock_fields() -> None:
-    bundle = _bundle(FORM_FILES[1])
-    later = build_transaction(
-        [_results(_history(FORM_FILES[1]))[-1]], issued=ISSUED + dt.timedelta(days=3)
-    )
+    path = FORMS_DIR / "g3-nec-immunotherapy" / "02-2025-04-28-follow-up.json"
+    bundle = _bundle(path)
+    later = build_transaction([_results(_history(path))[-1]], issued=ISSUED + dt.timedelta(days=3))
     assert later != bundle
     assert _normalised(later) == _normalised(bundle)
     changed = copy.deepcopy(bundle)
@@ -430,8 +444,63 @@ def test_the_figures_written_are_the_json_endpoints(patient: str) -> None:
         {**{k: v for k, v in tp.items() if v is not None}, "baselineDate": api["baselineDate"]}
         for tp in api["timepoints"]
     ]
-    follow_ups = sorted((FORMS_DIR / patient).glob("*.json"))[1:]
+    follow_ups = sorted((FORMS_DIR / patient).glob("*-follow-up.json"))
     assert [_as_api_timepoint(_bundle(path)) for path in follow_ups] == expected
+
+
+#: Component code → the assessment API's ``tumorGrowthRate`` field (criteria.md §7).
+GROWTH_RATE_FIELDS = {
+    "tumor-growth-rate-pre-treatment": "preTreatmentPctPerMonth",
+    "tumor-growth-rate-on-treatment": "onTreatmentPctPerMonth",
+    "tumor-growth-rate-ratio": "ratio",
+    "hyperprogression": "hyperprogression",
+}
+
+
+def _growth_rate(bundle: Json) -> Json | None:
+    """The tumour growth rate components of a Bundle's response assessment, as the API's
+    ``tumorGrowthRate``; ``None`` when it has none."""
+    found: Json = {}
+    for component in _one(bundle, "response-assessment")["component"]:
+        coding = component["code"]["coding"][0]
+        field = GROWTH_RATE_FIELDS.get(coding["code"])
+        if coding["system"] == OBSERVATION_CODES and field is not None:
+            found[field] = component.get("valueBoolean", component.get("valueQuantity", {}))
+            if isinstance(found[field], dict):
+                found[field] = found[field]["value"]
+    return found or None
+
+
+@pytest.mark.parametrize("patient", PATIENTS)
+def test_every_follow_up_carries_the_json_endpoints_tumour_growth_rate(patient: str) -> None:
+    api = assess_document((ASSESSMENTS_DIR / PATIENTS[patient]).read_bytes())
+    follow_ups = sorted((FORMS_DIR / patient).glob("*-follow-up.json"))
+
+    growth = {_as_json(_growth_rate(_bundle(path))) for path in follow_ups}
+
+    assert growth == {_as_json(api.get("tumorGrowthRate"))}
+
+
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def test_a_pre_baseline_form_writes_its_sum_and_a_report_without_category() -> None:
+    path = FORMS_DIR / "g3-nec-immunotherapy" / "00-2025-01-20-pre-baseline.json"
+
+    bundle = _bundle(path)
+
+    assert _kinds(bundle) == [
+        "QuestionnaireResponse",
+        "sum-of-diameters",
+        "imaging-response-report",
+        "assessment-provenance",
+    ]
+    # 40 + 27 + 22 mm: the D of the pre-treatment growth rate (criteria.md §7).
+    assert _one(bundle, "sum-of-diameters")["valueQuantity"]["value"] == 89.0
+    report = _one(bundle, "imaging-response-report")
+    assert "conclusionCode" not in report
+    assert report["conclusion"].startswith("iRECIST: pre-baseline scan before treatment start")
 
 
 # -- the reader's conclusion ----------------------------------------------------------------------

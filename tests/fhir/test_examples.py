@@ -2,7 +2,8 @@
 
 Each form is an R4 QuestionnaireResponse that the CRF accepts; each patient's forms make a coherent
 series; and each patient's answers equal the JSON assessment example of the same patient in
-``examples/assessments/``, so extracting the forms must give that request back.
+``examples/assessments/``, so extracting the forms must give that request back, a pre-baseline
+scan included (``role: pre-baseline``, a form of assessment type ``pre-baseline``, crf.md v2).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ QUESTIONNAIRE = "https://fhirnet.dev/fhir/Questionnaire/gep-net-imaging-crf|0.1.
 SUBMISSION_SYSTEM = "https://fhirnet.dev/fhir/sid/crf-submission"
 #: The brief's "now": no example may be dated after it.
 TODAY = date(2026, 11, 21)
-FILE_NAME = re.compile(r"^(\d{2})-(\d{4}-\d{2}-\d{2})-(baseline|follow-up)\.json$")
+FILE_NAME = re.compile(r"^(\d{2})-(\d{4}-\d{2}-\d{2})-(pre-baseline|baseline|follow-up)\.json$")
 
 #: Patient folder → the JSON assessment example of the same patient.
 PATIENTS = {
@@ -37,11 +38,21 @@ PATIENTS = {
     "g3-nec-immunotherapy": "irecist-g3-nec-immunotherapy.json",
 }
 
-#: Computed overall response of each follow-up, in date order (the README's table).
+#: Computed overall response of each follow-up, in date order (the README's table). The last
+#: RECIST 1.1 exam is a continuing PR (criteria v2, §2.1 rule 6, D16): SD by the numbers.
 EXPECTED_CATEGORIES = {
     "pancreatic-net-everolimus": ["PR", "PR", "SD", "PD"],
-    "small-bowel-net-prrt": ["SD", "SD", "PR", "PR", "SD"],
+    "small-bowel-net-prrt": ["SD", "SD", "PR", "PR", "PR"],
     "g3-nec-immunotherapy": ["iUPD", "iSD", "iSD", "iPR"],
+}
+#: The tumour growth rate of the patients with a pre-baseline form (criteria.md §7).
+EXPECTED_GROWTH_RATES = {
+    "g3-nec-immunotherapy": {
+        "preTreatmentPctPerMonth": 28.8,
+        "onTreatmentPctPerMonth": 40.2,
+        "ratio": 1.39,
+        "hyperprogression": False,
+    },
 }
 
 #: The one deliberate reader error (README): a -29.3 % sum change read as PR instead of SD.
@@ -92,6 +103,10 @@ def _load(path: Path) -> Any:
 def _forms(patient: str) -> list[Form]:
     """The patient's forms in file-name order (NN)."""
     return [_load(path) for path in sorted((FORMS_DIR / patient).glob("*.json"))]
+
+
+def _follow_ups(patient: str) -> list[Form]:
+    return [f for f in _forms(patient) if _one(f["item"], "assessment-type") == "follow-up"]
 
 
 def _value(answer: Mapping[str, Any]) -> Any:
@@ -171,8 +186,10 @@ def _pet(items: Items) -> dict[str, Any]:
 def _timepoint(form: Form) -> dict[str, Any]:
     """The assessment API timepoint that a form's answers describe (contract field names)."""
     items = form["item"]
-    timepoint: dict[str, Any] = {
-        "date": _one(items, "imaging-date"),
+    timepoint: dict[str, Any] = {"date": _one(items, "imaging-date")}
+    if _one(items, "assessment-type") == "pre-baseline":
+        timepoint["role"] = "pre-baseline"
+    timepoint |= {
         # imaging-procedure codes are the API's modality values by design (fsh/README.md)
         "modalities": _answers(items, "imaging-procedure"),
         "targets": [_target(group) for group in _groups(items, "target-lesion")],
@@ -189,14 +206,11 @@ def _timepoint(form: Form) -> dict[str, Any]:
 
 
 def _expected_timepoints(assessment: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The JSON example's timepoints that are forms, in date order, as a form can state them."""
-    timepoints = sorted(
-        (tp for tp in assessment["timepoints"] if tp.get("role") != "pre-baseline"),
-        key=lambda tp: tp["date"],
-    )
-    expected = [dict(tp) for tp in timepoints]
+    """The JSON example's timepoints, every one a form, in date order, as a form states them."""
+    expected = [dict(tp) for tp in sorted(assessment["timepoints"], key=lambda tp: tp["date"])]
+    baseline = next(tp for tp in expected if tp.get("role") != "pre-baseline")
     # The CRF asks for intratumoral nodules at follow-up only (Choi compares with baseline).
-    expected[0].pop("intratumoralNodules", None)
+    baseline.pop("intratumoralNodules", None)
     return expected
 
 
@@ -210,7 +224,9 @@ def test_the_examples_are_the_three_patients_with_one_file_per_exam() -> None:
     for patient in PATIENTS:
         names = sorted(path.name for path in (FORMS_DIR / patient).glob("*.json"))
         assert len(names) >= 3, patient
-        for number, name in enumerate(names, start=1):
+        # The baseline is 01; pre-baseline scans come before it (00, ...).
+        before = sum(name.endswith("-pre-baseline.json") for name in names)
+        for number, name in enumerate(names, start=1 - before):
             match = FILE_NAME.match(name)
             assert match, name
             assert int(match[1]) == number, name
@@ -265,12 +281,18 @@ def test_a_patients_forms_are_one_series_from_its_baseline(patient: str) -> None
 
     assert {form["subject"]["reference"] for form in forms} == {f"Patient/{patient}"}
     assert dates == sorted(set(dates)), "imaging dates must increase strictly"
-    assert types == ["baseline"] + ["follow-up"] * (len(forms) - 1)
-    assert _one(forms[0]["item"], "baseline-date") is None
-    for form, imaging_date in zip(forms[1:], dates[1:], strict=True):
-        assert _one(form["item"], "baseline-date") == dates[0]
+    first = types.index("baseline")
+    assert types == ["pre-baseline"] * first + ["baseline"] + ["follow-up"] * (
+        len(forms) - 1 - first
+    )
+    # Only a follow-up names its baseline and nadir (the items are disabled otherwise).
+    for form in forms[: first + 1]:
+        assert _one(form["item"], "baseline-date") is None
+        assert _one(form["item"], "nadir-date") is None
+    for form, imaging_date in zip(forms[first + 1 :], dates[first + 1 :], strict=True):
+        assert _one(form["item"], "baseline-date") == dates[first]
         nadir_date = _one(form["item"], "nadir-date")
-        assert nadir_date is None or dates[0] <= nadir_date < imaging_date
+        assert nadir_date is None or dates[first] <= nadir_date < imaging_date
 
 
 @pytest.mark.parametrize("patient", PATIENTS)
@@ -290,7 +312,7 @@ def test_reader_answers_agree_with_the_computed_response_except_the_documented_o
 ) -> None:
     computed = assess_document((ASSESSMENTS_DIR / PATIENTS[patient]).read_bytes())
     by_date = {tp["date"]: tp for tp in computed["timepoints"] if "overallResponse" in tp}
-    follow_ups = _forms(patient)[1:]
+    follow_ups = _follow_ups(patient)
     assert [by_date[_one(f["item"], "imaging-date")]["overallResponse"] for f in follow_ups] == (
         EXPECTED_CATEGORIES[patient]
     )
@@ -306,3 +328,12 @@ def test_reader_answers_agree_with_the_computed_response_except_the_documented_o
     assert discordances == {
         key: value for key, value in DISCORDANCES.items() if key[0].startswith(f"{patient}-")
     }
+
+
+@pytest.mark.parametrize("patient", PATIENTS)
+def test_the_json_example_gives_the_growth_rate_of_the_pre_baseline_form(patient: str) -> None:
+    computed = assess_document((ASSESSMENTS_DIR / PATIENTS[patient]).read_bytes())
+    types = [_one(form["item"], "assessment-type") for form in _forms(patient)]
+
+    assert ("pre-baseline" in types) == (patient in EXPECTED_GROWTH_RATES)
+    assert computed.get("tumorGrowthRate") == EXPECTED_GROWTH_RATES.get(patient)

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 from fhirnet.criteria import (
-    Assessment,
     Criteria,
     Differentiation,
     FunctionalStatus,
@@ -35,6 +34,7 @@ from fhirnet.criteria import (
     RiskFactors,
     Syndrome,
     TargetLesion,
+    TimePointRole,
     assess,
 )
 from fhirnet.errors import InvalidInputError
@@ -87,16 +87,6 @@ def _forms(patient: str) -> list[ExamForm]:
     return [extract_form(_load(path)) for path in sorted((FORMS_DIR / patient).glob("*.json"))]
 
 
-def _without_pre_baseline(assessment: Assessment) -> Assessment:
-    """What the JSON example's assessment would be without its pre-baseline scan: the tumour
-    growth rate and its ``tgr-`` warnings need one, and the CRF has no pre-baseline form."""
-    return dataclasses.replace(
-        assessment,
-        tumor_growth_rate=None,
-        warnings=tuple(w for w in assessment.warnings if not w.startswith("tgr-")),
-    )
-
-
 # -- the FHIR path equals the JSON path -----------------------------------------------------------
 
 
@@ -111,7 +101,9 @@ def test_forms_give_the_json_endpoints_categories_and_figures(patient: str) -> N
     assert from_forms.criteria == from_json.criteria
     # Every follow-up: categories, sums, nadir, changes, criteria figures and reasons.
     assert from_forms.timepoints == from_json.timepoints
-    assert from_forms.warnings == _without_pre_baseline(from_json).warnings
+    # The pre-baseline form (crf.md v2) gives the same growth rate as the JSON's pre-baseline scan.
+    assert from_forms.tumor_growth_rate == from_json.tumor_growth_rate
+    assert from_forms.warnings == from_json.warnings
 
 
 @pytest.mark.parametrize("patient", PATIENTS)
@@ -121,18 +113,17 @@ def test_with_the_same_options_the_whole_assessment_is_the_json_endpoints(patien
 
     from_forms = assess(assessment_request(forms, forms[-1].criteria, options=request.options))
 
-    assert from_forms == _without_pre_baseline(assess(request))
+    assert from_forms == assess(request)
 
 
 @pytest.mark.parametrize("patient", PATIENTS)
 def test_each_form_is_the_json_examples_timepoint(patient: str) -> None:
     request = load_request(_load(ASSESSMENTS_DIR / PATIENTS[patient]))
-    expected = sorted(
-        (tp for tp in request.timepoints if tp.role.value == "assessment"), key=lambda t: t.date
-    )
+    expected = sorted(request.timepoints, key=lambda t: t.date)
     timepoints = [form.timepoint() for form in _forms(patient)]
     # The CRF asks for intratumoral nodules at Choi follow-ups only; the JSON baseline says none.
-    expected[0] = dataclasses.replace(expected[0], intratumoral_nodules=None)
+    first = next(i for i, tp in enumerate(expected) if tp.role is TimePointRole.ASSESSMENT)
+    expected[first] = dataclasses.replace(expected[first], intratumoral_nodules=None)
     assert timepoints == expected
 
 
@@ -194,7 +185,8 @@ def test_a_follow_up_with_the_readers_conclusion_and_an_equivocal_new_lesion() -
         NewLesion(id="N1", site="liver", modality=Modality.SSTR_PET, equivocal=True),
     )
     assert form.non_targets[1].status is NonTargetStatus.ABSENT
-    assert (form.response_vs_baseline, form.response_vs_nadir) == (Response.SD, Response.SD)
+    # A continuing PR (criteria v2 §2.1 rule 6), as the RECIST working group has readers record it.
+    assert (form.response_vs_baseline, form.response_vs_nadir) == (Response.PR, Response.PR)
     assert form.risk is None
 
 
@@ -397,3 +389,39 @@ def _with_target(*answers: dict[str, Any]) -> dict[str, Any]:
             *answers,
         )
     )
+
+
+def test_a_pre_baseline_form_is_a_pre_baseline_timepoint() -> None:
+    form = extract_form(
+        _load(FORMS_DIR / "g3-nec-immunotherapy" / "00-2025-01-20-pre-baseline.json")
+    )
+
+    assert form.assessment_type is AssessmentType.PRE_BASELINE
+    assert form.pre_baseline
+    assert (form.baseline_date, form.nadir_date, form.new_lesions) == (None, None, ())
+    timepoint = form.timepoint()
+    assert timepoint.role is TimePointRole.PRE_BASELINE
+    assert [(t.id, t.diameter_mm) for t in timepoint.targets] == [
+        ("T1", Decimal("40.0")),
+        ("T2", Decimal("27.0")),
+        ("T3", Decimal("22.0")),
+    ]
+
+
+def test_the_non_target_status_increased_is_read() -> None:
+    resource = _load(FORMS_DIR / "g3-nec-immunotherapy" / "03-2025-06-23-follow-up.json")
+    (group,) = [item for item in resource["item"] if item["linkId"] == "non-target-lesion"]
+    (status,) = [item for item in group["item"] if item["linkId"] == "lesion-status"]
+    status["answer"] = [
+        {
+            "valueCoding": {
+                "system": "https://fhirnet.dev/fhir/CodeSystem/non-target-status",
+                "code": "increased",
+                "display": "Increased",
+            }
+        }
+    ]
+
+    form = extract_form(resource)
+
+    assert form.non_targets[0].status is NonTargetStatus.INCREASED
