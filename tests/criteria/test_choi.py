@@ -184,3 +184,82 @@ def test_choi_baseline_rules(baseline: object, message: str) -> None:
     with pytest.raises(InvalidInputError) as raised:
         run(CHOI, baseline, exam(56, non_target("NT1")))  # type: ignore[arg-type]
     assert any(e.message.startswith(message) for e in raised.value.errors)
+
+
+def test_choi_has_no_continuing_pr() -> None:
+    """§4 (v2): "§2.1 rule 6 (continuing PR) does not apply to Choi: no source defines it"."""
+    result = run(
+        CHOI,
+        exam(0, *two_lesions(60, 40, 100, 100)),
+        exam(56, *two_lesions(60, 40, 80, 80)),  # 20 % less dense: PR
+        exam(112, *two_lesions(60, 40, 90, 90)),  # 10 % less dense, same size: SD
+    )
+    assert [t.target_response for t in result.timepoints] == [R.PR, R.SD]
+
+
+def test_reappearance_after_an_unconfirmed_cr_follows_the_ordinary_choi_rules() -> None:
+    """§4 with §2.4 (v2, D15): one CR with confirmation required is not definitive. T1 back at
+    4 mm: 12 mm is +50 % over the nadir 8 mm, but the mean density 45 HU is 40 % below the
+    baseline 75 HU, so PR, not PD; ``unconfirmed-cr`` is warned."""
+    result = run(
+        CHOI,
+        exam(0, target("T1", 30, hu=90), node("N1", 20, hu=60)),
+        exam(56, target("T1", 0, hu=None), node("N1", 8, hu=40)),
+        exam(112, target("T1", 4, hu=50), node("N1", 8, hu=40)),
+        confirmation=True,
+    )
+    assert [t.overall_response for t in result.timepoints] == [R.CR, R.PR]
+    assert [w.split(": ")[0] for w in result.warnings] == ["unconfirmed-cr"]
+
+
+def choi_targets(count: int, *, site: str | None = None, name: str = "T") -> list[TargetLesion]:
+    """``count`` 20 mm targets of 100 HU, in one organ (``site``) or in distinct organs."""
+    return [target(f"{name}{i}", 20, site=site or f"organ{i}", hu=100) for i in range(1, count + 1)]
+
+
+@pytest.mark.parametrize(
+    ("targets", "accepted"),
+    [
+        (choi_targets(3, site="liver"), True),  # RECIST 1.1 would refuse 3 in one organ
+        (choi_targets(5, site="liver"), True),
+        (choi_targets(10), True),
+        ([*choi_targets(5, site="liver"), *choi_targets(1, name="S")], True),
+        (choi_targets(6, site="liver"), False),
+        (choi_targets(11), False),
+    ],
+    ids=["3-in-one-organ", "5-in-one-organ", "10-targets", "6-targets", "6-in-one-organ", "11"],
+)
+def test_choi_selects_up_to_10_targets_and_5_per_organ(
+    targets: list[TargetLesion], accepted: bool
+) -> None:
+    """§1.5 (v2), D5: Choi 2007 measured "similarly to RECIST" (1.0): 10 targets, 5 per organ."""
+    timepoints = (exam(0, *targets), exam(56, *targets))
+    if accepted:
+        assert run(CHOI, *timepoints).timepoints[0].target_response is R.SD
+        return
+    with pytest.raises(InvalidInputError) as raised:
+        run(CHOI, *timepoints)
+    messages = [e.message for e in raised.value.errors]
+    assert messages in (
+        ["Choi: at most 10 target lesions (Choi 2007 with RECIST 1.0 limits, D5)"],
+        [
+            "Choi: at most 5 target lesions per organ (liver; all lymph nodes are one organ; "
+            "Choi 2007 with RECIST 1.0 limits, D5)"
+        ],
+    )
+
+
+def test_negative_densities_are_accepted_when_the_baseline_mean_is_above_0() -> None:
+    """§1.5 (v2): densityHu may be negative (fat-containing lesions); the mean must be > 0."""
+    result = run(
+        CHOI,
+        exam(0, *two_lesions(60, 40, -20, 120)),  # mean 50 HU
+        exam(56, *two_lesions(60, 40, -40, 90)),  # mean 25 HU: 50 % less dense
+    )
+    figures = result.timepoints[0].choi
+    assert figures is not None
+    assert (figures.mean_density_hu, figures.density_change_from_baseline_pct) == (
+        Decimal("25.0"),
+        Decimal("-50.0"),
+    )
+    assert result.timepoints[0].target_response is R.PR

@@ -39,6 +39,8 @@ INTERVAL_DAYS = 42
 PRESENT = NonTargetStatus.PRESENT
 ABSENT = NonTargetStatus.ABSENT
 PROGRESSION = NonTargetStatus.PROGRESSION
+INCREASED = NonTargetStatus.INCREASED
+NOT_EVALUATED = NonTargetStatus.NOT_EVALUATED
 
 ICR, IPR, ISD = Response.ICR, Response.IPR, Response.ISD
 IUPD, ICPD, NE = Response.IUPD, Response.ICPD, Response.NE
@@ -141,6 +143,69 @@ STATE_MACHINE = [
         "non_target_iupd_unchanged_progression_stays_iupd",
         [exam("50", nt=PROGRESSION), exam("50", nt=PROGRESSION)],
         [IUPD, IUPD],
+    ),
+    # v2 (D18): "increased" (the FAQ's INCLA) is the further increase that confirms.
+    (
+        "non_target_iupd_confirmed_by_increased",
+        [exam("50", nt=PROGRESSION), exam("50", nt=INCREASED)],
+        [IUPD, ICPD],
+    ),
+    (
+        "unchanged_progression_then_increased_confirms",
+        [exam("50", nt=PROGRESSION), exam("50", nt=PROGRESSION), exam("50", nt=INCREASED)],
+        [IUPD, IUPD, ICPD],
+    ),
+    # After a target-driven iUPD, "increased" counts like "present" (§2.2): no new category.
+    (
+        "increased_after_target_iupd_does_not_confirm",
+        [exam("60"), exam("60", nt=INCREASED)],
+        [IUPD, IUPD],
+    ),
+    (
+        "increased_after_target_iupd_lets_it_reset",
+        [exam("60"), exam("45", nt=INCREASED)],
+        [IUPD, ISD],
+    ),
+    ("increased_without_an_episode_is_like_present", [exam("50", nt=INCREASED)], [ISD]),
+    # v2 (D27): a trigger that cannot be assessed is NE, not a reset (v1 gave iSD in both).
+    (
+        "nlt_listed_without_diameter_is_ne",
+        [exam("50", new("N1", "12")), exam("40", new("N1"))],
+        [IUPD, NE],
+    ),
+    (
+        "non_target_trigger_not_evaluated_is_ne",
+        [exam("50", nt=PROGRESSION), exam("50", nt=NOT_EVALUATED)],
+        [IUPD, NE],
+    ),
+    (
+        "non_target_trigger_missing_is_ne",
+        [exam("50", nt=PROGRESSION), replace(exam("50"), non_targets=())],
+        [IUPD, NE],
+    ),
+    (
+        "unassessed_non_target_trigger_then_increased_confirms",
+        [exam("50", nt=PROGRESSION), exam("50", nt=NOT_EVALUATED), exam("50", nt=INCREASED)],
+        [IUPD, NE, ICPD],
+    ),
+    # v2 (§2.1 rule 6 with i codes, D16): 35.5 mm is +18.3 % over the nadir 30 and 29 % below
+    # baseline: iSD by the numbers, a continuing iPR.
+    ("continuing_ipr", [exam("30"), exam("35.5")], [IPR, IPR]),
+    (
+        "continuing_ipr_survives_a_non_target_iupd",
+        [exam("30"), exam("35.5", nt=PROGRESSION), exam("35.5")],
+        [IPR, IUPD, IPR],
+    ),
+    (
+        "continuing_ipr_survives_a_new_lesion_iupd",
+        [exam("30"), exam("35.5", new("N1")), exam("35.5")],
+        [IPR, IUPD, IPR],
+    ),
+    # 36 mm is +20 % and +6 mm over the nadir 30: target iUPD ends the run; 35.5 is then iSD.
+    (
+        "target_iupd_ends_the_continuing_ipr",
+        [exam("30"), exam("36"), exam("35.5")],
+        [IPR, IUPD, ISD],
     ),
     (
         "non_target_iupd_resets_when_the_non_target_is_only_present",
@@ -603,3 +668,109 @@ def test_every_timepoint_has_reasons_and_irecist_figures() -> None:
     result = run(exam("60"), exam(None), exam("66"), exam("66", new("N1", "12")))
     assert all(tp.reasons and tp.irecist is not None for tp in result.timepoints)
     assert result.criteria is Criteria.IRECIST
+
+
+def test_increased_non_targets_are_iupd_only_inside_a_non_target_episode() -> None:
+    # criteria.md §2.2 (v2): "increased" counts like "present", except inside an iRECIST episode
+    # whose non-target category was iUPD at its iUPD, where it is non-target iUPD (D18).
+    non_target_led = run(exam("50", nt=PROGRESSION), exam("50", nt=INCREASED))
+    target_led = run(exam("60"), exam("60", nt=INCREASED))
+    assert [tp.non_target_response for tp in non_target_led.timepoints] == [IUPD, IUPD]
+    assert [tp.non_target_response for tp in target_led.timepoints] == [NON_ICR, NON_ICR]
+    assert (
+        "non-target lesion(s) NT1 increased further after the non-target iUPD on 2025-02-12: iCPD"
+    ) in " ".join(non_target_led.timepoints[1].reasons)
+
+
+def test_continuing_ipr_keeps_the_target_category_through_other_iupds() -> None:
+    # criteria.md §3.2 (v2): "an iUPD triggered only by non-targets or new lesions does not" end
+    # a continuing iPR; the target category stays iPR.
+    result = run(exam("30"), exam("35.5", nt=PROGRESSION), exam("35.5"))
+    assert [tp.target_response for tp in result.timepoints] == [IPR, IPR, IPR]
+    assert any("a continuing PR" in reason for reason in result.timepoints[1].reasons)
+
+
+def run_on(*dated: tuple[int, TimePoint], options: Options | None = None) -> Assessment:
+    """Assess follow-ups dated ``n`` days after the baseline (:func:`baseline`)."""
+    follow_ups = tuple(replace(tp, date=BASELINE + dt.timedelta(days=n)) for n, tp in dated)
+    return assess(
+        AssessmentRequest(
+            criteria=Criteria.IRECIST,
+            timepoints=(baseline(), *follow_ups),
+            options=options or Options(),
+        )
+    )
+
+
+def window_warnings(assessment: Assessment) -> list[str]:
+    return [w for w in assessment.warnings if w.startswith("icpd-window: ")]
+
+
+ICPD_WINDOW = [
+    # (id, the iUPD exam on day 42, the next exam, its days after the iUPD, response, warned)
+    # EORTC iRECIST FAQ "less than four weeks" (D26): fewer than 26 days cannot confirm ...
+    ("25_days_6mm_more_cannot_confirm", exam("60"), exam("66"), 25, IUPD, True),
+    ("26_days_6mm_more_confirms", exam("60"), exam("66"), 26, ICPD, False),
+    # ... nor reset, even with targets NE ...
+    ("25_days_shrinkage_cannot_reset", exam("60"), exam("45"), 25, IUPD, True),
+    ("25_days_targets_ne_is_iupd_not_ne", exam("60"), exam(None), 25, IUPD, True),
+    (
+        "25_days_increased_cannot_confirm_a_non_target_iupd",
+        exam("50", nt=PROGRESSION),
+        exam("50", nt=INCREASED),
+        25,
+        IUPD,
+        True,
+    ),
+    # ... except a brand-new lesion, without warning.
+    ("25_days_brand_new_lesion_confirms", exam("60"), exam("60", new("N1")), 25, ICPD, False),
+    # 8 weeks + 2 days: later confirmations stand, with a warning.
+    ("58_days_confirmation_without_warning", exam("60"), exam("66"), 58, ICPD, False),
+    ("59_days_confirmation_stands_with_warning", exam("60"), exam("66"), 59, ICPD, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("iupd", "next_exam", "days", "expected", "warned"),
+    [row[1:] for row in ICPD_WINDOW],
+    ids=[row[0] for row in ICPD_WINDOW],
+)
+def test_the_icpd_window_is_26_to_58_days_after_the_iupd(
+    iupd: TimePoint, next_exam: TimePoint, days: int, expected: Response, warned: bool
+) -> None:
+    # criteria.md §3.2 (v2) "Window", D26.
+    result = run_on((42, iupd), (42 + days, next_exam))
+    assert responses(result) == [IUPD, expected]
+    warnings = window_warnings(result)
+    assert len(warnings) == (1 if warned else 0)
+    if warned:
+        assert f"{days} days after the iUPD on {follow_up_date(1)}" in warnings[0]
+
+
+def test_an_early_scan_counts_in_the_nadir_and_a_later_one_confirms() -> None:
+    # criteria.md §3.2 (v2): "An early scan still counts in the nadir like any follow-up (§0)".
+    result = run_on((42, exam("60")), (62, exam("40")), (100, exam("66")))
+    assert responses(result) == [IUPD, IUPD, ICPD]
+    assert result.timepoints[2].nadir_sum_mm == Decimal("40.0")
+    assert result.timepoints[2].irecist is not None
+    assert result.timepoints[2].irecist.confirmation_of == follow_up_date(1)
+    assert len(window_warnings(result)) == 1  # the early scan; day 100 is 58 days after the iUPD
+
+
+@pytest.mark.parametrize(
+    ("confirmation", "expected", "warned"),
+    [(False, IUPD, False), (True, IPR, True)],
+    ids=["definitive_icr_then_reappearance_is_iupd", "unconfirmed_icr_then_ordinary_rules"],
+)
+def test_reappearance_after_icr_needs_a_definitive_icr(
+    confirmation: bool, expected: Response, warned: bool
+) -> None:
+    # criteria.md §2.4 (v2) applies to iRECIST (D15): after a single iCR with confirmation
+    # required, T1 back at 3 mm is judged by the ordinary rules (3 mm over a nadir of 0: iPR).
+    result = run(
+        exam("0", nt=ABSENT),
+        exam("3", nt=ABSENT),
+        options=Options(confirmation_required=confirmation),
+    )
+    assert responses(result) == [ICR, expected]
+    assert [w.split(":")[0] for w in result.warnings] == (["unconfirmed-cr"] if warned else [])

@@ -188,3 +188,32 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_paths_use_the_request_order_not_the_date_order() -> None:
     errors = errors_of(RECIST, exam(56, target("T2", 20)), exam(0, target("T1", 20)))
     assert "$.timepoints[0].targets[0].id" in errors
+
+
+@pytest.mark.parametrize(
+    ("criteria", "density", "accepted"),
+    [
+        (Criteria.CHOI, -1024, True),  # air: the lowest CT value
+        (Criteria.CHOI, -1025, False),
+        (Criteria.CHOI, 3071, True),  # the highest 12-bit CT value
+        (Criteria.CHOI, 3072, False),
+        (RECIST, -1025, False),  # a structural rule: whatever the criteria
+    ],
+    ids=["minus-1024-accepted", "minus-1025-refused", "3071-accepted", "3072-refused", "recist"],
+)
+def test_density_may_be_negative_within_the_ct_range(
+    criteria: Criteria, density: int, accepted: bool
+) -> None:
+    """§1.5 (v2): densityHu from -1024 to 3071 HU inclusive, at baseline and at follow-ups."""
+    baseline = exam(0, target("T1", 30, hu=3071), target("T2", 20, site="lung", hu=100))
+    follow_up = exam(56, target("T1", 30, hu=density), target("T2", 20, site="lung", hu=100))
+    if accepted:
+        assert run(criteria, baseline, follow_up).timepoints[0].choi is not None
+        return
+    errors = errors_of(criteria, baseline, follow_up)
+    assert errors == {
+        "$.timepoints[1].targets[0].densityHu": (
+            f"densityHu {density} is outside the CT attenuation range: it must be from -1024 to "
+            "3071 HU inclusive"
+        )
+    }
