@@ -754,3 +754,226 @@ def test_the_locks_of_one_patient_exclude_each_other_across_threads(tmp_path: Pa
         thread.join()
 
     assert overlaps == [1] * 8
+
+
+# -- criteria v2 scenarios through the FHIR path ----------------------------------------------
+
+_NON_TARGET_STATUS = "https://fhirnet.dev/fhir/CodeSystem/non-target-status"
+_STATUS_DISPLAYS = {
+    "present": "Present",
+    "progression": "Unequivocal progression",
+    "increased": "Increased",
+}
+
+
+def _sizes(resource: Json, sizes: dict[str, float]) -> Json:
+    for lesion_id, size in sizes.items():
+        set_answer(target(resource, lesion_id), "lesion-size", "valueDecimal", size)
+    return resource
+
+
+def _non_target_status(resource: Json, lesion_id: str, status: str) -> Json:
+    coding = {"system": _NON_TARGET_STATUS, "code": status, "display": _STATUS_DISPLAYS[status]}
+    for group in items(resource, "non-target-lesion"):
+        if group["item"][0]["answer"][0]["valueString"] == lesion_id:
+            set_answer(group, "lesion-status", "valueCoding", coding)
+            return resource
+    raise KeyError(lesion_id)
+
+
+def _new_node(resource: Json, lesion_id: str, short_axis_mm: float) -> Json:
+    """Add a new lymph node seen on CT, after the non-target groups (the form's item order)."""
+    group = {
+        "linkId": "new-lesion",
+        "item": [
+            {"linkId": "new-lesion.lesion-id", "answer": [{"valueString": lesion_id}]},
+            {
+                "linkId": "new-lesion.lesion-location",
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "system": "http://snomed.info/sct",
+                            "code": "59441001",
+                            "display": "Lymph node",
+                        }
+                    }
+                ],
+            },
+            {"linkId": "new-lesion.lesion-nodal", "answer": [{"valueBoolean": True}]},
+            {"linkId": "new-lesion.lesion-size", "answer": [{"valueDecimal": short_axis_mm}]},
+            {
+                "linkId": "lesion-modality",
+                "answer": [
+                    {
+                        "valueCoding": {
+                            "system": "https://fhirnet.dev/fhir/CodeSystem/imaging-procedure",
+                            "code": "CT",
+                            "display": "Contrast-enhanced CT",
+                        }
+                    }
+                ],
+            },
+        ],
+    }
+    link_ids = [item["linkId"] for item in resource["item"]]
+    last = max(i for i, link_id in enumerate(link_ids) if link_id == "non-target-lesion")
+    resource["item"].insert(last + 1, group)
+    return resource
+
+
+def _components(resource: Json) -> dict[str, Any]:
+    """The components of an Observation by code: a coded value as its code, else the value."""
+    found: dict[str, Any] = {}
+    for part in resource.get("component", []):
+        key = part["code"]["coding"][0]["code"]
+        if "valueCodeableConcept" in part:
+            found[key] = part["valueCodeableConcept"]["coding"][0]["code"]
+        elif "valueQuantity" in part:
+            found[key] = part["valueQuantity"]["value"]
+        else:
+            found[key] = part.get("valueBoolean", part.get("valueDateTime"))
+    return found
+
+
+_UNCHANGED = {"T1": 45.0, "T2": 30.0, "T3": 25.0}  # the iRECIST baseline: target iSD
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("increased", ["iUPD", "iCPD"]),
+        ("progression", ["iUPD", "iUPD"]),
+        ("present", ["iUPD", "iSD"]),
+    ],
+    ids=["increased confirms iCPD", "unchanged progression stays iUPD", "present resets"],
+)
+def test_a_non_target_driven_iupd_is_confirmed_only_by_a_further_increase(
+    send: Submit, store: RecordingStore, status: str, expected: list[str]
+) -> None:
+    # criteria v2 §3.2 b, D18: after an iUPD driven by non-targets, "increased" confirms iCPD;
+    # a non-target still reported in unequivocal progression does not.
+    first = _non_target_status(_sizes(form(IRECIST, 2), _UNCHANGED), "NT1", "progression")
+    second = _non_target_status(_sizes(form(IRECIST, 3), _UNCHANGED), "NT1", status)
+
+    results = [send(resource) for resource in (form(IRECIST, 1), first, second)]
+
+    assert [category(r.report) for r in results] == [None, *expected]
+    assert [category(r) for r in reports(store, IRECIST)] == [None, *expected]
+    written = _components(observation(store, Kind.RESPONSE_ASSESSMENT, IRECIST, f"{IRECIST}-03"))
+    confirmed = expected[-1] == "iCPD"
+    assert written.get("confirmation-of") == ("2025-04-28" if confirmed else None)
+    assert written["C94535"] == ("C142361" if status == "present" else "C142360")  # non-target
+
+
+def test_a_new_lymph_node_under_10_mm_is_a_normal_node(send: Submit, store: RecordingStore) -> None:
+    follow_up = _new_node(form(RECIST, 2), "N1", 9.0)
+
+    results = [send(form(RECIST, 1)), send(follow_up)]
+
+    assert [category(r.report) for r in results] == [None, "SD"]
+    assessment = observation(store, Kind.RESPONSE_ASSESSMENT, RECIST, f"{RECIST}-02")
+    assert _components(assessment)["C142362"] is False  # no counted new lesion
+    assert "small-new-node" in results[1].report["conclusion"]
+    assert any(i.message.startswith("small-new-node") for i in results[1].issues)
+
+
+def test_a_new_12_mm_node_alone_is_equivocal_until_a_later_exam_confirms_it(
+    send: Submit, store: RecordingStore
+) -> None:
+    # criteria v2 §2.3, D28: 10-15 mm as the only evidence of progression waits for the next exam;
+    # listed again at >= 10 mm it counts there, with progression backdated to its first sighting.
+    results = [
+        send(form(RECIST, 1)),
+        send(_new_node(form(RECIST, 2), "N1", 12.0)),
+        send(_new_node(form(RECIST, 3), "N1", 13.0)),
+    ]
+
+    assert [category(r.report) for r in results] == [None, "SD", "PD"]
+    assert "equivocal-new-node" in results[1].report["conclusion"]
+    first = _components(observation(store, Kind.RESPONSE_ASSESSMENT, RECIST, f"{RECIST}-02"))
+    later = _components(observation(store, Kind.RESPONSE_ASSESSMENT, RECIST, f"{RECIST}-03"))
+    assert (first["C142362"], later["C142362"]) == (False, True)
+    # The earlier exam keeps its category (D12): it is not re-issued by the confirmation.
+    assert [r["status"] for r in reports(store, RECIST)] == ["final"] * 3
+
+
+def _pre_baseline_close_to_baseline() -> Json:
+    """The iRECIST pre-baseline form with a 99 mm sum, 6 weeks before the 100 mm baseline: a
+    pre-treatment growth rate near 2 %/month, against 40 %/month on treatment (to 123 mm)."""
+    return _sizes(form(IRECIST, 0), {"T1": 44.0, "T2": 30.0, "T3": 25.0})
+
+
+def test_a_pre_baseline_form_shows_hyperprogression_on_the_first_follow_up(
+    send: Submit, store: RecordingStore, embedded: EmbeddedStore
+) -> None:
+    results = [
+        send(_pre_baseline_close_to_baseline()),
+        send(form(IRECIST, 1)),
+        send(form(IRECIST, 2)),
+    ]
+
+    # The pre-baseline form is stored and answered like any form, never assessed.
+    assert [r.created for r in results] == [True] * 3
+    assert [category(r.report) for r in results] == [None, None, "iUPD"]
+    assert "pre-baseline scan" in results[0].issues[0].message
+    assert results[0].report["conclusion"].startswith("iRECIST: pre-baseline scan")
+    pre = ExamKey(patient=IRECIST, exam=f"{IRECIST}-00")
+    for kind in (Kind.RESPONSE_ASSESSMENT, Kind.CANCER_DISEASE_STATUS):
+        identifier = pre.identifier(kind)
+        assert list(embedded.search("Observation", {"identifier": identifier.search()})) == []
+    written = _components(observation(store, Kind.RESPONSE_ASSESSMENT, IRECIST, f"{IRECIST}-02"))
+    assert written["hyperprogression"] is True
+    assert written["tumor-growth-rate-ratio"] >= 2
+    assert written["tumor-growth-rate-on-treatment"] == 40.2
+    assert "hyperprogression (progression at the first follow-up" in results[2].report["conclusion"]
+
+
+def test_a_pre_baseline_form_sent_last_reassesses_the_follow_ups(
+    send: Submit, store: RecordingStore
+) -> None:
+    submit_all(send, IRECIST, 3)  # the example's own pre-baseline form, ratio 1.39
+    before = _components(observation(store, Kind.RESPONSE_ASSESSMENT, IRECIST, f"{IRECIST}-02"))
+
+    result = send(amended(_pre_baseline_close_to_baseline()))
+
+    after = _components(observation(store, Kind.RESPONSE_ASSESSMENT, IRECIST, f"{IRECIST}-02"))
+    assert (before["hyperprogression"], after["hyperprogression"]) == (False, True)
+    assert [r["status"] for r in reports(store, IRECIST)] == [
+        "amended",  # the pre-baseline exam itself
+        "final",  # the baseline: nothing it writes depends on the pre-baseline scan
+        "amended",
+        "amended",
+    ]
+    assert any("Re-assessed" in i.message and "2025-06-23" in i.message for i in result.issues)
+
+
+def test_a_pre_baseline_form_before_its_baseline_is_stored_and_waits(
+    send: Submit, store: RecordingStore
+) -> None:
+    result = send(form(IRECIST, 0))
+
+    assert result.created
+    assert category(result.report) is None
+    (written,) = store.sent
+    kinds = [entry["resource"]["resourceType"] for entry in written["entry"]]
+    assert kinds == ["QuestionnaireResponse", "Observation", "DiagnosticReport", "Provenance"]
+
+
+@pytest.mark.parametrize("day", ["2025-03-03", "2025-03-10"], ids=["on", "after"])
+def test_a_pre_baseline_form_dated_on_or_after_the_baseline_is_refused(
+    send: Submit, store: RecordingStore, embedded: EmbeddedStore, day: str
+) -> None:
+    send(form(IRECIST, 1))
+    late = form(IRECIST, 0)
+    set_top(late, "imaging-date", "valueDate", day)
+    late["authored"] = f"{day}T16:10:00+01:00"
+    before = counts(embedded)
+
+    with pytest.raises(UnprocessableResourceError) as refused:
+        send(late)
+
+    found = errors(refused.value)
+    assert found
+    assert any("before the baseline 2025-03-03" in issue.message for issue in found), found
+    assert counts(embedded) == before
+    assert len(store.sent) == 1
