@@ -84,13 +84,21 @@ class Role(StrEnum):
     QUERY = "24"
 
 
+#: Most patients the AuditEvent of one search names; beyond, it counts the others. A page of a
+#: search holds up to 1000 matches and their includes, and an AuditEvent naming each of them
+#: grew to hundreds of KB (and an AuditEvent search to tens of MB): docs/security.md.
+MAX_PATIENTS_PER_EVENT: Final = 100
+
+
 @dataclass(frozen=True, kw_only=True)
 class Entity:
-    """One thing the event is about: a resource (``reference``) or a search (``query``)."""
+    """One thing the event is about: a resource (``reference``) or a search (``query``), with
+    ``details`` as ``(type, value)`` strings (R4 ``entity.detail``)."""
 
     role: Role
     reference: str | None = None
     query: str | None = None
+    details: tuple[tuple[str, str], ...] = ()
 
     def json(self) -> Json:
         found: Json = {}
@@ -105,6 +113,8 @@ class Entity:
         found["role"] = {"system": ROLE_SYSTEM, "code": self.role.value}
         if self.query is not None:
             found["query"] = base64.b64encode(self.query.encode("utf-8")).decode("ascii")
+        if self.details:
+            found["detail"] = [{"type": name, "valueString": value} for name, value in self.details]
         return found
 
 
@@ -123,6 +133,35 @@ def query(resource_type: str, query_string: str) -> Entity:
     """A search of ``resource_type`` with its query string as sent (values included), recorded as
     ``<type>?<query>`` (R4 sev-1 forbids ``name`` beside ``query``, so the type goes in it)."""
     return Entity(role=Role.QUERY, query=f"{resource_type}?{query_string}")
+
+
+def search_disclosure(
+    resource_type: str, query_string: str, disclosed: Iterable[Mapping[str, Any]]
+) -> list[Entity]:
+    """What the AuditEvent of one page of a search names: the query, with the number of
+    resources disclosed (in all and per type) as details, and the patients they are about, at
+    most :data:`MAX_PATIENTS_PER_EVENT` (a detail counts the patients not named). Not every
+    resource: they are found again by the query, and naming each made one event hundreds of KB.
+
+    :param disclosed: every resource of the answer (matches and includes).
+    """
+    patients: dict[str, None] = {}
+    by_type: dict[str, int] = {}
+    for found in disclosed:
+        kind = str(found.get("resourceType"))
+        by_type[kind] = by_type.get(kind, 0) + 1
+        for reference in patients_of(found):
+            patients.setdefault(reference)
+    details = [("disclosed", str(sum(by_type.values())))]
+    details += [(f"disclosed {kind}", str(count)) for kind, count in sorted(by_type.items())]
+    details.append(("patients", str(len(patients))))
+    named = list(patients)[:MAX_PATIENTS_PER_EVENT]
+    if len(patients) > len(named):
+        details.append(("patients not named", str(len(patients) - len(named))))
+    searched = Entity(
+        role=Role.QUERY, query=f"{resource_type}?{query_string}", details=tuple(details)
+    )
+    return [searched, *(patient(reference) for reference in named)]
 
 
 def patients_of(resource: Mapping[str, Any]) -> list[str]:

@@ -7,18 +7,25 @@ them holds patient data, and the CRF page needs the Questionnaire before anyone 
 other endpoint needs a token; the scope it needs is in :func:`required_permission`. A route
 that is in neither list stops ``create_app`` (fail closed), so a new endpoint cannot be
 published unprotected by accident.
+
+A search discloses more than its own type when it asks for ``_include`` or ``_revinclude``: each
+type such a parameter can reach needs ``system/<Type>.r`` too (:func:`include_permissions`), else
+the search is refused (403) before the store is asked. :func:`may_read` is the second line: the
+view drops from a Bundle any resource whose type the token may not read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask, current_app, g, request
 
 from fhirnet.access import Authenticator, Permission, is_resource_type
 from fhirnet.errors import AuthenticationError, AuthorizationError
+from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES
+from fhirnet.store.parameters import Kind, parameters_of
 
 #: Endpoints anyone may call, with or without a token.
 PUBLIC_ENDPOINTS = frozenset(
@@ -125,9 +132,70 @@ def _authorize() -> None:
         return
     principal = authenticator.authenticate(_bearer_token())
     g.fhirnet_principal = principal
-    if isinstance(needed, Permission) and not principal.allows(needed):
-        current_app.logger.info("%s lacks %s for %s", principal.subject, needed, request.path)
-        raise AuthorizationError(str(needed))
+    if not isinstance(needed, Permission):
+        return
+    if request.endpoint == "fhir.search":
+        needed_too = include_permissions(request.args.items(multi=True))
+    else:
+        needed_too = []
+    for permission in (needed, *needed_too):
+        if not principal.allows(permission):
+            # The URL rule (added by the log formatter), never the raw path: it holds ids.
+            current_app.logger.info("%s lacks %s", principal.subject, permission)
+            raise AuthorizationError(str(permission))
+
+
+#: Search parameters that add resources of other types to a search's answer.
+INCLUDE_PARAMETERS = ("_include", "_revinclude")
+
+
+def include_permissions(args: Iterable[tuple[str, str]]) -> list[Permission]:
+    """The read permissions the ``_include``/``_revinclude`` parameters among ``args`` need: one
+    ``system/<Type>.r`` per type they can bring into the answer.
+
+    ``_include=Source:param:Target`` reaches ``Target``; without a target, the types ``param``
+    may refer to; a parameter that may refer to any type (``Provenance:target``,
+    ``AuditEvent:entity``), a wildcard (``*``), ``:iterate`` or anything unparseable reaches
+    every type the store holds (fail closed: the store refuses what it does not support, but
+    only after this check). ``_revinclude=Source:param`` reaches ``Source``.
+
+    :param args: the query's ``(name, value)`` pairs, repeated names included.
+    :returns: the permissions in first-needed order, without duplicates.
+    """
+    found: dict[Permission, None] = {}
+    for name, value in args:
+        base, _, modifier = name.partition(":")
+        if base not in INCLUDE_PARAMETERS:
+            continue
+        for resource_type in _reached(base, modifier, value):
+            found.setdefault(Permission(resource_type, "r"))
+    return list(found)
+
+
+def _reached(parameter: str, modifier: str, value: str) -> tuple[str, ...]:
+    """The types one ``_include``/``_revinclude`` value can bring in (see the caller)."""
+    source, _, rest = value.partition(":")
+    reference, _, target = rest.partition(":")
+    if modifier or "*" in value or not is_resource_type(source):
+        return STORED_TYPES
+    if parameter == "_revinclude":
+        return (source,)
+    if target:
+        return (target,) if is_resource_type(target) else STORED_TYPES
+    found = parameters_of(source).get(reference)
+    if found is None or found.kind is not Kind.REFERENCE or not found.targets:
+        return STORED_TYPES
+    return found.targets
+
+
+def may_read(resource_type: str) -> bool:
+    """Whether the current request's token may read resources of ``resource_type``: every
+    resource a search answers with is checked with this, whatever the query asked for."""
+    authenticator: Authenticator = current_app.extensions["fhirnet.auth"]
+    if authenticator.open:
+        return True
+    principal = g.get("fhirnet_principal")
+    return principal is not None and principal.allows(Permission(resource_type, "r"))
 
 
 def _bearer_token() -> str:

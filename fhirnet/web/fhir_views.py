@@ -14,12 +14,19 @@ Submissions live in :mod:`fhirnet.web.fhir_submissions`, the HTTP plumbing both 
 
 **Audit**: every read or search of patient data in the embedded store is recorded as an
 AuditEvent (:mod:`fhirnet.services.audits`), the requester being the authenticated client
-(``g.fhirnet_principal``) or ``anonymous`` with ``FHIRNET_AUTH=none``. A read's AuditEvent is
+(``g.fhirnet_principal``) or ``anonymous`` with ``FHIRNET_AUTH=none``. A read's AuditEvent names
+the resource and its patient; a search's names the query, how many resources of each type it
+disclosed and their patients (bounded: :func:`fhirnet.fhir.audit.search_disclosure`). It is
 written after the store answered and before the response goes out: if it cannot be written the
 read fails (503), so nothing is disclosed unrecorded. A read that finds nothing (404) and requests
 refused before the store is asked (400, 401, 403) are not recorded; nor are ``$validate`` (it
-reads and stores no patient data), the conformance resources, and reads of AuditEvent itself (an
-audit of reading the audit would grow the log with every look at it).
+reads and stores no patient data), the conformance resources, and reads and searches of
+AuditEvent itself (an audit of reading the audit would grow the log with every look at it) —
+unless such a search includes patient data (``_include=AuditEvent:entity``), which is recorded.
+
+**Scopes**: a search answers only resources the token may read: its ``_include`` targets were
+checked before it ran (:func:`fhirnet.web.auth.include_permissions`), and :func:`_readable` drops
+anything else all the same.
 
 Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
 """
@@ -27,10 +34,11 @@ Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from werkzeug.wrappers import Response
 
 from fhirnet.errors import ProfileNotFoundError
@@ -45,7 +53,9 @@ from fhirnet.store import EmbeddedStore
 from fhirnet.store.parameters import COMMON, parameters_of
 from fhirnet.store.resources import is_id
 from fhirnet.store.search import RESULT_PARAMETERS as STORE_RESULT_PARAMETERS
+from fhirnet.store.search import SearchPage
 from fhirnet.web import web_state
+from fhirnet.web.auth import may_read
 from fhirnet.web.errors import FhirRequestError
 from fhirnet.web.fhir_bundles import searchset, version_headers
 from fhirnet.web.fhir_http import (
@@ -149,21 +159,32 @@ def validate() -> Response:
     return respond(operation_outcome(issues), 422 if has_errors(issues) else 200)
 
 
-def _audit_read(
-    store: EmbeddedStore,
-    interaction: Interaction,
-    resources: Sequence[Json],
-    query: events.Entity | None = None,
-) -> None:
-    """Record a read or search of patient data (module docstring); AuditEvents are not."""
-    if not resources and query is None:
+def _audit_read(store: EmbeddedStore, resource: Json) -> None:
+    """Record a read of patient data (module docstring): the resource and its patient."""
+    entities = [events.patient(p) for p in events.patients_of(resource)]
+    entities.append(
+        events.resource(f"{resource['resourceType']}/{resource['id']}", resource["resourceType"])
+    )
+    _write_audit(store, Interaction.READ, entities)
+
+
+def _audit_search(store: EmbeddedStore, resource_type: str, disclosed: Sequence[Json]) -> None:
+    """Record a search that disclosed patient data: the query, counts, the patients
+    (:func:`fhirnet.fhir.audit.search_disclosure`). A search of AuditEvent is recorded only when
+    it disclosed something else (``_include=AuditEvent:entity``)."""
+    if resource_type == AUDIT_EVENT and not disclosed:
         return
-    entities = [events.patient(p) for r in resources for p in events.patients_of(r)]
-    entities += [
-        events.resource(f"{r['resourceType']}/{r['id']}", r["resourceType"]) for r in resources
-    ]
-    if query is not None:
-        entities.append(query)
+    query_string = request.query_string.decode("utf-8", "replace")
+    _write_audit(
+        store,
+        Interaction.SEARCH_TYPE,
+        events.search_disclosure(resource_type, query_string, disclosed),
+    )
+
+
+def _write_audit(
+    store: EmbeddedStore, interaction: Interaction, entities: Sequence[events.Entity]
+) -> None:
     action = Action.READ if interaction is Interaction.READ else Action.EXECUTE
     trail = audit_trail()
     now = web_state().clock()
@@ -195,7 +216,7 @@ def _read_stored(resource_type: str, resource_id: str) -> Response:
             404, IssueType.NOT_FOUND, f"There is no {resource_type} with id {resource_id!r}."
         )
     if resource_type != AUDIT_EVENT:
-        _audit_read(store, Interaction.READ, [resource])
+        _audit_read(store, resource)
     response = respond(resource)
     response.headers.update(version_headers(resource))
     return response
@@ -215,11 +236,23 @@ def _search_stored(resource_type: str) -> Response:
     params: dict[str, list[str]] = {}
     for name, value in query:
         params.setdefault(name, []).append(value)
-    page = store.search_page(resource_type, params)
-    if resource_type != AUDIT_EVENT:
-        searched = events.query(resource_type, request.query_string.decode("utf-8", "replace"))
-        _audit_read(store, Interaction.SEARCH_TYPE, [*page.matches, *page.included], searched)
+    page = _readable(store.search_page(resource_type, params))
+    disclosed = [
+        found for found in (*page.matches, *page.included) if found["resourceType"] != AUDIT_EVENT
+    ]
+    _audit_search(store, resource_type, disclosed)
     return respond(searchset(page, base=base_url(), resource_type=resource_type, query=query))
+
+
+def _readable(page: SearchPage) -> SearchPage:
+    """The page without any resource whose type the token may not read (defence in depth: the
+    ``_include`` targets were checked before the search ran, :mod:`fhirnet.web.auth`)."""
+    matches = [r for r in page.matches if r["resourceType"] == page.resource_type]
+    included = [r for r in page.included if may_read(str(r["resourceType"]))]
+    if len(matches) == len(page.matches) and len(included) == len(page.included):
+        return page
+    current_app.logger.warning("a search page held resources the token may not read: dropped")
+    return replace(page, matches=matches, included=included)
 
 
 def _as_served(resource: Resource) -> Resource:
