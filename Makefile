@@ -28,5 +28,8 @@ profiles:
 profiles-check:
 	bash fsh/build.sh --check
 
+# Coverage is measured here, not in pytest's addopts, so that one test file run alone is not held
+# to the floor (fail_under in pyproject.toml). The Hypothesis profile is `ci` (every test's own
+# number of examples) unless HYPOTHESIS_PROFILE says otherwise (tests/conftest.py).
 test: lint profiles-check
-	$(BIN)/python -m pytest
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(BIN)/python -m pytest --cov --cov-report=term

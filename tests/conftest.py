@@ -1,14 +1,17 @@
 """Shared fixtures: the app and its test client (flaskr pattern), settings overrides, and valid
-request bodies for each criteria that the web, fuzz and CLI tests start from."""
+request bodies for each criteria that the web, fuzz and CLI tests start from; and the Hypothesis
+profiles (``dev``, ``ci``)."""
 
 from __future__ import annotations
 
 import copy
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -17,6 +20,38 @@ from fhirnet.config import Settings
 from fhirnet.web.app import create_app
 
 CRITERIA = ("recist-1.1", "irecist", "choi", "percist-1.0")
+
+#: Hypothesis profiles, chosen by ``HYPOTHESIS_PROFILE``; without it ``ci`` when ``CI`` is set
+#: (``CI=true``, as ``.ci/run`` runs) and ``dev`` otherwise; ``make test`` runs ``ci``.
+#: ``ci`` keeps every test's own numbers (the Hypothesis defaults, and the ``max_examples`` a
+#: test sets). ``dev`` is for quick local runs: at most :data:`DEV_MAX_EXAMPLES` examples per
+#: test, including tests that set more; what it finds, ``ci`` finds too.
+DEV_MAX_EXAMPLES = 20
+hypothesis.settings.register_profile("ci", hypothesis.settings.get_profile("default"))
+hypothesis.settings.register_profile("dev", max_examples=DEV_MAX_EXAMPLES)
+_IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _IN_CI else "dev")
+hypothesis.settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which Hypothesis profile runs (a ``dev`` run is not a ``ci`` run)."""
+    return f"hypothesis profile: {HYPOTHESIS_PROFILE} (HYPOTHESIS_PROFILE=dev|ci)"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``dev``, cap the examples of tests that set their own ``max_examples`` too (a profile
+    only changes the defaults); Hypothesis keeps a test's settings on the test function."""
+    if HYPOTHESIS_PROFILE != "dev":
+        return
+    for item in items:
+        test = getattr(item, "obj", None)
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if isinstance(own, hypothesis.settings) and own.max_examples > DEV_MAX_EXAMPLES:
+            test._hypothesis_internal_use_settings = hypothesis.settings(  # type: ignore[union-attr]
+                own, max_examples=DEV_MAX_EXAMPLES
+            )
+
 
 ValidBody = Callable[..., dict[str, Any]]
 
