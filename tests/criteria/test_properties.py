@@ -123,6 +123,7 @@ def patients(draw: st.DrawFn, criteria: Criteria) -> AssessmentRequest:
                 modality=draw(st.sampled_from([None, Modality.CT, Modality.SSTR_PET])),
                 equivocal=draw(st.booleans()),
                 diameter_mm=draw(st.one_of(st.none(), tenths(3, 40))),
+                nodal=draw(st.booleans()),  # the new lymph node rules (criteria.md §2.3, D28)
             )
             for _ in range(draw(st.integers(0, 2)))
         ]
