@@ -6,6 +6,9 @@ Target and non-target categories are RECIST 1.1's (``recist.py``) written with t
 - new lesions are split into new-lesion targets (NLT) and non-targets (NLNT), and measured;
 - a progression opens an *episode* (iUPD) that the next assessments confirm (iCPD), keep (iUPD)
   or reset (iSD, iPR, iCR, NON-iCR/NON-iUPD) — iRECIST Table 2 and the EORTC iRECIST FAQ;
+  a scan fewer than 26 days after the iUPD neither confirms (but by a brand-new lesion) nor
+  resets it (D26), and a trigger that cannot be assessed makes the scan NE (D27);
+- after a non-target iUPD, only a non-target ``increased`` (further increase) confirms it (D18);
 - the progression date is the iUPD of the first confirmed episode (admiralonco iRECIST vignette).
 """
 
