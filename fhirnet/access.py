@@ -33,6 +33,9 @@ MAX_TOKEN_LENGTH = 8192
 JWKS_CACHE_SECONDS = 300
 JWKS_FETCH_TIMEOUT_SECONDS = 10
 
+#: The JWK key type (``kty``) each family of accepted algorithms needs (RFC 7518 §3.1).
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
+
 _SCOPE = re.compile(
     r"system/(?P<type>\*|[A-Z][A-Za-z]{0,63})\.(?P<permissions>read|write|\*|[a-z]+)"
 )
@@ -95,9 +98,18 @@ def _in_order(permissions: str) -> bool:
 FULL_ACCESS = (Grant(resource_type="*", interactions=frozenset(INTERACTIONS)),)
 
 
+#: How a caller's identity (:attr:`Principal.subject`) starts, by how it authenticated: an API
+#: key is ``key:<its number in FHIRNET_API_KEYS>``, a JWT ``jwt:<iss>|<sub>``. So no JWT can
+#: claim an API key's identity or another issuer's subject, and the outbox's owner check
+#: (``GET /fhir/_submission/<id>``) and the AuditEvents compare identities, not free text.
+KEY_PREFIX = "key:"
+JWT_PREFIX = "jwt:"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Principal:
-    """An authenticated caller: who (for the log) and what its scopes grant."""
+    """An authenticated caller: who (namespaced, see :data:`KEY_PREFIX`; for the audit trail,
+    the outbox and the log) and what its scopes grant."""
 
     subject: str
     grants: tuple[Grant, ...]
@@ -133,7 +145,7 @@ class Authenticator:
                     f"{' '.join(unusable)} (system/<Type|*>.<cruds>)"
                 )
             principal = Principal(
-                subject=f"api-key-{number}", grants=grants_of(scopes) if scopes else FULL_ACCESS
+                subject=f"{KEY_PREFIX}{number}", grants=grants_of(scopes) if scopes else FULL_ACCESS
             )
             self._keys.append((_digest(key), principal))
         self._algorithms = list(settings.jwt_algorithms)
@@ -194,6 +206,10 @@ class Authenticator:
             # A key that names its algorithm verifies that one only (RFC 7517 §4.4).
             if key._jwk_data.get("alg", algorithm) != algorithm:
                 raise AuthenticationError("The token's algorithm does not match its key.")
+            # An RSA key with ES256 (or an EC key with RS256) makes PyJWT raise TypeError, a 500
+            # before anyone is authenticated: refuse it as what it is, a token that cannot verify.
+            if _KEY_TYPES.get(algorithm[:2]) != key.key_type:
+                raise AuthenticationError("The token's algorithm does not match its key.")
             claims = jwt.decode(
                 token,
                 key.key,
@@ -201,7 +217,7 @@ class Authenticator:
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iss", "aud"]},
+                options={"require": ["exp", "iss", "aud", "sub"]},
             )
         except jwt.ExpiredSignatureError:
             raise AuthenticationError("The access token has expired.") from None
@@ -217,7 +233,17 @@ class Authenticator:
             raise AuthenticationError("No key to verify the access token with.") from None
         except jwt.PyJWTError:
             raise AuthenticationError("The access token is not a valid JWT.") from None
-        return Principal(subject=_subject(claims), grants=grants_of(_scopes(claims)))
+        except (TypeError, ValueError):
+            # What else the crypto backend raises for a key it cannot use with the algorithm.
+            raise AuthenticationError("The token's algorithm does not match its key.") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise AuthenticationError("The access token lacks the sub claim.")
+        # Namespaced by issuer: a subject is unique per issuer only (RFC 7519 §4.1.2), and
+        # client_id or azp are the client's own claims, not an identity fhirnet may trust.
+        return Principal(
+            subject=f"{JWT_PREFIX}{claims['iss']}|{subject}", grants=grants_of(_scopes(claims))
+        )
 
     def _signing_key(self, token: str, header: Mapping[str, Any]) -> jwt.PyJWK:
         if self._jwks_client is not None:
@@ -244,14 +270,6 @@ def _scopes(claims: Mapping[str, Any]) -> list[str]:
     if isinstance(scope, list):
         return [item for item in scope if isinstance(item, str)]
     return []
-
-
-def _subject(claims: Mapping[str, Any]) -> str:
-    for claim in ("client_id", "sub", "azp"):
-        value = claims.get(claim)
-        if isinstance(value, str) and value:
-            return value
-    return "unknown"
 
 
 def _load_jwks_file(path: Any) -> jwt.PyJWKSet:

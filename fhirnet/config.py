@@ -59,10 +59,15 @@ class Settings:
     #: Address ``fhirnet serve`` binds to; loopback by default so nothing is exposed by accident.
     host: str = "127.0.0.1"
     port: int = 8080
-    #: gunicorn worker processes and threads per worker for ``fhirnet serve`` / ``fhirnet demo``;
-    #: one sync worker is CPU-bound on one core (bench/README.md, load test).
-    workers: int = 1
-    threads: int = 1
+    #: gunicorn worker processes and threads per worker for ``fhirnet serve`` / ``fhirnet demo``.
+    #: Threaded workers (gthread) by default: one sync worker is CPU-bound on one core
+    #: (bench/README.md, load test), and one slow client held it for everyone (docs/security.md).
+    workers: int = 2
+    threads: int = 8
+    #: The URL clients reach fhirnet at (``https://fhirnet.example.org``): every absolute URL
+    #: fhirnet answers with (``Location``, Bundle links, ``fullUrl``) starts with it plus
+    #: ``/fhir``. ``None``: taken from the request's ``Host`` header, which a client controls.
+    public_base_url: str | None = None
     #: Conformance artifacts live outside the package (see the style guide's layout notes).
     profiles_dir: Path = DEFAULT_PROFILES_DIR
     #: Example data that ``fhirnet demo`` runs through the service.
@@ -149,6 +154,7 @@ def load_settings(
         port=read("PORT", _port, defaults.port),
         workers=read("WORKERS", _positive_int, defaults.workers),
         threads=read("THREADS", _positive_int, defaults.threads),
+        public_base_url=read("PUBLIC_BASE_URL", _base_url, defaults.public_base_url),
         profiles_dir=read("PROFILES_DIR", _path, defaults.profiles_dir),
         examples_dir=read("EXAMPLES_DIR", _path, defaults.examples_dir),
         log_level=read("LOG_LEVEL", _log_level, defaults.log_level),

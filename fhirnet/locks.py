@@ -57,7 +57,8 @@ class FileLocks:
     @contextmanager
     def hold(self, patients: Collection[str]) -> Iterator[None]:
         """Hold the lock of every patient of ``patients``, taken in sorted order."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.directory.exists():
+            _private_directories(self.directory)
         deadline = self._monotonic() + self.timeout
         with ExitStack() as held:
             for patient in sorted(set(patients)):
@@ -86,3 +87,12 @@ class FileLocks:
             yield
         finally:
             os.close(descriptor)  # closing the descriptor releases the lock
+
+
+def _private_directories(directory: Path) -> None:
+    """Create ``directory`` and its missing parents (the data directory, usually) ``0700``,
+    whatever the umask: the data directory holds patient data (docs/security.md)."""
+    missing = [p for p in (directory, *directory.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)

@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from fhirnet.errors import OutboxUnavailableError
 from fhirnet.ports import Json
-from fhirnet.store.sqlite import Database
+from fhirnet.store.sqlite import Database, private_directory
 
 __all__ = ["OUTBOX_FILE", "Entry", "Kind", "Outbox", "State"]
 
@@ -127,7 +127,8 @@ class Outbox:
     def __init__(self, path: Path, *, busy_timeout: float = 30.0) -> None:
         self.path = path
         with _unavailable(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.parent.exists():  # a directory we create is private; others are
+                private_directory(path.parent)  # the operator's (FHIRNET_OUTBOX_PATH)
             self._db = Database(path, busy_timeout=busy_timeout, migrations=MIGRATIONS)
 
     @contextmanager

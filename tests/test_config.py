@@ -19,7 +19,8 @@ def test_no_variables_but_open_access_give_the_defaults() -> None:
     assert settings == Settings(auth="none")
     assert settings.max_body_bytes == 5 * 1024 * 1024
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
-    assert (settings.workers, settings.threads) == (1, 1)
+    assert (settings.workers, settings.threads) == (2, 8)  # threaded: docs/security.md
+    assert settings.public_base_url is None  # the Host header (demo only)
     assert settings.profiles_dir == Path(__file__).parents[1] / "profiles"
     assert settings.log_level == "INFO"
     assert settings.data_dir == Path(__file__).parents[1] / "data"
@@ -68,6 +69,8 @@ def test_every_variable_is_read_with_the_fhirnet_prefix() -> None:
         ("FHIRNET_HOST", " "),
         ("FHIRNET_PROFILES_DIR", ""),
         ("FHIRNET_LOG_LEVEL", "verbose"),
+        ("FHIRNET_PUBLIC_BASE_URL", "fhirnet.example.org"),  # no scheme
+        ("FHIRNET_PUBLIC_BASE_URL", "https://fhirnet.example.org/?x=1"),
     ],
 )
 def test_an_unusable_value_is_a_config_error_naming_the_variable(variable: str, value: str) -> None:
@@ -193,3 +196,9 @@ def test_durable_delivery_is_on_by_default_and_configurable() -> None:
     assert settings.outbox_path == Path("/var/lib/fhirnet/outbox.db")
     assert (settings.delivery_backoff, settings.delivery_max_backoff) == (0.5, 60.0)
     assert settings.outbox_retention_days == 7
+
+
+def test_the_public_base_url_is_read_without_a_trailing_slash() -> None:
+    settings = load_settings({"FHIRNET_PUBLIC_BASE_URL": "https://fhirnet.example.org/", **OPEN})
+
+    assert settings.public_base_url == "https://fhirnet.example.org"

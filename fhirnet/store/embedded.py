@@ -13,6 +13,7 @@ needs to serve ``/fhir``: :meth:`EmbeddedStore.search_page`, :meth:`EmbeddedStor
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,11 +27,13 @@ from fhirnet.errors import FhirServerUnavailableError
 from fhirnet.ports import Json, SearchParams
 from fhirnet.store import versions
 from fhirnet.store.resources import is_id, is_resource_type
-from fhirnet.store.search import CURSOR, SearchPage, parse_query, run
-from fhirnet.store.sqlite import DATABASE_FILE, Database
+from fhirnet.store.search import CURSOR, MAX_PAGE_BYTES, SearchPage, parse_query, run
+from fhirnet.store.sqlite import DATABASE_FILE, Database, private_directory
 from fhirnet.store.transaction import process_batch, process_transaction
 
 __all__ = ["EmbeddedStore"]
+
+_log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -51,6 +54,7 @@ class EmbeddedStore:
     :param clock: the time of a write (``meta.lastUpdated``); must return aware datetimes.
     :param new_id: the ids of created resources; must return valid FHIR ids.
     :param busy_timeout: seconds a write waits for another one before failing as unavailable.
+    :param max_page_bytes: most bytes of JSON of the matches of one search page.
     :raises fhirnet.store.sqlite.SchemaTooNewError: the file comes from a newer fhirnet.
     """
 
@@ -61,15 +65,18 @@ class EmbeddedStore:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _uuid4,
         busy_timeout: float = 30.0,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
         self._database = Database(path, busy_timeout=busy_timeout)
+        self._max_page_bytes = max_page_bytes
         self._clock = clock
         self._new_id = new_id
 
     @classmethod
     def open(cls, data_dir: Path, **options: Any) -> EmbeddedStore:
-        """The store in ``data_dir`` (``FHIRNET_DATA_DIR``), creating the directory if needed."""
-        data_dir.mkdir(parents=True, exist_ok=True)
+        """The store in ``data_dir`` (``FHIRNET_DATA_DIR``), creating the directory if needed:
+        ``0700``, and tightened to it if found looser (it holds patient data)."""
+        private_directory(data_dir)
         return cls(data_dir / DATABASE_FILE, **options)
 
     @classmethod
@@ -136,7 +143,7 @@ class EmbeddedStore:
         """
         query = parse_query(resource_type, params)
         with self._reading() as connection:
-            return run(connection, query)
+            return run(connection, query, max_bytes=self._max_page_bytes)
 
     def vread(self, resource_type: str, resource_id: str, version: str) -> Json | None:
         """One version of a resource (``_history``); ``None`` if absent or a deletion.
@@ -186,9 +193,7 @@ class EmbeddedStore:
                     raise ValueError("the store's clock must return timezone-aware datetimes")
                 return process(connection, bundle, now=now, new_id=self._new_id)
         except sqlite3.OperationalError as error:
-            raise FhirServerUnavailableError(
-                f"the embedded FHIR store could not write: {error}"
-            ) from error
+            raise _unavailable(error, "write") from error
 
     @contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -196,9 +201,24 @@ class EmbeddedStore:
             with self._database.reading() as connection:
                 yield connection
         except sqlite3.OperationalError as error:
-            raise FhirServerUnavailableError(
-                f"the embedded FHIR store could not read: {error}"
-            ) from error
+            raise _unavailable(error, "read") from error
+
+
+#: SQLite errors that mean "not now" (a lock held too long, a disk full or failing), worth a
+#: retry; any other ``OperationalError`` is a bug and is raised as it is (500, nothing told).
+_UNAVAILABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_CANTOPEN")
+
+
+def _unavailable(error: sqlite3.OperationalError, doing: str) -> Exception:
+    """The error to raise for ``error``: :class:`FhirServerUnavailableError` with a fixed
+    message (SQLite's text may quote SQL, and the client sees this one), or ``error`` itself."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if not name.startswith(_UNAVAILABLE):
+        return error
+    _log.warning("the embedded FHIR store could not %s: %s", doing, name)
+    busy = name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+    reason = "it is busy with other writes" if busy else "its database file cannot be used"
+    return FhirServerUnavailableError(f"the embedded FHIR store could not {doing}: {reason}")
 
 
 def _check(resource_type: str, resource_id: str) -> None:

@@ -15,7 +15,8 @@ Semantics (R4 search.html), and where the store deviates:
   (R4 §3.1.1.5.10); resources without the value come last either way; ties are broken by
   ascending ``_id``. Without ``_sort`` the order is ``_id``.
 * ``_count``: page size, default :data:`DEFAULT_COUNT`, at most :data:`MAX_COUNT` (larger values
-  are lowered, as R4 allows); ``_count=0`` returns the total only.
+  are lowered, as R4 allows); ``_count=0`` returns the total only. A page also ends before its
+  matches exceed :data:`MAX_PAGE_BYTES` of JSON (the ``next`` link goes on from there).
 * ``_include=<Type>:<reference parameter>[:<target type>]`` of the searched type; included
   resources do not count towards ``_count`` or the total. ``:iterate`` and ``*`` are not
   supported.
@@ -53,6 +54,9 @@ from fhirnet.store.versions import load_many
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000
+#: Most bytes of stored JSON the matches of one page may hold (at least one match is always
+#: given): ``_count`` alone let one page of large resources (AuditEvents) reach tens of MB.
+MAX_PAGE_BYTES = 4 * 1024 * 1024
 #: Most values (over all parameters) one search may have; keeps the SQL small.
 MAX_VALUES = 100
 #: The parameter carrying the paging cursor of a ``next`` link.
@@ -225,9 +229,12 @@ def parse_query(resource_type: str, params: SearchParams, *, conditional: bool =
     )
 
 
-def run(connection: sqlite3.Connection, query: Query) -> SearchPage:
+def run(
+    connection: sqlite3.Connection, query: Query, *, max_bytes: int = MAX_PAGE_BYTES
+) -> SearchPage:
     """Run ``query`` on a connection inside a read (or write) transaction.
 
+    :param max_bytes: the page ends before its matches' JSON exceeds this (one match at least).
     :raises SearchParameterError: the query's cursor is malformed or belongs to another search.
     """
     filters, filter_params = _filters(query)
@@ -255,6 +262,9 @@ def run(connection: sqlite3.Connection, query: Query) -> SearchPage:
         [*select_params, *filter_params, *after_params, query.count + 1],
     ).fetchall()
     page, more = rows[: query.count], len(rows) > query.count
+    within = _within_bytes(connection, [row[0] for row in page], max_bytes)
+    if within < len(page):
+        page, more = page[:within], True
     contents = load_many(connection, [row[0] for row in page])
     matches = [contents[row[0]] for row in page]
     return SearchPage(
@@ -264,6 +274,24 @@ def run(connection: sqlite3.Connection, query: Query) -> SearchPage:
         total=total,
         next_cursor=_cursor(query, list(page[-1][1:])) if more and page else None,
     )
+
+
+def _within_bytes(connection: sqlite3.Connection, rids: Sequence[int], max_bytes: int) -> int:
+    """How many of ``rids``, in order, fit in ``max_bytes`` of stored JSON (at least one)."""
+    sizes = dict(
+        connection.execute(
+            "SELECT r.rid, length(h.content) FROM resources r"
+            " JOIN history h ON h.rid = r.rid AND h.version = r.version"
+            " WHERE r.rid IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(rids)),),
+        ).fetchall()
+    )
+    used = 0
+    for index, rid in enumerate(rids):
+        used += sizes.get(rid) or 0
+        if used > max_bytes and index > 0:
+            return index
+    return len(rids)
 
 
 def matching_ids(connection: sqlite3.Connection, query: Query, *, limit: int) -> list[str]:
@@ -325,6 +353,11 @@ def _criterion(
             f"{', '.join(supported)}"
         )
     parts = _split(value, ",")
+    if not parts:
+        # Only separators (``subject=,``): no value to match, and no SQL to build from none.
+        raise SearchParameterError(
+            f"search parameter {base} has no value, only separators", code=IssueType.INVALID
+        )
     values: tuple[Value, ...]
     if base == ID:
         values = tuple(_unescape(part) for part in parts)

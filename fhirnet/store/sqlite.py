@@ -11,11 +11,18 @@
   ``201`` promised is on disk.
 * Connections are pooled and handed to one thread at a time. ``:memory:`` databases exist once per
   connection, so the in-memory store shares one connection under a lock instead.
+* **Private files.** The database holds patient data (the outbox holds submitted forms): it is
+  created ``0600`` whatever the umask, and an existing one (with its ``-wal``, ``-shm`` and
+  ``-journal``) found readable by others is tightened to ``0600`` when opened. SQLite creates
+  ``-wal`` and ``-shm`` with the database file's mode. :func:`private_directory` does the same
+  for the data directory (``0700``).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,6 +82,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 
+#: Modes of fhirnet's files and directories holding patient data: the owner's only.
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIRECTORY_MODE = 0o700
+#: Files SQLite keeps next to a database, by suffix.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def private_directory(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by the owner only, whatever the umask, and
+    tighten ``path`` itself to ``0700`` if it exists with more (not its parents: they may be
+    shared, e.g. ``/var/lib``)."""
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(mode=PRIVATE_DIRECTORY_MODE, exist_ok=True)
+        os.chmod(directory, PRIVATE_DIRECTORY_MODE)  # mkdir's mode is masked by the umask
+    _tighten(path, PRIVATE_DIRECTORY_MODE)
+
+
+def private_file(path: Path) -> None:
+    """Create the database file ``path`` as ``0600`` if missing (before SQLite creates it with
+    ``0644`` under the usual umask), and tighten it and its companions (``-wal``, ``-shm``,
+    ``-journal``) to ``0600`` where they are looser."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    os.close(descriptor)
+    for candidate in (path, *(Path(f"{path}{suffix}") for suffix in COMPANION_SUFFIXES)):
+        _tighten(candidate, PRIVATE_FILE_MODE)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & ~mode:
+        os.chmod(path, current & mode)
+
+
 class SchemaTooNewError(RuntimeError):
     """The database was written by a newer fhirnet; opening it could corrupt it."""
 
@@ -104,6 +148,8 @@ class Database:
         self._shared: sqlite3.Connection | None = None
         if self.path == ":memory:":
             self._shared = self._connect()
+        else:
+            private_file(Path(self.path))
         with self.writing() as connection:
             migrate(connection, migrations)
 

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.wrappers import Response
 
 from fhirnet import __version__
 from fhirnet.access import Authenticator
@@ -103,8 +104,24 @@ def create_app(
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
+    app.after_request(security_headers)
     auth.install(app, authenticator)
     return app
+
+
+#: Endpoints whose answers hold no patient data and may be cached: the CRF page's scripts.
+CACHEABLE_ENDPOINTS = frozenset({"static", "crf.static"})
+
+
+def security_headers(response: Response) -> Response:
+    """``X-Content-Type-Options: nosniff`` on every answer, so no browser runs a JSON body as
+    HTML or script; ``Cache-Control: no-store`` on every answer but static files, so no browser,
+    proxy or CDN keeps a copy of patient data (FHIR reads and searches, submissions, errors that
+    echo input). Runs for error answers too."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.endpoint not in CACHEABLE_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def stored_types() -> dict[str, StoredType]:

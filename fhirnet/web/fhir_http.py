@@ -9,6 +9,7 @@ negotiates, decodes and answers the same way (FHIR R4 http.html).
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -86,8 +87,12 @@ def respond(body: Mapping[str, Any], status: int = 200) -> Response:
 
 
 def base_url() -> str:
-    """The FHIR base URL as the client addressed it, e.g. ``http://host:8080/fhir``."""
-    return request.url_root.rstrip("/") + (bp.url_prefix or "")
+    """The FHIR base URL, e.g. ``https://fhirnet.example.org/fhir``: ``FHIRNET_PUBLIC_BASE_URL``
+    when set; else as the client addressed it (the ``Host`` header, which the client chooses:
+    a demo convenience, docs/configuration.md)."""
+    public = web_state().settings.public_base_url
+    root = public if public is not None else request.url_root.rstrip("/")
+    return root + (bp.url_prefix or "")
 
 
 def audit_trail() -> AuditTrail:
@@ -208,12 +213,41 @@ def json_body() -> Any:
             f"{request.mimetype or 'none'}.",
         )
     limits = limits_of(web_state().settings)
-    body = _parse_json(body_within_limit(), limits)
+    body = _parse_json(_utf8_text(body_within_limit()), limits)
     check_json(body, limits)
     return body
 
 
-def _parse_json(raw: bytes, limits: JsonLimits) -> Any:
+#: Byte order marks: the UTF-32 ones first, since UTF-32 LE starts with UTF-16 LE's.
+_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _utf8_text(raw: bytes) -> str:
+    """The body decoded as UTF-8, the only encoding FHIR JSON has (R4 json.html; RFC 8259 §8.1).
+
+    ``json.loads`` on bytes guesses UTF-16 and UTF-32 and skips a BOM, so a body no other FHIR
+    server would read got through. Now a body in another encoding is refused with **415**
+    (unsupported media type: the representation, not its content, is the problem, and the
+    client can fix it by re-encoding): one with a BOM, UTF-8's included (RFC 8259 §8.1: senders
+    must not add one), or with a NUL byte, which UTF-8 JSON never holds unescaped and UTF-16/32
+    JSON always does. Bytes that are no UTF-8 at all are malformed content: **400**.
+    """
+    if raw.startswith((*_BOMS, codecs.BOM_UTF8)) or b"\x00" in raw:
+        raise FhirRequestError(
+            415,
+            IssueType.NOT_SUPPORTED,
+            "The body must be UTF-8 without a byte order mark; UTF-16, UTF-32 and BOMs are "
+            "not accepted.",
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FhirRequestError(
+            400, IssueType.STRUCTURE, "The body is not valid UTF-8 text."
+        ) from None
+
+
+def _parse_json(raw: str, limits: JsonLimits) -> Any:
     """Decode strict JSON: no duplicate keys, no NaN/Infinity, no number too large for a float
     (FHIR JSON has none of these)."""
     try:
