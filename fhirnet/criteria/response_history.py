@@ -61,7 +61,7 @@ def prior_complete_response(
         date=date,
         definitive=False,
         why=f"no earlier {complete} at least {min_days} days before it with only {complete} or "
-        "at most one NE in between",
+        "NE (at most one NE) in between",
     )
 
 
