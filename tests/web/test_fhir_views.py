@@ -263,7 +263,7 @@ def test_the_questionnaire_is_served_with_contained_expanded_value_sets(
     first_choice = questionnaire["item"][1]
     assert first_choice["answerValueSet"] == "#assessment-type"
     codes = [c["code"] for c in contained["assessment-type"]["expansion"]["contains"]]
-    assert codes == ["baseline", "follow-up"]
+    assert codes == ["baseline", "follow-up", "pre-baseline"]  # pre-baseline: CRF v2
 
 
 def test_a_value_set_is_served_as_authored(app: Flask, client: FlaskClient) -> None:

@@ -389,7 +389,7 @@ def test_a_bundle_entry_that_is_not_a_form_is_400(client: FlaskClient) -> None:
 def test_extract_answers_the_golden_transaction_and_writes_nothing(
     app: Flask, client: FlaskClient, wrapped: bool
 ) -> None:
-    for n in (1, 2):
+    for n in (0, 1, 2):  # the golden history: the pre-baseline form first
         post(client, form(IRECIST, n))
     before = counts(store_of(app))
     resource = form(IRECIST, 3)
