@@ -96,7 +96,8 @@ READ_BACK_PAGE = "100"
 #: The computed categories of each example series, from its README, exam 1 (baseline) onwards.
 CATEGORIES: Mapping[str, Sequence[str | None]] = {
     "pancreatic-net-everolimus": (None, "PR", "PR", "SD", "PD"),
-    "small-bowel-net-prrt": (None, "SD", "SD", "PR", "PR", "SD"),
+    # The last exam is a continuing PR (criteria v2 §2.1 rule 6, D16).
+    "small-bowel-net-prrt": (None, "SD", "SD", "PR", "PR", "PR"),
     "g3-nec-immunotherapy": (None, "iUPD", "iSD", "iSD", "iPR"),
 }
 
@@ -147,7 +148,12 @@ class Patient:
 
 @cache
 def _example_paths(series: str) -> tuple[Path, ...]:
-    paths = tuple(sorted((FORMS / series).glob("[0-9][0-9]-*.json")))
+    # The baseline and follow-ups (01, 02, ...); a pre-baseline form (00) is not part of a series.
+    paths = tuple(
+        path
+        for path in sorted((FORMS / series).glob("[0-9][0-9]-*.json"))
+        if not path.name.endswith("-pre-baseline.json")
+    )
     assert paths, f"no example forms in {FORMS / series}"
     return paths
 
@@ -1074,3 +1080,49 @@ def test_a_registry_pulls_the_patients_reports_from_the_server_page_by_page(
     ]
     assert found == expected
     assert all(refers_to(r["subject"], patient.reference) for r in reports)
+
+
+def _with_non_target_status(response: Json, status: str, display: str) -> Json:
+    """Every non-target of a form set to ``status``, and the targets to the iRECIST baseline's
+    sizes (target iSD), so that only the non-targets decide."""
+    for lesion_id, size in (("T1", 45.0), ("T2", 30.0), ("T3", 25.0)):
+        set_lesion_size(response, lesion_id, size)
+    coding = {
+        "system": "https://fhirnet.dev/fhir/CodeSystem/non-target-status",
+        "code": status,
+        "display": display,
+    }
+    for item in response["item"]:
+        if item["linkId"] == "non-target-lesion":
+            for child in item["item"]:
+                if child["linkId"] == "lesion-status":
+                    child["answer"] = [{"valueCoding": coding}]
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "display", "expected"),
+    [("increased", "Increased", "iCPD"), ("progression", "Unequivocal progression", "iUPD")],
+    ids=["increased confirms iCPD", "unchanged progression stays iUPD"],
+)
+def test_a_non_target_driven_iupd_is_confirmed_by_increased_not_by_unchanged_progression(
+    fhirnet: Fhirnet, fhir: FhirClient, status: str, display: str, expected: str
+) -> None:
+    """criteria v2 §3.2 b, D18, on the FHIR server: after an iUPD driven by a non-target in
+    unequivocal progression, the status ``increased`` confirms iCPD; the same status again does
+    not."""
+    patient = new_patient(fhir, "g3-nec-immunotherapy")
+    forms = [
+        patient.form(1),
+        _with_non_target_status(patient.form(2), "progression", "Unequivocal progression"),
+        _with_non_target_status(patient.form(3), status, display),
+    ]
+
+    answers = [fhirnet.submit(form) for form in forms]
+
+    assert [a.status for a in answers] == [201, 201, 201], answers
+    assert [category(a.body) for a in answers] == [None, "iUPD", expected]
+    now = written(fhir, patient)
+    assert [c for _, c in now.categories()] == [None, "iUPD", expected]
+    assessment = now.assessment(patient, 3)
+    assert category_of(assessment.get("valueCodeableConcept")) == expected
