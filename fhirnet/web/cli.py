@@ -254,11 +254,31 @@ def _wait_until_healthy(base_url: str, attempts: int = 100) -> None:
             time.sleep(0.1)
 
 
+#: gunicorn settings of ``fhirnet serve`` that do not come from Settings (docs/security.md,
+#: README "In production"). gunicorn's defaults (one sync worker, one thread) let one client
+#: that sends its headers or body slowly hold the only worker: everyone else waited.
+PRODUCTION_OPTIONS: Mapping[str, Any] = {
+    # Threads: a slow client holds one thread, not the process. gthread also waits for a new
+    # connection's first bytes in its poller, not in a thread (gunicorn >= 25).
+    "worker_class": "gthread",
+    # A worker whose main loop stops for this long is restarted (gthread's loop keeps
+    # beating while threads work, so this does not cut slow requests short; the proxy does).
+    "timeout": 30,
+    "graceful_timeout": 30,
+    # Idle kept-alive connections are closed after 5 s: they cost a file descriptor, no thread.
+    "keepalive": 5,
+    # Request line and headers as small as FHIR needs (search URLs included).
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+}
+
+
 def gunicorn_options(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> dict[str, Any]:
     """gunicorn settings for ``fhirnet serve``: bind address (unless overridden), workers and
-    threads from Settings.
+    threads from Settings, and the production defaults of :data:`PRODUCTION_OPTIONS`.
 
     :param settings: the service settings.
     :param host: overrides ``settings.host``.
@@ -269,6 +289,7 @@ def gunicorn_options(
     if ":" in address:  # an IPv6 address needs brackets in a bind string
         address = f"[{address}]"
     return {
+        **PRODUCTION_OPTIONS,
         "bind": f"{address}:{port or settings.port}",
         "workers": settings.workers,
         "threads": settings.threads,

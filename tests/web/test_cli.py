@@ -171,6 +171,14 @@ def test_serve_runs_the_configured_workers_and_threads() -> None:
     assert (options["workers"], options["threads"]) == (3, 4)
 
 
+def test_serve_defaults_to_threaded_workers_with_timeouts() -> None:
+    options = gunicorn_options(Settings(auth="none"))
+
+    assert options["worker_class"] == "gthread"
+    assert (options["workers"], options["threads"]) == (2, 8)
+    assert (options["timeout"], options["keepalive"]) == (30, 5)
+
+
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
