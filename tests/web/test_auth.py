@@ -388,6 +388,33 @@ def test_search_is_refused_to_scopes_that_do_not_grant_it(
 
 
 @pytest.mark.parametrize(
+    ("scope", "include", "status", "needed"),
+    [
+        ("system/DiagnosticReport.s", "DiagnosticReport:result", 403, "system/Observation.r"),
+        ("system/DiagnosticReport.s system/Observation.r", "DiagnosticReport:result", 200, None),
+        (
+            "system/DiagnosticReport.s system/Observation.s",
+            "DiagnosticReport:result",
+            403,
+            "system/Observation.r",
+        ),  # searching Observations is not reading them
+        ("system/DiagnosticReport.s system/Observation.r", "*", 403, None),
+        ("system/DiagnosticReport.s system/*.r", "*", 400, None),  # allowed; the store lacks it
+    ],
+)
+def test_a_search_with_include_needs_read_on_every_type_it_can_include(
+    protected: FlaskClient, keys: Keys, scope: str, include: str, status: int, needed: str | None
+) -> None:
+    headers = {"Authorization": f"Bearer {keys.token(scope)}"}
+
+    response = protected.get(f"/fhir/DiagnosticReport?_include={include}", headers=headers)
+
+    assert response.status_code == status
+    if status == 403:
+        assert_challenge(response, 403, "insufficient_scope", scope=needed)
+
+
+@pytest.mark.parametrize(
     ("scope", "grants"),
     [
         ("system/Observation.rs", {("Observation", "r"), ("Observation", "s")}),
