@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from fhirnet.errors import FhirnetError
+
 #: The schema this code reads and writes; see :data:`MIGRATIONS` to change it.
 SCHEMA_VERSION = 1
 #: File name of the database inside the data directory.
@@ -119,7 +121,7 @@ def _tighten(path: Path, mode: int) -> None:
         os.chmod(path, current & mode)
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(FhirnetError, RuntimeError):
     """The database was written by a newer fhirnet; opening it could corrupt it."""
 
 

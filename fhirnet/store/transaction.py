@@ -47,7 +47,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fhirnet.errors import FhirServerRejectedError
+from fhirnet.errors import FhirnetError, FhirServerRejectedError
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
 from fhirnet.ports import Json
 from fhirnet.store import versions
@@ -80,7 +80,7 @@ _UNSUPPORTED_REQUEST_ELEMENTS = ("ifNoneMatch", "ifModifiedSince")
 _ID_ATTEMPTS = 5
 
 
-class EntryError(Exception):
+class EntryError(FhirnetError):
     """One entry cannot be processed: the HTTP status and issue type it answers with."""
 
     def __init__(self, status: int, code: IssueType, message: str) -> None:
