@@ -44,6 +44,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from fhirnet.backoff import equal_jitter
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, FhirServerUnavailableError
 from fhirnet.ports import Json, SearchParams
 from fhirnet.smart import ASSERTION_TYPE, SmartCredentials
@@ -365,8 +366,10 @@ class FhirClient:
             slept += delay
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._retry.max_backoff, self._retry.backoff * 2.0 ** (attempt - 1))
-        return ceiling / 2 + self._jitter() * ceiling / 2
+        retry = self._retry
+        return equal_jitter(
+            attempt, initial=retry.backoff, maximum=retry.max_backoff, draw=self._jitter()
+        )
 
     def _retry_delay(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before retrying ``response``, or ``None`` to give up now."""

@@ -40,6 +40,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.locks": frozenset({"fhirnet.errors"}),
     # SMART backend-services tokens (JWT signing), for the client.
     "fhirnet.smart": frozenset({"fhirnet.errors"}),
+    # The backoff formula (equal jitter) of the client's retries and the outbox's deliveries.
+    "fhirnet.backoff": frozenset(),
     # The pure domain core: RECIST 1.1, iRECIST, Choi, PERCIST (also stdlib-only, see below).
     "fhirnet.criteria": frozenset({"fhirnet.errors"}),
     # FHIR mapping, no I/O: fhir.resources models to and from the criteria models.
@@ -49,12 +51,21 @@ LAYERS: dict[str, frozenset[str]] = {
     # Adapter: the durable outbox of submissions, on the store's SQLite database.
     "fhirnet.outbox": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.store"}),
     # Adapter: the external FHIR server over HTTP (implements the ports).
-    "fhirnet.client": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.smart"}),
+    "fhirnet.client": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.smart", "fhirnet.backoff"}
+    ),
     # Access control: bearer tokens and scopes, configured by Settings.
     "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config"}),
     # Use cases: orchestrate fhir + criteria behind the ports; no store, client or web.
     "fhirnet.services": frozenset(
-        {"fhirnet.errors", "fhirnet.ports", "fhirnet.criteria", "fhirnet.fhir", "fhirnet.outbox"}
+        {
+            "fhirnet.errors",
+            "fhirnet.ports",
+            "fhirnet.backoff",
+            "fhirnet.criteria",
+            "fhirnet.fhir",
+            "fhirnet.outbox",
+        }
     ),
     # The entry point (Flask, CLI): wires everything; nothing imports it.
     "fhirnet.web": frozenset(

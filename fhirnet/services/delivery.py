@@ -41,6 +41,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Final, TypeGuard
 
+from fhirnet.backoff import equal_jitter
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
 from fhirnet.outbox import Entry, Kind, Outbox, State
 from fhirnet.ports import Json, PatientLocks
@@ -76,9 +77,9 @@ class Backoff:
     maximum: float = 300.0
 
     def delay(self, failures: int, rng: random.Random) -> float:
-        """Seconds to wait after the ``failures``-th failed attempt (1, 2, ...)."""
-        ceiling = min(self.maximum, self.initial * 2.0 ** min(failures - 1, 64))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        """Seconds to wait after the ``failures``-th failed attempt (1, 2, ...):
+        :func:`fhirnet.backoff.equal_jitter`."""
+        return equal_jitter(failures, initial=self.initial, maximum=self.maximum, draw=rng.random())
 
 
 @dataclass(frozen=True, kw_only=True)
