@@ -31,7 +31,7 @@ from fhirnet.fhir.build import (
     exams_to_rebuild,
     pre_baseline_result,
 )
-from fhirnet.fhir.conformance import validate_resource
+from tests.conformance import validate_resource
 from fhirnet.fhir.datatypes import NCIT, OBSERVATION_CODES, number
 from fhirnet.fhir.extract import (
     RESPONSE_CATEGORIES,

@@ -1,4 +1,4 @@
-"""Self-conformance: the profile validator of ``fhirnet/fhir/conformance.py``.
+"""Self-conformance: the profile validator of ``tests/conformance/`` (a test oracle).
 
 Every example of the package conforms to the profiles it claims; one broken thing at a time is
 found, with the right issue code and FHIRPath; arbitrary damage never crashes the validator.
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhirnet.errors import ProfileNotFoundError
-from fhirnet.fhir.conformance import (
+from tests.conformance import (
     ProfileValidator,
     validate_against_profile,
     validate_resource,

