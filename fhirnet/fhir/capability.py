@@ -3,15 +3,16 @@
 The tables here (:data:`READABLE_TYPES`, :data:`SEARCH_PARAMETERS`) are what the web layer
 implements and what :func:`capability_statement` publishes, so the statement cannot list an
 interaction or search parameter the server does not have. The search support of the types the
-embedded store serves comes from the store itself, through the web layer (the ``stored``
-argument), for the same reason.
+embedded store serves is the store's own description (:class:`StoredSearch`, which
+:class:`fhirnet.store.SearchSupport` is), passed in by the web layer (the ``stored`` argument),
+for the same reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fhirnet.fhir.profiles import Catalog
 from fhirnet.fhir.resources import FHIR_VERSION
@@ -41,12 +42,18 @@ class SearchParameter:
     definition: str | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
-class StoredType:
-    """How a type the embedded store holds can be searched: its parameters and ``_include`` s."""
+class StoredSearch(Protocol):
+    """How a type the embedded store holds can be searched, as the statement lists it: its
+    parameters and ``_include`` values. A protocol, because the store publishes it and this
+    layer may not import the store."""
 
-    parameters: tuple[SearchParameter, ...]
-    includes: tuple[str, ...] = ()
+    @property
+    def parameters(self) -> Sequence[SearchParameter]:
+        """The search parameters, in the order the statement lists them."""
+
+    @property
+    def includes(self) -> Sequence[str]:
+        """The ``_include`` values honoured (``Type:parameter``)."""
 
 
 def _parameters(prefix: str) -> tuple[SearchParameter, ...]:
@@ -97,7 +104,7 @@ def capability_statement(
     catalog: Catalog,
     *,
     software_version: str,
-    stored: Mapping[str, StoredType] | None = None,
+    stored: Mapping[str, StoredSearch] | None = None,
 ) -> dict[str, Any]:
     """The CapabilityStatement of a fhirnet instance serving ``catalog``.
 
@@ -208,7 +215,7 @@ def _search_parameter(parameter: SearchParameter) -> dict[str, Any]:
     return rendered | {"type": parameter.type, "documentation": parameter.documentation}
 
 
-def _stored(support: StoredType) -> dict[str, Any]:
+def _stored(support: StoredSearch) -> dict[str, Any]:
     """read and search-type of a stored type."""
     rendered: dict[str, Any] = {
         "interaction": [{"code": "read"}, {"code": "search-type"}],
@@ -222,7 +229,7 @@ def _stored(support: StoredType) -> dict[str, Any]:
     return rendered
 
 
-def _questionnaire_response(stored: Mapping[str, StoredType] | None) -> dict[str, Any]:
+def _questionnaire_response(stored: Mapping[str, StoredSearch] | None) -> dict[str, Any]:
     served = stored is not None and "QuestionnaireResponse" in stored
     resource: dict[str, Any] = {
         "type": "QuestionnaireResponse",

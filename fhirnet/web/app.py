@@ -15,11 +15,11 @@ from fhirnet.access import Authenticator
 from fhirnet.config import Settings, load_settings
 from fhirnet.errors import OutboxUnavailableError
 from fhirnet.fhir.audit import STORED_TYPES
-from fhirnet.fhir.capability import SearchParameter, StoredType, capability_statement
+from fhirnet.fhir.capability import capability_statement
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
 from fhirnet.ports import FhirStore
-from fhirnet.store.parameters import Kind, parameters_of
+from fhirnet.store import SearchSupport, search_support
 from fhirnet.web import WebState, auth
 from fhirnet.web import fhir_submissions as _fhir_submissions  # noqa: F401  routes on fhir_bp
 from fhirnet.web import fhir_views as _fhir_views  # noqa: F401  routes on fhir_bp
@@ -124,53 +124,10 @@ def security_headers(response: Response) -> Response:
     return response
 
 
-def stored_types() -> dict[str, StoredType]:
+def stored_types() -> dict[str, SearchSupport]:
     """How the embedded store searches each type fhirnet writes, for the CapabilityStatement:
-    from the store's own parameter table, so the statement lists exactly what it honours."""
-    common = (
-        SearchParameter(
-            name="_id",
-            type="token",
-            definition="http://hl7.org/fhir/SearchParameter/Resource-id",
-            documentation="Logical id.",
-        ),
-        SearchParameter(
-            name="_lastUpdated",
-            type="date",
-            definition="http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
-            documentation="When the current version was written; also a _sort key.",
-        ),
-    )
-    types = {}
-    for resource_type in STORED_TYPES:
-        parameters = parameters_of(resource_type).values()
-        types[resource_type] = StoredType(
-            parameters=common
-            + tuple(
-                SearchParameter(
-                    # R4 types QuestionnaireResponse.questionnaire as a reference (to a
-                    # canonical); the store matches url or url|version.
-                    name=parameter.name,
-                    type="reference" if parameter.kind is Kind.CANONICAL else parameter.kind.value,
-                    documentation=_SEARCH_DOCUMENTATION[parameter.kind],
-                )
-                for parameter in parameters
-            ),
-            includes=tuple(
-                f"{resource_type}:{parameter.name}"
-                for parameter in parameters
-                if parameter.kind is Kind.REFERENCE
-            ),
-        )
-    return types
-
-
-_SEARCH_DOCUMENTATION = {
-    Kind.TOKEN: "[system]|[code]; comma-separated values match any.",
-    Kind.REFERENCE: "Type/id, id, or an absolute URL ending in Type/id.",
-    Kind.DATE: "With prefixes eq ne gt lt ge le sa eb; also a _sort key (_sort=-date).",
-    Kind.CANONICAL: "The canonical URL, or url|version.",
-}
+    the store's own description, so the statement lists exactly what it honours."""
+    return {resource_type: search_support(resource_type) for resource_type in STORED_TYPES}
 
 
 def _health() -> dict[str, Any] | tuple[dict[str, Any], int]:

@@ -49,11 +49,8 @@ from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
-from fhirnet.store.parameters import COMMON, parameters_of
+from fhirnet.store import EmbeddedStore, SearchPage, search_support
 from fhirnet.store.resources import is_id
-from fhirnet.store.search import RESULT_PARAMETERS as STORE_RESULT_PARAMETERS
-from fhirnet.store.search import SearchPage
 from fhirnet.web import web_state
 from fhirnet.web.auth import may_read
 from fhirnet.web.errors import FhirRequestError
@@ -226,7 +223,7 @@ def _search_stored(resource_type: str) -> Response:
     """A page of the embedded store's search; the store refuses (400) what it cannot honour,
     unless the client prefers lenient handling, which leaves unknown parameters out."""
     store = _embedded(resource_type)
-    supported = {*parameters_of(resource_type), *COMMON, *STORE_RESULT_PARAMETERS}
+    supported = search_support(resource_type).accepted
     prefer_lenient = lenient()
     query = [
         (name, value)
