@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.config import Settings
+from fhirnet.fhir.profiles import Catalog, load_catalog
+from fhirnet.web import app as web_app
 from fhirnet.web.app import create_app
+from fhirnet.web.openapi import build_openapi_document
 
 CRITERIA = ("recist-1.1", "irecist", "choi", "percist-1.0")
 
@@ -80,6 +83,29 @@ class ExampleCounts:
 
 #: The :class:`ExampleCounts` of the session.
 EXAMPLE_COUNTS = pytest.StashKey[ExampleCounts]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_catalog() -> Iterator[Catalog]:
+    """The conformance package of ``profiles/``, loaded once per session, and shared with the
+    OpenAPI document by every app the tests build from that directory.
+
+    Both are read-only (a :class:`~fhirnet.fhir.profiles.Catalog` never changes, and keeps what
+    is derived from it, such as the profile validators, for its lifetime); building them was
+    most of the time of ``create_app``, which every web test calls. Each app still has its own
+    settings, clock, store and state; an app built from another profiles directory loads its own.
+    """
+    profiles_dir = Settings().profiles_dir.resolve()
+    shared = load_catalog(profiles_dir)
+    document = build_openapi_document()
+
+    def load(directory: Path) -> Catalog:
+        return shared if directory.resolve() == profiles_dir else load_catalog(directory)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(web_app, "load_catalog", load)
+        patch.setattr(web_app, "build_openapi_document", lambda: document)
+        yield shared
 
 
 @pytest.fixture
