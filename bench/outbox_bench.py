@@ -41,7 +41,7 @@ from pathlib import Path
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.outbox import Kind, Outbox, State
 from fhirnet.ports import Json
-from fhirnet.services import submit
+from fhirnet.services import Context, submit
 from fhirnet.services.delivery import ALREADY_HELD
 from fhirnet.store import EmbeddedStore
 
@@ -106,7 +106,7 @@ def run(directory: Path, runs: int, warmup: int) -> None:
 
     def submission() -> None:
         form = baseline_of(f"s{next(counter)}")
-        submit(form, store=store, catalog=catalog, locks=ALREADY_HELD, now=NOW)
+        submit(form, Context(store=store, catalog=catalog, locks=ALREADY_HELD, now=NOW))
 
     actions: dict[str, Callable[[], None]] = {
         "accept (202): outbox add": accept,

@@ -68,7 +68,7 @@ from fhirnet.fhir.extract import ExamForm, assessment_request, extract_form
 from fhirnet.fhir.profiles import Catalog, load_catalog
 from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.ports import Json, SearchParams
-from fhirnet.services import submit
+from fhirnet.services import Context, submit
 from fhirnet.services.forms import content_of
 
 EXAMPLES: Final = (
@@ -220,7 +220,8 @@ class Case:
     now: dt.datetime
 
     def service(self) -> Json:
-        submit(self.new, store=self.store, catalog=CATALOG, locks=NoLocks(), now=self.now)
+        context = Context(store=self.store, catalog=CATALOG, locks=NoLocks(), now=self.now)
+        submit(self.new, context)
         if self.store.last is None:
             raise RuntimeError("the service wrote nothing")
         return self.store.last

@@ -8,6 +8,7 @@ import copy
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from fhirnet.fhir.outcome import (
 from fhirnet.fhir.profiles import Catalog, load_catalog
 from fhirnet.locks import FileLocks
 from fhirnet.ports import FhirStore, Json
-from fhirnet.services import Submission, extract, submit, submit_bundle
+from fhirnet.services import Context, Submission, extract, submit, submit_bundle
 from fhirnet.store import EmbeddedStore
 from tests.submissions import (
     CHOI,
@@ -93,12 +94,17 @@ def locks(tmp_path: Path) -> FileLocks:
 
 
 @pytest.fixture
-def send(store: RecordingStore, catalog: Catalog, locks: FileLocks) -> Submit:
-    """``submit`` on the recording store: ``send(resource)`` or ``send(resource, store=...)``."""
+def context(store: RecordingStore, catalog: Catalog, locks: FileLocks) -> Context:
+    """The recording store, the catalog, the file locks and :data:`NOW`; no audit trail."""
+    return Context(store=store, catalog=catalog, locks=locks, now=NOW)
+
+
+@pytest.fixture
+def send(context: Context) -> Submit:
+    """``submit`` in :func:`context`: ``send(resource)`` or ``send(resource, store=...)``."""
 
     def run(resource: Json, **overrides: Any) -> Submission:
-        arguments: dict[str, Any] = {"store": store, "catalog": catalog, "locks": locks}
-        return submit(resource, now=NOW, **(arguments | overrides))
+        return submit(resource, replace(context, **overrides))
 
     return run
 
@@ -166,14 +172,14 @@ def test_extract_gives_the_golden_transaction_and_writes_nothing(
     send: Submit,
     store: RecordingStore,
     embedded: EmbeddedStore,
-    catalog: Catalog,
+    context: Context,
     patient: str,
     number: int,
 ) -> None:
     submit_all(send, patient, number - 1)
     before = counts(embedded)
 
-    bundle = extract(form(patient, number), store=store, catalog=catalog, now=NOW)
+    bundle = extract(form(patient, number), context)
 
     assert normalised(bundle) == normalised(golden(patient, number))
     assert counts(embedded) == before
@@ -181,11 +187,11 @@ def test_extract_gives_the_golden_transaction_and_writes_nothing(
 
 
 def test_extract_of_a_stored_form_still_gives_its_exam(
-    send: Submit, store: RecordingStore, catalog: Catalog
+    send: Submit, store: RecordingStore, context: Context
 ) -> None:
     submit_all(send, RECIST, 2)
 
-    bundle = extract(form(RECIST, 2), store=store, catalog=catalog, now=NOW)
+    bundle = extract(form(RECIST, 2), context)
 
     assert normalised(bundle) == normalised(golden(RECIST, 2))
 
@@ -583,14 +589,12 @@ def test_the_assessments_warnings_are_reported_at_their_item(send: Submit) -> No
 
 
 def test_a_transaction_bundle_of_several_patients_is_one_transaction(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks
+    store: RecordingStore, context: Context
 ) -> None:
     # Out of date order on purpose: forms of one patient are taken in date order.
     resources = [form(CHOI, 3), form(RECIST, 1), form(CHOI, 1), form(RECIST, 2), form(CHOI, 2)]
 
-    outcome = submit_bundle(
-        bundle_of(*resources), store=store, catalog=catalog, locks=locks, now=NOW
-    )
+    outcome = submit_bundle(bundle_of(*resources), context)
 
     assert outcome.type == "transaction"
     assert len(store.sent) == 1
@@ -601,34 +605,26 @@ def test_a_transaction_bundle_of_several_patients_is_one_transaction(
 
 
 def test_a_transaction_bundle_with_an_invalid_form_writes_nothing(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks
+    store: RecordingStore, context: Context
 ) -> None:
     broken = form(RECIST, 2)
     broken["status"] = "in-progress"
 
     with pytest.raises(UnprocessableResourceError) as refused:
-        submit_bundle(
-            bundle_of(form(RECIST, 1), broken), store=store, catalog=catalog, locks=locks, now=NOW
-        )
+        submit_bundle(bundle_of(form(RECIST, 1), broken), context)
 
     assert [i.expression for i in errors(refused.value)] == ["Bundle.entry[1].resource.status"]
     assert store.sent == []
 
 
 def test_a_transaction_bundle_breaking_a_rule_names_the_entry(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks
+    store: RecordingStore, context: Context
 ) -> None:
     follow_up = form(RECIST, 2)
     set_answer(target(follow_up, "T1"), "lesion-id", "valueString", "T7")
 
     with pytest.raises(UnprocessableResourceError) as refused:
-        submit_bundle(
-            bundle_of(form(RECIST, 1), follow_up),
-            store=store,
-            catalog=catalog,
-            locks=locks,
-            now=NOW,
-        )
+        submit_bundle(bundle_of(form(RECIST, 1), follow_up), context)
 
     assert [i.expression for i in errors(refused.value)] == [
         "Bundle.entry[1].resource.item[8].item[0]"
@@ -636,18 +632,12 @@ def test_a_transaction_bundle_breaking_a_rule_names_the_entry(
     assert store.sent == []
 
 
-def test_a_batch_answers_each_entry_on_its_own(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks
-) -> None:
+def test_a_batch_answers_each_entry_on_its_own(store: RecordingStore, context: Context) -> None:
     broken = form(CHOI, 1)
     broken["status"] = "stopped"
 
     outcome = submit_bundle(
-        bundle_of(form(RECIST, 2), broken, form(RECIST, 1), kind="batch"),
-        store=store,
-        catalog=catalog,
-        locks=locks,
-        now=NOW,
+        bundle_of(form(RECIST, 2), broken, form(RECIST, 1), kind="batch"), context
     )
 
     follow_up, refused, baseline = outcome.results
@@ -688,24 +678,18 @@ def test_a_batch_answers_each_entry_on_its_own(
     ids=["collection", "entry not a list", "a Patient POST", "a Patient as form"],
 )
 def test_a_bundle_that_is_not_forms_to_submit_is_malformed(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks, bundle: Json
+    store: RecordingStore, context: Context, bundle: Json
 ) -> None:
     with pytest.raises(MalformedRequestError):
-        submit_bundle(bundle, store=store, catalog=catalog, locks=locks, now=NOW)
+        submit_bundle(bundle, context)
     assert store.sent == []
 
 
 def test_the_same_form_twice_in_a_bundle_is_refused(
-    store: RecordingStore, catalog: Catalog, locks: FileLocks
+    store: RecordingStore, context: Context
 ) -> None:
     with pytest.raises(UnprocessableResourceError) as refused:
-        submit_bundle(
-            bundle_of(form(RECIST, 1), form(RECIST, 1)),
-            store=store,
-            catalog=catalog,
-            locks=locks,
-            now=NOW,
-        )
+        submit_bundle(bundle_of(form(RECIST, 1), form(RECIST, 1)), context)
 
     assert [i.expression for i in errors(refused.value)] == ["Bundle.entry[1].resource.identifier"]
 

@@ -1,13 +1,17 @@
 """The use cases of fhirnet, over the ports (``style.md`` P10): :func:`submit` a form,
-:func:`submit_bundle` several, :func:`extract` the transaction a form gives without writing it.
+:func:`submit_bundle` several, :func:`extract` the transaction a form gives without writing it;
+each takes the resource and a :class:`Context` (store, catalog, locks, time, audit trail).
 
-Modules: :mod:`~fhirnet.services.submission` (the pipeline), :mod:`~fhirnet.services.forms`
+Modules: :mod:`~fhirnet.services.submission` (the use cases), :mod:`~fhirnet.services.context`
+(what they run with), :mod:`~fhirnet.services.planning` (what a submission writes),
+:mod:`~fhirnet.services.audits` (their AuditEvents), :mod:`~fhirnet.services.forms`
 (checking and reading a received form, locating its items), :mod:`~fhirnet.services.history`
 (what the FHIR server holds about a patient), :mod:`~fhirnet.services.timelines` (a patient's
 forms as assessed timelines), :mod:`~fhirnet.services.bundles` (the Bundles taken),
 :mod:`~fhirnet.services.delivery` (durable delivery through the outbox).
 """
 
+from fhirnet.services.context import Context
 from fhirnet.services.submission import (
     BundleOutcome,
     Submission,
@@ -20,6 +24,7 @@ from fhirnet.services.submission import (
 
 __all__ = [
     "BundleOutcome",
+    "Context",
     "Submission",
     "extract",
     "patients_of_bundle",

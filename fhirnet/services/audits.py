@@ -1,7 +1,8 @@
 """The audit trail of the use cases: who asked, and the AuditEvents a submission writes with its
 results or a failed request writes on its own (:mod:`fhirnet.fhir.audit` builds them).
 
-**Policy** (docs: the module docstring of :mod:`fhirnet.services.submission`):
+**Policy** (docs: the module docstring of :mod:`fhirnet.services.submission`, whose use cases
+call :func:`submission_events`, :func:`audit_failure` and :func:`audit_bundle_failure`):
 
 * a submission's AuditEvent goes in the **same transaction** as its results: no results without
   their audit record, and no record of results that were not written. An identical resubmission
@@ -22,10 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fhirnet.errors import FhirnetError, InvalidInputError
+from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import (
     Action,
     Entity,
@@ -38,7 +41,20 @@ from fhirnet.fhir.audit import (
 from fhirnet.fhir.outcome import OutcomeError
 from fhirnet.ports import FhirStore, Json
 
-__all__ = ["AuditTrail", "failure_outcome"]
+if TYPE_CHECKING:  # the context holds an AuditTrail: a type-only import, not a cycle
+    from fhirnet.services.context import Context
+    from fhirnet.services.forms import ReceivedForm
+
+__all__ = [
+    "AuditTrail",
+    "audit_bundle_failure",
+    "audit_failure",
+    "failure_outcome",
+    "submission_events",
+]
+
+#: The resource type of an exam's report, named in the AuditEvent of an unchanged form.
+_REPORT = "DiagnosticReport"
 
 _log = logging.getLogger(__name__)
 
@@ -112,3 +128,84 @@ def failure_outcome(error: Exception) -> tuple[Outcome, str]:
     if isinstance(error, FhirnetError):
         return Outcome.SERIOUS_FAILURE, f"failed: {name}"
     return Outcome.MAJOR_FAILURE, f"failed: {name}"
+
+
+def submission_events(
+    audit: AuditTrail,
+    *,
+    now: dt.datetime,
+    interaction: Interaction,
+    forms: Sequence[ReceivedForm],
+    entries: Sequence[Json],
+    reports: Mapping[str, Json],
+) -> list[Json]:
+    """One AuditEvent per submitted form: its patient, every resource the transaction's
+    ``entries`` write about that patient (by fullUrl, which the server turns into the written
+    resource's reference), and the stored DiagnosticReport an unchanged form is answered with.
+
+    :param reports: per form key, the stored DiagnosticReport of a form not rewritten.
+    """
+    written = _written_by_patient(entries)
+    found = []
+    for form in forms:
+        patient = f"Patient/{form.patient}"
+        entities = [events.patient(patient), *written.get(patient, [])]
+        report = reports.get(form.key)
+        if report is not None:
+            entities.append(events.resource(f"{_REPORT}/{report.get('id')}", _REPORT))
+        found.append(
+            audit.event(interaction=interaction, action=Action.CREATE, now=now, entities=entities)
+        )
+    return found
+
+
+def _written_by_patient(entries: Sequence[Json]) -> dict[str, list[Entity]]:
+    """The entities of a transaction's entries per ``Patient/<id>``; an entry that names no
+    patient (a Provenance targets the others by fullUrl) goes with its targets' patients."""
+    patients = {entry["fullUrl"]: events.patients_of(entry["resource"]) for entry in entries}
+    found: dict[str, list[Entity]] = {}
+    for entry in entries:
+        resource = entry["resource"]
+        own = patients[entry["fullUrl"]]
+        if not own:
+            targets = [t.get("reference") for t in _list(resource.get("target"))]
+            own = list(
+                dict.fromkeys(p for t in targets if isinstance(t, str) for p in patients.get(t, []))
+            )
+        entity = events.resource(entry["fullUrl"], str(resource["resourceType"]))
+        for patient in own:
+            found.setdefault(patient, []).append(entity)
+    return found
+
+
+def audit_failure(
+    context: Context,
+    interaction: Interaction,
+    action: Action,
+    forms: Sequence[Mapping[str, Any]],
+    error: Exception,
+) -> None:
+    """Write, best effort, the failure AuditEvent of a request about ``forms`` (as sent: only
+    the patients they name, when they name one, are recorded); nothing without an audit trail
+    or with a naive clock (the request fails on that itself)."""
+    audit, now = context.audit, context.now
+    if audit is None or now.utcoffset() is None:
+        return
+    patients = dict.fromkeys(p for form in forms for p in events.patients_of(form))
+    entities = [events.patient(patient) for patient in patients]
+    event = audit.event(
+        interaction=interaction, action=action, now=now, entities=entities, error=error
+    )
+    audit.write_failure(context.store, [event])
+
+
+def audit_bundle_failure(context: Context, bundle: Mapping[str, Any], error: Exception) -> None:
+    """:func:`audit_failure` of a submitted Bundle, about the forms it holds."""
+    forms = [e.get("resource") for e in _list(bundle.get("entry")) if isinstance(e, dict)]
+    seen = [form for form in forms if isinstance(form, Mapping)]
+    kind = Interaction.BATCH if bundle.get("type") == "batch" else Interaction.TRANSACTION
+    audit_failure(context, kind, Action.CREATE, seen, error)
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -29,7 +29,7 @@ from fhirnet.fhir.profiles import Catalog
 from fhirnet.locks import LOCKS_DIR, FileLocks
 from fhirnet.outbox import OUTBOX_FILE, Entry, Kind, Outbox
 from fhirnet.ports import Json
-from fhirnet.services import BundleOutcome, submit, submit_bundle
+from fhirnet.services import BundleOutcome, Context, submit, submit_bundle
 from fhirnet.services.audits import AuditTrail
 from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent, retryable
 from fhirnet.web.backend import Backend
@@ -114,22 +114,22 @@ class Deliveries:
             raise ValueError(f"submission {entry.id} has no body")
         backend = self._backend
         now: datetime = self._clock()
-        pipeline: dict[str, Any] = {
-            "store": backend.store(),
-            "catalog": self._catalog,
-            "now": now,
-            "client_id_types": backend.client_id_types(),
-            "audit": AuditTrail(requester=entry.requester),
-            "locks": ALREADY_HELD,
-        }
+        context = Context(
+            store=backend.store(),
+            catalog=self._catalog,
+            now=now,
+            client_id_types=backend.client_id_types(),
+            audit=AuditTrail(requester=entry.requester),
+            locks=ALREADY_HELD,
+        )
         if entry.kind is Kind.FORM:
-            submission = submit(entry.body, **pipeline)
+            submission = submit(entry.body, context)
             outcome = BundleOutcome(type="batch", results=(submission,))
             (answer,) = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)[
                 "entry"
             ]
             return Sent(answer=answer, value=submission)
-        outcome = submit_bundle(entry.body, **pipeline)
+        outcome = submit_bundle(entry.body, context)
         for result in outcome.results:  # a batch entry the server could not take: all again
             if isinstance(result, Exception) and retryable(result):
                 raise result

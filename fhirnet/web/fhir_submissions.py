@@ -17,17 +17,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from werkzeug.wrappers import Response
 
-from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
 from fhirnet.outbox import Entry, Kind, State
 from fhirnet.ports import Json
 from fhirnet.services import (
     BundleOutcome,
+    Context,
     Submission,
     extract,
     patients_of_bundle,
@@ -71,8 +71,9 @@ def create() -> Response:
     resource = resource_of(json_body(), "QuestionnaireResponse")
     deliveries = web_state().deliveries
     if deliveries is None:
-        return _submitted(submit(resource, **_pipeline(), locks=web_state().backend.locks))
-    attempt = _accept(deliveries, Kind.FORM, resource, patients_of_form(resource, **_checks()))
+        return _submitted(submit(resource, _context()))
+    patients = patients_of_form(resource, _context(server=False))
+    attempt = _accept(deliveries, Kind.FORM, resource, patients)
     if isinstance(attempt.value, Submission):
         return _submitted(attempt.value)
     return _accepted(attempt)
@@ -85,16 +86,12 @@ def transaction() -> Response:
     bundle = resource_of(json_body(), "Bundle")
     deliveries = web_state().deliveries
     if deliveries is None:
-        outcome = submit_bundle(bundle, **_pipeline(), locks=web_state().backend.locks)
+        outcome = submit_bundle(bundle, _context())
         return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
-    patients = patients_of_bundle(bundle, **_checks())
+    checking = _context(server=False)
+    patients = patients_of_bundle(bundle, checking)
     if not patients:  # a batch of refused entries only: nothing to write, nothing to keep
-        outcome = submit_bundle(
-            bundle,
-            **_checks(),
-            client_id_types=DEFAULT_CLIENT_ID_TYPES,
-            locks=web_state().backend.locks,
-        )
+        outcome = submit_bundle(bundle, checking)
         return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
     attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients)
     if isinstance(attempt.value, BundleOutcome):
@@ -112,7 +109,7 @@ def extract_resources() -> Response:
     check_parameters(FORMAT_PARAMETERS)
     body = json_body()
     resource = resource_of(body, "QuestionnaireResponse", parameter="questionnaire-response")
-    return respond(extract(resource, **_pipeline()))
+    return respond(extract(resource, _context()))
 
 
 @bp.get("/_submission/<submission_id>")
@@ -147,22 +144,22 @@ def submission_status(submission_id: str) -> Response:
     return respond(bundle)
 
 
-def _checks() -> dict[str, Any]:
-    """The store, the catalog, the time and the audit trail: what checking a submission before
-    the outbox takes it needs (no FHIR server call)."""
+def _context(*, server: bool = True) -> Context:
+    """What the use cases run with in this request: the catalog, the time, the store, the audit
+    trail and the patient locks; with ``server``, also the server's client-id types (read from
+    the server on first use). Checking a submission before the outbox takes it passes
+    ``server=False``: no FHIR server call, the default client-id types."""
     state = web_state()
-    return {
-        "catalog": state.catalog,
-        "now": state.clock(),
-        "store": state.backend.store(),
-        "audit": audit_trail(),
-    }
-
-
-def _pipeline() -> dict[str, Any]:
-    """The arguments every use case takes: those of :func:`_checks`, and the server's client-id
-    types (read from the server on first use)."""
-    return {**_checks(), "client_id_types": web_state().backend.client_id_types()}
+    context = Context(
+        catalog=state.catalog,
+        now=state.clock(),
+        store=state.backend.store(),
+        audit=audit_trail(),
+        locks=state.backend.locks,
+    )
+    if not server:
+        return context
+    return replace(context, client_id_types=state.backend.client_id_types())
 
 
 def _accept(deliveries: Deliveries, kind: Kind, body: Json, patients: Collection[str]) -> Attempt:
