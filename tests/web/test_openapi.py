@@ -14,7 +14,10 @@ from flask.testing import FlaskClient
 
 from fhirnet.access import Permission
 from fhirnet.criteria.models import Criteria, NonTargetStatus
+from fhirnet.fhir.audit import STORED_TYPES
+from fhirnet.store import search_support
 from fhirnet.web import auth
+from fhirnet.web.fhir_http import FORMAT_PARAMETERS, FORMAT_VALUES
 
 ValidBody = Callable[..., dict[str, Any]]
 
@@ -190,3 +193,31 @@ def test_each_operation_names_the_token_and_scope_the_service_requires(
             if expected:
                 assert {"401", "403"} <= set(operation["responses"]), (method, path)
                 assert "WWW-Authenticate" in operation["responses"]["401"]["headers"]
+
+
+@pytest.mark.parametrize("resource_type", STORED_TYPES)
+def test_a_stored_search_documents_exactly_the_parameters_the_store_accepts(
+    document: dict[str, Any], client: FlaskClient, resource_type: str
+) -> None:
+    """The document, the search view and the CapabilityStatement read one description."""
+    operation = document["paths"][f"/fhir/{resource_type}"]["get"]
+    documented = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+    statement = client.get("/fhir/metadata").get_json()
+    (listed,) = (r for r in statement["rest"][0]["resource"] if r["type"] == resource_type)
+    support = search_support(resource_type)
+
+    assert documented - set(FORMAT_PARAMETERS) == support.accepted
+    assert [p["name"] for p in listed["searchParam"]] == [p.name for p in support.parameters]
+    assert listed.get("searchInclude", []) == list(support.includes)
+
+
+def test_the_format_parameter_lists_every_format_the_endpoint_accepts(
+    document: dict[str, Any],
+) -> None:
+    (parameter,) = (
+        p
+        for p in document["paths"]["/fhir/metadata"]["get"]["parameters"]
+        if p["name"] == "_format"
+    )
+
+    assert set(parameter["schema"]["enum"]) == FORMAT_VALUES
