@@ -45,7 +45,7 @@ from enum import StrEnum
 from typing import Any
 
 from fhirnet.errors import FhirServerRejectedError
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json, SearchParams
 from fhirnet.store.dates import OPEN_HIGH, OPEN_LOW, Range, parse_range
 from fhirnet.store.parameters import COMMON, ID, LAST_UPDATED, Kind, Parameter, parameters_of
@@ -78,7 +78,7 @@ class SearchParameterError(FhirServerRejectedError):
     """
 
     def __init__(self, message: str, *, code: IssueType = IssueType.NOT_SUPPORTED) -> None:
-        issue = Issue(severity=Severity.ERROR, code=code, expression=None, message=message)
+        issue = Issue.error(code, message)
         super().__init__(message, status=400, outcome=operation_outcome([issue]))
         self.code = code
 
