@@ -1,6 +1,8 @@
 """Validation problems as data (:class:`Issue`) and their rendering as an OperationOutcome.
 
-Validators collect every problem as an :class:`Issue` and never stop at the first; the web layer
+Issues are made with :meth:`Issue.error`, :meth:`Issue.warning` and :meth:`Issue.information`,
+everywhere in fhirnet. Validators collect every problem as an :class:`Issue` and never stop at the
+first; the web layer
 turns the list into an OperationOutcome with :func:`operation_outcome` (``style.md`` P8).
 """
 
@@ -57,6 +59,28 @@ class Issue:
     @property
     def is_error(self) -> bool:
         return self.severity in (Severity.FATAL, Severity.ERROR)
+
+    @classmethod
+    def error(cls, code: IssueType, message: str, *, expression: str | None = None) -> Issue:
+        """A problem that stops the request (``error``); ``expression`` is where, if anywhere."""
+        return cls(severity=Severity.ERROR, code=code, expression=expression, message=message)
+
+    @classmethod
+    def warning(cls, code: IssueType, message: str, *, expression: str | None = None) -> Issue:
+        """A problem the request goes on with (``warning``)."""
+        return cls(severity=Severity.WARNING, code=code, expression=expression, message=message)
+
+    @classmethod
+    def information(
+        cls,
+        message: str,
+        *,
+        code: IssueType = IssueType.INFORMATIONAL,
+        expression: str | None = None,
+    ) -> Issue:
+        """Something the submitter should know (``information``), ``informational`` unless
+        ``code`` says otherwise."""
+        return cls(severity=Severity.INFORMATION, code=code, expression=expression, message=message)
 
 
 class OutcomeError(FhirnetError):

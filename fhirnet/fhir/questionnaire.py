@@ -91,7 +91,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from fhirnet.fhir.outcome import Issue, IssueType, Severity
+from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
 from fhirnet.fhir.questionnaire_index import (
     UCUM,
@@ -267,7 +267,8 @@ class _Checker:
     _count: int = 0
 
     def add(self, code: IssueType, expression: str, message: str, *, warning: bool = False) -> None:
-        self.emit([_issue(code, expression, message, warning=warning)])
+        make = Issue.warning if warning else Issue.error
+        self.emit([make(code, message, expression=expression)])
 
     def emit(self, issues: Iterable[Issue]) -> None:
         """Report ``issues``, except inside elements the FHIR models already rejected."""
@@ -451,7 +452,7 @@ class _Checker:
             return []  # the models report it
         keys = [key for key in answer if is_choice(key, "value")]
         if not keys:
-            return [_issue(IssueType.STRUCTURE, path, "the answer has no value")]
+            return [Issue.error(IssueType.STRUCTURE, "the answer has no value", expression=path)]
         if len(keys) > 1:
             return []  # the models report the second value[x]
         key = keys[0]
@@ -462,10 +463,10 @@ class _Checker:
                 return self._quantity(definition, value, path)
             expected = " or ".join(definition.answer_types) or "no value"
             message = f"{link_id!r} is a {definition.type} item: answer with {expected}, not {key}"
-            return [_issue(IssueType.STRUCTURE, path, message)]
+            return [Issue.error(IssueType.STRUCTURE, message, expression=path)]
         if not shape_ok(key, value):
             message = f"{key} must be {_JSON_TYPES.get(key, 'a JSON string')}"
-            return [_issue(IssueType.STRUCTURE, path, message)]
+            return [Issue.error(IssueType.STRUCTURE, message, expression=path)]
         if key == "valueCoding":
             return _coding(definition, value, path)
         if definition.options is not None and (definition.type, key) != (
@@ -474,12 +475,16 @@ class _Checker:
         ):
             if comparable_value(key, value) in definition.options:
                 return []
-            return [_issue(IssueType.CODE_INVALID, path, f"{value!r} is not an answer option")]
+            return [
+                Issue.error(
+                    IssueType.CODE_INVALID, f"{value!r} is not an answer option", expression=path
+                )
+            ]
         if key in {"valueDecimal", "valueInteger"}:
             return _range(definition, json_number(value), path)
         if key in {"valueDate", "valueDateTime"} and _in_future(value, self.today):
             message = f"{value} is in the future (today is {self.today} UTC)"
-            return [_issue(IssueType.BUSINESS_RULE, path, message)]
+            return [Issue.error(IssueType.BUSINESS_RULE, message, expression=path)]
         return []
 
     def _quantity(self, definition: ItemDefinition, value: object, path: str) -> list[Issue]:
@@ -492,10 +497,14 @@ class _Checker:
             message = (
                 f"wrong unit: {definition.link_id!r} is in {definition.unit} (UCUM), not {given}"
             )
-            return [_issue(IssueType.VALUE, path, message)]
+            return [Issue.error(IssueType.VALUE, message, expression=path)]
         number = json_number(value.get("value"))
         if number is None:
-            return [_issue(IssueType.STRUCTURE, f"{path}.value", "the quantity has no number")]
+            return [
+                Issue.error(
+                    IssueType.STRUCTURE, "the quantity has no number", expression=f"{path}.value"
+                )
+            ]
         return _range(definition, number, f"{path}.value")
 
     # -- enableWhen
@@ -617,11 +626,6 @@ class _Checker:
                 )
 
 
-def _issue(code: IssueType, expression: str, message: str, *, warning: bool = False) -> Issue:
-    severity = Severity.WARNING if warning else Severity.ERROR
-    return Issue(severity=severity, code=code, expression=expression, message=message)
-
-
 def _coding(definition: ItemDefinition, coding: Mapping[str, Any], path: str) -> list[Issue]:
     """A Coding answer must be a concept of the value set (or an answerOption), by system and
     code; a different display is only a warning (the code carries the meaning)."""
@@ -633,11 +637,11 @@ def _coding(definition: ItemDefinition, coding: Mapping[str, Any], path: str) ->
     if (system, code) not in definition.codings:
         source = definition.value_set or "the answer options"
         message = f"{system}#{code} is not in {source} ({definition.link_id!r})"
-        return [_issue(IssueType.CODE_INVALID, path, message)]
+        return [Issue.error(IssueType.CODE_INVALID, message, expression=path)]
     display, expected = coding.get("display"), definition.codings[(system, code)]
     if isinstance(display, str) and expected and _words(display) != _words(expected):
         message = f"display {display!r} of {system}#{code} is not {expected!r}"
-        return [_issue(IssueType.CODE_INVALID, f"{path}.display", message, warning=True)]
+        return [Issue.warning(IssueType.CODE_INVALID, message, expression=f"{path}.display")]
     return []
 
 
@@ -647,10 +651,10 @@ def _range(definition: ItemDefinition, number: Decimal | None, path: str) -> lis
     issues = []
     if number is not None and definition.min_value is not None and number < definition.min_value:
         message = f"{number}{unit} is below the minimum {definition.min_value}{unit}"
-        issues.append(_issue(IssueType.VALUE, path, message))
+        issues.append(Issue.error(IssueType.VALUE, message, expression=path))
     if number is not None and definition.max_value is not None and number > definition.max_value:
         message = f"{number}{unit} is above the maximum {definition.max_value}{unit}"
-        issues.append(_issue(IssueType.VALUE, path, message))
+        issues.append(Issue.error(IssueType.VALUE, message, expression=path))
     return issues
 
 

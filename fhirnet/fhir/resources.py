@@ -31,7 +31,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from fhirnet.fhir.outcome import Issue, IssueType, Severity
+from fhirnet.fhir.outcome import Issue, IssueType
 
 __all__ = [
     "FHIR_VERSION",
@@ -106,7 +106,11 @@ def parse(data: object, model: type[Model]) -> Parsed[Model]:
     issues: list[Issue] = []
     rejected: set[str] = set()
     if resource_type is None:
-        issues.append(_issue(IssueType.REQUIRED, root, f"resourceType is missing; expected {root}"))
+        issues.append(
+            Issue.error(
+                IssueType.REQUIRED, f"resourceType is missing; expected {root}", expression=root
+            )
+        )
     json_issues = _json_issues(data, root)
     resource: Model | None = None
     try:
@@ -120,7 +124,9 @@ def parse(data: object, model: type[Model]) -> Parsed[Model]:
     except Exception as error:
         # fhir_core raises e.g. KeyError('R4.NopeType') for a contained resource of an unknown
         # type instead of a ValidationError; the request is still answered with an issue.
-        issues.append(_issue(IssueType.STRUCTURE, root, f"not a valid {root}: {error!r}"))
+        issues.append(
+            Issue.error(IssueType.STRUCTURE, f"not a valid {root}: {error!r}", expression=root)
+        )
     issues += [issue for issue in json_issues if issue.expression not in rejected]
     # An empty resource rejects nothing inside it: the other checks still name what is missing.
     rejected.update(i.expression for i in json_issues if i.expression and i.expression != root)
@@ -128,12 +134,8 @@ def parse(data: object, model: type[Model]) -> Parsed[Model]:
 
 
 def _failed(root: str, message: str) -> Parsed[Any]:
-    issue = _issue(IssueType.STRUCTURE, root, message)
+    issue = Issue.error(IssueType.STRUCTURE, message, expression=root)
     return Parsed(resource=None, issues=(issue,), rejected=frozenset({root}))
-
-
-def _issue(code: IssueType, expression: str, message: str) -> Issue:
-    return Issue(severity=Severity.ERROR, code=code, expression=expression, message=message)
 
 
 def _from_pydantic(root: str, details: ErrorDetails) -> tuple[Issue, str | None]:
@@ -143,13 +145,17 @@ def _from_pydantic(root: str, details: ErrorDetails) -> tuple[Issue, str | None]
     message = " ".join(str(details["msg"]).removeprefix("Value error, ").split())
     if kind.endswith("missing"):
         parent, name = _expression(root, loc[:-1]), str(loc[-1]) if loc else "?"
-        return _issue(IssueType.REQUIRED, parent, f"element {name!r} is required but missing"), None
+        return Issue.error(
+            IssueType.REQUIRED, f"element {name!r} is required but missing", expression=parent
+        ), None
     expression = _expression(root, loc)
     if kind == "extra_forbidden":
         name = expression.rpartition(".")[2]
-        return _issue(IssueType.STRUCTURE, expression, f"unknown element {name!r}"), expression
+        return Issue.error(
+            IssueType.STRUCTURE, f"unknown element {name!r}", expression=expression
+        ), expression
     code = IssueType.STRUCTURE if kind.endswith("_type") or kind in _SHAPE else IssueType.VALUE
-    return _issue(code, expression, message), expression
+    return Issue.error(code, message, expression=expression), expression
 
 
 def _expression(root: str, loc: tuple[int | str, ...]) -> str:
@@ -166,14 +172,18 @@ def _json_issues(value: Mapping[str, Any], expression: str) -> list[Issue]:
     """Empty arrays, empty objects and ``null`` properties, which FHIR JSON forbids."""
     issues: list[Issue] = []
     if not value:
-        issues.append(_issue(IssueType.STRUCTURE, expression, "empty object (ele-1)"))
+        issues.append(
+            Issue.error(IssueType.STRUCTURE, "empty object (ele-1)", expression=expression)
+        )
     for key, child in value.items():
         path = f"{expression}.{key.removeprefix('_')}" if isinstance(key, str) else expression
         if child is None:
-            issues.append(_issue(IssueType.STRUCTURE, path, f"{key!r} is null"))
+            issues.append(Issue.error(IssueType.STRUCTURE, f"{key!r} is null", expression=path))
         elif isinstance(child, list):
             if not child:
-                issues.append(_issue(IssueType.STRUCTURE, path, f"{key!r} is an empty array"))
+                issues.append(
+                    Issue.error(IssueType.STRUCTURE, f"{key!r} is an empty array", expression=path)
+                )
             for index, element in enumerate(child):
                 if isinstance(element, Mapping):
                     issues += _json_issues(element, f"{path}[{index}]")

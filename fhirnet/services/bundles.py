@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from fhirnet.fhir.outcome import Issue, IssueType, MalformedRequestError, Severity
+from fhirnet.fhir.outcome import Issue, IssueType, MalformedRequestError
 from fhirnet.services.forms import ROOT
 
 __all__ = ["BUNDLE_TYPES", "bundle_entries", "entry_prefix"]
@@ -28,12 +28,11 @@ def bundle_entries(
     if bundle.get("resourceType") != "Bundle" or kind not in BUNDLE_TYPES:
         raise MalformedRequestError(
             [
-                Issue(
-                    severity=Severity.ERROR,
-                    code=IssueType.NOT_SUPPORTED,
-                    expression="Bundle.type",
-                    message=f"Expected a Bundle of type {' or '.join(BUNDLE_TYPES)}, got "
+                Issue.error(
+                    IssueType.NOT_SUPPORTED,
+                    f"Expected a Bundle of type {' or '.join(BUNDLE_TYPES)}, got "
                     f"{bundle.get('resourceType')!r} of type {kind!r}",
+                    expression="Bundle.type",
                 )
             ]
         )
@@ -41,11 +40,8 @@ def bundle_entries(
     if not isinstance(entries, list):
         raise MalformedRequestError(
             [
-                Issue(
-                    severity=Severity.ERROR,
-                    code=IssueType.STRUCTURE,
-                    expression="Bundle.entry",
-                    message="Bundle.entry must be a list",
+                Issue.error(
+                    IssueType.STRUCTURE, "Bundle.entry must be a list", expression="Bundle.entry"
                 )
             ]
         )
@@ -63,18 +59,13 @@ def _entry(index: int, entry: object) -> Mapping[str, Any] | MalformedRequestErr
             "fhirnet takes forms only: each entry's request must be POST QuestionnaireResponse "
             f"(got {method!r} {url!r})"
         )
-        return MalformedRequestError([_issue(f"{where}.request", message)])
+        return MalformedRequestError(
+            [Issue.error(IssueType.NOT_SUPPORTED, message, expression=f"{where}.request")]
+        )
     if not isinstance(resource, Mapping) or resource.get("resourceType") != ROOT:
         found = resource.get("resourceType") if isinstance(resource, Mapping) else resource
         message = f"the entry's resource must be a QuestionnaireResponse, got {found!r}"
-        return MalformedRequestError([_issue(f"{where}.resource", message)])
+        return MalformedRequestError(
+            [Issue.error(IssueType.NOT_SUPPORTED, message, expression=f"{where}.resource")]
+        )
     return resource
-
-
-def _issue(expression: str, message: str) -> Issue:
-    return Issue(
-        severity=Severity.ERROR,
-        code=IssueType.NOT_SUPPORTED,
-        expression=expression,
-        message=message,
-    )

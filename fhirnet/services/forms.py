@@ -28,7 +28,6 @@ from fhirnet.fhir.identifiers import CRF_SUBMISSION, ExamKey, Identifier, Kind, 
 from fhirnet.fhir.outcome import (
     Issue,
     IssueType,
-    Severity,
     UnprocessableResourceError,
     has_errors,
     rebased,
@@ -220,23 +219,20 @@ def _identifier(content: dict[str, Any]) -> list[Issue]:
     if identifier is None and isinstance(resource_id, str) and resource_id:
         content["identifier"] = {"system": CRF_SUBMISSION, "value": resource_id}
         return [
-            Issue(
-                severity=Severity.INFORMATION,
-                code=IssueType.INFORMATIONAL,
-                expression=f"{ROOT}.id",
-                message=f"The form has no identifier: fhirnet identifies it by its id, as "
+            Issue.information(
+                f"The form has no identifier: fhirnet identifies it by its id, as "
                 f"{CRF_SUBMISSION}|{resource_id}, so that sending it again replaces it.",
+                expression=f"{ROOT}.id",
             )
         ]
     if identifier is None:
         return [
-            Issue(
-                severity=Severity.ERROR,
-                code=IssueType.REQUIRED,
-                expression=ROOT,
-                message="identifier is missing: fhirnet keys the results it writes on the form's "
+            Issue.error(
+                IssueType.REQUIRED,
+                "identifier is missing: fhirnet keys the results it writes on the form's "
                 "identifier (system and value), so that a resubmission or an amendment replaces "
                 "them instead of adding more",
+                expression=ROOT,
             )
         ]
     ok = isinstance(identifier, Mapping) and all(
@@ -246,12 +242,10 @@ def _identifier(content: dict[str, Any]) -> list[Issue]:
     if ok:
         return []
     return [
-        Issue(
-            severity=Severity.ERROR,
-            code=IssueType.REQUIRED,
+        Issue.error(
+            IssueType.REQUIRED,
+            "the identifier needs a system and a value: fhirnet keys the results it writes on both",
             expression=f"{ROOT}.identifier",
-            message="the identifier needs a system and a value: fhirnet keys the results it "
-            "writes on both",
         )
     ]
 
@@ -261,12 +255,11 @@ def _status_and_subject(content: Mapping[str, Any], found: Sequence[Issue]) -> l
     status = content.get("status")
     if status in _KNOWN_STATUSES and status not in ACCEPTED_STATUSES:
         problems.append(
-            Issue(
-                severity=Severity.ERROR,
-                code=IssueType.BUSINESS_RULE,
-                expression=f"{ROOT}.status",
-                message=f"fhirnet assesses finished forms only: status must be "
+            Issue.error(
+                IssueType.BUSINESS_RULE,
+                f"fhirnet assesses finished forms only: status must be "
                 f"{' or '.join(ACCEPTED_STATUSES)}, not {status!r}",
+                expression=f"{ROOT}.status",
             )
         )
     subject = content.get("subject")
@@ -276,13 +269,12 @@ def _status_and_subject(content: Mapping[str, Any], found: Sequence[Issue]) -> l
     literal = isinstance(reference, str) and patient_id(reference) is not None
     if subject is not None and not reported and not literal:
         problems.append(
-            Issue(
-                severity=Severity.ERROR,
-                code=IssueType.VALUE,
-                expression=f"{ROOT}.subject" if reference is None else f"{ROOT}.subject.reference",
-                message="fhirnet finds the patient's earlier forms and writes results by the "
+            Issue.error(
+                IssueType.VALUE,
+                "fhirnet finds the patient's earlier forms and writes results by the "
                 "Patient's id: subject must be a literal reference Patient/<id>, not "
                 f"{reference!r}",
+                expression=f"{ROOT}.subject" if reference is None else f"{ROOT}.subject.reference",
             )
         )
     return problems
@@ -293,6 +285,4 @@ def _read_problem(prefix: str, path: Sequence[str | int], message: str) -> Issue
         expression = f"{prefix}.item.where(linkId='{path[1]}')"
     else:
         expression = ".".join([prefix, *(str(part) for part in path)])
-    return Issue(
-        severity=Severity.ERROR, code=IssueType.VALUE, expression=expression, message=message
-    )
+    return Issue.error(IssueType.VALUE, message, expression=expression)

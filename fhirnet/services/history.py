@@ -24,7 +24,7 @@ from urllib.parse import unquote
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.extract import ExamForm, extract_form
 from fhirnet.fhir.identifiers import Identifier, patient_id
-from fhirnet.fhir.outcome import Issue, IssueType, Severity
+from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.ports import FhirStore, Json
 from fhirnet.services.forms import ACCEPTED_STATUSES, content_of, form_key
 
@@ -63,11 +63,9 @@ def stored_forms(
             form = extract_form(content_of(resource))
         except InvalidInputError as error:
             problems.append(
-                Issue(
-                    severity=Severity.WARNING,
-                    code=IssueType.PROCESSING,
-                    expression=None,
-                    message=f"The patient's form QuestionnaireResponse/{resource.get('id')} on "
+                Issue.warning(
+                    IssueType.PROCESSING,
+                    f"The patient's form QuestionnaireResponse/{resource.get('id')} on "
                     f"the FHIR server cannot be read and is left out of the assessment: {error}",
                 )
             )

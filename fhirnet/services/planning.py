@@ -21,14 +21,14 @@ from typing import Final
 from fhirnet.fhir.build import ExamResult, build_transaction, exams_to_rebuild
 from fhirnet.fhir.identifiers import Identifier
 from fhirnet.fhir.observations import concordant
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, UnprocessableResourceError
+from fhirnet.fhir.outcome import Issue, IssueType, UnprocessableResourceError
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.fhir.report import CRITERIA_LABELS
 from fhirnet.ports import FhirStore, Json
 from fhirnet.services import history
 from fhirnet.services.context import Context
 from fhirnet.services.forms import ReceivedForm, content_of, form_key
-from fhirnet.services.timelines import assess_forms, rule_error, rule_warning
+from fhirnet.services.timelines import assess_forms
 
 __all__ = ["REPORT", "WARNING_ITEMS", "Plan", "category", "plan"]
 
@@ -159,12 +159,11 @@ def _foreign(store: FhirStore, patient: str, forms: Sequence[ReceivedForm]) -> l
         for other in history.with_identifier(store, "QuestionnaireResponse", form.identifier):
             if history.subject_patient(other) != patient:
                 issues.append(
-                    Issue(
-                        severity=Severity.ERROR,
-                        code=IssueType.BUSINESS_RULE,
-                        expression=f"{form.prefix}.identifier",
-                        message=f"The identifier {form.key} already identifies a form of another "
+                    Issue.error(
+                        IssueType.BUSINESS_RULE,
+                        f"The identifier {form.key} already identifies a form of another "
                         "patient on the FHIR server; a form's identifier must be unique",
+                        expression=f"{form.prefix}.identifier",
                     )
                 )
                 break
@@ -202,9 +201,10 @@ def _check_unique(forms: Sequence[ReceivedForm]) -> None:
         first = seen.setdefault(form.key, form)
         if first is not form:
             issues.append(
-                rule_error(
-                    f"{form.prefix}.identifier",
+                Issue.error(
+                    IssueType.BUSINESS_RULE,
                     f"{first.prefix} has the same identifier {form.key}: send a form once",
+                    expression=f"{form.prefix}.identifier",
                 )
             )
     if issues:
@@ -219,7 +219,13 @@ def _exam_notes(form: ReceivedForm, exam: ExamResult) -> list[Issue]:
     notes = []
     for warning in exam.warnings:
         item = WARNING_ITEMS.get(warning.split(":", 1)[0])
-        notes.append(rule_warning(None if item is None else form.item(item), f"{warning}."))
+        notes.append(
+            Issue.warning(
+                IssueType.BUSINESS_RULE,
+                f"{warning}.",
+                expression=None if item is None else form.item(item),
+            )
+        )
     if exam.assessment is None:
         return notes
     computed = exam.assessment.overall_response
@@ -230,12 +236,11 @@ def _exam_notes(form: ReceivedForm, exam: ExamResult) -> list[Issue]:
     ):
         if answer is not None and not concordant(answer, computed):
             notes.append(
-                Issue(
-                    severity=Severity.WARNING,
-                    code=IssueType.BUSINESS_RULE,
-                    expression=form.item(link_id),
-                    message=f"Discordant: the reader's {link_id} is {answer}, {label} computes "
+                Issue.warning(
+                    IssueType.BUSINESS_RULE,
+                    f"Discordant: the reader's {link_id} is {answer}, {label} computes "
                     f"{computed}. Accepted; the report carries both and flags the discordance.",
+                    expression=form.item(link_id),
                 )
             )
     return notes
@@ -246,11 +251,8 @@ def _reassessed(days: Sequence[dt.date]) -> list[Issue]:
         return []
     exams = ", ".join(str(day) for day in days)
     return [
-        Issue(
-            severity=Severity.INFORMATION,
-            code=IssueType.INFORMATIONAL,
-            expression=None,
-            message=f"Re-assessed with this form: the exam(s) of {exams}; their results are "
-            "replaced (status amended).",
+        Issue.information(
+            f"Re-assessed with this form: the exam(s) of {exams}; their results are "
+            "replaced (status amended)."
         )
     ]

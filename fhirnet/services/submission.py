@@ -57,10 +57,8 @@ from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.outcome import (
     Issue,
-    IssueType,
     MalformedRequestError,
     OutcomeError,
-    Severity,
     UnprocessableResourceError,
 )
 from fhirnet.ports import Json
@@ -297,12 +295,7 @@ def _write(
             report = planned.reports[form.key]
         exam = planned.exams[form.key]
         how = "created" if created else ("updated" if report_url in urls else "unchanged")
-        summary = Issue(
-            severity=Severity.INFORMATION,
-            code=IssueType.INFORMATIONAL,
-            expression=None,
-            message=f"DiagnosticReport/{report.get('id')} {how}: {category(exam)}.",
-        )
+        summary = Issue.information(f"DiagnosticReport/{report.get('id')} {how}: {category(exam)}.")
         results.append(
             Submission(report=report, created=created, issues=(summary, *planned.notes[form.key]))
         )

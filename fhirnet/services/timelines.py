@@ -25,11 +25,11 @@ from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.build import ExamResult, exam_results, pre_baseline_result
 from fhirnet.fhir.extract import AssessmentType, ExamForm, assessment_request
 from fhirnet.fhir.identifiers import patient_id
-from fhirnet.fhir.outcome import Issue, IssueType, Severity
+from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.fhir.report import CRITERIA_LABELS
 from fhirnet.services.forms import ReceivedForm, form_key
 
-__all__ = ["assess_forms", "rule_error", "rule_warning"]
+__all__ = ["assess_forms"]
 
 
 def assess_forms(
@@ -57,11 +57,12 @@ def assess_forms(
         others = sorted({f.criteria for f in timeline if f.criteria is not criteria})
         if others and mine:
             issues.append(
-                rule_warning(
-                    mine[0].item("response-criteria"),
+                Issue.warning(
+                    IssueType.BUSINESS_RULE,
                     f"The timeline from the baseline of {_baseline_date(timeline)} is assessed "
                     f"with {CRITERIA_LABELS[criteria]}, the criteria of its latest form; earlier "
                     f"forms name {', '.join(CRITERIA_LABELS[c] for c in others)}.",
+                    expression=mine[0].item("response-criteria"),
                 )
             )
         results += exam_results(timeline, assessment)
@@ -89,18 +90,19 @@ def _timelines(
         new = received.get(form_key(form)) or received.get(form_key(first))
         if new is None:
             issues.append(
-                rule_warning(
-                    None,
+                Issue.warning(
+                    IssueType.BUSINESS_RULE,
                     f"{_named(form)} is left out: {_named(first)} is a baseline of the same date.",
                 )
             )
             continue
         other = first if new.form is form else form
         issues.append(
-            rule_error(
-                new.item("imaging-date"),
+            Issue.error(
+                IssueType.BUSINESS_RULE,
                 f"A baseline form of {form.imaging_date} is on file already ({_named(other)}): "
                 "correct that form (same identifier, status amended) instead of sending another",
+                expression=new.item("imaging-date"),
             )
         )
     timelines = {day: [form] for day, form in baselines.items()}
@@ -129,9 +131,13 @@ def _timelines(
             f"{_patient(form)} (baseline forms on file: {on_file}): send the baseline form first"
         )
         if new is not None:
-            issues.append(rule_error(new.item("baseline-date"), message))
+            issues.append(
+                Issue.error(IssueType.BUSINESS_RULE, message, expression=new.item("baseline-date"))
+            )
         else:
-            issues.append(rule_warning(None, f"{_named(form)} is left out. {message}."))
+            issues.append(
+                Issue.warning(IssueType.BUSINESS_RULE, f"{_named(form)} is left out. {message}.")
+            )
     ordered_timelines = [sorted(timelines[day], key=_date) for day in sorted(timelines)]
     return ordered_timelines, waiting, issues
 
@@ -159,12 +165,18 @@ def _rule_issues(
             form = timeline[path[1]]
             own = received.get(form_key(form))
             if own is not None:
-                issues.append(rule_error(own.locate(path[2:]), problem.message))
+                issues.append(
+                    Issue.error(
+                        IssueType.BUSINESS_RULE, problem.message, expression=own.locate(path[2:])
+                    )
+                )
                 continue
             message = f"{problem.message} (in {_named(form)}, assessed together with this form)"
-            issues.append(rule_error(fallback.prefix, message))
+            issues.append(Issue.error(IssueType.BUSINESS_RULE, message, expression=fallback.prefix))
         else:
-            issues.append(rule_error(fallback.prefix, problem.message))
+            issues.append(
+                Issue.error(IssueType.BUSINESS_RULE, problem.message, expression=fallback.prefix)
+            )
     return issues
 
 
@@ -177,23 +189,3 @@ def _patient(form: ExamForm) -> str:
 def _named(form: ExamForm) -> str:
     value = form.identifier.value if form.identifier is not None else "without identifier"
     return f"the form {value} of {form.imaging_date} on file"
-
-
-def rule_error(expression: str | None, message: str) -> Issue:
-    """An error issue of a rule of the assessment (``business-rule``)."""
-    return Issue(
-        severity=Severity.ERROR,
-        code=IssueType.BUSINESS_RULE,
-        expression=expression,
-        message=message,
-    )
-
-
-def rule_warning(expression: str | None, message: str) -> Issue:
-    """A warning issue about the assessment (``business-rule``)."""
-    return Issue(
-        severity=Severity.WARNING,
-        code=IssueType.BUSINESS_RULE,
-        expression=expression,
-        message=message,
-    )

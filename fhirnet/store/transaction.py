@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhirnet.errors import FhirnetError, FhirServerRejectedError
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json
 from fhirnet.store import versions
 from fhirnet.store.resources import (
@@ -582,12 +582,7 @@ def _check_overlaps(deleted: dict[Target, int], plans: dict[int, Plan]) -> None:
 
 
 def _outcome(label: str, error: EntryError) -> Json:
-    issue = Issue(
-        severity=Severity.ERROR,
-        code=error.code,
-        expression=label.split(" ", 1)[0],
-        message=f"{label}: {error.message}",
-    )
+    issue = Issue.error(error.code, f"{label}: {error.message}", expression=label.split(" ", 1)[0])
     return operation_outcome([issue])
 
 

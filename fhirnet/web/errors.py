@@ -37,7 +37,6 @@ from fhirnet.fhir.outcome import (
     IssueType,
     MalformedRequestError,
     OutcomeError,
-    Severity,
     operation_outcome,
 )
 from fhirnet.store import SearchParameterError
@@ -108,20 +107,20 @@ def fhir_error_answer(error: FhirnetError) -> ErrorAnswer | None:
         status = 400 if isinstance(error, MalformedRequestError) else 422
         return ErrorAnswer(status=status, outcome=operation_outcome(error.issues))
     if isinstance(error, FhirRequestError):
-        issue = _error_issue(error.code, error.message, error.expression)
+        issue = Issue.error(error.code, error.message, expression=error.expression)
         return ErrorAnswer(status=error.status, outcome=operation_outcome([issue]))
     if isinstance(error, SearchParameterError):
         return ErrorAnswer(
-            status=400, outcome=operation_outcome([_error_issue(error.code, str(error))])
+            status=400, outcome=operation_outcome([Issue.error(error.code, str(error))])
         )
     if isinstance(error, InvalidInputError):
         issues = [
-            _error_issue(IssueType.INVALID, f"{json_path(problem.path)}: {problem.message}")
+            Issue.error(IssueType.INVALID, f"{json_path(problem.path)}: {problem.message}")
             for problem in error.errors
         ]
         return ErrorAnswer(status=422, outcome=operation_outcome(issues))
     if isinstance(error, ProfileNotFoundError):
-        issue = _error_issue(IssueType.NOT_FOUND, f"Not found: {error.canonical}.")
+        issue = Issue.error(IssueType.NOT_FOUND, f"Not found: {error.canonical}.")
         return ErrorAnswer(status=404, outcome=operation_outcome([issue]))
     if isinstance(error, FhirServerError | PatientBusyError):
         return _unavailable_or_refused(error)
@@ -131,7 +130,7 @@ def fhir_error_answer(error: FhirnetError) -> ErrorAnswer | None:
             "fhirnet cannot use its outbox right now (it cannot be written); send the form "
             "again later: a resubmission never writes anything twice."
         )
-        issue = _error_issue(IssueType.TRANSIENT, message)
+        issue = Issue.error(IssueType.TRANSIENT, message)
         return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers={})
     return None
 
@@ -144,7 +143,7 @@ def _unavailable_or_refused(error: FhirServerError | PatientBusyError) -> ErrorA
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     if isinstance(error, PatientBusyError):
-        issue = _error_issue(IssueType.TRANSIENT, f"Busy: {error}. Nothing was written; retry.")
+        issue = Issue.error(IssueType.TRANSIENT, f"Busy: {error}. Nothing was written; retry.")
         return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers=headers)
     if isinstance(error, FhirServerUnavailableError):
         # After a timeout nobody knows whether the server committed: say what holds either way.
@@ -152,7 +151,7 @@ def _unavailable_or_refused(error: FhirServerError | PatientBusyError) -> ErrorA
             f"The FHIR server is unavailable: {error}. Its transaction is all or nothing, never "
             "partial; send the form again later: a resubmission never writes anything twice."
         )
-        issue = _error_issue(IssueType.TRANSIENT, message)
+        issue = Issue.error(IssueType.TRANSIENT, message)
         return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers=headers)
     if isinstance(error, FhirServerRejectedError):
         message = (
@@ -164,7 +163,7 @@ def _unavailable_or_refused(error: FhirServerError | PatientBusyError) -> ErrorA
             f"The FHIR server answered unexpectedly: {error}. Its transaction is all or nothing, "
             "never partial; a resubmission never writes anything twice."
         )
-    outcome = operation_outcome([_error_issue(IssueType.EXCEPTION, message)])
+    outcome = operation_outcome([Issue.error(IssueType.EXCEPTION, message)])
     theirs = error.outcome.get("issue") if isinstance(error.outcome, Mapping) else None
     if isinstance(theirs, list):  # the server's own issues, as it sent them
         outcome["issue"] += [issue for issue in theirs if isinstance(issue, Mapping)]
@@ -221,10 +220,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def _error_issue(code: IssueType, message: str, expression: str | None = None) -> Issue:
-    return Issue(severity=Severity.ERROR, code=code, expression=expression, message=message)
-
-
 def _outcome_response(issues: Iterable[Issue], status: int) -> Response:
     return fhir_json_response(operation_outcome(issues), status)
 
@@ -259,7 +254,7 @@ def _http_error(error: HTTPException) -> Response:
         code = _ISSUE_TYPE_BY_STATUS.get(
             status, IssueType.EXCEPTION if status >= 500 else IssueType.INVALID
         )
-        body = operation_outcome([_error_issue(code, _describe(error))])
+        body = operation_outcome([Issue.error(code, _describe(error))])
         response.set_data(json.dumps(body) + "\n")
         response.content_type = FHIR_JSON_CONTENT_TYPE
         return response
@@ -285,7 +280,7 @@ def _unexpected(error: Exception) -> tuple[dict[str, Any], int] | Response:
     # the method, URL rule and request id, and only the traceback's code locations.
     current_app.logger.exception("Unhandled error")
     if is_fhir_request():
-        return _outcome_response([_error_issue(IssueType.EXCEPTION, INTERNAL_ERROR_MESSAGE)], 500)
+        return _outcome_response([Issue.error(IssueType.EXCEPTION, INTERNAL_ERROR_MESSAGE)], 500)
     return error_body([FieldError(path=(), message=INTERNAL_ERROR_MESSAGE)]), 500
 
 
@@ -341,7 +336,7 @@ def _auth_error(
     status: int, code: IssueType, message: str, challenge: Mapping[str, str]
 ) -> Response:
     response = (
-        _outcome_response([_error_issue(code, message)], status)
+        _outcome_response([Issue.error(code, message)], status)
         if is_fhir_request()
         else Response(
             json.dumps(error_body([FieldError(path=(), message=message)])),

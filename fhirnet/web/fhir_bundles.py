@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from flask import current_app
 
 from fhirnet.errors import FhirnetError
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json
 from fhirnet.services import BundleOutcome, Submission
 from fhirnet.store import CURSOR, SearchPage
@@ -131,12 +131,7 @@ def error_entry(error: Exception) -> Json:
     if answer is not None:
         return {"response": {"status": answer.status_line, "outcome": answer.outcome}}
     current_app.logger.error("Unhandled error in a submission", exc_info=error)
-    issue = Issue(
-        severity=Severity.ERROR,
-        code=IssueType.EXCEPTION,
-        expression=None,
-        message=INTERNAL_ERROR_MESSAGE,
-    )
+    issue = Issue.error(IssueType.EXCEPTION, INTERNAL_ERROR_MESSAGE)
     return {
         "response": {
             "status": "500 Internal Server Error",

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from werkzeug.wrappers import Response
 
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, operation_outcome
+from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.outbox import Entry, Kind, State
 from fhirnet.ports import Json
 from fhirnet.services import (
@@ -225,12 +225,7 @@ def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:
     if waiting:
         message += f" ({waiting})"
     message += f". {_attempts(entry)}. Its status: GET [base]/_submission/{entry.id}."
-    return Issue(
-        severity=Severity.INFORMATION,
-        code=IssueType.INFORMATIONAL,
-        expression=None,
-        message=message,
-    )
+    return Issue.information(message)
 
 
 def _progress(entry: Entry) -> str:
