@@ -31,7 +31,6 @@ from fhirnet.fhir.build import (
     exams_to_rebuild,
     pre_baseline_result,
 )
-from tests.conformance import validate_resource
 from fhirnet.fhir.datatypes import NCIT, OBSERVATION_CODES, number
 from fhirnet.fhir.extract import (
     RESPONSE_CATEGORIES,
@@ -59,6 +58,7 @@ from fhirnet.fhir.risk_observations import (
     WHO_GRADES,
 )
 from fhirnet.web.api_views import assess_document
+from tests.conformance import validate_resource
 from tests.fhir.builders import (
     CATALOG,
     boolean,

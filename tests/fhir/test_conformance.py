@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fhirnet.errors import ProfileNotFoundError
+from fhirnet.fhir.outcome import Issue, IssueType, Severity, has_errors
+from fhirnet.fhir.profiles import CANONICAL_BASE, Catalog, load_catalog
 from tests.conformance import (
     ProfileValidator,
     validate_against_profile,
     validate_resource,
 )
-from fhirnet.fhir.outcome import Issue, IssueType, Severity, has_errors
-from fhirnet.fhir.profiles import CANONICAL_BASE, Catalog, load_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "profiles"
