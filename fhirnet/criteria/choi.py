@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Sequence
 from decimal import Decimal
 
+from fhirnet.criteria.assembly import finish
+from fhirnet.criteria.figures import describe_change, mm, size_fields
 from fhirnet.criteria.models import (
     Assessment,
     ChoiFigures,
@@ -26,16 +28,12 @@ from fhirnet.criteria.new_lesions import RECIST_RULES, NewLesionSorter
 from fhirnet.criteria.recist import (
     Category,
     after_complete_response,
-    describe_change,
-    finish,
     is_complete_response,
-    mm,
     new_lesion_reasons,
     non_target_response,
     overall_reason,
     overall_response,
     reappearance_after_cr,
-    size_fields,
 )
 from fhirnet.criteria.response_history import prior_complete_response
 from fhirnet.criteria.thresholds import (

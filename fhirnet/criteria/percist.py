@@ -12,80 +12,51 @@ reappearance-after-CR rule (§2.4). Quality problems only warn (D10).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
 
+from fhirnet.criteria.assembly import finish
 from fhirnet.criteria.best_response import PERCIST_CODES
+from fhirnet.criteria.figures import size_fields, sul, sul_figure
 from fhirnet.criteria.models import (
     Assessment,
     Criteria,
     Options,
     PercistFigures,
-    PetReference,
     Response,
     TargetLesion,
     TimePoint,
     TimePointAssessment,
 )
 from fhirnet.criteria.new_lesions import PERCIST_RULES, sort_new_lesions
+from fhirnet.criteria.percist_scans import (
+    Reference,
+    quality_warnings,
+    reference_region,
+    reference_warnings,
+)
 from fhirnet.criteria.recist import (
     Category,
-    finish,
     new_lesion_reasons,
     non_target_response,
     overall_reason,
-    size_fields,
 )
 from fhirnet.criteria.thresholds import (
     PERCIST_ABSOLUTE_SUL,
     PERCIST_CHANGE,
-    PERCIST_LIVER_DRIFT,
-    PERCIST_UPTAKE_TIME_MIN,
-    TWO_DECIMALS,
     at_least,
     greater_than,
     less_than,
     percent,
     relative_change,
-    rounded,
 )
 from fhirnet.criteria.timeline import Timeline, measure
-from fhirnet.criteria.validation import percist_threshold
 from fhirnet.criteria.warnings import modality_warnings
 
 PMR_RULE = ">= 30% and >= 0.8 SUL decrease"
 PMD_RULE = "> 30% and > 0.8 SUL increase"
 SOURCE = "PERCIST 1.0, Wahl 2009"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reference:
-    """A scan's reference region: its mean, the measurability threshold, which region it is."""
-
-    mean: Decimal
-    threshold: Decimal
-    blood_pool: bool
-
-    @property
-    def region(self) -> str:
-        """``liver`` or ``blood-pool``, as the reasons name it."""
-        return "blood-pool" if self.blood_pool else "liver"
-
-
-def reference_region(pet: PetReference | None) -> Reference | None:
-    """The reference region of one scan, or ``None`` when it has neither (``criteria.md`` §5.1).
-
-    Liver (1.5 x SULmean + 2 x SD), else blood pool (2.0 x SULmean + 2 x SD): PERCIST 1.0
-    "measurability"; Practical PERCIST steps 2-3. The arithmetic lives in
-    :func:`~fhirnet.criteria.validation.percist_threshold`, shared with the baseline check.
-    """
-    found = percist_threshold(pet)
-    if found is None:
-        return None
-    threshold, mean, blood_pool = found
-    return Reference(mean=mean, threshold=threshold, blood_pool=blood_pool)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,16 +122,6 @@ def meets_pmd_test(increase: Decimal, baseline: Decimal) -> bool:
     return greater_than(increase, PERCIST_ABSOLUTE_SUL) and greater_than(
         increase, baseline * PERCIST_CHANGE
     )
-
-
-def sul_figure(value: Decimal) -> Decimal:
-    """A SUL value rounded for output: two decimals, half away from zero (``criteria.md`` §0)."""
-    return cast(Decimal, rounded(value, TWO_DECIMALS))
-
-
-def sul(value: Decimal) -> str:
-    """A SUL value as the contract prints it in reasons: two decimals, e.g. ``4.20``."""
-    return str(sul_figure(value))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -360,61 +321,6 @@ def reference_reasons(reference: Reference | None) -> tuple[str, ...]:
         f"{reference.region} reference SULmean {sul(reference.mean)}, measurability threshold "
         f"{sul(reference.threshold)} ({formula}, {SOURCE}; Practical PERCIST)",
     )
-
-
-def reference_warnings(
-    timepoint: TimePoint, reference: Reference | None, *, baseline: bool
-) -> Iterator[str]:
-    """``blood-pool-reference`` and ``pet-reference-missing`` of one scan (``criteria.md`` §5.1)."""
-    exam = f"the {'baseline ' if baseline else ''}exam of {timepoint.date.isoformat()}"
-    if reference is None:
-        yield (
-            f"pet-reference-missing: {exam} has no reference region (liver or blood-pool SULmean "
-            "and SD): no measurability threshold, and no CMR by the hottest-below-reference-mean "
-            "rule"
-        )
-    elif reference.blood_pool:
-        yield (
-            f"blood-pool-reference: {exam} has no liver SULmean and SD; the blood-pool SULmean "
-            f"{sul(reference.mean)} is the reference (threshold 2.0 x mean + 2 x SD = "
-            f"{sul(reference.threshold)}, Practical PERCIST)"
-        )
-
-
-def quality_warnings(baseline: TimePoint, follow_up: TimePoint) -> Iterator[str]:
-    """``uptake-time`` and ``liver-drift`` for one follow-up (``criteria.md`` §5.5; D10).
-
-    PERCIST 1.0 "patient preparation and scan acquisition" and Practical PERCIST Table 1: uptake
-    times within 15 min of the baseline's, liver SULmean within 20 % of the baseline's.
-    """
-    exam = f"exam of {follow_up.date.isoformat()}"
-    before, now = baseline.pet, follow_up.pet
-    if before is None or now is None:
-        return
-    if before.uptake_time_min is not None and now.uptake_time_min is not None:
-        gap = abs(now.uptake_time_min - before.uptake_time_min)
-        if greater_than(gap, PERCIST_UPTAKE_TIME_MIN):
-            yield (
-                f"uptake-time: uptake time {now.uptake_time_min} min differs from baseline "
-                f"{before.uptake_time_min} min by {gap} min ({exam}; PERCIST 1.0 "
-                f"allows {PERCIST_UPTAKE_TIME_MIN} min)"
-            )
-    if before.liver_sul_mean is not None and now.liver_sul_mean is not None:
-        drift = abs(now.liver_sul_mean - before.liver_sul_mean)
-        if greater_than(drift, before.liver_sul_mean * PERCIST_LIVER_DRIFT):
-            fraction = relative_change(now.liver_sul_mean, before.liver_sul_mean)
-            by = f"{drift} SUL" if fraction is None else f"{_whole(abs(fraction))}%"
-            yield (
-                f"liver-drift: liver SULmean {now.liver_sul_mean} differs from baseline "
-                f"{before.liver_sul_mean} by {by} ({exam}; PERCIST 1.0 allows "
-                f"{_whole(PERCIST_LIVER_DRIFT)}%)"
-            )
-
-
-def _whole(fraction: Decimal) -> str:
-    """A fraction as a percentage with one decimal, dropping ``.0``: ``0.30`` → ``30``."""
-    value = cast(Decimal, percent(fraction))
-    return str(value.to_integral_value() if value == value.to_integral_value() else value)
 
 
 def percist_figures(

@@ -10,10 +10,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TypedDict
 
-from fhirnet.criteria.best_response import RECIST_CODES, ResponseCodes, best_overall_response
-from fhirnet.criteria.growth_rate import tumor_growth_rate
+from fhirnet.criteria.assembly import finish
+from fhirnet.criteria.figures import describe_change, mm, size_fields
 from fhirnet.criteria.models import (
     Assessment,
     Criteria,
@@ -46,9 +45,6 @@ from fhirnet.criteria.thresholds import (
     at_least,
     at_most,
     less_than,
-    percent,
-    relative_change,
-    rounded,
 )
 from fhirnet.criteria.timeline import LesionValue, Measured, Timeline, measure
 from fhirnet.criteria.warnings import modality_warnings
@@ -60,57 +56,6 @@ class Category:
 
     response: Response | None
     reasons: tuple[str, ...]
-
-
-class SizeFields(TypedDict):
-    """The sum-of-diameters fields every criteria reports (``assessment-api.md``)."""
-
-    sum_mm: Decimal | None
-    baseline_sum_mm: Decimal | None
-    nadir_sum_mm: Decimal | None
-    nadir_date: dt.date | None
-    change_from_baseline_pct: Decimal | None
-    change_from_nadir_pct: Decimal | None
-
-
-def size_fields(m: Measured) -> SizeFields:
-    """Rounded sum figures of a follow-up, all ``None`` when there are no target lesions (§0)."""
-    if not m.values:
-        return SizeFields(
-            sum_mm=None,
-            baseline_sum_mm=None,
-            nadir_sum_mm=None,
-            nadir_date=None,
-            change_from_baseline_pct=None,
-            change_from_nadir_pct=None,
-        )
-    return SizeFields(
-        sum_mm=rounded(m.sum_mm),
-        baseline_sum_mm=rounded(m.baseline_sum_mm),
-        nadir_sum_mm=rounded(m.nadir_sum_mm),
-        nadir_date=m.nadir_date,
-        change_from_baseline_pct=None
-        if m.sum_mm is None
-        else percent(relative_change(m.sum_mm, m.baseline_sum_mm)),
-        change_from_nadir_pct=None
-        if m.sum_mm is None
-        else percent(relative_change(m.sum_mm, m.nadir_sum_mm)),
-    )
-
-
-def mm(value: Decimal) -> str:
-    """A length as the contract prints it: one decimal, e.g. ``41.0 mm``."""
-    return f"{rounded(value)} mm"
-
-
-def describe_change(value: Decimal, reference: Decimal, what: str) -> str:
-    """``"18.0% below baseline 50.0 mm"``: a signed change in words, for reasons."""
-    change = relative_change(value, reference)
-    if change is None:
-        diff = value - reference
-        return f"{mm(abs(diff))} {'above' if diff >= 0 else 'below'} {what} {mm(reference)}"
-    direction = "above" if change >= 0 else "below"
-    return f"{percent(abs(change))}% {direction} {what} {mm(reference)}"
 
 
 REAPPEARING_STATUSES = (
@@ -467,66 +412,3 @@ def assess_recist(timeline: Timeline, options: Options) -> Assessment:
             )
         )
     return finish(Criteria.RECIST_1_1, timeline, options, results, backdates, warnings)
-
-
-def first_progression(
-    results: Sequence[TimePointAssessment], progression: Response, backdates: Sequence[dt.date]
-) -> dt.date | None:
-    """Earliest of the first progression timepoint and any backdated first sighting (§6.1)."""
-    dates = [r.date for r in results if r.overall_response is progression][:1] + list(backdates)
-    return min(dates, default=None)
-
-
-def finish(
-    criteria: Criteria,
-    timeline: Timeline,
-    options: Options,
-    results: Sequence[TimePointAssessment],
-    backdates: Sequence[dt.date],
-    warnings: Sequence[str],
-    *,
-    codes: ResponseCodes = RECIST_CODES,
-) -> Assessment:
-    """Best overall response, progression date and growth rate of the RECIST family (§6, §7)."""
-    progression = first_progression(results, codes.progression, backdates)
-    return assemble(
-        criteria,
-        timeline,
-        options,
-        results,
-        progression=progression,
-        considered=[r for r in results if progression is None or r.date < progression],
-        codes=codes,
-        warnings=warnings,
-    )
-
-
-def assemble(
-    criteria: Criteria,
-    timeline: Timeline,
-    options: Options,
-    results: Sequence[TimePointAssessment],
-    *,
-    progression: dt.date | None,
-    considered: Sequence[TimePointAssessment],
-    codes: ResponseCodes,
-    warnings: Sequence[str],
-) -> Assessment:
-    """The whole assessment once each criteria has chosen its progression date and the
-    follow-ups that count for the best overall response (§6.1, §6.2); adds the growth rate."""
-    growth, growth_warnings = tumor_growth_rate(timeline, results[0] if results else None)
-    return Assessment(
-        criteria=criteria,
-        baseline_date=timeline.baseline.date,
-        timepoints=tuple(results),
-        best_overall_response=best_overall_response(
-            considered,
-            baseline_date=timeline.baseline.date,
-            progression_date=progression,
-            codes=codes,
-            options=options,
-        ),
-        progression_date=progression,
-        tumor_growth_rate=growth,
-        warnings=(*warnings, *growth_warnings),
-    )
