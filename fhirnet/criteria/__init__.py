@@ -8,6 +8,12 @@ recommendation and PRRT screen as a :class:`RiskAssessment`.
 """
 
 from fhirnet.criteria.assessment import assess
+from fhirnet.criteria.embryologic_origin import (
+    EmbryologicOrigin,
+    OriginAssessment,
+    derive_embryologic_origin,
+)
+from fhirnet.criteria.imaging_recommendation import ImagingRecommendation, recommend_imaging
 from fhirnet.criteria.models import (
     Assessment,
     AssessmentRequest,
@@ -30,28 +36,18 @@ from fhirnet.criteria.models import (
     TimePointRole,
     TumorGrowthRate,
 )
-from fhirnet.criteria.risk import (
+from fhirnet.criteria.prrt_screen import PrrtEligibility, PrrtScreen, screen_prrt
+from fhirnet.criteria.risk import RiskAssessment, derive_risk
+from fhirnet.criteria.risk_factors import (
     Differentiation,
-    EmbryologicOrigin,
     FunctionalStatus,
-    GradeAssessment,
-    ImagingRecommendation,
     Men1Status,
-    OriginAssessment,
     PrimarySite,
-    PrrtEligibility,
-    PrrtScreen,
-    RiskAssessment,
     RiskFactors,
     Syndrome,
-    WhoGrade,
-    derive_embryologic_origin,
-    derive_risk,
-    derive_who_grade,
-    recommend_imaging,
-    screen_prrt,
     validate_risk_factors,
 )
+from fhirnet.criteria.who_grade import GradeAssessment, WhoGrade, derive_who_grade
 
 __all__ = [
     "Assessment",
