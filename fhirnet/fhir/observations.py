@@ -47,14 +47,8 @@ from fhirnet.fhir.identifiers import CRF_LESION_ID, ExamKey, Identifier, Kind
 
 #: ``lesion-nodal`` extension of the ``lesion`` profile.
 LESION_NODAL: Final = profile_url("lesion-nodal")
-#: mCODE's evidence type, which the ``cancer-disease-status`` profile asks fhirnet to add.
-MCODE_EVIDENCE_TYPE: Final = (
-    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type"
-)
-IMAGING_EVIDENCE: Final = Coding(system=SNOMED, code="363679005", display="Imaging (procedure)")
-
 #: ConceptMap ``imaging-procedure-to-snomed``: the standard code added to ``Observation.method``
-#: as a translation (mCODE TumorSizeMethodVS; DICOM for SPECT).
+#: as a translation (mCODE TumorSizeMethodVS; DICOM PS3.16 CID 3108 for SSTR scintigraphy/SPECT).
 METHOD_TRANSLATIONS: Final[Mapping[Modality, Coding]] = {
     Modality.CT: Coding(
         system=SNOMED, code="77477000", display="Computerized axial tomography (procedure)"
@@ -71,7 +65,9 @@ METHOD_TRANSLATIONS: Final[Mapping[Modality, Coding]] = {
     Modality.DOPA_PET: Coding(
         system=SNOMED, code="82918005", display="Positron emission tomography (procedure)"
     ),
-    Modality.SSTR_SPECT: Coding(system=DCM, code="127902", display="SPECT CT of whole body"),
+    Modality.SSTR_SPECT: Coding(
+        system=SNOMED, code="45316007", display="Radionuclide localization of tumor"
+    ),
 }
 #: Modalities that measure size and density; a lesion's ``method`` is the first of these the
 #: exam used, since its diameter is the measurement the criteria rest on.
@@ -220,11 +216,13 @@ def lesion(key: ExamKey, target: TargetLesion, location: Coding, subject: str) -
 def measurement(ctx: ExamContext, target: TargetLesion, location: Coding, body: Written) -> Written:
     """The ``lesion-measurement`` of one target at this exam (mCODE TumorSize shape).
 
-    Components: the longest diameter (LOINC 33728-7), or the short axis (SCT 103340004) for a
-    node; too small to measure; mean density; SUVmax; SULpeak — those answered. A target with
-    none of them (not evaluable) gets ``dataAbsentReason`` *unknown* (invariant
-    ``fhirnet-measured``). ``method`` is the first anatomic modality of the exam, else its first
-    modality, with the ConceptMap translation.
+    Components: the longest diameter (LOINC 33728-7), always, as mCODE TumorSize requires it
+    1..1: with ``dataAbsentReason`` *not-performed* for a node, whose size is its short axis
+    (SCT 103340004), and *unknown* for a lesion too small to measure or without a size; too
+    small to measure; mean density; SUVmax; SULpeak — those answered. A target without any
+    measure (not evaluable) also gets ``dataAbsentReason`` *unknown* on the Observation.
+    ``method`` is the first anatomic modality of the exam, else its first modality, with the
+    ConceptMap translation.
     """
     identifier = ctx.key.identifier(Kind.LESION_MEASUREMENT, target.id)
     resource = ctx.observation(
@@ -235,7 +233,7 @@ def measurement(ctx: ExamContext, target: TargetLesion, location: Coding, body: 
     if author is not None and author.startswith(_PERFORMER_TYPES):
         resource["performer"] = [reference(author)]
     components = list(_size_components(target))
-    if not components:
+    if len(components) == 1 and "dataAbsentReason" in components[0]:
         resource["dataAbsentReason"] = data_absent("unknown")
     resource["bodySite"] = concept(location)
     method = _method(ctx.form.modalities)
@@ -248,10 +246,17 @@ def measurement(ctx: ExamContext, target: TargetLesion, location: Coding, body: 
 
 
 def _size_components(target: TargetLesion) -> Sequence[Json]:
+    longest = code(LOINC, "33728-7")
+    size = None if target.diameter_mm is None else quantity(target.diameter_mm, "mm")
     found = []
-    if target.diameter_mm is not None:
-        axis = code(SNOMED, "103340004") if target.nodal else code(LOINC, "33728-7")
-        found.append(component(axis, "valueQuantity", quantity(target.diameter_mm, "mm")))
+    if target.nodal:
+        found.append(component(longest, "dataAbsentReason", data_absent("not-performed")))
+        if size is not None:
+            found.append(component(code(SNOMED, "103340004"), "valueQuantity", size))
+    elif size is not None:
+        found.append(component(longest, "valueQuantity", size))
+    else:
+        found.append(component(longest, "dataAbsentReason", data_absent("unknown")))
     if target.too_small_to_measure:
         found.append(component(obs_code("too-small-to-measure"), "valueBoolean", True))
     if target.density_hu is not None:
@@ -432,16 +437,12 @@ def concordant(reader: Response, computed: Response) -> bool:
 
 
 def disease_status(ctx: ExamContext, overall: Response, assessment: Written) -> Written:
-    """The ``cancer-disease-status`` (mCODE CancerDiseaseStatus shape) of the overall response,
-    through ConceptMap ``response-category-to-disease-status``, with mCODE's evidence type."""
+    """The ``cancer-disease-status`` (mCODE CancerDiseaseStatus structure) of the overall
+    response, through ConceptMap ``response-category-to-disease-status``. No mCODE extension:
+    fhirnet's package does not depend on mCODE (the profile's description)."""
     identifier = ctx.key.identifier(Kind.CANCER_DISEASE_STATUS)
-    evidence = {"url": MCODE_EVIDENCE_TYPE, "valueCodeableConcept": concept(IMAGING_EVIDENCE)}
     resource = ctx.observation(
-        Kind.CANCER_DISEASE_STATUS,
-        identifier,
-        code(LOINC, "97509-4"),
-        imaging=True,
-        extension=[evidence],
+        Kind.CANCER_DISEASE_STATUS, identifier, code(LOINC, "97509-4"), imaging=True
     )
     resource["valueCodeableConcept"] = concept(DISEASE_STATUS[overall])
     resource["derivedFrom"] = [assessment.ref]

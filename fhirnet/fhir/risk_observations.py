@@ -102,8 +102,15 @@ PRIMARY_SITES: Final[Mapping[PrimarySite, tuple[Coding, ...]]] = {
     PrimarySite.UNKNOWN: (_coding("primary-site", "unknown", "Unknown primary"),),
 }
 
-#: IARC/WHO classification of neuroendocrine neoplasms, the ``who-grade`` method.
-WHO_CLASSIFICATION: Final = code(NCIT, "C189619")
+#: IARC/WHO classification of neuroendocrine neoplasms (2018 framework, the criteria of WHO 2019),
+#: the ``who-grade`` method, with its NCI preferred term.
+WHO_CLASSIFICATION: Final = concept(
+    Coding(
+        system=NCIT,
+        code="C189619",
+        display="IARC and WHO Classification of Tumors of Neuroendocrine Neoplasms 2018",
+    )
+)
 #: The ``who-grade`` code, also that of the grade component of ``prrt-eligibility``.
 GRADE_CODE: Final = code(NCIT, "C18000")
 

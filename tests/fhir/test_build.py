@@ -759,10 +759,12 @@ def test_a_percist_follow_up_writes_the_sul_figures_and_conforms() -> None:
     }
     follow_up = [e["resource"] for e in _entries(bundle, "lesion-measurement")][3:]
     assert [sorted(c["code"]["coding"][0]["code"] for c in m["component"]) for m in follow_up] == [
-        ["C181547", "too-small-to-measure"],
+        ["33728-7", "C181547", "too-small-to-measure"],
         ["33728-7", "C181547"],
-        ["C181547"],
+        ["33728-7", "C181547"],
     ]
+    # mCODE TumorSize's longest dimension is always there; without a size it says why.
+    assert [_longest_absent(m) for m in follow_up] == ["unknown", None, "unknown"]
     assert follow_up[0]["method"]["coding"][0]["code"] == "FDG-PET"
     assert follow_up[0]["performer"] == [{"reference": "Organization/reading-site"}]
     # T3 has no size: the sum of diameters is not evaluable.
@@ -773,6 +775,15 @@ def test_a_percist_follow_up_writes_the_sul_figures_and_conforms() -> None:
         "Warning reader-nadir-date: the reader's nadir date 2025-02-01 differs"
         in (report["conclusion"])
     )
+
+
+def _longest_absent(measurement: dict[str, Any]) -> str | None:
+    """The dataAbsentReason code of a measurement's LOINC 33728-7 component, if any."""
+    (longest,) = [
+        c for c in measurement["component"] if c["code"]["coding"][0]["code"] == "33728-7"
+    ]
+    reason = longest.get("dataAbsentReason")
+    return None if reason is None else str(reason["coding"][0]["code"])
 
 
 def test_a_target_without_any_measure_gets_a_measurement_with_a_data_absent_reason() -> None:
@@ -801,7 +812,8 @@ def test_a_target_without_any_measure_gets_a_measurement_with_a_data_absent_reas
 
     assert validate_resource(bundle, CATALOG) == []
     measurement = _one(bundle, "lesion-measurement")
-    assert "component" not in measurement
+    assert [c["code"]["coding"][0]["code"] for c in measurement["component"]] == ["33728-7"]
+    assert _longest_absent(measurement) == "unknown"
     assert measurement["dataAbsentReason"]["coding"][0]["code"] == "unknown"
     assessment = _one(bundle, "response-assessment")
     assert assessment["valueCodeableConcept"]["coding"][0]["code"] == "C62222"  # NE

@@ -501,10 +501,10 @@ BROKEN = [
         id="extension-outside-its-context",
     ),
     pytest.param(
-        "cancer-disease-status",
+        "lesion-t1",
         appending(("extension", 0, "extension"), {"url": "part", "valueString": "x"}),
         IssueType.INVARIANT,
-        "Observation.extension[0]",
+        "BodyStructure.extension[0]",
         id="base-ext-1-value-and-nested-extensions",
     ),
     # -- base structure and profile claims

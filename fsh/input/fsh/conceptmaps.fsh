@@ -131,7 +131,7 @@ Instance: imaging-procedure-to-snomed
 InstanceOf: ConceptMap
 Usage: #definition
 Title: "Imaging procedure to standard procedure codes"
-Description: "SNOMED CT imaging procedures of mCODE TumorSizeMethodVS (for Observation.method) and, for SSTR SPECT, the DICOM code, for the form's imaging procedures. No standard code names the tracer (SSTR, FDG, DOPA) of a PET procedure, hence the wider targets."
+Description: "SNOMED CT procedures for the form's imaging procedures, for Observation.method: CT, MRI and PET are the codes of mCODE STU4 TumorSizeMethodVS; SSTR scintigraphy/SPECT maps to SNOMED CT 45316007 'Radionuclide localization of tumor' of DICOM PS3.16 CID 3108 (NM/PET Procedure). No standard code names the tracer (SSTR, FDG, DOPA) of a PET or scintigraphy procedure, hence the wider targets."
 * insert ConceptMapMetadata(imaging-procedure-to-snomed, ImagingProcedureToSnomed, Imaging procedure to standard procedure codes)
 * sourceCanonical = Canonical(ImagingProcedureVS)
 * group[+].source = $cs-imaging-procedure
@@ -142,10 +142,8 @@ Description: "SNOMED CT imaging procedures of mCODE TumorSizeMethodVS (for Obser
   * insert Map(SSTR-PET, SSTR PET, 82918005, Positron emission tomography (procedure\), wider)
   * insert Map(FDG-PET, FDG PET, 82918005, Positron emission tomography (procedure\), wider)
   * insert Map(DOPA-PET, DOPA PET, 82918005, Positron emission tomography (procedure\), wider)
-* group[+].source = $cs-imaging-procedure
-* group[=].target = $DCM
-* group[=]
-  * insert Map(SSTR-SPECT, SSTR scintigraphy / SPECT, 127902, SPECT CT of whole body, inexact)
+  * insert Map(SSTR-SPECT, SSTR scintigraphy / SPECT, 45316007, Radionuclide localization of tumor, wider)
+  * element[=].target[=].comment = "No SNOMED CT or DICOM code for somatostatin-receptor scintigraphy was found (DICOM CIDs 3108, 3757, 646). 45316007 (DICOM CID 3108 NM/PET Procedure) covers the planar scintigraphy and the SPECT(/CT) the form's option includes, without the tracer; SNOMED CT 105371005 'SPECT' (CID 3757) would be narrower than a planar study. DCM 127902 'SPECT CT of whole body' is a preclinical small-animal procedure (CID 646) and is not used."
 
 Instance: previous-treatment-to-snomed
 InstanceOf: ConceptMap

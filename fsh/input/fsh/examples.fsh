@@ -49,6 +49,7 @@ Title: "Example: T2 (node) measured on CT"
 * focus.identifier.value = "T2"
 * bodySite = $SCT#279795009 "Lymph node of mesentery"
 * method = $cs-imaging-procedure#CT "Contrast-enhanced CT"
+* component[longestDiameter].dataAbsentReason = $DAR#not-performed
 * component[shortAxis].valueQuantity = 15 'mm' "mm"
 
 Instance: example-sum-of-diameters
@@ -91,14 +92,13 @@ Title: "Example: disease status stable"
 * effectiveDateTime = "2025-03-20"
 * derivedFrom[+] = Reference(Observation/example-response-assessment)
 * valueCodeableConcept = $SCT#359746009 "Patient's condition stable (finding)"
-* extension[+].url = "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type"
-* extension[=].valueCodeableConcept = $SCT#363679005 "Imaging (procedure)"
 
 Instance: example-who-grade
 InstanceOf: WhoGrade
 Usage: #example
 Title: "Example: WHO grade G2"
 * insert ExampleObservation
+* method = $NCIT#C189619 "IARC and WHO Classification of Tumors of Neuroendocrine Neoplasms 2018"
 * valueCodeableConcept = $cs-who-net-grade#G2 "G2 NET"
 * component[ki67].valueQuantity = 5 '%' "%"
 * component[mitoticCount].valueQuantity = 1 '/(2.mm2)' "per 2 mm²"

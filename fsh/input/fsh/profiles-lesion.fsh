@@ -17,6 +17,9 @@ Title: "CRF lesion"
 Description: "A lesion followed by the imaging case-report form, identified by its CRF lesion-id (stable across exams, unique per patient) and its location. Structured like mCODE STU4 Tumor (mcode-tumor): a persistent identifier with type BodyStructure and use usual, location 1..1, one resource per lesion tracked over time. The mCODE package is not available offline, so the profile derives from BodyStructure and aligns by structure and codes."
 * insert ProfileMetadata
 * extension contains LesionNodal named nodal 1..1 MS
+// The slice's url fixed in the snapshot too: validators that match extension slices by the
+// snapshot's url value (Medplum 4.x) otherwise find no `nodal` extension.
+* extension[nodal].url = "https://fhirnet.dev/fhir/StructureDefinition/lesion-nodal" (exactly)
 * identifier 1..* MS
 * identifier ^slicing.discriminator.type = #value
 * identifier ^slicing.discriminator.path = "system"
@@ -40,13 +43,18 @@ Description: "A lesion followed by the imaging case-report form, identified by i
 * patient only Reference(Patient)
 
 Invariant: fhirnet-one-size
-Description: "A lesion is measured either by its longest diameter or, for a lymph node, by its short axis, not both."
-Expression: "component.where(code.coding.exists(system = 'http://loinc.org' and code = '33728-7')).empty() or component.where(code.coding.exists(system = 'http://snomed.info/sct' and code = '103340004')).empty()"
+Description: "A lesion is measured either by its longest diameter or, for a lymph node, by its short axis, not both: a measurement with a short axis has no longest-diameter value."
+Expression: "component.where(code.coding.exists(system = 'http://loinc.org' and code = '33728-7') and value.exists()).empty() or component.where(code.coding.exists(system = 'http://snomed.info/sct' and code = '103340004')).empty()"
 Severity: #error
 
 Invariant: fhirnet-too-small-no-size
 Description: "A lesion that is too small to measure has no measured diameter (RECIST 1.1 uses 5 mm for it in the sum)."
-Expression: "component.where(code.coding.exists(system = 'https://fhirnet.dev/fhir/CodeSystem/observation-codes' and code = 'too-small-to-measure') and value.ofType(boolean) = true).exists() implies component.where(code.coding.exists((system = 'http://loinc.org' and code = '33728-7') or (system = 'http://snomed.info/sct' and code = '103340004'))).empty()"
+Expression: "component.where(code.coding.exists(system = 'https://fhirnet.dev/fhir/CodeSystem/observation-codes' and code = 'too-small-to-measure') and value.ofType(boolean) = true).exists() implies component.where(code.coding.exists((system = 'http://loinc.org' and code = '33728-7') or (system = 'http://snomed.info/sct' and code = '103340004')) and value.exists()).empty()"
+Severity: #error
+
+Invariant: fhirnet-component-value-or-absent
+Description: "The component has a value or says why it is absent."
+Expression: "value.exists() or dataAbsentReason.exists()"
 Severity: #error
 
 Invariant: fhirnet-measured
@@ -58,7 +66,7 @@ Profile: LesionMeasurement
 Parent: Observation
 Id: lesion-measurement
 Title: "Target lesion measurement"
-Description: "The measurements of one target lesion at one exam: longest diameter (short axis for lymph nodes), CT mean density, SUVmax and SULpeak as components. The lesion is the focus (a CRF lesion BodyStructure, also identified by its CRF lesion-id) and its location is the bodySite. Aligned with mCODE STU4 TumorSize: code LOINC 21889-1, longest dimension LOINC 33728-7 in mm, focus on the lesion, no value[x]; density and uptake, which TumorSize cannot carry, are further components."
+Description: "The measurements of one target lesion at one exam: longest diameter (short axis for lymph nodes), CT mean density, SUVmax and SULpeak as components. The lesion is the focus (a CRF lesion BodyStructure, also identified by its CRF lesion-id) and its location is the bodySite. Structured to satisfy mCODE STU4 TumorSize (mcode-tumor-size): code LOINC 21889-1, the longest-dimension component LOINC 33728-7 1..1 in mm (with dataAbsentReason when there is no longest diameter: not-performed for a lymph node, which RECIST 1.1 measures by its short axis, unknown for a lesion too small to measure or not evaluable), focus on the lesion, no value[x]; the short axis, density and uptake, which TumorSize does not name, are further components of its open slicing. fhirnet does not claim mcode-tumor-size in meta.profile (the method is a project code, the focus a fhirnet lesion rather than an mcode-tumor)."
 * insert ProfileMetadata
 * insert DerivedObservation
 * insert ImagingCategory
@@ -89,15 +97,19 @@ Description: "The measurements of one target lesion at one exam: longest diamete
 * insert ComponentSlicing
 * component MS
 * component contains
-    longestDiameter 0..1 MS and
+    longestDiameter 1..1 MS and
     shortAxis 0..1 MS and
     tooSmallToMeasure 0..1 MS and
     meanDensity 0..1 MS and
     suvMax 0..1 MS and
     sulPeak 0..1 MS
-* component[longestDiameter] ^short = "Longest diameter of a non-nodal lesion (CRF lesion-size), mm; 0 when it disappeared"
+* component[longestDiameter] ^short = "Longest diameter of a non-nodal lesion (CRF lesion-size), mm; 0 when it disappeared; dataAbsentReason when there is none"
+* component[longestDiameter] obeys fhirnet-component-value-or-absent
 * component[longestDiameter].code = $LNC#33728-7
-* insert QuantityComponent(longestDiameter, mm)
+* component[longestDiameter].value[x] only Quantity
+* component[longestDiameter].valueQuantity = $UCUM#mm
+* component[longestDiameter].valueQuantity.value 1..1
+* component[longestDiameter].dataAbsentReason ^short = "not-performed for a lymph node (short axis measured instead), unknown when too small to measure or not evaluable"
 * component[longestDiameter].valueQuantity ^minValueQuantity = 0 'mm'
 * component[longestDiameter].valueQuantity ^maxValueQuantity = 1000 'mm'
 * component[shortAxis] ^short = "Short axis of a nodal lesion (CRF lesion-size), mm"

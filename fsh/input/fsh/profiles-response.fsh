@@ -153,7 +153,7 @@ Profile: CancerDiseaseStatus
 Parent: Observation
 Id: cancer-disease-status
 Title: "Cancer disease status (mCODE-aligned)"
-Description: "The trend of the cancer derived from a response assessment, shaped like mCODE STU4 CancerDiseaseStatus (mcode-cancer-disease-status): code LOINC 97509-4, value from the four active codes of ConditionStatusTrendVS (improved, stable, worsened, undetermined) chosen with ConceptMap response-category-to-disease-status, specimen, device, referenceRange, hasMember and component not used. The mCODE package is not available to the offline build, so the profile derives from Observation and aligns by codes and structure; fhirnet SHOULD also add mCODE's evidenceType extension (http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type) with SNOMED CT 363679005 'Imaging (procedure)'."
+Description: "The trend of the cancer derived from a response assessment, structured to satisfy mCODE STU4 CancerDiseaseStatus (mcode-cancer-disease-status): code LOINC 97509-4, value from the four active codes of ConditionStatusTrendVS (improved, stable, worsened, undetermined) chosen with ConceptMap response-category-to-disease-status, specimen, device, referenceRange, hasMember and component not used. The profile derives from Observation and the package does not depend on mCODE, so fhirnet writes no mCODE extension: mCODE's optional evidenceType (http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type, SNOMED CT 363679005 'Imaging (procedure)') is left out, and the imaging basis is the observation-category imaging. A receiver that wants mCODE's evidence type may add it; fhirnet does not claim mcode-cancer-disease-status in meta.profile."
 * insert ProfileMetadata
 * insert DerivedObservation
 * insert ImagingCategory
@@ -166,7 +166,5 @@ Description: "The trend of the cancer derived from a response assessment, shaped
 * focus only Reference(Condition or Lesion)
 * derivedFrom only Reference(ResponseAssessment or QuestionnaireResponse)
 * derivedFrom ^comment = "SHALL include the response-assessment Observation the trend was mapped from."
-* extension MS
-* extension ^comment = "mCODE evidenceType: url http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status-evidence-type, valueCodeableConcept SNOMED CT 363679005 'Imaging (procedure)'."
 * insert NotUsed(hasMember)
 * insert NotUsed(component)

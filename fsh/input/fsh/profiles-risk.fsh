@@ -4,7 +4,7 @@ Profile: WhoGrade
 Parent: Observation
 Id: who-grade
 Title: "WHO grade"
-Description: "WHO 2019 grade of the GEP neuroendocrine neoplasm (G1, G2, G3 NET, G3 NEC) derived from Ki-67, mitotic count and differentiation. Code NCIt C18000 'Histologic Grade' as mCODE HistologicGrade; method NCIt C189619 (IARC/WHO classification of neuroendocrine neoplasms); the inputs are components. ConceptMap who-net-grade-to-histologic-grade gives the mCODE HistologicGradeVS (SNOMED CT) equivalents. Value absent (dataAbsentReason) when the inputs do not allow a grade."
+Description: "WHO 2019 grade of the GEP neuroendocrine neoplasm (G1, G2, G3 NET, G3 NEC) derived from Ki-67, mitotic count and differentiation. Code NCIt C18000 'Histologic Grade', as mCODE STU4 HistologicGrade. Method NCIt C189619 'IARC and WHO Classification of Tumors of Neuroendocrine Neoplasms 2018': the common IARC/WHO framework of 2018 (Rindi et al., Mod Pathol 2018) that the WHO Classification of Digestive System Tumours, 5th edition (2019) applies to GEP neoplasms with the same criteria (well/poorly differentiated; Ki-67 < 3 %, 3-20 %, > 20 %; mitoses < 2, 2-20, > 20 per 2 mm²); no code for the 2019 digestive-system edition itself was found (CDISC SDTM CT 2025-03-28). mCODE binds HistologicGrade.method extensibly to HistologicGradingSystemVS (SNOMED CT descendants of 277457005 'Histological grading systems'); no SNOMED CT grading system for neuroendocrine neoplasms was found in the sources checked, so the NCIt code stands. Not an mCODE HistologicGrade: that profile derives from US Core Observation Lab (laboratory category, specimen) and fhirnet derives the grade from the imaging form, so the alignment is by code only. ConceptMap who-net-grade-to-histologic-grade gives the mCODE HistologicGradeVS (SNOMED CT) equivalents. Value absent (dataAbsentReason) when the inputs do not allow a grade."
 * insert ProfileMetadata
 * insert DerivedObservation
 * obeys fhirnet-value-or-absent
@@ -12,6 +12,7 @@ Description: "WHO 2019 grade of the GEP neuroendocrine neoplasm (G1, G2, G3 NET,
 * code MS
 * method 1..1 MS
 * method = $NCIT#C189619
+* method ^short = "NCIt C189619 IARC and WHO Classification of Tumors of Neuroendocrine Neoplasms 2018 (the grading criteria of WHO 2019)"
 * value[x] MS
 * value[x] only CodeableConcept
 * valueCodeableConcept from WhoNetGradeVS (required)
