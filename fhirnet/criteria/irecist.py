@@ -1,15 +1,19 @@
 """iRECIST (Seymour 2017): RECIST 1.1 with unconfirmed (iUPD) and confirmed (iCPD) progression.
 
 Target and non-target categories are RECIST 1.1's (``recist.py``) written with the ``i`` prefix
-(iRECIST Table 1). What iRECIST adds lives here (``criteria.md`` §3, §6):
+(iRECIST Table 1); new lesions are split into new-lesion targets (NLT) and non-targets (NLNT),
+and measured, in ``irecist_new_lesions.py``. What iRECIST adds lives here (``criteria.md`` §3, §6):
 
-- new lesions are split into new-lesion targets (NLT) and non-targets (NLNT), and measured;
 - a progression opens an *episode* (iUPD) that the next assessments confirm (iCPD), keep (iUPD)
   or reset (iSD, iPR, iCR, NON-iCR/NON-iUPD) — iRECIST Table 2 and the EORTC iRECIST FAQ;
   a scan fewer than 26 days after the iUPD neither confirms (but by a brand-new lesion) nor
   resets it (D26), and a trigger that cannot be assessed makes the scan NE (D27);
 - after a non-target iUPD, only a non-target ``increased`` (further increase) confirms it (D18);
 - the progression date is the iUPD of the first confirmed episode (admiralonco iRECIST vignette).
+
+The module is one state machine and stays whole, above 450 lines: its transitions, the iCPD rules
+a-e and the trigger statuses all read the same ``Evidence`` and ``Episode`` and together are
+iRECIST Table 2, which reads best in one place.
 """
 
 from __future__ import annotations

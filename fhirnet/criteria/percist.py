@@ -6,7 +6,8 @@ reference region (liver, or blood pool as fallback); the hottest target of a fol
 be another lesion than at baseline, is compared with the hottest target of the **baseline** (D8):
 CMR below the reference mean (D9), PMD above +30 % and +0.8 SUL, PMR at -30 % and -0.8 SUL or more
 (D7), SMD otherwise. Non-target and new-lesion rules are RECIST 1.1's (§2.2, §2.3), without the
-reappearance-after-CR rule (§2.4). Quality problems only warn (D10).
+reappearance-after-CR rule (§2.4). Quality problems only warn (D10). Each scan's reference region
+and its warnings are in ``percist_scans.py``.
 """
 
 from __future__ import annotations
