@@ -1,4 +1,4 @@
-// Lesions and their measurements (aligned with mCODE STU4 Tumor and TumorSize).
+// Lesions and their measurements (aligned with mCODE STU4 Tumor; structured to satisfy TumorSize).
 
 Extension: LesionNodal
 Id: lesion-nodal
@@ -14,7 +14,7 @@ Profile: Lesion
 Parent: BodyStructure
 Id: lesion
 Title: "CRF lesion"
-Description: "A lesion followed by the imaging case-report form, identified by its CRF lesion-id (stable across exams, unique per patient) and its location. Structured like mCODE STU4 Tumor (mcode-tumor): a persistent identifier with type BodyStructure and use usual, location 1..1, one resource per lesion tracked over time. The mCODE package is not available offline, so the profile derives from BodyStructure and aligns by structure and codes."
+Description: "A lesion followed by the imaging case-report form, identified by its CRF lesion-id (stable across exams, unique per patient) and its location. Structured like mCODE STU4 Tumor (mcode-tumor): a persistent identifier with type BodyStructure and use usual, location 1..1, one resource per lesion tracked over time. The package does not depend on mCODE: the profile derives from BodyStructure, aligns by structure and codes, and is not verified against mcode-tumor (fsh/README.md, modelling decision 3)."
 * insert ProfileMetadata
 * extension contains LesionNodal named nodal 1..1 MS
 // The slice's url fixed in the snapshot too: validators that match extension slices by the
