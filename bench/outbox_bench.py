@@ -5,7 +5,8 @@ itself, measured in the same rounds on the same disk; printed as a Markdown tabl
     .venv/bin/python -m bench.outbox_bench --quick      # smoke run, a few seconds
     .venv/bin/python -m bench.outbox_bench --dir /var/lib/fhirnet   # on the disk of production
 
-**Accept (202)**: :meth:`fhirnet.outbox.Outbox.add` of a baseline form: one committed SQLite
+**Accept (202)**: :meth:`fhirnet.adapters.outbox.Outbox.add` of a baseline form: one committed
+SQLite
 write (WAL, ``synchronous=FULL``), what a ``202 Accepted`` waits for.
 
 **Inline delivery bookkeeping (201)**: what :class:`fhirnet.services.delivery.Delivery` does
@@ -38,12 +39,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.fhir.profiles import load_catalog
-from fhirnet.outbox import Kind, Outbox, State
-from fhirnet.ports import Json
+from fhirnet.ports import Json, Kind, State
 from fhirnet.services import Context, submit
 from fhirnet.services.delivery import ALREADY_HELD
-from fhirnet.store import EmbeddedStore
 
 ROOT = Path(__file__).parents[1]
 BASELINE = sorted(
@@ -83,7 +84,7 @@ def main() -> None:
 
 def run(directory: Path, runs: int, warmup: int) -> None:
     catalog = load_catalog(ROOT / "profiles")
-    outbox = Outbox(directory / "outbox.sqlite3")
+    outbox = SqliteOutbox(directory / "outbox.sqlite3")
     store = EmbeddedStore.open(directory / "store")
     counter = iter(range(10**9))
 

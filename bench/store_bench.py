@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fhirnet.store import EmbeddedStore
+from fhirnet.adapters.store import EmbeddedStore
 
 SYSTEM = "urn:fhirnet:bench"
 LOINC = "http://loinc.org"

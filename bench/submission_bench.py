@@ -284,7 +284,7 @@ def orjson_loads(text: bytes) -> Any:
 
 
 def json_dumps(value: Any) -> bytes:
-    """As :meth:`fhirnet.client.FhirClient.transaction` sends a Bundle."""
+    """As :meth:`fhirnet.adapters.fhir_client.FhirClient.transaction` sends a Bundle."""
     return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
 
 

@@ -1,5 +1,5 @@
 """Exponential backoff with "equal jitter": the one formula behind every wait between attempts,
-the HTTP client's retries (:mod:`fhirnet.client`) and the outbox's deliveries
+the HTTP client's retries (:mod:`fhirnet.adapters.fhir_client`) and the outbox's deliveries
 (:mod:`fhirnet.services.delivery`).
 
 The delay before the ``n``-th retry has a ceiling of ``initial`` doubled ``n - 1`` times, capped

@@ -14,10 +14,10 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.errors import FhirServerError
 from fhirnet.fhir.resources import model_class, parse
 from fhirnet.ports import Json, SearchParams
-from fhirnet.store import EmbeddedStore
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMS_DIR = ROOT / "examples" / "questionnaire-responses"

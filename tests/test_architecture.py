@@ -2,10 +2,11 @@
 
 :data:`LAYERS` is the specification: one row per package and top-level module of ``fhirnet``,
 listing the other rows it may import. Dependencies point inward — ``web`` → ``services`` →
-``fhir``/``store``/``outbox``/``client`` (the adapters) → ``criteria`` — and every module of
+``fhir`` and ``adapters`` (store, outbox, locks, client) → ``criteria`` — and every module of
 ``fhirnet`` belongs to a row, so a new package cannot slip in unruled. Besides the table: the
 criteria core is stdlib-only, web frameworks stay in ``fhirnet/web``, HTTP client code in
-``fhirnet/client.py``, nothing imports the web layer, importing ``fhirnet`` itself imports nothing,
+``fhirnet/adapters/fhir_client.py``, nothing imports the web layer, importing ``fhirnet`` itself
+imports nothing,
 and only ``fhirnet/config.py`` reads the environment.
 """
 
@@ -32,14 +33,14 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet": frozenset(),
     # The error hierarchy (P7): the leaf everything may import.
     "fhirnet.errors": frozenset(),
-    # Protocols the services and adapters share (ResourceWriter, stores, Json).
+    # Protocols the services and adapters share (FhirStore, PatientLocks, Outbox, Json).
     "fhirnet.ports": frozenset({"fhirnet.errors"}),
     # Settings from FHIRNET_*: the only reader of the environment.
     "fhirnet.config": frozenset({"fhirnet.errors"}),
     # Per-patient locks on the data directory.
-    "fhirnet.locks": frozenset({"fhirnet.errors"}),
+    "fhirnet.adapters.locks": frozenset({"fhirnet.errors"}),
     # SMART backend-services tokens (JWT signing), for the client.
-    "fhirnet.smart": frozenset({"fhirnet.errors"}),
+    "fhirnet.adapters.smart": frozenset({"fhirnet.errors"}),
     # The backoff formula (equal jitter) of the client's retries and the outbox's deliveries.
     "fhirnet.backoff": frozenset(),
     # The pure domain core: RECIST 1.1, iRECIST, Choi, PERCIST (also stdlib-only, see below).
@@ -47,16 +48,21 @@ LAYERS: dict[str, frozenset[str]] = {
     # FHIR mapping, no I/O: fhir.resources models to and from the criteria models.
     "fhirnet.fhir": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.criteria"}),
     # Adapter: the embedded FHIR store (SQLite), speaking FHIR search and transactions.
-    "fhirnet.store": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.fhir"}),
+    "fhirnet.adapters.store": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.fhir"}),
     # Adapter: the durable outbox of submissions, on the store's SQLite database.
-    "fhirnet.outbox": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.store"}),
-    # Adapter: the external FHIR server over HTTP (implements the ports).
-    "fhirnet.client": frozenset(
-        {"fhirnet.errors", "fhirnet.ports", "fhirnet.smart", "fhirnet.backoff"}
+    "fhirnet.adapters.outbox": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.store"}
     ),
+    # Adapter: the external FHIR server over HTTP (implements the ports).
+    "fhirnet.adapters.fhir_client": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.smart", "fhirnet.backoff"}
+    ),
+    # The adapters' package: its module map only. The edges of the system (store, outbox, locks,
+    # client, SMART tokens) each have a row above, so one adapter cannot reach into another.
+    "fhirnet.adapters": frozenset(),
     # Access control: bearer tokens and scopes, configured by Settings.
     "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config"}),
-    # Use cases: orchestrate fhir + criteria behind the ports; no store, client or web.
+    # Use cases: orchestrate fhir + criteria behind the ports; no adapter, no web.
     "fhirnet.services": frozenset(
         {
             "fhirnet.errors",
@@ -64,7 +70,6 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.backoff",
             "fhirnet.criteria",
             "fhirnet.fhir",
-            "fhirnet.outbox",
         }
     ),
     # The entry point (Flask, CLI): wires everything; nothing imports it.
@@ -74,13 +79,13 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.errors",
             "fhirnet.ports",
             "fhirnet.config",
-            "fhirnet.locks",
-            "fhirnet.smart",
+            "fhirnet.adapters.locks",
+            "fhirnet.adapters.smart",
             "fhirnet.criteria",
             "fhirnet.fhir",
-            "fhirnet.store",
-            "fhirnet.outbox",
-            "fhirnet.client",
+            "fhirnet.adapters.store",
+            "fhirnet.adapters.outbox",
+            "fhirnet.adapters.fhir_client",
             "fhirnet.access",
             "fhirnet.services",
         }
@@ -211,7 +216,7 @@ def test_web_frameworks_are_imported_only_in_the_web_package(path: Path) -> None
 
 @pytest.mark.parametrize("path", MODULES, ids=relative)
 def test_requests_is_imported_only_in_the_fhir_client(path: Path) -> None:
-    if module_name(path) == "fhirnet.client":
+    if module_name(path) == "fhirnet.adapters.fhir_client":
         return
     for name in imports(path):
         assert top(name) != "requests", f"{relative(path)} imports {name}"

@@ -32,7 +32,7 @@ def defined_exceptions() -> list[type[BaseException]]:
 def test_the_walk_sees_the_modules_and_their_errors() -> None:
     # Guards the guard: an empty walk would pass the test below.
     names = module_names()
-    assert {"fhirnet.errors", "fhirnet.store.sqlite", "fhirnet.web.errors"} <= set(names)
+    assert {"fhirnet.errors", "fhirnet.adapters.store.sqlite", "fhirnet.web.errors"} <= set(names)
     assert {"EntryError", "SchemaTooNewError", "OutcomeError"} <= {
         error.__name__ for error in defined_exceptions()
     }

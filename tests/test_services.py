@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from fhirnet.adapters.locks import FileLocks
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import (
     FhirServerRejectedError,
@@ -29,10 +31,8 @@ from fhirnet.fhir.outcome import (
     UnprocessableResourceError,
 )
 from fhirnet.fhir.profiles import Catalog, load_catalog
-from fhirnet.locks import FileLocks
 from fhirnet.ports import FhirStore, Json
 from fhirnet.services import Context, Submission, extract, submit, submit_bundle
-from fhirnet.store import EmbeddedStore
 from tests.submissions import (
     CHOI,
     IRECIST,

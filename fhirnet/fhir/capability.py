@@ -4,7 +4,8 @@ The tables here (:data:`READABLE_TYPES`, :data:`SEARCH_PARAMETERS`) are what the
 implements and what :func:`capability_statement` publishes, so the statement cannot list an
 interaction or search parameter the server does not have. The search support of the types the
 embedded store serves is the store's own description (:class:`StoredSearch`, which
-:class:`fhirnet.store.SearchSupport` is), passed in by the web layer (the ``stored`` argument),
+:class:`fhirnet.adapters.store.SearchSupport` is), passed in by the web layer (the ``stored``
+argument),
 for the same reason.
 """
 

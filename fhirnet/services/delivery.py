@@ -1,7 +1,7 @@
 """Durable delivery: every accepted submission reaches the FHIR server once, in order per patient,
 however long the server is down and however often fhirnet is killed.
 
-A submission is first committed to the :class:`~fhirnet.outbox.Outbox` (:meth:`Delivery.accept`),
+A submission is first committed to the :class:`~fhirnet.ports.Outbox` (:meth:`Delivery.accept`),
 then delivered: at once, in the request, when the server is believed up and no earlier submission
 about the same patient is still queued (the EHR gets its ``201`` as if there were no outbox); else
 by a background thread (:meth:`Delivery.run`) that takes the due entries in acceptance order.
@@ -43,8 +43,7 @@ from typing import Final, TypeGuard
 
 from fhirnet.backoff import equal_jitter
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
-from fhirnet.outbox import Entry, Kind, Outbox, State
-from fhirnet.ports import Json, PatientLocks
+from fhirnet.ports import Entry, Json, Kind, Outbox, PatientLocks, State
 
 __all__ = ["ALREADY_HELD", "Attempt", "Backoff", "Delivery", "Sent", "retryable"]
 

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from fhirnet import __version__
 from fhirnet.access import Authenticator
+from fhirnet.adapters.store import SearchSupport, search_support
 from fhirnet.config import Settings, load_settings
 from fhirnet.errors import OutboxUnavailableError
 from fhirnet.fhir.audit import STORED_TYPES
@@ -19,7 +20,6 @@ from fhirnet.fhir.capability import capability_statement
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.served import served_questionnaire
 from fhirnet.ports import FhirStore
-from fhirnet.store import SearchSupport, search_support
 from fhirnet.web import WebState, auth
 from fhirnet.web import fhir_submissions as _fhir_submissions  # noqa: F401  routes on fhir_bp
 from fhirnet.web import fhir_views as _fhir_views  # noqa: F401  routes on fhir_bp
@@ -61,7 +61,7 @@ def create_app(
     :param clock: returns the current, timezone-aware time; tests pass a fixed one. Validation's
         "today" is this time's UTC date, and results are ``issued`` at it. Default: UTC now.
     :param store: the FHIR store to work on instead of the one ``settings`` name (tests); an
-        :class:`~fhirnet.store.EmbeddedStore` is served under ``/fhir`` too.
+        :class:`~fhirnet.adapters.store.EmbeddedStore` is served under ``/fhir`` too.
     :param durable: whether submissions go through the outbox (:mod:`fhirnet.web.delivery`);
         ``None``: with an external FHIR server, unless ``FHIRNET_OUTBOX=off``.
     :returns: the application, with its shared objects in ``app.extensions["fhirnet"]``.

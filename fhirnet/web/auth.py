@@ -22,10 +22,10 @@ from typing import Any
 from flask import Flask, current_app, g, request
 
 from fhirnet.access import Authenticator, Permission, is_resource_type
+from fhirnet.adapters.store.parameters import Kind, parameters_of
 from fhirnet.errors import AuthenticationError, AuthorizationError
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES
-from fhirnet.store.parameters import Kind, parameters_of
 
 #: Endpoints anyone may call, with or without a token.
 PUBLIC_ENDPOINTS = frozenset(

@@ -1,5 +1,6 @@
 """Which FHIR store the application works on, built from :class:`~fhirnet.config.Settings`: the
-external server of ``FHIRNET_FHIR_BASE_URL`` through :class:`~fhirnet.client.FhirClient`, or,
+external server of ``FHIRNET_FHIR_BASE_URL`` through
+:class:`~fhirnet.adapters.fhir_client.FhirClient`, or,
 without one, the embedded SQLite store in ``FHIRNET_DATA_DIR``; and the per-patient locks.
 
 The embedded store is opened on first use, not by ``create_app``: gunicorn may build the app in
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import threading
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
+from fhirnet.adapters.smart import SmartCredentials
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import PREFIX, ConfigError, Settings
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES, client_id_types
-from fhirnet.locks import LOCKS_DIR, FileLocks
 from fhirnet.ports import FhirStore
-from fhirnet.smart import SmartCredentials
-from fhirnet.store import EmbeddedStore
 
 
 class Backend:

@@ -25,10 +25,11 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from fhirnet import __version__
+from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
-from fhirnet.outbox import OUTBOX_FILE, Entry, Outbox, State
+from fhirnet.ports import Entry, State
 from fhirnet.web.api_views import assess_document
 from fhirnet.web.app import create_app
 from fhirnet.web.errors import error_body
@@ -126,7 +127,7 @@ def outbox(states: Sequence[str]) -> None:
     path = settings.outbox_path or settings.data_dir / OUTBOX_FILE
     if not path.is_file():
         raise click.ClickException(f"no outbox at {path} (FHIRNET_OUTBOX_PATH, FHIRNET_DATA_DIR)")
-    box = Outbox(path)
+    box = SqliteOutbox(path)
     try:
         counts = box.counts()
         shown = {State(state) for state in states} or {State.FAILED, State.QUEUED}

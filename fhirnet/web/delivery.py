@@ -21,14 +21,14 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
+from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import Settings
 from fhirnet.errors import (
     OutboxUnavailableError,
 )
 from fhirnet.fhir.profiles import Catalog
-from fhirnet.locks import LOCKS_DIR, FileLocks
-from fhirnet.outbox import OUTBOX_FILE, Entry, Kind, Outbox
-from fhirnet.ports import Json
+from fhirnet.ports import Entry, Json, Kind
 from fhirnet.services import BundleOutcome, Context, submit, submit_bundle
 from fhirnet.services.audits import AuditTrail
 from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent, retryable
@@ -90,7 +90,7 @@ class Deliveries:
         settings = self.settings
         locks_dir = settings.data_dir / LOCKS_DIR
         return Delivery(
-            Outbox(self.path),
+            SqliteOutbox(self.path),
             send=self._send,
             explain=error_entry,
             locks=self._backend.locks,

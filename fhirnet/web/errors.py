@@ -18,6 +18,7 @@ from flask import Flask, current_app, json, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from fhirnet.adapters.store import SearchParameterError
 from fhirnet.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -39,7 +40,6 @@ from fhirnet.fhir.outcome import (
     OutcomeError,
     operation_outcome,
 )
-from fhirnet.store import SearchParameterError
 
 INTERNAL_ERROR_MESSAGE = "Internal server error; the details are in the service log."
 

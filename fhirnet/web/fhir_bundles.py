@@ -13,11 +13,11 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
+from fhirnet.adapters.store import CURSOR, SearchPage
 from fhirnet.errors import FhirnetError
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json
 from fhirnet.services import BundleOutcome, Submission
-from fhirnet.store import CURSOR, SearchPage
 from fhirnet.web.errors import INTERNAL_ERROR_MESSAGE, fhir_error_answer
 
 #: ``Prefer: return=...`` values (R4 http.html#ops), lower-cased.

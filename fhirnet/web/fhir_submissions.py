@@ -23,8 +23,7 @@ from datetime import UTC, datetime
 from werkzeug.wrappers import Response
 
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
-from fhirnet.outbox import Entry, Kind, State
-from fhirnet.ports import Json
+from fhirnet.ports import Entry, Json, Kind, State
 from fhirnet.services import (
     BundleOutcome,
     Context,
@@ -58,7 +57,7 @@ from fhirnet.web.fhir_http import (
     return_preference,
 )
 
-#: Ids of submissions (:mod:`fhirnet.outbox`): 32 lower-case hex digits.
+#: Ids of submissions (:mod:`fhirnet.adapters.outbox`): 32 lower-case hex digits.
 _SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -41,6 +41,8 @@ from typing import Any
 from flask import current_app, request
 from werkzeug.wrappers import Response
 
+from fhirnet.adapters.store import EmbeddedStore, SearchPage, search_support
+from fhirnet.adapters.store.resources import is_id
 from fhirnet.errors import ProfileNotFoundError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import AUDIT_EVENT, Action, Interaction
@@ -49,8 +51,6 @@ from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore, SearchPage, search_support
-from fhirnet.store.resources import is_id
 from fhirnet.web import web_state
 from fhirnet.web.auth import may_read
 from fhirnet.web.errors import FhirRequestError

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from jwt.algorithms import ECAlgorithm
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.smart import SmartCredentials
 from fhirnet.config import load_settings
-from fhirnet.smart import SmartCredentials
 from fhirnet.web.app import create_app
 from tests.integration import fhir_server
 from tests.integration.fault_proxy import FaultProxy

@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.smart import SmartCredentials
 from fhirnet.errors import FhirServerRejectedError
-from fhirnet.smart import SmartCredentials
 from tests.integration.conftest import RecordingSession
 
 pytestmark = pytest.mark.integration

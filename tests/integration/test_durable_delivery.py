@@ -8,7 +8,8 @@ delivered exactly once in effect (one set of results per exam on the server, wit
 of the example series), in order per patient; a ``503`` with ``Retry-After`` is honoured; a
 refusal is not retried.
 
-The server is read back directly with a :class:`~fhirnet.client.FhirClient`, never through
+The server is read back directly with a :class:`~fhirnet.adapters.fhir_client.FhirClient`, never
+through
 fhirnet. These tests need a server they can stop: they are skipped with
 ``FHIRNET_TEST_FHIR_URL``.
 """
@@ -31,8 +32,9 @@ from typing import Any
 import pytest
 import requests
 
-from fhirnet.client import FhirClient
-from fhirnet.outbox import OUTBOX_FILE, Outbox, State
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
+from fhirnet.ports import State
 from tests.integration import fhir_server
 from tests.integration.conftest import EXTERNAL_URL_VARIABLE
 from tests.integration.fault_proxy import (
@@ -287,7 +289,7 @@ def assert_delivered_once(fhir: FhirClient, patients: Sequence[Patient]) -> None
 
 
 def outbox_counts(data_dir: Path) -> dict[State, int]:
-    outbox = Outbox(data_dir / OUTBOX_FILE)
+    outbox = SqliteOutbox(data_dir / OUTBOX_FILE)
     try:
         return outbox.counts()
     finally:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fhirnet.client import FhirClient, RetryPolicy
+from fhirnet.adapters.fhir_client import FhirClient, RetryPolicy
 from fhirnet.errors import FhirServerRejectedError, FhirServerUnavailableError
 from tests.integration.fault_proxy import (
     TRANSACTION,

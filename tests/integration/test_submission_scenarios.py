@@ -4,7 +4,7 @@ An EHR posts filled imaging CRFs (QuestionnaireResponses) to fhirnet; fhirnet as
 against the patient's earlier forms on the FHIR server and writes the results there. These tests
 hold fhirnet to its HTTP contract (201/200/422/502/503, Location, OperationOutcome bodies,
 ``transaction-response``/``batch-response``) and check every outcome by reading the FHIR server
-back with a plain :class:`~fhirnet.client.FhirClient`, never by asking fhirnet.
+back with a plain :class:`~fhirnet.adapters.fhir_client.FhirClient`, never by asking fhirnet.
 
 Written for any FHIR R4 server (``FHIRNET_TEST_FHIR_URL``):
 
@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.errors import FhirServerRejectedError
 from tests.integration.conftest import RecordingSession
 from tests.integration.fault_proxy import (

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fhirnet.adapters.locks import FileLocks
+from fhirnet.adapters.outbox import SqliteOutbox
 from fhirnet.errors import (
     FhirServerRejectedError,
     FhirServerUnavailableError,
     PatientBusyError,
 )
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, UnprocessableResourceError
-from fhirnet.locks import FileLocks
-from fhirnet.outbox import Entry, Kind, Outbox, State
-from fhirnet.ports import Json
+from fhirnet.ports import Entry, Json, Kind, State
 from fhirnet.services.delivery import Attempt, Backoff, Delivery, Sent
 
 T0 = 1_800_000_000.0
@@ -88,7 +88,7 @@ class World:
     """A delivery and what it works with."""
 
     delivery: Delivery
-    outbox: Outbox
+    outbox: SqliteOutbox
     server: Server
     clock: Clock
     locks_dir: Path
@@ -112,7 +112,7 @@ class World:
         return build(self.outbox, send, self.clock, self.locks_dir)
 
 
-def build(outbox: Outbox, send: Server, clock: Clock, locks_dir: Path) -> Delivery:
+def build(outbox: SqliteOutbox, send: Server, clock: Clock, locks_dir: Path) -> Delivery:
     return Delivery(
         outbox,
         send=send,
@@ -127,7 +127,7 @@ def build(outbox: Outbox, send: Server, clock: Clock, locks_dir: Path) -> Delive
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    outbox = Outbox(tmp_path / "outbox.sqlite3")
+    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
     server, clock = Server(), Clock()
     delivery = build(outbox, server, clock, tmp_path / "locks")
     yield World(delivery, outbox, server, clock, tmp_path / "locks")

@@ -14,12 +14,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.audit import CLIENT_SYSTEM
 from fhirnet.fhir.resources import model_class, parse
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
 from fhirnet.web.app import create_app
 from tests.submissions import (
     CHOI,

@@ -12,11 +12,11 @@ import responses
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import ConfigError, Settings
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
-from fhirnet.store import EmbeddedStore
 from fhirnet.web.backend import Backend
 
 SERVER = "https://fhir.test/r4"

@@ -18,9 +18,10 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from fhirnet.adapters.outbox import SqliteOutbox
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria
-from fhirnet.outbox import Kind, Outbox, State
+from fhirnet.ports import Kind, State
 from fhirnet.web.cli import gunicorn_options, main
 from tests.servers import free_port, serving
 
@@ -328,7 +329,7 @@ def main_output(path: Path) -> dict[str, Any]:
 def test_outbox_counts_the_submissions_and_lists_the_failed_and_queued_ones(
     tmp_path: Path,
 ) -> None:
-    box = Outbox(tmp_path / "data" / "outbox.sqlite3")
+    box = SqliteOutbox(tmp_path / "data" / "outbox.sqlite3")
     try:
         added = [
             box.add(

@@ -21,6 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import (
     FhirServerError,
@@ -28,10 +29,8 @@ from fhirnet.errors import (
     FhirServerUnavailableError,
 )
 from fhirnet.fhir.resources import model_class, parse
-from fhirnet.outbox import Entry, Kind, State
-from fhirnet.ports import Json
+from fhirnet.ports import Entry, Json, Kind, State
 from fhirnet.services.delivery import Delivery
-from fhirnet.store import EmbeddedStore
 from fhirnet.web import WebState
 from fhirnet.web.app import create_app
 from tests.submissions import (

@@ -23,10 +23,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.access import grants_of
+from fhirnet.adapters.store.parameters import Kind, parameters_of
 from fhirnet.config import Settings
 from fhirnet.fhir.audit import AUDIT_EVENT, STORED_TYPES, patients_of
 from fhirnet.ports import Json
-from fhirnet.store.parameters import Kind, parameters_of
 from fhirnet.web.app import create_app
 from tests.submissions import CHOI, NOW, RECIST, SUBMIT, body, form
 from tests.web.test_submission_views import store_of

@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.access import Permission
+from fhirnet.adapters.store import search_support
 from fhirnet.criteria.models import Criteria, NonTargetStatus
 from fhirnet.fhir.audit import STORED_TYPES
-from fhirnet.store import search_support
 from fhirnet.web import auth
 from fhirnet.web.fhir_http import FORMAT_PARAMETERS, FORMAT_VALUES
 

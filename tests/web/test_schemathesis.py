@@ -57,11 +57,10 @@ from schemathesis.checks import (
     unsupported_method,
 )
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import FhirServerUnavailableError
-from fhirnet.outbox import State
-from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
+from fhirnet.ports import Json, State
 from fhirnet.web.app import create_app
 from tests.conftest import ExampleCounts
 from tests.submissions import CHOI, NOW, RECIST, RecordingStore, form, form_paths

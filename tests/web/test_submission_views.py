@@ -13,11 +13,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import FhirServerRejectedError, FhirServerUnavailableError
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
 from fhirnet.web import WebState
 from fhirnet.web.app import create_app
 from tests.submissions import (

@@ -7,7 +7,8 @@ service endpoints (:mod:`~fhirnet.web.openapi.json_api`), the FHIR endpoint's re
 
 Each piece is generated from the tables that drive what it describes — the marshmallow schemas,
 :data:`~fhirnet.fhir.capability.READABLE_TYPES`, the store's description of its search
-(:func:`fhirnet.store.search_support`), the format parameters of :mod:`fhirnet.web.fhir_http`
+(:func:`fhirnet.adapters.store.search_support`), the format parameters of
+:mod:`fhirnet.web.fhir_http`
 and the access rules of :mod:`fhirnet.web.auth` — so the document cannot drift from the service.
 ``tests/web/test_schemathesis.py`` runs schemathesis on every operation of it, so it is also held
 to what the service answers: documented statuses, media types and bodies.

@@ -2,7 +2,7 @@
 search of the conformance resources, ``$validate``, and read and search of what the embedded
 store holds. Generated from the tables the views use: the conformance types and their search
 parameters (:mod:`fhirnet.fhir.capability`), the store's own description of its search
-(:func:`fhirnet.store.search_support`), the ``$validate`` modes."""
+(:func:`fhirnet.adapters.store.search_support`), the ``$validate`` modes."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from apispec import APISpec
 
+from fhirnet.adapters.store import SearchSupport, search_support
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES, RESULT_PARAMETERS, SEARCH_PARAMETERS
-from fhirnet.store import SearchSupport, search_support
 from fhirnet.web.fhir_views import VALIDATE_MODES
 from fhirnet.web.openapi.components import FHIR_ID_PATTERN, ref
 from fhirnet.web.openapi.operations import (

@@ -1,5 +1,5 @@
 """Reading and writing resource versions in the store's tables, inside a transaction the caller
-holds (:meth:`fhirnet.store.sqlite.Database.writing` or ``reading``).
+holds (:meth:`fhirnet.adapters.store.sqlite.Database.writing` or ``reading``).
 
 Every write adds a row to ``history`` (the version kept for good), moves the ``resources`` row to
 that version and replaces the resource's ``search_index`` rows. A deletion is a version without
@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from fhirnet.adapters.store.dates import format_instant, instant_us
+from fhirnet.adapters.store.parameters import index_rows
+from fhirnet.adapters.store.resources import to_json
 from fhirnet.ports import Json
-from fhirnet.store.dates import format_instant, instant_us
-from fhirnet.store.parameters import index_rows
-from fhirnet.store.resources import to_json
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from fhirnet.adapters.store import CURSOR, EmbeddedStore, SearchParameterError
+from fhirnet.adapters.store.search import MAX_COUNT
 from fhirnet.ports import Json, SearchParams
-from fhirnet.store import CURSOR, EmbeddedStore, SearchParameterError
-from fhirnet.store.search import MAX_COUNT
-from tests.store import (
+from tests.adapters.store import (
     CEST,
     LOINC,
     SYSTEM,
@@ -785,7 +785,7 @@ def test_a_cursor_with_the_right_fingerprint_but_wrong_values_is_invalid(
     import base64
     import json
 
-    from fhirnet.store.search import parse_query
+    from fhirnet.adapters.store.search import parse_query
 
     fingerprint = parse_query("Observation", {"_sort": "date"}).fingerprint
 

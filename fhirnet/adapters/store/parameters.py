@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from fhirnet.adapters.store.dates import Range, parse_range, period_range
+from fhirnet.adapters.store.resources import parse_reference
 from fhirnet.ports import Json
-from fhirnet.store.dates import Range, parse_range, period_range
-from fhirnet.store.resources import parse_reference
 
 
 class Kind(StrEnum):

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 import pytest
 
-from fhirnet.client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.ports import FhirStore
-from fhirnet.store import EmbeddedStore
 from tests.integration import test_client_against_server as remote
 
 

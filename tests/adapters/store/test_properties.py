@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhirnet.store import CURSOR, EmbeddedStore, SearchParameterError
-from fhirnet.store.dates import parse_range
-from tests.store import SYSTEM, identifier, observation, put, transaction
+from fhirnet.adapters.store import CURSOR, EmbeddedStore, SearchParameterError
+from fhirnet.adapters.store.dates import parse_range
+from tests.adapters.store import SYSTEM, identifier, observation, put, transaction
 
 FUZZ = settings(
     max_examples=400,

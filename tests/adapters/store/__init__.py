@@ -1,4 +1,5 @@
-"""Tests of the embedded FHIR store (:mod:`fhirnet.store`), and the helpers its modules share:
+"""Tests of the embedded FHIR store (:mod:`fhirnet.adapters.store`), and the helpers its modules
+share:
 a clock on a non-UTC offset (``style.md`` P13), Bundle entry builders and response readers."""
 
 from __future__ import annotations

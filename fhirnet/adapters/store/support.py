@@ -3,8 +3,10 @@ the FHIR views (which parameters to pass on), the CapabilityStatement (``searchP
 ``searchInclude``) and the OpenAPI document read, so none of them can list a parameter the store
 does not honour or miss one it does.
 
-Built from the store's own tables: the indexed parameters of :mod:`fhirnet.store.parameters`,
-``_id``/``_lastUpdated``, and the result parameters of :mod:`fhirnet.store.search`. (A module of
+Built from the store's own tables: the indexed parameters of
+:mod:`fhirnet.adapters.store.parameters`,
+``_id``/``_lastUpdated``, and the result parameters of :mod:`fhirnet.adapters.store.search`. (A
+module of
 its own because ``search`` imports ``parameters``: the description needs both.)
 """
 
@@ -12,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fhirnet.adapters.store.parameters import ID, LAST_UPDATED, Kind, Parameter, parameters_of
+from fhirnet.adapters.store.search import CURSOR, MAX_COUNT, RESULT_PARAMETERS
 from fhirnet.fhir.capability import SearchParameter
-from fhirnet.store.parameters import ID, LAST_UPDATED, Kind, Parameter, parameters_of
-from fhirnet.store.search import CURSOR, MAX_COUNT, RESULT_PARAMETERS
 
 #: ``_id`` and ``_lastUpdated``: read from the ``resources`` table, valid on every type.
 COMMON_PARAMETERS = (
@@ -40,7 +42,8 @@ _DOCUMENTATION = {
     Kind.CANONICAL: "The canonical URL, or url|version.",
 }
 
-#: The result parameters of :data:`~fhirnet.store.search.RESULT_PARAMETERS`: FHIR type and what
+#: The result parameters of :data:`~fhirnet.adapters.store.search.RESULT_PARAMETERS`: FHIR type and
+#: what
 #: the store does with each (a new one without a row here fails the first description built).
 _RESULTS = {
     "_count": ("number", f"Page size (larger values are lowered to {MAX_COUNT})."),

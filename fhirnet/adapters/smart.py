@@ -1,7 +1,8 @@
 """SMART Backend Services credentials and the signed JWT that authenticates fhirnet to a token
 endpoint (http://hl7.org/fhir/smart-app-launch/backend-services.html, "Protocol details").
 
-No network here: :class:`fhirnet.client.FhirClient` posts the assertion through its own session,
+No network here: :class:`fhirnet.adapters.fhir_client.FhirClient` posts the assertion through its
+own session,
 so ``requests`` stays in one module (``style.md`` P1) and this module is testable offline.
 """
 

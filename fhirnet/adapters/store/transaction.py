@@ -47,19 +47,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fhirnet.errors import FhirnetError, FhirServerRejectedError
-from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
-from fhirnet.ports import Json
-from fhirnet.store import versions
-from fhirnet.store.resources import (
+from fhirnet.adapters.store import versions
+from fhirnet.adapters.store.resources import (
     Target,
     content_key,
     is_id,
     is_resource_type,
     rewrite_references,
 )
-from fhirnet.store.search import SearchParameterError, matching_ids, parse_query
-from fhirnet.store.versions import Current
+from fhirnet.adapters.store.search import SearchParameterError, matching_ids, parse_query
+from fhirnet.adapters.store.versions import Current
+from fhirnet.errors import FhirnetError, FhirServerRejectedError
+from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
+from fhirnet.ports import Json
 
 _REASONS = {
     200: "OK",

@@ -4,8 +4,8 @@ where it stopped, so paging still returns every match exactly once."""
 
 from __future__ import annotations
 
-from fhirnet.store import EmbeddedStore
-from tests.store import observation, put, transaction
+from fhirnet.adapters.store import EmbeddedStore
+from tests.adapters.store import observation, put, transaction
 
 
 def test_a_page_ends_before_its_matches_exceed_the_byte_bound_and_paging_goes_on() -> None:

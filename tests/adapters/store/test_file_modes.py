@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from fhirnet.outbox import Kind, Outbox
-from fhirnet.store import EmbeddedStore
-from fhirnet.store.sqlite import DATABASE_FILE
-from tests.store import observation, put, transaction
+from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.store import EmbeddedStore
+from fhirnet.adapters.store.sqlite import DATABASE_FILE
+from fhirnet.ports import Kind
+from tests.adapters.store import observation, put, transaction
 
 T0 = 1_700_000_000.0
 
@@ -54,7 +55,7 @@ def test_the_store_its_wal_and_shm_and_the_data_directory_are_private(tmp_path: 
 @pytest.mark.usefixtures("umask_022")
 def test_the_outbox_and_its_wal_and_shm_are_private(tmp_path: Path) -> None:
     path = tmp_path / "data" / "outbox.sqlite3"
-    outbox = Outbox(path)
+    outbox = SqliteOutbox(path)
     try:
         outbox.add(
             kind=Kind.FORM,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from fhirnet.adapters.store import EmbeddedStore
+from fhirnet.adapters.store.sqlite import DATABASE_FILE, SCHEMA_VERSION, SchemaTooNewError
 from fhirnet.errors import FhirServerUnavailableError
-from fhirnet.store import EmbeddedStore
-from fhirnet.store.sqlite import DATABASE_FILE, SCHEMA_VERSION, SchemaTooNewError
-from tests.store import Clock, observation, put, transaction
+from tests.adapters.store import Clock, observation, put, transaction
 
 
 def test_the_data_directory_and_database_are_created_on_first_use(tmp_path: Path) -> None:

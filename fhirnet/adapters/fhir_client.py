@@ -20,7 +20,8 @@ Policy, in one place:
   makes its transactions idempotent with conditional creates (``ifNoneExist``) and retries at its
   own level.
 * **Auth**: nothing, a static bearer token, or SMART Backend Services (client credentials with a
-  signed JWT assertion, :mod:`fhirnet.smart`): the access token is cached until shortly before it
+  signed JWT assertion, :mod:`fhirnet.adapters.smart`): the access token is cached until shortly
+  before it
   expires, and a 401 from the FHIR server drops it and repeats the request once with a fresh one
   (the request was not processed, so this is safe for POSTs too).
 """
@@ -44,10 +45,10 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from fhirnet.adapters.smart import ASSERTION_TYPE, SmartCredentials
 from fhirnet.backoff import equal_jitter
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, FhirServerUnavailableError
 from fhirnet.ports import Json, SearchParams
-from fhirnet.smart import ASSERTION_TYPE, SmartCredentials
 
 __all__ = ["FHIR_JSON", "FhirClient", "RetryPolicy"]
 

@@ -9,7 +9,7 @@ Semantics (R4 search.html), and where the store deviates:
   ``system|`` (any code of the system). reference: ``Type/id``, ``id``, or an absolute URL ending
   in ``Type/id`` (its base is not compared). canonical: ``url`` (any version) or
   ``url|version``. date: prefixes ``eq ne gt lt ge le sa eb`` with R4's range semantics
-  (:mod:`fhirnet.store.dates`); ``ap`` is not supported.
+  (:mod:`fhirnet.adapters.store.dates`); ``ap`` is not supported.
 * ``_sort``: comma-separated keys among the type's date parameters, ``_lastUpdated`` and ``_id``,
   ``-`` for descending; ascending sorts by a value's earliest instant, descending by its latest
   (R4 §3.1.1.5.10); resources without the value come last either way; ties are broken by
@@ -44,13 +44,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from fhirnet.adapters.store.dates import OPEN_HIGH, OPEN_LOW, Range, parse_range
+from fhirnet.adapters.store.parameters import (
+    COMMON,
+    ID,
+    LAST_UPDATED,
+    Kind,
+    Parameter,
+    parameters_of,
+)
+from fhirnet.adapters.store.resources import RESOURCE_TYPES, is_id, parse_reference
+from fhirnet.adapters.store.versions import load_many
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json, SearchParams
-from fhirnet.store.dates import OPEN_HIGH, OPEN_LOW, Range, parse_range
-from fhirnet.store.parameters import COMMON, ID, LAST_UPDATED, Kind, Parameter, parameters_of
-from fhirnet.store.resources import RESOURCE_TYPES, is_id, parse_reference
-from fhirnet.store.versions import load_many
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 1000

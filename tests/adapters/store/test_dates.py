@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from fhirnet.store.dates import (
+from fhirnet.adapters.store.dates import (
     DAY,
     OPEN_HIGH,
     OPEN_LOW,

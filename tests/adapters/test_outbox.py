@@ -1,4 +1,5 @@
-"""The outbox (:mod:`fhirnet.outbox`): accepted submissions committed to a SQLite file, handed
+"""The outbox (:mod:`fhirnet.adapters.outbox`): accepted submissions committed to a SQLite file,
+handed
 out in acceptance order but never ahead of an earlier queued submission about the same patient,
 and kept as a status (without the body) once finished."""
 
@@ -10,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from fhirnet.adapters.outbox import SqliteOutbox
 from fhirnet.errors import OutboxUnavailableError
-from fhirnet.outbox import Entry, Kind, Outbox, State
-from fhirnet.ports import Json
+from fhirnet.ports import Entry, Json, Kind, State
 
 T0 = 1_800_000_000.0
 ANSWER: Json = {"response": {"status": "201 Created", "location": "DiagnosticReport/r1"}}
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "data" / "outbox.sqlite3")
+def outbox(tmp_path: Path) -> Iterator[SqliteOutbox]:
+    box = SqliteOutbox(tmp_path / "data" / "outbox.sqlite3")
     yield box
     box.close()
 
@@ -30,7 +31,7 @@ def form(number: int) -> Json:
 
 
 def add(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
     *patients: str,
     number: int = 1,
     now: float = T0,
@@ -48,7 +49,7 @@ def ids(entries: list[Entry]) -> list[str]:
 
 
 def test_an_added_entry_is_queued_due_at_once_and_read_back_as_it_was_given(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
 ) -> None:
     body: Json = {"resourceType": "QuestionnaireResponse", "text": "é ✓", "n": 1.5, "x": [None]}
 
@@ -71,21 +72,21 @@ def test_an_added_entry_is_queued_due_at_once_and_read_back_as_it_was_given(
     )
 
 
-def test_ids_are_32_hex_digits_and_unguessable(outbox: Outbox) -> None:
+def test_ids_are_32_hex_digits_and_unguessable(outbox: SqliteOutbox) -> None:
     entries = [add(outbox, "p1", number=n) for n in range(20)]
 
     assert all(len(e.id) == 32 and set(e.id) <= set("0123456789abcdef") for e in entries)
     assert len({e.id for e in entries}) == 20
 
 
-def test_an_unknown_id_is_none(outbox: Outbox) -> None:
+def test_an_unknown_id_is_none(outbox: SqliteOutbox) -> None:
     add(outbox, "p1")
 
     assert outbox.get("0" * 32) is None
     assert outbox.get("") is None
 
 
-def test_entries_are_numbered_in_acceptance_order(outbox: Outbox) -> None:
+def test_entries_are_numbered_in_acceptance_order(outbox: SqliteOutbox) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in range(5)]
 
     assert [e.seq for e in added] == sorted(e.seq for e in added)
@@ -94,7 +95,7 @@ def test_entries_are_numbered_in_acceptance_order(outbox: Outbox) -> None:
     assert list(outbox.entries(added[2].seq)) == added[2:]
 
 
-def test_an_entry_lists_its_patients_once_each_in_order(outbox: Outbox) -> None:
+def test_an_entry_lists_its_patients_once_each_in_order(outbox: SqliteOutbox) -> None:
     entry = outbox.add(
         kind=Kind.BUNDLE,
         body={"resourceType": "Bundle"},
@@ -109,13 +110,15 @@ def test_an_entry_lists_its_patients_once_each_in_order(outbox: Outbox) -> None:
 # -- due -----------------------------------------------------------------------------------
 
 
-def test_entries_of_different_patients_are_all_due_in_acceptance_order(outbox: Outbox) -> None:
+def test_entries_of_different_patients_are_all_due_in_acceptance_order(
+    outbox: SqliteOutbox,
+) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in (3, 1, 2)]
 
     assert ids(outbox.due(T0)) == ids(added)
 
 
-def test_an_entry_is_not_due_before_its_next_attempt(outbox: Outbox) -> None:
+def test_an_entry_is_not_due_before_its_next_attempt(outbox: SqliteOutbox) -> None:
     entry = add(outbox, "p1")
     outbox.retry_later(entry.seq, at=T0 + 60, error="FhirServerUnavailableError")
 
@@ -124,13 +127,15 @@ def test_an_entry_is_not_due_before_its_next_attempt(outbox: Outbox) -> None:
     assert outbox.next_due() == T0 + 60
 
 
-def test_an_entry_accepted_in_the_future_is_not_due_yet(outbox: Outbox) -> None:
+def test_an_entry_accepted_in_the_future_is_not_due_yet(outbox: SqliteOutbox) -> None:
     add(outbox, "p1", now=T0 + 10)
 
     assert outbox.due(T0) == []
 
 
-def test_a_follow_up_waits_behind_a_queued_baseline_of_the_same_patient(outbox: Outbox) -> None:
+def test_a_follow_up_waits_behind_a_queued_baseline_of_the_same_patient(
+    outbox: SqliteOutbox,
+) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
     other = add(outbox, "p2", number=3)
@@ -142,7 +147,7 @@ def test_a_follow_up_waits_behind_a_queued_baseline_of_the_same_patient(outbox: 
 
 
 def test_a_baseline_waiting_for_its_next_attempt_still_holds_its_follow_up_back(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
 ) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
@@ -154,7 +159,7 @@ def test_a_baseline_waiting_for_its_next_attempt_still_holds_its_follow_up_back(
 
 
 def test_an_entry_sharing_any_patient_with_an_earlier_queued_one_is_not_due(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
 ) -> None:
     first = add(outbox, "p1", "p2", number=1, kind=Kind.BUNDLE)
     second = add(outbox, "p2", "p3", number=2, kind=Kind.BUNDLE)
@@ -167,7 +172,7 @@ def test_an_entry_sharing_any_patient_with_an_earlier_queued_one_is_not_due(
 
 
 def test_earlier_lists_the_queued_entries_before_it_that_share_a_patient(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
 ) -> None:
     first = add(outbox, "p1", number=1)
     done = add(outbox, "p1", number=2)
@@ -181,7 +186,7 @@ def test_earlier_lists_the_queued_entries_before_it_that_share_a_patient(
     assert outbox.earlier(other.seq) == []
 
 
-def test_an_entry_about_no_patient_is_never_held_back(outbox: Outbox) -> None:
+def test_an_entry_about_no_patient_is_never_held_back(outbox: SqliteOutbox) -> None:
     add(outbox, "p1", number=1)
     nobody = outbox.add(
         kind=Kind.BUNDLE, body={"resourceType": "Bundle"}, patients=(), requester="a", now=T0
@@ -192,13 +197,13 @@ def test_an_entry_about_no_patient_is_never_held_back(outbox: Outbox) -> None:
     assert not outbox.blocked(nobody.seq)
 
 
-def test_due_gives_at_most_limit_entries_the_earliest_first(outbox: Outbox) -> None:
+def test_due_gives_at_most_limit_entries_the_earliest_first(outbox: SqliteOutbox) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in range(5)]
 
     assert ids(outbox.due(T0, limit=2)) == ids(added[:2])
 
 
-def test_finished_entries_are_never_due(outbox: Outbox) -> None:
+def test_finished_entries_are_never_due(outbox: SqliteOutbox) -> None:
     delivered = add(outbox, "p1", number=1)
     failed = add(outbox, "p2", number=2)
     outbox.finish(delivered.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
@@ -211,7 +216,9 @@ def test_finished_entries_are_never_due(outbox: Outbox) -> None:
 # -- finish --------------------------------------------------------------------------------
 
 
-def test_finishing_keeps_the_answer_and_drops_the_body_and_the_patients(outbox: Outbox) -> None:
+def test_finishing_keeps_the_answer_and_drops_the_body_and_the_patients(
+    outbox: SqliteOutbox,
+) -> None:
     entry = add(outbox, "p1")
 
     outbox.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 5)
@@ -223,7 +230,7 @@ def test_finishing_keeps_the_answer_and_drops_the_body_and_the_patients(outbox: 
     assert outbox.patients(entry.seq) == ()
 
 
-def test_finishing_a_baseline_lets_its_follow_up_go(outbox: Outbox) -> None:
+def test_finishing_a_baseline_lets_its_follow_up_go(outbox: SqliteOutbox) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
     third = add(outbox, "p1", number=3)
@@ -235,7 +242,7 @@ def test_finishing_a_baseline_lets_its_follow_up_go(outbox: Outbox) -> None:
     assert outbox.blocked(third.seq)
 
 
-def test_finishing_without_an_attempt_does_not_count_one(outbox: Outbox) -> None:
+def test_finishing_without_an_attempt_does_not_count_one(outbox: SqliteOutbox) -> None:
     entry = add(outbox, "p1")
 
     outbox.finish(entry.seq, state=State.FAILED, answer=ANSWER, now=T0, attempted=False)
@@ -245,7 +252,7 @@ def test_finishing_without_an_attempt_does_not_count_one(outbox: Outbox) -> None
     assert finished.attempts == 0
 
 
-def test_an_entry_finishes_once(outbox: Outbox) -> None:
+def test_an_entry_finishes_once(outbox: SqliteOutbox) -> None:
     entry = add(outbox, "p1")
     outbox.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
 
@@ -258,7 +265,7 @@ def test_an_entry_finishes_once(outbox: Outbox) -> None:
     assert (finished.attempts, finished.last_error) == (1, None)
 
 
-def test_finish_refuses_to_leave_an_entry_queued(outbox: Outbox) -> None:
+def test_finish_refuses_to_leave_an_entry_queued(outbox: SqliteOutbox) -> None:
     entry = add(outbox, "p1")
 
     with pytest.raises(ValueError, match="delivered or failed"):
@@ -270,7 +277,7 @@ def test_finish_refuses_to_leave_an_entry_queued(outbox: Outbox) -> None:
 # -- retry_later / reschedule --------------------------------------------------------------
 
 
-def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: Outbox) -> None:
+def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: SqliteOutbox) -> None:
     entry = add(outbox, "p1")
 
     outbox.retry_later(entry.seq, at=T0 + 1, error="FhirServerUnavailableError (HTTP 503)")
@@ -283,7 +290,7 @@ def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: Outbox) -
     assert retried.body == entry.body
 
 
-def test_reschedule_brings_every_later_queued_entry_forward(outbox: Outbox) -> None:
+def test_reschedule_brings_every_later_queued_entry_forward(outbox: SqliteOutbox) -> None:
     soon, late, due = (add(outbox, f"p{n}", number=n) for n in range(3))
     done = add(outbox, "p9", number=9)
     outbox.retry_later(soon.seq, at=T0 + 10, error="e")
@@ -301,7 +308,7 @@ def test_reschedule_brings_every_later_queued_entry_forward(outbox: Outbox) -> N
 # -- counts --------------------------------------------------------------------------------
 
 
-def test_counts_name_every_state(outbox: Outbox) -> None:
+def test_counts_name_every_state(outbox: SqliteOutbox) -> None:
     assert outbox.counts() == {State.QUEUED: 0, State.DELIVERED: 0, State.FAILED: 0}
     entries = [add(outbox, f"p{n}", number=n) for n in range(4)]
     outbox.finish(entries[0].seq, state=State.DELIVERED, answer=ANSWER, now=T0)
@@ -316,14 +323,14 @@ def test_counts_name_every_state(outbox: Outbox) -> None:
 
 def test_a_reopened_outbox_has_every_entry_and_its_order(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite3"
-    first = Outbox(path)
+    first = SqliteOutbox(path)
     baseline = add(first, "p1", number=1)
     follow_up = add(first, "p1", number=2)
     delivered = add(first, "p2", number=3)
     first.finish(delivered.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
     first.close()  # as good as a crash: every write was committed before add() returned
 
-    second = Outbox(path)
+    second = SqliteOutbox(path)
     try:
         assert [e.id for e in second.entries()] == [baseline.id, follow_up.id, delivered.id]
         assert second.get(baseline.id) == baseline
@@ -336,7 +343,7 @@ def test_a_reopened_outbox_has_every_entry_and_its_order(tmp_path: Path) -> None
 
 def test_two_outboxes_on_one_file_see_each_others_entries(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite3"
-    one, other = Outbox(path), Outbox(path)  # as two worker processes would
+    one, other = SqliteOutbox(path), SqliteOutbox(path)  # as two worker processes would
     try:
         entry = add(one, "p1")
         other.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
@@ -349,7 +356,9 @@ def test_two_outboxes_on_one_file_see_each_others_entries(tmp_path: Path) -> Non
         other.close()
 
 
-def test_concurrent_adds_from_several_threads_get_distinct_seqs_and_ids(outbox: Outbox) -> None:
+def test_concurrent_adds_from_several_threads_get_distinct_seqs_and_ids(
+    outbox: SqliteOutbox,
+) -> None:
     threads, per_thread = 8, 10
     added: list[Entry] = []
     failures: list[BaseException] = []
@@ -381,7 +390,7 @@ def test_concurrent_adds_from_several_threads_get_distinct_seqs_and_ids(outbox: 
 
 
 def test_purge_deletes_the_entries_finished_before_the_cutoff_and_nothing_queued(
-    outbox: Outbox,
+    outbox: SqliteOutbox,
 ) -> None:
     old = add(outbox, "p1", number=1)
     recent = add(outbox, "p2", number=2)
@@ -398,4 +407,4 @@ def test_purge_deletes_the_entries_finished_before_the_cutoff_and_nothing_queued
 
 def test_an_outbox_that_cannot_be_opened_is_unavailable_naming_its_path(tmp_path: Path) -> None:
     with pytest.raises(OutboxUnavailableError, match="not-a-file"):
-        Outbox(tmp_path / "not-a-file" / "..")
+        SqliteOutbox(tmp_path / "not-a-file" / "..")

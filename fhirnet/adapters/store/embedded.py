@@ -1,7 +1,8 @@
 """The embedded FHIR store: the :class:`~fhirnet.ports.FhirStore` port over a SQLite file, for
 running fhirnet on one machine with no FHIR server.
 
-It behaves like :class:`fhirnet.client.FhirClient` where the port is concerned: ``read`` answers
+It behaves like :class:`fhirnet.adapters.fhir_client.FhirClient` where the port is concerned:
+``read`` answers
 ``None`` for missing and deleted resources and raises ``ValueError`` for ids that are not FHIR
 syntax; ``transaction`` takes only ``transaction`` Bundles (``ValueError`` otherwise), answers a
 ``transaction-response`` Bundle and raises :class:`~fhirnet.errors.FhirServerRejectedError` with
@@ -23,13 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from fhirnet.adapters.store import versions
+from fhirnet.adapters.store.resources import is_id, is_resource_type
+from fhirnet.adapters.store.search import CURSOR, MAX_PAGE_BYTES, SearchPage, parse_query, run
+from fhirnet.adapters.store.sqlite import DATABASE_FILE, Database, private_directory
+from fhirnet.adapters.store.transaction import process_batch, process_transaction
 from fhirnet.errors import FhirServerUnavailableError
 from fhirnet.ports import Json, SearchParams
-from fhirnet.store import versions
-from fhirnet.store.resources import is_id, is_resource_type
-from fhirnet.store.search import CURSOR, MAX_PAGE_BYTES, SearchPage, parse_query, run
-from fhirnet.store.sqlite import DATABASE_FILE, Database, private_directory
-from fhirnet.store.transaction import process_batch, process_transaction
 
 __all__ = ["EmbeddedStore"]
 
@@ -55,7 +56,7 @@ class EmbeddedStore:
     :param new_id: the ids of created resources; must return valid FHIR ids.
     :param busy_timeout: seconds a write waits for another one before failing as unavailable.
     :param max_page_bytes: most bytes of JSON of the matches of one search page.
-    :raises fhirnet.store.sqlite.SchemaTooNewError: the file comes from a newer fhirnet.
+    :raises fhirnet.adapters.store.sqlite.SchemaTooNewError: the file comes from a newer fhirnet.
     """
 
     def __init__(
@@ -103,7 +104,8 @@ class EmbeddedStore:
     def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
         """Every match and included resource of a search, page after page (lazily).
 
-        :raises fhirnet.store.search.SearchParameterError: a parameter or value the store does
+        :raises fhirnet.adapters.store.search.SearchParameterError: a parameter or value the store
+        does
             not support (raised at once, before the first resource).
         """
         page = self.search_page(resource_type, params)
@@ -138,7 +140,8 @@ class EmbeddedStore:
         total, and the cursor of the next page (pass it back as ``_cursor`` with the same
         parameters).
 
-        :raises fhirnet.store.search.SearchParameterError: an unsupported parameter, modifier or
+        :raises fhirnet.adapters.store.search.SearchParameterError: an unsupported parameter,
+        modifier or
             prefix, a malformed value, or a cursor of another search (status 400).
         """
         query = parse_query(resource_type, params)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
-from tests.store import (
+from tests.adapters.store import (
     SYSTEM,
     identifier,
     located,

@@ -131,7 +131,7 @@ class Database:
     :param path: the database file, created with its schema on first use, or ``":memory:"``.
     :param busy_timeout: seconds a writer waits for another writer's lock before failing.
     :param migrations: the schema, as for :data:`MIGRATIONS` (the default); the outbox
-        (:mod:`fhirnet.outbox`) has its own.
+        (:mod:`fhirnet.adapters.outbox`) has its own.
     :raises SchemaTooNewError: the file has a schema newer than its ``migrations``.
     """
 

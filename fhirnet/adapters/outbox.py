@@ -14,10 +14,11 @@ only: finishing an entry deletes them.
 **What is kept.** The submitted body is deleted when the entry finishes: a delivered form is on
 the FHIR server, a failed one is for the EHR to correct and send again. What stays is the status
 the EHR polls: the state, the attempts and the final answer (links and OperationOutcome), until
-:meth:`Outbox.purge` deletes it after the retention (``FHIRNET_OUTBOX_RETENTION_DAYS``).
+:meth:`SqliteOutbox.purge` deletes it after the retention (``FHIRNET_OUTBOX_RETENTION_DAYS``).
 
 Several threads and gunicorn worker processes share the file: every write runs in ``BEGIN
-IMMEDIATE`` (:class:`~fhirnet.store.sqlite.Database`); that two of them never deliver the same
+IMMEDIATE`` (:class:`~fhirnet.adapters.store.sqlite.Database`); that two of them never deliver the
+same
 entry at once is the patient locks' job, not the outbox's.
 """
 
@@ -28,16 +29,14 @@ import sqlite3
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from fhirnet.adapters.store.sqlite import Database, private_directory
 from fhirnet.errors import OutboxUnavailableError
-from fhirnet.ports import Json
-from fhirnet.store.sqlite import Database, private_directory
+from fhirnet.ports import Entry, Json, Kind, State
 
-__all__ = ["OUTBOX_FILE", "Entry", "Kind", "Outbox", "State"]
+__all__ = ["OUTBOX_FILE", "SqliteOutbox"]
 
 #: File name of the outbox inside the data directory (``FHIRNET_OUTBOX_PATH`` overrides).
 OUTBOX_FILE: Final = "outbox.sqlite3"
@@ -78,47 +77,9 @@ _COLUMNS: Final = (
 )
 
 
-class Kind(StrEnum):
-    """What was submitted: one QuestionnaireResponse, or a transaction/batch Bundle of them."""
-
-    FORM = "form"
-    BUNDLE = "bundle"
-
-
-class State(StrEnum):
-    QUEUED = "queued"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Entry:
-    """One accepted submission and what became of it.
-
-    :ivar seq: the acceptance order (per outbox).
-    :ivar id: the public, unguessable id of its status resource.
-    :ivar body: the submitted resource; ``None`` once finished.
-    :ivar answer: once finished, the answer to the original request (an ``entry`` of a
-        ``batch-response`` Bundle: ``response`` with status, location, outcome; maybe
-        ``resource``).
-    """
-
-    seq: int
-    id: str
-    kind: Kind
-    requester: str
-    body: Json | None
-    state: State
-    accepted: float
-    attempts: int
-    next_attempt: float
-    last_error: str | None
-    answer: Json | None
-    finished: float | None
-
-
-class Outbox:
-    """The outbox file at ``path``, created with its schema on first use.
+class SqliteOutbox:
+    """The :class:`~fhirnet.ports.Outbox` in the SQLite file at ``path``, created with its schema
+    on first use.
 
     :param busy_timeout: seconds a write waits for another writer before failing
         (``sqlite3.OperationalError``).

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.ports import Json
-from fhirnet.store import EmbeddedStore
-from tests.store import (
+from tests.adapters.store import (
     SYSTEM,
     Clock,
     Ids,

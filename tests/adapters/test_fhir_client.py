@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from fhirnet.client import FHIR_JSON, FhirClient, RetryPolicy
+from fhirnet.adapters.fhir_client import FHIR_JSON, FhirClient, RetryPolicy
+from fhirnet.adapters.smart import ASSERTION_TYPE, SmartCredentials
 from fhirnet.errors import FhirServerError, FhirServerRejectedError, FhirServerUnavailableError
 from fhirnet.ports import FhirStore
-from fhirnet.smart import ASSERTION_TYPE, SmartCredentials
 
 BASE = "https://fhir.test/r4"
 OAUTH_URL = "https://auth.test/token"  # the SMART token endpoint

@@ -1,0 +1,14 @@
+"""The edges of fhirnet: everything that does I/O, each behind a protocol of :mod:`fhirnet.ports`.
+
+- :mod:`~fhirnet.adapters.store` — the embedded FHIR store (SQLite): a
+  :class:`~fhirnet.ports.FhirStore` with search and transactions, and the description of its
+  search it publishes;
+- :mod:`~fhirnet.adapters.fhir_client` — an external FHIR server over HTTP, the other
+  :class:`~fhirnet.ports.FhirStore` (retries, backoff, SMART Backend Services tokens);
+- :mod:`~fhirnet.adapters.smart` — the signed JWT assertions of SMART Backend Services;
+- :mod:`~fhirnet.adapters.outbox` — the durable :class:`~fhirnet.ports.Outbox` of accepted
+  submissions (SQLite);
+- :mod:`~fhirnet.adapters.locks` — per-patient :class:`~fhirnet.ports.PatientLocks` (``flock``).
+
+The services never import this package; the web layer builds the adapters and hands them in.
+"""
