@@ -1,5 +1,6 @@
 """The ``fhirnet`` command: ``assess FILE.json`` offline, ``serve`` with gunicorn, ``demo`` (serve
-and submit the example forms), ``outbox`` (what durable delivery holds).
+and submit the example forms), ``outbox`` (what durable delivery holds), ``reassess`` (stored exams
+under the running rules, after an upgrade).
 
 ``assess`` runs exactly the endpoint's path (:func:`fhirnet.web.api_views.assess_document`) and
 prints the same bodies: the response on stdout (exit 0), or the API's ``{"errors": ...}`` body on
@@ -28,10 +29,17 @@ from fhirnet import __version__
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
+from fhirnet.fhir.audit import ANONYMOUS
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.outcome import UnprocessableResourceError
+from fhirnet.fhir.profiles import load_catalog
 from fhirnet.ports import Entry, State
+from fhirnet.services import Context
+from fhirnet.services.audits import AuditTrail
+from fhirnet.services.reassessment import patients_with_forms, reassess
 from fhirnet.web.api_views import assess_document
 from fhirnet.web.app import create_app
+from fhirnet.web.backend import Backend
 from fhirnet.web.errors import error_body
 
 INVALID_INPUT_EXIT_CODE = 2
@@ -137,6 +145,42 @@ def outbox(states: Sequence[str]) -> None:
     click.echo(f"{path}: " + ", ".join(f"{count} {state.value}" for state, count in counts.items()))
     for entry in listed:
         click.echo(_outbox_line(entry))
+
+
+@main.command(name="reassess")
+@click.argument("patients", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every patient with a stored form.")
+@click.option("--dry-run", is_flag=True, help="Report the stale exams, write nothing.")
+def reassess_command(patients: Sequence[str], every: bool, dry_run: bool) -> None:
+    """Re-assess stored exams under the rules of this version and rewrite, as amended, those whose
+    stored report differs (docs/criteria-v2.md): run once after an upgrade. PATIENTS are Patient
+    ids; the store is the one ``serve`` uses (FHIRNET_FHIR_BASE_URL or FHIRNET_DATA_DIR). One
+    line per patient: the exams assessed and the dates rewritten (or stale, with --dry-run)."""
+    if bool(patients) == every:
+        raise click.UsageError("name the patients, or give --all")
+    settings = load_settings(default_auth="none")
+    backend = Backend(settings)
+    context = Context(
+        store=backend.store(),
+        catalog=load_catalog(settings.profiles_dir),
+        locks=backend.locks,
+        now=datetime.now(UTC),
+        client_id_types=backend.client_id_types(),
+        audit=AuditTrail(requester=f"cli:{os.environ.get('USER') or ANONYMOUS}"),
+    )
+    failed = False
+    for patient in patients_with_forms(context) if every else patients:
+        try:
+            found = reassess(patient, context, dry_run=dry_run)
+        except UnprocessableResourceError as error:
+            failed = True
+            click.echo(f"{patient}: not re-assessed: {error.issues[0].message}", err=True)
+            continue
+        dates = ", ".join(str(day) for day in found.stale) or "none"
+        verb = "rewritten" if found.written else ("stale" if found.stale else "rewritten")
+        click.echo(f"{patient}: {found.exams} exam(s) assessed; {verb}: {dates}")
+    if failed:
+        raise SystemExit(1)
 
 
 def _outbox_line(entry: Entry) -> str:
