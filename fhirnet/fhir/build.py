@@ -401,7 +401,7 @@ def _context(exam: ExamResult, issued: str) -> ExamContext:
     if exam.amended and status == "final":
         status = "amended"
     return ExamContext(
-        key=ExamKey(patient=patient, exam=form.identifier.value),
+        key=ExamKey.of(patient, form.identifier),
         form=form,
         subject=subject,
         response=form.identifier,

@@ -11,6 +11,14 @@ the patient (the id of ``QuestionnaireResponse.subject``), the exam (the value o
     https://fhirnet.dev/fhir/sid/lesion-measurement     <patient>/<exam>/<lesion-id>
     https://fhirnet.dev/fhir/sid/<kind>                 <patient>/<exam>       (every other kind)
 
+``<exam>`` is the form identifier's value alone when its system is
+``https://fhirnet.dev/fhir/sid/crf-submission`` (:data:`CRF_SUBMISSION`, the examples' and every
+stored result's convention), and ``<system>/<value>`` for any other system: two forms of one
+patient with the same value under different systems are different exams, and their results must
+not overwrite each other (finding 4 of the security review). Each part is encoded on its own, so
+an exam of another system has one part more than any exam of the default system and the two
+never give the same value; results of default-system forms keep the identifiers they always had.
+
 Each part is percent-encoded except the URI-unreserved characters (RFC 3986 §2.3), so ``/`` only
 separates parts, the value never needs FHIR search escaping (``\\|``, ``\\,``, ``\\$``) and two
 different keys never give the same value. The lesion BodyStructure is per patient, not per exam:
@@ -130,10 +138,27 @@ class Identifier:
 
 @dataclass(frozen=True, kw_only=True)
 class ExamKey:
-    """The patient and exam that every identifier of one form's resources is built from."""
+    """The patient and exam that every identifier of one form's resources is built from.
+
+    :ivar exam: the value of the form's identifier.
+    :ivar exam_system: the system of the form's identifier (module docstring: part of the exam
+        unless it is :data:`CRF_SUBMISSION`).
+    """
 
     patient: str
     exam: str
+    exam_system: str = CRF_SUBMISSION
+
+    @classmethod
+    def of(cls, patient: str, form_identifier: Identifier) -> ExamKey:
+        """The key of the exam of the form identified by ``form_identifier``."""
+        return cls(patient=patient, exam=form_identifier.value, exam_system=form_identifier.system)
+
+    @property
+    def _exam_parts(self) -> tuple[str, ...]:
+        if self.exam_system == CRF_SUBMISSION:
+            return (self.exam,)
+        return (self.exam_system, self.exam)
 
     def identifier(self, kind: Kind, lesion_id: str | None = None) -> Identifier:
         """The business identifier of the resource of ``kind`` (see the module docstring).
@@ -147,9 +172,9 @@ class ExamKey:
         if kind is Kind.LESION:
             parts: tuple[str, ...] = (self.patient, str(lesion_id))
         elif lesion_id is not None:
-            parts = (self.patient, self.exam, lesion_id)
+            parts = (self.patient, *self._exam_parts, lesion_id)
         else:
-            parts = (self.patient, self.exam)
+            parts = (self.patient, *self._exam_parts)
         return Identifier(system=kind.system, value="/".join(_part(p) for p in parts))
 
 

@@ -122,7 +122,7 @@ class ReceivedForm:
     @property
     def report_identifier(self) -> Identifier:
         """The business identifier of the exam's DiagnosticReport."""
-        key = ExamKey(patient=self.patient, exam=self.identifier.value)
+        key = ExamKey.of(self.patient, self.identifier)
         return key.identifier(Kind.IMAGING_RESPONSE_REPORT)
 
     def item(self, *steps: str | tuple[str, int]) -> str:
