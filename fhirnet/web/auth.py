@@ -62,6 +62,7 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     "fhir.read": _read_or_search("r"),
     "fhir.search": _read_or_search("s"),
     "fhir.create": lambda _: _SUBMIT,
+    "fhir.submit_form": lambda _: _SUBMIT,  # $submit: the create, answered with the report
     "fhir.transaction": lambda _: _SUBMIT,  # a Bundle of QuestionnaireResponses
     "fhir.validate": lambda _: _SUBMIT,
     "fhir.extract_resources": lambda _: _SUBMIT,
