@@ -25,8 +25,10 @@ from types import TracebackType
 from typing import Any
 
 from fhirnet.adapters.store import versions
+from fhirnet.adapters.store.parser import parse_query
+from fhirnet.adapters.store.query import CURSOR
 from fhirnet.adapters.store.resources import is_id, is_resource_type
-from fhirnet.adapters.store.search import CURSOR, MAX_PAGE_BYTES, SearchPage, parse_query, run
+from fhirnet.adapters.store.search import MAX_PAGE_BYTES, SearchPage, run
 from fhirnet.adapters.store.sqlite import DATABASE_FILE, Database, private_directory
 from fhirnet.adapters.store.transaction import process_batch, process_transaction
 from fhirnet.errors import FhirServerUnavailableError
@@ -104,7 +106,7 @@ class EmbeddedStore:
     def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
         """Every match and included resource of a search, page after page (lazily).
 
-        :raises fhirnet.adapters.store.search.SearchParameterError: a parameter or value the store
+        :raises fhirnet.adapters.store.query.SearchParameterError: a parameter or value the store
         does
             not support (raised at once, before the first resource).
         """
@@ -140,7 +142,7 @@ class EmbeddedStore:
         total, and the cursor of the next page (pass it back as ``_cursor`` with the same
         parameters).
 
-        :raises fhirnet.adapters.store.search.SearchParameterError: an unsupported parameter,
+        :raises fhirnet.adapters.store.query.SearchParameterError: an unsupported parameter,
         modifier or
             prefix, a malformed value, or a cursor of another search (status 400).
         """

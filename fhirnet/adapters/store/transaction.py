@@ -48,6 +48,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fhirnet.adapters.store import versions
+from fhirnet.adapters.store.parser import parse_query
+from fhirnet.adapters.store.query import SearchParameterError
 from fhirnet.adapters.store.resources import (
     Target,
     content_key,
@@ -55,7 +57,7 @@ from fhirnet.adapters.store.resources import (
     is_resource_type,
     rewrite_references,
 )
-from fhirnet.adapters.store.search import SearchParameterError, matching_ids, parse_query
+from fhirnet.adapters.store.search import matching_ids
 from fhirnet.adapters.store.versions import Current
 from fhirnet.errors import FhirnetError, FhirServerRejectedError
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from fhirnet.adapters.store import CURSOR, EmbeddedStore, SearchParameterError
-from fhirnet.adapters.store.search import MAX_COUNT
+from fhirnet.adapters.store.query import MAX_COUNT
 from fhirnet.ports import Json, SearchParams
 from tests.adapters.store import (
     CEST,
@@ -785,7 +785,7 @@ def test_a_cursor_with_the_right_fingerprint_but_wrong_values_is_invalid(
     import base64
     import json
 
-    from fhirnet.adapters.store.search import parse_query
+    from fhirnet.adapters.store.parser import parse_query
 
     fingerprint = parse_query("Observation", {"_sort": "date"}).fingerprint
 
