@@ -31,6 +31,9 @@ class Context:
     :ivar catalog: the conformance package holding the form.
     :ivar locks: the per-patient locks a submission writes under
         (:data:`fhirnet.services.delivery.ALREADY_HELD` when the caller holds them).
+    :ivar identifier_locks: the locks on form identifiers a submission also holds, after its
+        patients' ones (:attr:`form_locks`); ``None``: :attr:`locks`. A delivery, which holds
+        the patients' locks already, passes the real locks here.
     :ivar now: the current time, timezone-aware: ``issued`` of the results, the AuditEvents'
         ``recorded``, and the validator's "today" (its UTC date, :attr:`today`).
     :ivar client_id_types: types the server cannot update conditionally by identifier
@@ -46,6 +49,13 @@ class Context:
     now: dt.datetime
     client_id_types: Collection[str] = DEFAULT_CLIENT_ID_TYPES
     audit: AuditTrail | None = None
+    identifier_locks: PatientLocks | None = None
+
+    @property
+    def form_locks(self) -> PatientLocks:
+        """The locks held on each submitted form's identifier, from the check that no other
+        patient's form has it to the write (finding 3 of the security review)."""
+        return self.locks if self.identifier_locks is None else self.identifier_locks
 
     @property
     def today(self) -> dt.date:

@@ -38,6 +38,17 @@ The lock matters because the first submission of a form finds no results and cre
 simultaneous first submissions would both create. Under the lock the second one finds the first
 one's form and writes nothing.
 
+**Identifier locks.** A form is written by a conditional update on its identifier, so a form of
+patient B with the identifier of patient A's form would replace A's. The planner refuses that
+(another patient's form with the identifier is found), but the patients' locks do not serialise
+two *different* patients: two first forms with one identifier, submitted at the same moment,
+both found nothing and both were written, B's replacing A's (finding 3 of the security review).
+So :func:`_write` also holds a lock per submitted identifier (:func:`identifier_lock`, through
+:attr:`Context.form_locks`) from the check to the end of the write, taken after the patients'
+locks, each set in sorted order: a holder of identifier locks never waits for a patient's lock,
+so no two submissions deadlock. The loser of the race then finds the winner's form and is
+refused with 422.
+
 **Errors**: a form that cannot be accepted raises
 :class:`~fhirnet.fhir.outcome.UnprocessableResourceError` with every issue, expressions pointing at
 the form's items (also for the assessment's rules: a follow-up target that is not a baseline
@@ -263,7 +274,10 @@ def _write(
     """Plan and write under the locks of every patient involved, each form's AuditEvent in the
     same transaction; the answer per form."""
     store, audit = context.store, context.audit
-    with context.locks.hold({form.patient for form in forms}):
+    with (
+        context.locks.hold({form.patient for form in forms}),
+        context.form_locks.hold({identifier_lock(form) for form in forms}),
+    ):
         planned = plan(forms, context, own_exams=False)
         sent = [*planned.bundle["entry"]]
         if audit is not None:
@@ -300,6 +314,12 @@ def _write(
             Submission(report=report, created=created, issues=(summary, *planned.notes[form.key]))
         )
     return results
+
+
+def identifier_lock(form: ReceivedForm) -> str:
+    """The lock key of a form's identifier. A patient id (``[A-Za-z0-9-.]``) never holds a space,
+    so no identifier's key is a patient's."""
+    return f"QuestionnaireResponse.identifier {form.key}"
 
 
 def _written(context: Context, answer: Mapping[str, Any]) -> Json:

@@ -28,12 +28,18 @@ from fhirnet.errors import (
     OutboxUnavailableError,
 )
 from fhirnet.fhir.profiles import Catalog
-from fhirnet.ports import Entry, Json, Kind
+from fhirnet.ports import Entry, Kind
 from fhirnet.services import BundleOutcome, Context, submit, submit_bundle
 from fhirnet.services.audits import AuditTrail
 from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent, retryable
 from fhirnet.web.backend import Backend
-from fhirnet.web.fhir_bundles import RETURN_OUTCOME, bundle_response, error_entry
+from fhirnet.web.fhir_bundles import (
+    RETURN_OUTCOME,
+    Locator,
+    bundle_response,
+    error_entry,
+    sent_forms,
+)
 
 #: Seconds the delivery thread sleeps when nothing is due (a request queuing an entry wakes it).
 POLL_SECONDS = 1.0
@@ -121,26 +127,27 @@ class Deliveries:
             client_id_types=backend.client_id_types(),
             audit=AuditTrail(requester=entry.requester),
             locks=ALREADY_HELD,
+            identifier_locks=backend.locks,
         )
         if entry.kind is Kind.FORM:
             submission = submit(entry.body, context)
             outcome = BundleOutcome(type="batch", results=(submission,))
-            (answer,) = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)[
-                "entry"
-            ]
+            (answer,) = bundle_response(
+                outcome, sent=[entry.body], locator=self.locator(), prefer=RETURN_OUTCOME
+            )["entry"]
             return Sent(answer=answer, value=submission)
         outcome = submit_bundle(entry.body, context)
         for result in outcome.results:  # a batch entry the server could not take: all again
             if isinstance(result, Exception) and retryable(result):
                 raise result
-        response = bundle_response(outcome, report_url=self.report_url, prefer=RETURN_OUTCOME)
+        response = bundle_response(
+            outcome, sent=sent_forms(entry.body), locator=self.locator(), prefer=RETURN_OUTCOME
+        )
         return Sent(answer={"resource": response, "response": {"status": "200 OK"}}, value=outcome)
 
-    def report_url(self, report: Json) -> str:
-        """The absolute URL of a DiagnosticReport on the external server."""
-        base = self._backend.server_url
-        path = f"DiagnosticReport/{report.get('id')}"
-        return f"{base}/{path}" if base else path
+    def locator(self) -> Locator:
+        """Where a delivery writes: the external server (its form and report URLs there)."""
+        return Locator(base=self._backend.server_url or "", store=self._backend.store())
 
 
 def build_deliveries(
