@@ -2,6 +2,25 @@
 
 ``create_app`` (in :mod:`fhirnet.web.app`) builds the application; the objects it shares between
 requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in module globals.
+
+- :mod:`~fhirnet.web.app` — the application factory ``create_app``;
+- :mod:`~fhirnet.web.backend` — the FHIR store the application works on, and the patient locks;
+- :mod:`~fhirnet.web.auth` — access control: public endpoints, SMART scopes, the token check;
+- :mod:`~fhirnet.web.errors` — the one place where errors become HTTP responses;
+- :mod:`~fhirnet.web.limits` — limits on decoded JSON request bodies;
+- :mod:`~fhirnet.web.bodies` — request bodies, read whole and never past the size limit;
+- :mod:`~fhirnet.web.logs` — structured JSON logs, without patient data;
+- :mod:`~fhirnet.web.api_views` — the plain-JSON assessment API;
+- :mod:`~fhirnet.web.schemas` — marshmallow schemas of the JSON API;
+- :mod:`~fhirnet.web.crf_views` — ``GET /crf``: the CRF rendered in the browser;
+- :mod:`~fhirnet.web.fhir_http` — the ``/fhir`` blueprint and its HTTP plumbing;
+- :mod:`~fhirnet.web.fhir_views` — reads at ``/fhir``: metadata, conformance, store, ``$validate``;
+- :mod:`~fhirnet.web.fhir_search` — search of the conformance resources;
+- :mod:`~fhirnet.web.fhir_submissions` — submissions at ``/fhir``: forms in, results written;
+- :mod:`~fhirnet.web.fhir_bundles` — the searchset and transaction-response Bundles answered;
+- :mod:`~fhirnet.web.delivery` — the web side of durable delivery to the external server;
+- :mod:`~fhirnet.web.cli` — the ``fhirnet`` command (assess, serve, demo, outbox, reassess);
+- :mod:`~fhirnet.web.openapi` — the OpenAPI document, in pieces by endpoint.
 """
 
 from __future__ import annotations
