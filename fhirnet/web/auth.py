@@ -26,6 +26,7 @@ from fhirnet.adapters.store.parameters import Kind, parameters_of
 from fhirnet.errors import AuthenticationError, AuthorizationError
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.fhir.capability import READABLE_TYPES
+from fhirnet.fhir.identifiers import WRITTEN_TYPES
 
 #: Endpoints anyone may call, with or without a token.
 PUBLIC_ENDPOINTS = frozenset(
@@ -39,8 +40,13 @@ QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
 #: Submitting forms needs create on QuestionnaireResponse only: the Observations,
 #: DiagnosticReport, BodyStructures and Provenance that result are written by fhirnet with its own
 #: credentials. ``$validate`` and ``$extract`` are the dry runs of that create, so they need it
-#: too (``$extract`` also reads the patient's earlier forms).
+#: too.
 _SUBMIT = Permission(QUESTIONNAIRE_RESPONSE, "c")
+#: ``$extract`` also *answers* with resources: the form's results, computed from the patient's
+#: stored forms, in a Bundle that can hold every type fhirnet writes. With create alone, a
+#: fabricated follow-up for a known patient read out that patient's stored forms and results
+#: (finding 2 of the security review), so it needs read on each of those types as well.
+EXTRACT_READS = tuple(Permission(resource_type, "r") for resource_type in WRITTEN_TYPES)
 
 
 def _read_or_search(interaction: str) -> Callable[[Mapping[str, Any]], Permission | None]:
@@ -137,6 +143,8 @@ def _authorize() -> None:
         return
     if request.endpoint == "fhir.search":
         needed_too = include_permissions(request.args.items(multi=True))
+    elif request.endpoint == "fhir.extract_resources":
+        needed_too = list(EXTRACT_READS)
     else:
         needed_too = []
     for permission in (needed, *needed_too):
