@@ -1,5 +1,7 @@
 """HTTP client of the external FHIR R4 server: the :class:`~fhirnet.ports.FhirStore` adapter and
-the only module of fhirnet that imports ``requests`` (``style.md`` P1, P9).
+the only module of fhirnet that imports ``requests`` (``style.md`` P1, P9). It is one job kept
+whole: every call, token requests included, goes through one ``_request`` that applies the policy
+below, and the retry and token code send through it, so they stay beside it.
 
 Policy, in one place:
 
@@ -21,9 +23,8 @@ Policy, in one place:
   own level.
 * **Auth**: nothing, a static bearer token, or SMART Backend Services (client credentials with a
   signed JWT assertion, :mod:`fhirnet.adapters.smart`): the access token is cached until shortly
-  before it
-  expires, and a 401 from the FHIR server drops it and repeats the request once with a fresh one
-  (the request was not processed, so this is safe for POSTs too).
+  before it expires, and a 401 from the FHIR server drops it and repeats the request once with a
+  fresh one (the request was not processed, so this is safe for POSTs too).
 """
 
 from __future__ import annotations
