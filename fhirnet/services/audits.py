@@ -49,6 +49,7 @@ __all__ = [
     "AuditTrail",
     "audit_bundle_failure",
     "audit_failure",
+    "extract_event",
     "failure_outcome",
     "submission_events",
 ]
@@ -157,6 +158,35 @@ def submission_events(
             audit.event(interaction=interaction, action=Action.CREATE, now=now, entities=entities)
         )
     return found
+
+
+def extract_event(
+    audit: AuditTrail, *, now: dt.datetime, patient: str, entries: Sequence[Json]
+) -> Json:
+    """The AuditEvent of an ``$extract``: the patient, and each resource of the returned Bundle
+    (finding 2 of the security review: every disclosed resource is recorded). They are not
+    written, so no reference can name them: each is an entity whose ``detail`` ``disclosed``
+    is ``<type>|<identifier system>|<value>`` (``<type>/<id>`` for a Provenance, which has no
+    identifier): the business identifier under which a submission would write it, and under
+    which the stored version, if any, is found.
+
+    :param patient: ``Patient/<id>``.
+    """
+    entities = [events.patient(patient)]
+    for entry in entries:
+        resource = entry["resource"]
+        kind = str(resource["resourceType"])
+        identifiers = [i for i in _list(resource.get("identifier")) if isinstance(i, Mapping)]
+        if isinstance(resource.get("identifier"), Mapping):
+            identifiers = [resource["identifier"]]
+        labels = [f"{kind}|{i.get('system')}|{i.get('value')}" for i in identifiers]
+        if not labels:
+            labels = [f"{kind}/{resource.get('id')}"]
+        role = events.resource(kind, kind).role
+        entities.append(Entity(role=role, details=tuple(("disclosed", label) for label in labels)))
+    return audit.event(
+        interaction=Interaction.OPERATION, action=Action.EXECUTE, now=now, entities=entities
+    )
 
 
 def _written_by_patient(entries: Sequence[Json]) -> dict[str, list[Entity]]:

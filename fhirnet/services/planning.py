@@ -73,8 +73,9 @@ def plan(forms: Sequence[ReceivedForm], context: Context, *, own_exams: bool) ->
     """The transaction for ``forms`` and the answer to each (the pipeline's steps 2-6).
 
     :param context: the store read from, the time and the server's client-id types.
-    :param own_exams: always rebuild the submitted forms' exams (``$extract``), instead of
-        answering an unchanged one with its stored report.
+    :param own_exams: ``$extract``: rebuild the submitted forms' exams, and only them (no
+        later exam they re-assess, no retraction of stored results), instead of answering an
+        unchanged one with its stored report.
     :raises UnprocessableResourceError: every problem with every patient's forms.
     """
     _check_unique(forms)
@@ -133,11 +134,13 @@ def _plan_patient(
             changed.append(exams[key])
         else:
             found.reports[key] = report
+    if own_exams:  # $extract: what the submitted forms derive, nothing more (finding 2)
+        changed = [result for result in changed if form_key(result.form) in received]
     previous = {form_key(result.form): result for result in before}
     found.stale += [
         (previous[form_key(exam.form)], exam)
         for exam in changed
-        if exam.amended and form_key(exam.form) in previous
+        if exam.amended and form_key(exam.form) in previous and not own_exams
     ]
     found.rebuilt += changed
     later = sorted(r.form.imaging_date for r in changed if form_key(r.form) not in received)

@@ -31,8 +31,9 @@ patient, or the stored DiagnosticReport an identical resubmission is answered wi
 **same transaction** as its results, after :func:`~fhirnet.fhir.build.build_transaction`'s entries
 (so ``$extract``'s Bundle stays the golden one). An identical resubmission writes a transaction of
 its AuditEvent alone. A failed request writes a failure AuditEvent on its own, best effort.
-``$extract`` reads patient data: its AuditEvent (subtype ``operation``, action ``E``) is written on
-its own before the Bundle is returned. Without one (unit tests, benchmarks) nothing is audited.
+``$extract`` reads patient data: its AuditEvent (subtype ``operation``, action ``E``), naming the
+patient and every resource of the Bundle, is written on its own before the Bundle is returned.
+Without one (unit tests, benchmarks) nothing is audited.
 
 The lock matters because the first submission of a form finds no results and creates them: two
 simultaneous first submissions would both create. Under the lock the second one finds the first
@@ -64,7 +65,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhirnet.errors import FhirnetError, FhirServerError
-from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.outcome import (
     Issue,
@@ -73,7 +73,12 @@ from fhirnet.fhir.outcome import (
     UnprocessableResourceError,
 )
 from fhirnet.ports import Json
-from fhirnet.services.audits import audit_bundle_failure, audit_failure, submission_events
+from fhirnet.services.audits import (
+    audit_bundle_failure,
+    audit_failure,
+    extract_event,
+    submission_events,
+)
 from fhirnet.services.bundles import bundle_entries, entry_prefix
 from fhirnet.services.context import Context
 from fhirnet.services.forms import ReceivedForm, receive
@@ -238,9 +243,13 @@ def patients_of_bundle(bundle: Mapping[str, Any], context: Context) -> frozenset
 
 
 def extract(resource: Mapping[str, Any], context: Context) -> Json:
-    """The transaction Bundle :func:`submit` would write for ``resource``, not written (SDC
-    ``$extract``, for EHRs that write themselves). Unlike :func:`submit` it always holds the
-    form's own exam, even when the server has its results already; it takes no lock.
+    """The resources :func:`submit` would write for ``resource`` itself, as a transaction
+    Bundle, not written (SDC ``$extract``, for EHRs that write themselves). Unlike
+    :func:`submit` it always holds the form's own exam, even when the server has its results
+    already, and **only** that exam: not the later stored exams the form would re-assess, nor
+    the retraction of stored results (they would disclose stored forms and results the form
+    does not derive: finding 2 of the security review). It takes no lock. Its AuditEvent names
+    the patient and every resource of the Bundle (:func:`~fhirnet.services.audits.extract_event`).
 
     :raises UnprocessableResourceError: as for :func:`submit`.
     :raises fhirnet.errors.FhirServerError: reading the patient's history failed, or (with an
@@ -254,13 +263,8 @@ def extract(resource: Mapping[str, Any], context: Context) -> Json:
         raise
     audit = context.audit
     if audit is not None:
-        entities = [events.patient(f"Patient/{received.patient}")]
-        event = audit.event(
-            interaction=Interaction.OPERATION,
-            action=Action.EXECUTE,
-            now=context.now,
-            entities=entities,
-        )
+        patient = f"Patient/{received.patient}"
+        event = extract_event(audit, now=context.now, patient=patient, entries=bundle["entry"])
         audit.write(context.store, [event])
     return bundle
 

@@ -35,6 +35,7 @@ from fhirnet.fhir.capability import READABLE_TYPES
 from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.web.app import create_app
 from fhirnet.web.auth import check_routes
+from tests.submissions import RECIST, form
 
 ISSUER = "https://auth.example.org"
 AUDIENCE = "https://fhirnet.example.org/fhir"
@@ -78,7 +79,11 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "fhir.create": lambda _: "system/QuestionnaireResponse.c",
     "fhir.transaction": lambda _: "system/QuestionnaireResponse.c",
     "fhir.validate": lambda _: "system/QuestionnaireResponse.c",
-    "fhir.extract_resources": lambda _: "system/QuestionnaireResponse.c",
+    # $extract answers with what the form derives from the patient's stored forms: read on
+    # every type its Bundle can hold too (finding 2 of the security review).
+    "fhir.extract_resources": lambda _: " ".join(
+        ["system/QuestionnaireResponse.c", *(f"system/{t}.r" for t in WRITTEN_TYPES)]
+    ),
     # A submission's status: for its submitter, who needed create to submit it.
     "fhir.submission_status": lambda _: "system/QuestionnaireResponse.c",
 }
@@ -118,6 +123,7 @@ def calls_of(app: Flask) -> list[Call]:
                 path = rule.rule.replace("<resource_type>", resource_type or "")
                 path = re.sub(r"<(?:\w+:)?resource_id>", "some-id", path)
                 path = path.replace("<submission_id>", "0" * 32)
+                path = path.replace("<version_id>", "1")
                 path = path.replace("<path:filename>", "crf.js")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))
@@ -307,7 +313,7 @@ def test_every_endpoint_answers_each_kind_of_credential_as_its_access_rule_says(
     elif credential in ("bad signature", "expired", "wrong audience", "unknown api key"):
         assert_challenge(response, 401, "invalid_token")
     elif credential in ("missing scope", "api key without the scope") and needed != ANY_SCOPE:
-        assert_challenge(response, 403, "insufficient_scope", scope=needed)
+        assert_challenge(response, 403, "insufficient_scope", scope=needed.split()[0])
     else:  # right scope, full access, or an endpoint any valid token may call
         assert response.status_code not in (401, 403), response.get_data(as_text=True)
         assert "WWW-Authenticate" not in response.headers
@@ -325,6 +331,40 @@ def test_an_app_with_a_route_without_an_access_rule_does_not_start(settings: Set
 
     with pytest.raises(RuntimeError, match="unguarded"):
         check_routes(app)
+
+
+EXTRACT = "/fhir/QuestionnaireResponse/$extract"
+EXTRACT_READS = [f"system/{t}.r" for t in WRITTEN_TYPES]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "missing"),
+    [
+        pytest.param(["system/QuestionnaireResponse.c"], EXTRACT_READS[0], id="create only"),
+        *(
+            pytest.param(
+                ["system/QuestionnaireResponse.c", *(r for r in EXTRACT_READS if r != left_out)],
+                left_out,
+                id=f"all but {left_out}",
+            )
+            for left_out in EXTRACT_READS
+        ),
+        pytest.param(["system/QuestionnaireResponse.c", *EXTRACT_READS], None, id="all"),
+    ],
+)
+def test_extract_needs_read_on_every_type_its_bundle_can_hold(
+    protected: FlaskClient, keys: Keys, scopes: list[str], missing: str | None
+) -> None:
+    response = protected.post(
+        EXTRACT,
+        json=form(RECIST, 1),
+        headers={"Authorization": f"Bearer {keys.token(' '.join(scopes))}"},
+    )
+
+    if missing is None:
+        assert response.status_code == 200, response.get_data(as_text=True)
+    else:
+        assert_challenge(response, 403, "insufficient_scope", scope=missing)
 
 
 def test_the_right_scope_really_reaches_the_view(protected: FlaskClient, keys: Keys) -> None:
