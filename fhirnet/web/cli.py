@@ -29,7 +29,6 @@ from fhirnet import __version__
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.audit import ANONYMOUS
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
@@ -43,6 +42,8 @@ from fhirnet.web.backend import Backend
 from fhirnet.web.errors import error_body
 
 INVALID_INPUT_EXIT_CODE = 2
+#: Who the AuditEvents of ``fhirnet reassess`` name: the operator's command, not an API client.
+REASSESS_REQUESTER = "cli:reassess"
 
 
 class _FhirnetGroup(click.Group):
@@ -166,7 +167,7 @@ def reassess_command(patients: Sequence[str], every: bool, dry_run: bool) -> Non
         locks=backend.locks,
         now=datetime.now(UTC),
         client_id_types=backend.client_id_types(),
-        audit=AuditTrail(requester=f"cli:{os.environ.get('USER') or ANONYMOUS}"),
+        audit=AuditTrail(requester=REASSESS_REQUESTER),
     )
     failed = False
     for patient in patients_with_forms(context) if every else patients:
