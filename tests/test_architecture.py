@@ -45,6 +45,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.backoff": frozenset(),
     # The pure domain core: RECIST 1.1, iRECIST, Choi, PERCIST (also stdlib-only, see below).
     "fhirnet.criteria": frozenset({"fhirnet.errors"}),
+    # Trial endpoints (BOR, PFS, DoR, ORR/DCR): plain data from per-visit overall responses.
+    "fhirnet.trials": frozenset({"fhirnet.errors", "fhirnet.criteria"}),
     # FHIR mapping, no I/O: fhir.resources models to and from the criteria models.
     "fhirnet.fhir": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.criteria"}),
     # Adapter: the embedded FHIR store (SQLite), speaking FHIR search and transactions.
@@ -82,6 +84,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.adapters.locks",
             "fhirnet.adapters.smart",
             "fhirnet.criteria",
+            "fhirnet.trials",
             "fhirnet.fhir",
             "fhirnet.adapters.store",
             "fhirnet.adapters.outbox",
@@ -203,6 +206,21 @@ def test_the_criteria_core_imports_only_the_stdlib_itself_and_errors(path: Path)
             top(name) in sys.stdlib_module_names
             or within(name, "fhirnet.criteria")
             or name == "fhirnet.errors"
+        ), f"{relative(path)} imports {name}"
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("trials/**/*.py")), ids=relative)
+def test_the_trials_domain_uses_scipy_only_in_its_interval_module(path: Path) -> None:
+    # Plain data in and out like the criteria core; the exact binomial interval needs the beta
+    # distribution's quantiles, so one small module may use scipy (pinned).
+    scipy_allowed = relative(path) == "fhirnet/trials/intervals.py"
+    for name in imports(path):
+        assert (
+            top(name) in sys.stdlib_module_names
+            or within(name, "fhirnet.trials")
+            or within(name, "fhirnet.criteria")
+            or name == "fhirnet.errors"
+            or (scipy_allowed and top(name) == "scipy")
         ), f"{relative(path)} imports {name}"
 
 
