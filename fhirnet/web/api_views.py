@@ -10,8 +10,9 @@ from flask import Blueprint, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from fhirnet.criteria import assess
+from fhirnet.trials import derive_endpoints
 from fhirnet.web import web_state
-from fhirnet.web.bodies import body_within_limit
+from fhirnet.web.bodies import NOT_PLAIN_UTF8, body_within_limit, is_plain_utf8
 from fhirnet.web.limits import JsonLimits, check_json, limits_of
 from fhirnet.web.schemas import dump_assessment, load_request, parse_json
 
@@ -48,6 +49,27 @@ def create_assessment() -> dict[str, Any]:
     return assess_document(_json_body(), limits)
 
 
+def endpoints_document(raw: bytes | str, limits: JsonLimits | None = None) -> dict[str, Any]:
+    """Derive one subject's trial endpoints from a JSON request body (``docs/trials.md``).
+
+    The single path shared by ``POST /api/v1/endpoints`` and ``fhirnet endpoints``.
+
+    :raises InvalidInputError: malformed JSON, a structural problem or a rule of the request.
+    :raises JsonLimitError: the body exceeds ``limits``.
+    """
+    body = parse_json(raw)
+    if limits is not None:
+        check_json(body, limits)
+    return dump_endpoints(derive_endpoints(load_endpoints_request(body)))
+
+
+@bp.post("/endpoints")
+def create_endpoints() -> dict[str, Any]:
+    """Derive the trial endpoints of one subject's visits (it reads no stored data)."""
+    limits = dataclasses.replace(limits_of(web_state().settings), max_values=sys.maxsize)
+    return endpoints_document(_json_body(), limits)
+
+
 @bp.get("/openapi.json")
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI description of this API, generated from the request and response schemas."""
@@ -56,8 +78,13 @@ def openapi_document() -> dict[str, Any]:
 
 def _json_body() -> bytes:
     """The raw body of a JSON request; 415 for any other media type (or a charset other than
-    UTF-8, the only one JSON has, RFC 8259 §8.1), 413 when over the limit."""
+    UTF-8, the only one JSON has, RFC 8259 §8.1) and for a body in UTF-16 or UTF-32 or with a
+    byte order mark (:func:`~fhirnet.web.bodies.is_plain_utf8`, as on the FHIR routes), 413
+    when over the limit."""
     charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
     if request.mimetype != JSON_MEDIA_TYPE or charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"Content-Type must be {JSON_MEDIA_TYPE} (UTF-8).")
-    return body_within_limit()
+    raw = body_within_limit()
+    if not is_plain_utf8(raw):
+        raise UnsupportedMediaType(NOT_PLAIN_UTF8)
+    return raw

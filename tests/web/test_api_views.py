@@ -5,6 +5,7 @@ tests' business; here only their vocabulary is checked."""
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 from collections.abc import Callable
@@ -610,7 +611,7 @@ MALFORMED_BODIES = [
     pytest.param(b'{"criteria": "choi",', id="truncated"),
     pytest.param(b'{"criteria": "choi"} trailing', id="trailing garbage"),
     pytest.param(b"{'criteria': 'choi'}", id="single quotes"),
-    pytest.param(b"\xff\xfe\x00garbage", id="not unicode"),
+    pytest.param(b"\xc3\x28garbage", id="not unicode"),  # no BOM, no NUL: not UTF-8 (a BOM: 415)
     pytest.param(b"[" * 100_000 + b"]" * 100_000, id="nested too deeply"),
     pytest.param(b"1" + b"0" * 5000, id="integer with 5001 digits"),
     pytest.param(b'{"criteria": "choi", "criteria": "irecist"}', id="duplicate key"),
@@ -655,6 +656,29 @@ def test_a_body_that_is_not_application_json_is_a_415(
 
     assert response.status_code == 415
     assert error_paths(response) == {"$"}
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda text: text.encode("utf-16"), id="utf-16 with BOM"),
+        pytest.param(lambda text: text.encode("utf-16-le"), id="utf-16-le"),
+        pytest.param(lambda text: text.encode("utf-16-be"), id="utf-16-be"),
+        pytest.param(lambda text: text.encode("utf-32"), id="utf-32 with BOM"),
+        pytest.param(lambda text: text.encode("utf-32-le"), id="utf-32-le"),
+        pytest.param(lambda text: codecs.BOM_UTF8 + text.encode(), id="utf-8 with BOM"),
+    ],
+)
+def test_a_body_not_in_plain_utf8_is_refused_with_415_as_on_the_fhir_routes(
+    client: FlaskClient, valid_body: ValidBody, encode: Callable[[str], bytes]
+) -> None:
+    response = client.post(
+        URL, data=encode(json.dumps(valid_body())), content_type="application/json"
+    )
+
+    assert response.status_code == 415
+    assert error_paths(response) == {"$"}
+    assert "UTF-8 without a byte order mark" in response.get_json()["errors"]["$"][0]
 
 
 def test_json_with_a_charset_parameter_is_accepted(
