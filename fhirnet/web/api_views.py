@@ -13,6 +13,7 @@ from fhirnet.criteria import assess
 from fhirnet.trials import derive_endpoints
 from fhirnet.web import web_state
 from fhirnet.web.bodies import NOT_PLAIN_UTF8, body_within_limit, is_plain_utf8
+from fhirnet.web.endpoint_schemas import dump_endpoints, load_endpoints_request
 from fhirnet.web.limits import JsonLimits, check_json, limits_of
 from fhirnet.web.schemas import dump_assessment, load_request, parse_json
 

@@ -33,8 +33,9 @@ PUBLIC_ENDPOINTS = frozenset(
     {"health", "fhir.metadata", "api.openapi_document", "crf.crf_page", "crf.static", "static"}
 )
 #: Endpoints any authenticated caller may call, whatever its scopes: the assessment calculator
-#: reads and writes no FHIR data, it computes categories from the request body alone.
-AUTHENTICATED_ENDPOINTS = frozenset({"api.create_assessment"})
+#: and the trial endpoint derivation read and write no FHIR data, they compute from the request
+#: body alone.
+AUTHENTICATED_ENDPOINTS = frozenset({"api.create_assessment", "api.create_endpoints"})
 
 QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
 #: Submitting forms needs create on QuestionnaireResponse only: the Observations,
