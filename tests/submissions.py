@@ -27,8 +27,11 @@ NOW = dt.datetime(2026, 11, 21, 17, 5, 30, tzinfo=dt.timezone(dt.timedelta(hours
 RECIST = "small-bowel-net-prrt"
 CHOI = "pancreatic-net-everolimus"
 IRECIST = "g3-nec-immunotherapy"
-#: Where forms are submitted, and the media type of every FHIR answer.
+#: Where forms are submitted (the FHIR create, answered with the form), and the media type of
+#: every FHIR answer.
 SUBMIT = "/fhir/QuestionnaireResponse"
+#: The same submission answered with the DiagnosticReport: what the tests of the results post to.
+SUBMIT_FOR_REPORT = "/fhir/QuestionnaireResponse/$submit"
 FHIR_JSON = "application/fhir+json; charset=utf-8"
 #: What fhirnet writes.
 WRITTEN = (
@@ -189,7 +192,10 @@ class FailingStore(RecordingStore):
 # -- talking to the app ------------------------------------------------------------------------
 
 
-def post(client: FlaskClient, resource: Json, url: str = SUBMIT, **headers: str) -> TestResponse:
+def post(
+    client: FlaskClient, resource: Json, url: str = SUBMIT_FOR_REPORT, **headers: str
+) -> TestResponse:
+    """Submit ``resource``; by default with ``$submit``, whose answer is the DiagnosticReport."""
     return client.post(
         url, data=json.dumps(resource), content_type="application/fhir+json", headers=headers
     )

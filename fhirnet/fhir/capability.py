@@ -27,6 +27,10 @@ VALIDATE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 #: ``POST [base]/QuestionnaireResponse/$extract`` (SDC): the transaction a form gives, unwritten.
 EXTRACT_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"
 
+#: ``POST [base]/QuestionnaireResponse/$submit``: fhirnet's own operation, the submission answered
+#: with the DiagnosticReport.
+SUBMIT_OPERATION = "https://fhirnet.dev/fhir/OperationDefinition/QuestionnaireResponse-submit"
+
 #: Search result parameters the server honours besides the search parameters (FHIR R4 §3.1.1.5.6
 #: ``_count``; ``_offset`` is what the ``next`` links of a searchset use).
 RESULT_PARAMETERS = ("_count", "_offset")
@@ -186,11 +190,18 @@ def capability_statement(
 
 
 _SUBMISSION = (
-    "POST [base]/QuestionnaireResponse assesses a completed or amended form with the patient's "
-    "earlier forms and writes, in one transaction, the form, its Observations, the "
-    "DiagnosticReport and a Provenance; 201 (200 when nothing new was written) with the "
-    "DiagnosticReport and its Location; 'Prefer: return=OperationOutcome' or 'return=minimal' "
-    "are honoured. An amended form re-assesses the later exams."
+    "POST [base]/QuestionnaireResponse (create) assesses a completed or amended form with the "
+    "patient's earlier forms and writes, in one transaction, the form, its Observations, the "
+    "DiagnosticReport and a Provenance naming the form as its entity. Answered as a FHIR "
+    "create: 201 when the form is new, 200 when it was there already (an identical "
+    "resubmission writes nothing; an amendment updates it), Location = "
+    "[base]/QuestionnaireResponse/{id}/_history/{vid}, ETag and Last-Modified of the form; the "
+    "body is the stored form, or with 'Prefer: return=OperationOutcome' the issues (the "
+    "computed category, the warnings, the DiagnosticReport's URL), or none with "
+    "'return=minimal'. The results of a form: GET [base]/Provenance?entity="
+    "QuestionnaireResponse/{id}&_include=Provenance:target:DiagnosticReport, or submit with "
+    "$submit to get the DiagnosticReport as the answer. An amended form re-assesses the later "
+    "exams."
 )
 _STORED_DOCUMENTATION = (
     "Written by fhirnet from the submitted forms (profiles in the conformance package); read "
@@ -219,7 +230,7 @@ def _search_parameter(parameter: SearchParameter) -> dict[str, Any]:
 def _stored(support: StoredSearch) -> dict[str, Any]:
     """read and search-type of a stored type."""
     rendered: dict[str, Any] = {
-        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
         "versioning": "versioned",
         "readHistory": False,
         "updateCreate": False,
@@ -244,6 +255,16 @@ def _questionnaire_response(stored: Mapping[str, StoredSearch] | None) -> dict[s
         interactions["interaction"].insert(0, {"code": "create"})
     resource |= interactions
     resource["operation"] = [
+        {
+            "name": "submit",
+            "definition": SUBMIT_OPERATION,
+            "documentation": (
+                "The same submission as create, answered with the DiagnosticReport of the "
+                "form's exam: 201/200, Location = the report, ETag and Last-Modified of the "
+                "report; 'Prefer: return=OperationOutcome' or 'return=minimal' as for create. "
+                "For EHRs that want the results in the answer."
+            ),
+        },
         {
             "name": "validate",
             "definition": VALIDATE_OPERATION,

@@ -67,6 +67,7 @@ def _read_or_search(interaction: str) -> Callable[[Mapping[str, Any]], Permissio
 #: Endpoint → the permission its request needs (``None``: public) given the URL's variables.
 SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]] = {
     "fhir.read": _read_or_search("r"),
+    "fhir.vread": _read_or_search("r"),  # a version of what fhirnet stores: a read
     "fhir.search": _read_or_search("s"),
     "fhir.create": lambda _: _SUBMIT,
     "fhir.submit_form": lambda _: _SUBMIT,  # $submit: the create, answered with the report

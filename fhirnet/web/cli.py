@@ -36,7 +36,7 @@ from fhirnet.ports import Entry, State
 from fhirnet.services import Context
 from fhirnet.services.audits import AuditTrail
 from fhirnet.services.reassessment import patients_with_forms, reassess
-from fhirnet.web.api_views import assess_document
+from fhirnet.web.api_views import assess_document, endpoints_document
 from fhirnet.web.app import create_app
 from fhirnet.web.backend import Backend
 from fhirnet.web.errors import error_body
@@ -73,6 +73,14 @@ def assess(file: BinaryIO) -> None:
 
 
 @main.command()
+@click.argument("file", type=click.File("rb"))
+def endpoints(file: BinaryIO) -> None:
+    """Derive one subject's trial endpoints from FILE (JSON, as POST /api/v1/endpoints takes;
+    - reads stdin; docs/trials.md)."""
+    click.echo(_dumps(endpoints_document(file.read())))
+
+
+@main.command()
 @click.option("--host", help="Address to bind [default: FHIRNET_HOST or 127.0.0.1].")
 @click.option("--port", type=click.IntRange(1, 65535), help="[default: FHIRNET_PORT or 8080].")
 def serve(host: str | None, port: int | None) -> None:
@@ -90,8 +98,8 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
     """Serve fhirnet, submit the example forms over HTTP and print the categories written.
 
     Each patient's forms in ``examples/questionnaire-responses/`` go to ``POST
-    /fhir/QuestionnaireResponse`` in date order, as an EHR would send them; the results land in
-    the embedded store (``FHIRNET_DATA_DIR``), or on ``FHIRNET_FHIR_BASE_URL`` when set.
+    /fhir/QuestionnaireResponse/$submit`` in date order, as an EHR would send them; the results
+    land in the embedded store (``FHIRNET_DATA_DIR``), or on ``FHIRNET_FHIR_BASE_URL`` when set.
 
     Unless access control is configured, the demo serves without it (``FHIRNET_AUTH=none``) and
     says so; with API keys it submits with the first one.
@@ -240,9 +248,10 @@ def _submit_examples(
 
 
 def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str | None, str]:
-    """POST one form; the report's Location and a line: date, category, warnings."""
+    """POST one form with ``$submit`` (answered with the report, not the form); the report's
+    Location and a line: date, category, warnings."""
     request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
-        f"{base_url}/fhir/QuestionnaireResponse",
+        f"{base_url}/fhir/QuestionnaireResponse/$submit",
         data=path.read_bytes(),
         headers={
             "Content-Type": "application/fhir+json",

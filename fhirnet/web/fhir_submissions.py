@@ -1,7 +1,11 @@
 """Submissions at the FHIR endpoint: forms in, results written, and what became of them.
 
-* ``POST /fhir/QuestionnaireResponse`` — the main job: assess a form with the patient's earlier
-  ones and write form and results in one transaction (:func:`fhirnet.services.submit`);
+* ``POST /fhir/QuestionnaireResponse`` — the main job, a FHIR ``create``: assess a form with the
+  patient's earlier ones and write form and results in one transaction
+  (:func:`fhirnet.services.submit`); answered like any create, about the form (``Location`` =
+  the form's version, the body per ``Prefer: return=``);
+* ``POST /fhir/QuestionnaireResponse/$submit`` — the same submission, answered with the
+  DiagnosticReport (``Location`` = the report), for EHRs that want the results back at once;
 * ``POST /fhir`` with a ``transaction`` or ``batch`` Bundle of forms;
 * ``POST /fhir/QuestionnaireResponse/$extract`` — the transaction without writing it;
 * with an external FHIR server, submissions are durable (:mod:`fhirnet.web.delivery`): kept in
@@ -41,7 +45,10 @@ from fhirnet.web.errors import FhirRequestError
 from fhirnet.web.fhir_bundles import (
     RETURN_MINIMAL,
     RETURN_OUTCOME,
+    Locator,
+    Written,
     bundle_response,
+    sent_forms,
     version_headers,
 )
 from fhirnet.web.fhir_http import (
@@ -63,19 +70,33 @@ _SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 
 @bp.post("/QuestionnaireResponse")
 def create() -> Response:
-    """Submit a filled form (the main job): 201 with the DiagnosticReport written, or 200 when
-    nothing new was written; ``Location`` is the DiagnosticReport. With durable delivery,
-    ``202 Accepted`` when the FHIR server cannot take it now."""
+    """Submit a filled form (the main job) as a FHIR ``create``: 201 when the form is new, 200
+    when it was there already (an identical resubmission, or an amendment); ``Location`` = the
+    form's version, ``ETag``/``Last-Modified`` of the form, the body per ``Prefer: return=``
+    (the stored form; the OperationOutcome with the category and the report's URL; none). With
+    durable delivery, ``202 Accepted`` when the FHIR server cannot take it now."""
+    return _submit_form(report_answer=False)
+
+
+@bp.post("/QuestionnaireResponse/$submit")
+def submit_form() -> Response:
+    """Submit a filled form and get its results back: the same submission as ``create``,
+    answered with the DiagnosticReport (``Location`` = the report; ``Prefer: return=`` as for
+    create: ``OperationOutcome`` or ``minimal`` instead of the report)."""
+    return _submit_form(report_answer=True)
+
+
+def _submit_form(*, report_answer: bool) -> Response:
     check_parameters(FORMAT_PARAMETERS)
     resource = resource_of(json_body(), "QuestionnaireResponse")
     deliveries = web_state().deliveries
     if deliveries is None:
-        return _submitted(submit(resource, _context()))
+        return _submitted(submit(resource, _context()), resource, report_answer=report_answer)
     patients = patients_of_form(resource, _context(server=False))
     attempt = _accept(deliveries, Kind.FORM, resource, patients)
     if isinstance(attempt.value, Submission):
-        return _submitted(attempt.value)
-    return _accepted(attempt)
+        return _submitted(attempt.value, resource, report_answer=report_answer)
+    return _accepted(attempt, resource, report_answer=report_answer)
 
 
 @bp.post("")
@@ -86,18 +107,22 @@ def transaction() -> Response:
     deliveries = web_state().deliveries
     if deliveries is None:
         outcome = submit_bundle(bundle, _context())
-        return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
+        return respond(_bundle_response(outcome, bundle))
     checking = _context(server=False)
     patients = patients_of_bundle(bundle, checking)
     if not patients:  # a batch of refused entries only: nothing to write, nothing to keep
         outcome = submit_bundle(bundle, checking)
-        return respond(bundle_response(outcome, report_url=_report_url, prefer=return_preference()))
+        return respond(_bundle_response(outcome, bundle))
     attempt = _accept(deliveries, Kind.BUNDLE, bundle, patients)
     if isinstance(attempt.value, BundleOutcome):
-        return respond(
-            bundle_response(attempt.value, report_url=_report_url, prefer=return_preference())
-        )
-    return _accepted(attempt)
+        return respond(_bundle_response(attempt.value, bundle))
+    return _accepted(attempt, bundle, report_answer=False)
+
+
+def _bundle_response(outcome: BundleOutcome, bundle: Json) -> Json:
+    return bundle_response(
+        outcome, sent=sent_forms(bundle), locator=locator(), prefer=return_preference()
+    )
 
 
 @bp.post("/QuestionnaireResponse/$extract")
@@ -115,9 +140,10 @@ def extract_resources() -> Response:
 def submission_status(submission_id: str) -> Response:
     """The status of a submission answered ``202 Accepted`` (FHIR asynchronous pattern): 202
     while it is queued, then 200 with a ``batch-response`` Bundle whose entry is the answer to
-    the original request — delivered (``201``/``200`` and the DiagnosticReport's location) or
-    failed (the status and OperationOutcome, the FHIR server's issues included). Only the
-    client that submitted it may see it; to others it does not exist (404)."""
+    the original request — delivered (``201``/``200``, the form's location, and the report's
+    URL in the OperationOutcome) or failed (the status and OperationOutcome, the FHIR server's
+    issues included). Only the client that submitted it may see it; to others it does not
+    exist (404)."""
     check_parameters(FORMAT_PARAMETERS)
     deliveries = web_state().deliveries
     entry = None
@@ -173,14 +199,15 @@ def _accept(deliveries: Deliveries, kind: Kind, body: Json, patients: Collection
     )
 
 
-def _accepted(attempt: Attempt) -> Response:
+def _accepted(attempt: Attempt, sent: Json, *, report_answer: bool) -> Response:
     """``202 Accepted``, ``Content-Location`` = the submission's status (R4 async.html), and an
     OperationOutcome saying why it is not done yet."""
     entry = attempt.entry
     if attempt.error is not None and entry.state is not State.QUEUED:
         raise attempt.error  # failed for good in this request: answered like without an outbox
     if entry.state is not State.QUEUED and entry.answer is not None:
-        return _replayed(entry, entry.answer)  # finished by another request or the thread
+        # finished by another request or the thread
+        return _replayed(entry, entry.answer, sent, report_answer=report_answer)
     deliveries = web_state().deliveries
     waiting = None
     if attempt.error is not None:
@@ -196,10 +223,11 @@ def _accepted(attempt: Attempt) -> Response:
     return response
 
 
-def _replayed(entry: Entry, answer: Json) -> Response:
+def _replayed(entry: Entry, answer: Json, sent: Json, *, report_answer: bool) -> Response:
     """The answer of a submission that another request (or the delivery thread) finished while
     this one waited for the patient's lock: what it would have answered itself, from the
-    outbox's record (a delivered form's DiagnosticReport is read back from the server)."""
+    outbox's record (the form, and for ``$submit`` its DiagnosticReport, read back from the
+    server)."""
     result = answer.get("response") or {}
     status = int(str(result.get("status", "500")).split()[0])
     outcome = result.get("outcome") or operation_outcome([])
@@ -207,11 +235,26 @@ def _replayed(entry: Entry, answer: Json) -> Response:
         return respond(outcome, status)
     if entry.kind is Kind.BUNDLE:
         return respond(answer.get("resource") or {}, status)
-    location = str(result.get("location", ""))
-    report = None
-    if return_preference() not in (RETURN_MINIMAL, RETURN_OUTCOME):
-        report = web_state().backend.store().read("DiagnosticReport", location.rsplit("/", 1)[-1])
-    return _written(status, location, outcome=outcome, report=report)
+    where = locator()
+    form = where.stored_form(sent)
+    report_url = _report_url_in(outcome)
+    if report_answer and report_url is not None:
+        report = where.store.read("DiagnosticReport", report_url.rsplit("/", 1)[-1])
+        return _written(status, report_url, outcome=outcome, resource=report)
+    location = str(result.get("location", "")) if form is None else where.form_url(form)
+    return _written(status, location, outcome=outcome, resource=form)
+
+
+#: The report's URL in the OperationOutcome of a submission (:meth:`Written.outcome`).
+_REPORT_URL = re.compile(r"The results of the form: DiagnosticReport (\S+?)[ .]")
+
+
+def _report_url_in(outcome: Json) -> str | None:
+    for issue in outcome.get("issue") or []:
+        found = _REPORT_URL.search(str(issue.get("diagnostics", "")))
+        if found:
+            return found.group(1)
+    return None
 
 
 def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:
@@ -248,35 +291,42 @@ def _next_attempt(entry: Entry) -> float:
     return entry.next_attempt if deliveries is None else deliveries.current().next_attempt(entry)
 
 
-def _submitted(submission: Submission) -> Response:
-    """201/200 with ``Location``, ``ETag`` and the body the client prefers."""
+def _submitted(submission: Submission, sent: Json, *, report_answer: bool) -> Response:
+    """201/200 with ``Location``, ``ETag`` and the body the client prefers: about the form
+    (create) or about its DiagnosticReport (``$submit``)."""
+    written = Written.of(submission, sent, locator())
+    if report_answer:
+        return _written(
+            written.status,
+            written.report_url,
+            outcome=written.outcome(),
+            resource=submission.report,
+        )
     return _written(
-        201 if submission.created else 200,
-        _report_url(submission.report),
-        outcome=operation_outcome(submission.issues),
-        report=submission.report,
+        written.status, written.location, outcome=written.outcome(), resource=written.form
     )
 
 
-def _written(status: int, location: str, *, outcome: Json, report: Json | None) -> Response:
-    """The answer to a form that was written: ``Location`` = its report, and the body ``Prefer:
-    return=`` asks for (none, the OperationOutcome, or the report when there is one); ``ETag``
-    and ``Last-Modified`` of the report when there is one."""
+def _written(status: int, location: str, *, outcome: Json, resource: Json | None) -> Response:
+    """The answer to a form that was written: ``Location``, and the body ``Prefer: return=``
+    asks for (none, the OperationOutcome, or ``resource`` — the form or the report — when
+    there is one); ``ETag`` and ``Last-Modified`` of ``resource`` when there is one."""
     preference = return_preference()
     if preference == RETURN_MINIMAL:
         response = Response(status=status)
         del response.headers["Content-Type"]  # no body, so no media type
-    elif preference == RETURN_OUTCOME or report is None:
+    elif preference == RETURN_OUTCOME or resource is None:
         response = respond(outcome, status)
     else:
-        response = respond(report, status)
+        response = respond(resource, status)
     response.headers["Location"] = location
-    if report is not None:
-        response.headers.update(version_headers(report))
+    if resource is not None:
+        response.headers.update(version_headers(resource))
     return response
 
 
-def _report_url(report: Json) -> str:
-    """The absolute URL of a DiagnosticReport: on the FHIR server that holds it."""
-    base = web_state().backend.server_url or base_url()
-    return f"{base}/DiagnosticReport/{report.get('id')}"
+def locator() -> Locator:
+    """Where the current request's submissions are written: the FHIR server's base (this
+    server's own with the embedded store) and its store."""
+    backend = web_state().backend
+    return Locator(base=backend.server_url or base_url(), store=backend.store())

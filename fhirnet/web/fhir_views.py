@@ -104,6 +104,34 @@ def read(resource_type: str, resource_id: str) -> Response:
     return respond(_as_served(resource))
 
 
+@bp.get("/<resource_type>/<logical_id:resource_id>/_history/<version_id>")
+def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
+    """One version of a resource the embedded store holds (FHIR ``vread``): what the
+    ``Location`` of a submission points at. The conformance resources are not versioned here
+    (``versioning: no-version``): 404 ``not-supported``."""
+    if resource_type not in STORED_TYPES:
+        raise FhirRequestError(
+            404,
+            IssueType.NOT_SUPPORTED,
+            f"vread of {resource_type!r} is not supported: only what fhirnet writes is versioned "
+            "(see /fhir/metadata).",
+        )
+    check_parameters(FORMAT_PARAMETERS)
+    store = _embedded(resource_type)
+    found = store.vread(resource_type, resource_id, version_id) if is_id(resource_id) else None
+    if found is None:
+        raise FhirRequestError(
+            404,
+            IssueType.NOT_FOUND,
+            f"There is no version {version_id!r} of {resource_type} {resource_id!r}.",
+        )
+    if resource_type != AUDIT_EVENT:
+        _audit_read(store, found)
+    response = respond(found)
+    response.headers.update(version_headers(found))
+    return response
+
+
 @bp.get("/<resource_type>")
 def search(resource_type: str) -> Response:
     """A ``searchset`` Bundle of the conformance resources of a type (``search-type``), or of

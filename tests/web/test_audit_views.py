@@ -315,7 +315,7 @@ def test_the_requester_is_the_authenticated_client(settings: Settings) -> None:
     token = {"Authorization": f"Bearer {API_KEY}"}
 
     response = client.post(
-        SUBMIT,
+        f"{SUBMIT}/$submit",  # answered with the report
         data=json.dumps(form(RECIST, 1)),
         content_type="application/fhir+json",
         headers=token,

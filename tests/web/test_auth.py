@@ -74,9 +74,12 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "fhir.metadata": lambda _: PUBLIC,
     "api.openapi_document": lambda _: PUBLIC,
     "api.create_assessment": lambda _: ANY_SCOPE,  # a calculator: no FHIR data in or out
+    "api.create_endpoints": lambda _: ANY_SCOPE,  # trial endpoints: computed from the body only
     "fhir.read": _read_search("r"),
+    "fhir.vread": _read_search("r"),
     "fhir.search": _read_search("s"),
     "fhir.create": lambda _: "system/QuestionnaireResponse.c",
+    "fhir.submit_form": lambda _: "system/QuestionnaireResponse.c",  # $submit: the same create
     "fhir.transaction": lambda _: "system/QuestionnaireResponse.c",
     "fhir.validate": lambda _: "system/QuestionnaireResponse.c",
     # $extract answers with what the form derives from the patient's stored forms: read on

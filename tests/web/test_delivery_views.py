@@ -208,7 +208,9 @@ def test_a_form_the_server_takes_is_answered_201_as_without_an_outbox(
     assert (entry.state, entry.attempts, entry.body) == (State.DELIVERED, 1, None)
     assert entry.answer is not None
     assert entry.answer["response"]["status"] == "201 Created"
-    assert entry.answer["response"]["location"].endswith(f"DiagnosticReport/{report['id']}")
+    # The status entry answers like the create: the form's version; the report in the outcome.
+    assert "QuestionnaireResponse/" in entry.answer["response"]["location"]
+    assert f"DiagnosticReport/{report['id']}" in str(entry.answer["response"]["outcome"])
 
 
 def test_a_transaction_the_server_takes_is_answered_at_once(
@@ -312,7 +314,10 @@ def test_once_delivered_the_status_is_200_with_the_answer_of_the_original_reques
     answer = answer_of(client, path)
     response = answer["response"]
     assert response["status"] == "201 Created"
-    report_id = re.fullmatch(r".*DiagnosticReport/([^/]+)", response["location"])
+    form_id = re.fullmatch(r".*QuestionnaireResponse/([^/]+)/_history/1", response["location"])
+    assert form_id is not None
+    assert store.inner.read("QuestionnaireResponse", form_id[1]) is not None
+    report_id = re.search(r"DiagnosticReport/([^ ]+?)[ .]", str(response["outcome"]))
     assert report_id is not None
     assert store.inner.read("DiagnosticReport", report_id[1]) is not None
     assert response["outcome"]["resourceType"] == "OperationOutcome"
@@ -410,7 +415,8 @@ def test_a_transaction_the_server_cannot_take_is_queued_and_delivered_likewise(
     inner = answer["resource"]
     assert (inner["resourceType"], inner["type"]) == ("Bundle", "transaction-response")
     assert [e["response"]["status"] for e in inner["entry"]] == ["201 Created"] * 2
-    assert all("/DiagnosticReport/" in f"/{e['response']['location']}" for e in inner["entry"])
+    assert all("QuestionnaireResponse/" in e["response"]["location"] for e in inner["entry"])
+    assert all("DiagnosticReport/" in str(e["response"]["outcome"]) for e in inner["entry"])
     assert store.forms_written()[-2:] == [f"{RECIST}-01", f"{CHOI}-01"]
 
 

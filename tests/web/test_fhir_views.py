@@ -175,9 +175,10 @@ def test_metadata_lists_exactly_the_served_types_and_the_operations(
     for resource_type in STORED_TYPES:  # the embedded store serves what fhirnet writes
         codes = [i["code"] for i in resources[resource_type]["interaction"]]
         create = ["create"] if resource_type == "QuestionnaireResponse" else []
-        assert codes == [*create, "read", "search-type"]
+        assert codes == [*create, "read", "vread", "search-type"]
     qr = resources["QuestionnaireResponse"]
     assert [(op["name"], op["definition"]) for op in qr["operation"]] == [
+        ("submit", "https://fhirnet.dev/fhir/OperationDefinition/QuestionnaireResponse-submit"),
         ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
         ("extract", "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"),
     ]
@@ -282,7 +283,8 @@ def test_a_value_set_is_served_as_authored(app: Flask, client: FlaskClient) -> N
         ("/fhir/QuestionnaireResponse/example", "not-found"),  # the embedded store's
         ("/fhir/Observation/not%20an%20id", "not-found"),
         ("/fhir/NoSuchType/1", "not-supported"),
-        ("/fhir/ValueSet/assessment-type/_history/1", "not-found"),
+        # Conformance resources are not versioned here: no vread of them.
+        ("/fhir/ValueSet/assessment-type/_history/1", "not-supported"),
         ("/fhir/", "not-found"),
     ],
 )
@@ -930,17 +932,24 @@ def document(client: FlaskClient) -> dict[str, Any]:
 
 def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[str, Any]) -> None:
     documented = {path for path in document["paths"] if path.startswith("/fhir")}
-    submission = {"/fhir", "/fhir/QuestionnaireResponse", "/fhir/QuestionnaireResponse/$extract"}
+    submission = {
+        "/fhir",
+        "/fhir/QuestionnaireResponse",
+        "/fhir/QuestionnaireResponse/$extract",
+        "/fhir/QuestionnaireResponse/$submit",
+    }
     expected = {"/fhir/metadata", VALIDATE, *submission, "/fhir/_submission/{id}"} | {
         path
         for t in (*READABLE_TYPES, *STORED_TYPES)
         for path in (f"/fhir/{t}", f"/fhir/{t}/{{id}}")
     }
+    expected |= {f"/fhir/{t}/{{id}}/_history/{{vid}}" for t in STORED_TYPES}
     fhir_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/fhir")}
 
     assert documented == expected
     assert fhir_rules == {
         "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<logical_id:resource_id>",
+        "/fhir/<resource_type>/<logical_id:resource_id>/_history/<version_id>",
         VALIDATE,
         *submission,
         "/fhir/_submission/<submission_id>",

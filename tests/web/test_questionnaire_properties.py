@@ -51,7 +51,8 @@ from tests.submissions import NOW
 SECTION = "questionnaire properties"
 VALIDATE = "/fhir/QuestionnaireResponse/$validate"
 EXTRACT = "/fhir/QuestionnaireResponse/$extract"
-SUBMIT = "/fhir/QuestionnaireResponse"
+#: The submission answered with the DiagnosticReport (the create answers the form).
+SUBMIT = "/fhir/QuestionnaireResponse/$submit"
 #: The validator's "today": the UTC date of the app's clock.
 TODAY = NOW.astimezone(dt.UTC).date()
 CRF = load_crf()

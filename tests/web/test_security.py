@@ -200,7 +200,7 @@ def test_the_public_base_url_is_used_for_every_absolute_url_whatever_the_host(
     metadata = client.get("/fhir/metadata", headers=forged)
 
     assert created.status_code == 201
-    assert created.headers["Location"].startswith(f"{PUBLIC_URL}/fhir/DiagnosticReport/")
+    assert created.headers["Location"].startswith(f"{PUBLIC_URL}/fhir/QuestionnaireResponse/")
     bundle = found.get_json(force=True)
     urls = [link["url"] for link in bundle["link"]] + [e["fullUrl"] for e in bundle["entry"]]
     assert urls

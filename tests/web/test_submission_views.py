@@ -78,6 +78,18 @@ def path_of(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
+def results_of(client: FlaskClient, form_id: str) -> Json:
+    """The DiagnosticReport of a stored form, found the documented way: the Provenance that
+    names the form as its entity, with the report included."""
+    found = search(
+        client,
+        f"/fhir/Provenance?entity=QuestionnaireResponse/{form_id}"
+        "&_include=Provenance:target:DiagnosticReport",
+    )
+    (report,) = [e["resource"] for e in found["entry"] if e["search"]["mode"] == "include"]
+    return report
+
+
 def search(client: FlaskClient, url: str) -> Json:
     response = client.get(url)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -92,6 +104,110 @@ def reports_newest_first(client: FlaskClient, patient: str) -> list[Json]:
 
 
 # -- POST /fhir/QuestionnaireResponse ----------------------------------------------------------
+
+
+# -- POST /fhir/QuestionnaireResponse: a FHIR create --------------------------------------------
+
+
+def test_a_new_form_is_created_201_with_its_versioned_location_etag_and_the_stored_form(
+    client: FlaskClient,
+) -> None:
+    response = post(client, form(RECIST, 1), url=SUBMIT)
+
+    assert response.status_code == 201
+    stored = body(response)
+    assert stored["resourceType"] == "QuestionnaireResponse"
+    assert response.headers["Location"] == (
+        f"{BASE}/QuestionnaireResponse/{stored['id']}/_history/{stored['meta']['versionId']}"
+    )
+    assert response.headers["ETag"] == f'W/"{stored["meta"]["versionId"]}"'
+    assert "Last-Modified" in response.headers
+    assert body(client.get(path_of(response.headers["Location"]))) == stored
+    assert body(client.get(f"/fhir/QuestionnaireResponse/{stored['id']}")) == stored
+
+
+def test_an_identical_resubmission_of_a_form_is_200_with_the_same_stored_form(
+    app: Flask, client: FlaskClient
+) -> None:
+    first = post(client, form(RECIST, 1), url=SUBMIT)
+    before = counts(store_of(app))
+
+    again = post(client, form(RECIST, 1), url=SUBMIT)
+
+    # R4 conditional create: a match is not created again, it is answered 200 OK.
+    assert again.status_code == 200
+    assert body(again) == body(first)
+    assert again.headers["Location"] == first.headers["Location"]
+    assert counts(store_of(app)) == before
+
+
+def test_an_amended_form_is_200_with_the_location_of_its_next_version(client: FlaskClient) -> None:
+    first = body(post(client, form(RECIST, 1), url=SUBMIT))
+
+    response = post(client, amended(form(RECIST, 1)), url=SUBMIT)
+
+    assert response.status_code == 200
+    stored = body(response)
+    assert (stored["id"], stored["status"]) == (first["id"], "amended")
+    assert response.headers["Location"].endswith(
+        f"/QuestionnaireResponse/{first['id']}/_history/{stored['meta']['versionId']}"
+    )
+    assert stored["meta"]["versionId"] != first["meta"]["versionId"]
+
+
+def test_a_created_form_prefers_minimal_or_an_outcome_with_the_category_and_the_report(
+    client: FlaskClient,
+) -> None:
+    post(client, form(RECIST, 1), url=SUBMIT)
+    post(client, form(RECIST, 2), url=SUBMIT, Prefer="return=minimal")
+
+    minimal = post(client, form(RECIST, 3), url=SUBMIT, Prefer="return=minimal")
+    outcome = post(client, form(RECIST, 3), url=SUBMIT, Prefer="return=OperationOutcome")
+
+    assert (minimal.status_code, minimal.get_data()) == (201, b"")
+    assert "/QuestionnaireResponse/" in minimal.headers["Location"]
+    issues = issues_of(outcome, 200)
+    text = " ".join(i["diagnostics"] for i in issues)
+    assert "SD" in text or "Stable" in text
+    form_id = minimal.headers["Location"].split("/")[-3]
+    report = results_of(client, form_id)
+    assert f"{BASE}/DiagnosticReport/{report['id']}" in text
+    assert category(report) == "SD"
+
+
+def test_submit_answers_the_report_of_the_same_submission(client: FlaskClient) -> None:
+    created = body(post(client, form(RECIST, 1), url=SUBMIT))
+
+    response = post(client, form(RECIST, 1), url=f"{SUBMIT}/$submit")
+
+    assert response.status_code == 200
+    report = body(response)
+    assert report["resourceType"] == "DiagnosticReport"
+    assert response.headers["Location"] == f"{BASE}/DiagnosticReport/{report['id']}"
+    assert report == results_of(client, created["id"])
+
+
+@pytest.mark.parametrize(
+    "prefer", ["return=representation", "return=minimal", "return=OperationOutcome"]
+)
+def test_a_batch_answers_each_form_like_a_create_as_prefer_asks(
+    client: FlaskClient, prefer: str
+) -> None:
+    bundle = bundle_of(form(RECIST, 1), form(CHOI, 1), kind="batch")
+
+    answer = body(post(client, bundle, url="/fhir", Prefer=prefer))
+
+    for entry in answer["entry"]:
+        response = entry["response"]
+        assert response["status"] == "201 Created"
+        assert "/QuestionnaireResponse/" in response["location"]
+        assert response["etag"] == 'W/"1"'
+        if prefer == "return=representation":
+            assert entry["resource"]["resourceType"] == "QuestionnaireResponse"
+            assert response["location"].endswith(f"/{entry['resource']['id']}/_history/1")
+        else:
+            assert "resource" not in entry
+        assert ("outcome" in response) is (prefer == "return=OperationOutcome")
 
 
 def test_a_baseline_and_three_follow_ups_give_reports_with_the_computed_categories(
@@ -247,9 +363,10 @@ def test_a_discordant_reader_conclusion_is_accepted_and_flagged(client: FlaskCli
     response = post(client, form(RECIST, 3), Prefer="return=OperationOutcome")
 
     issues = issues_of(response, 201)
-    assert [i["severity"] for i in issues] == ["information", "warning"]
+    assert [i["severity"] for i in issues] == ["information", "warning", "information"]
     assert issues[1]["expression"] == ["QuestionnaireResponse.item[13]"]
     assert "Discordant" in issues[1]["diagnostics"]
+    assert response.headers["Location"] in issues[2]["diagnostics"]
     report = body(client.get(path_of(response.headers["Location"])))
     assert category(report) == "SD"
     assert "The reader's conclusion (PR versus baseline, SD versus nadir)" in report["conclusion"]
@@ -326,7 +443,10 @@ def test_a_transaction_bundle_of_several_patients_is_written_and_answered_per_en
     assert [e["response"]["status"] for e in answer["entry"]] == ["201 Created"] * 4
     located = [body(client.get(path_of(e["response"]["location"]))) for e in answer["entry"]]
     assert located == [e["resource"] for e in answer["entry"]]
-    assert [(r["subject"]["reference"], category(r)) for r in located] == [
+    assert [r["resourceType"] for r in located] == ["QuestionnaireResponse"] * 4
+    assert all("/_history/1" in e["response"]["location"] for e in answer["entry"])
+    reports = [results_of(client, r["id"]) for r in located]
+    assert [(r["subject"]["reference"], category(r)) for r in reports] == [
         (f"Patient/{RECIST}", "SD"),
         (f"Patient/{IRECIST}", None),
         (f"Patient/{RECIST}", None),

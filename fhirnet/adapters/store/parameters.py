@@ -126,6 +126,9 @@ PARAMETERS: Mapping[str, Mapping[str, Parameter]] = {
     ),
     "Provenance": _table(
         Parameter(name="target", kind=Kind.REFERENCE, paths=("target",)),
+        # The form a Provenance names as its source: how a client finds the results of a form
+        # (`Provenance?entity=QuestionnaireResponse/<id>&_include=Provenance:target`).
+        Parameter(name="entity", kind=Kind.REFERENCE, paths=("entity.what",)),
         Parameter(name="patient", kind=Kind.REFERENCE, paths=("target",), targets=("Patient",)),
     ),
     "BodyStructure": _table(_identifier(), *_subject_and_patient("patient")),

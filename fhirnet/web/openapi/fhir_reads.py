@@ -180,6 +180,32 @@ def add_stored_types(spec: APISpec) -> None:
             path=f"/fhir/{resource_type}/{{id}}",
             operations={"get": secured(read_operation, "fhir.read", resource_type=resource_type)},
         )
+        vread_operation = {
+            "operationId": f"fhirVread{resource_type}",
+            "summary": f"Read one version of a {resource_type} fhirnet wrote (embedded store)",
+            "description": "What the Location of a submission points at. " + _ELSEWHERE,
+            "tags": ["FHIR"],
+            "parameters": [
+                path_id({"type": "string"}),
+                {"name": "vid", "in": "path", "required": True, "schema": {"type": "string"}},
+                *FORMATS,
+                PREFER,
+            ],
+            "responses": {
+                "200": fhir_response(
+                    f"That version of the {resource_type}.",
+                    resource_type,
+                    {"ETag": {"schema": {"type": "string"}}},
+                ),
+                "400": outcome("An unsupported parameter."),
+                "404": outcome(f"No such {resource_type} or version. " + _ELSEWHERE),
+                "406": NOT_ACCEPTABLE,
+            },
+        }
+        spec.path(
+            path=f"/fhir/{resource_type}/{{id}}/_history/{{vid}}",
+            operations={"get": secured(vread_operation, "fhir.vread", resource_type=resource_type)},
+        )
 
 
 def _stored_search(support: SearchSupport) -> dict[str, Any]:

@@ -21,11 +21,19 @@ from fhirnet.web.openapi.operations import (
     secured,
 )
 
+_ASYNC = (
+    " 'respond-async' (with an external FHIR server): 202 at once, delivered in the background "
+    "(docs/delivery.md)."
+)
 _PREFER_RETURN = prefer(
+    "'return=representation' (default): the stored form (in a Bundle: each entry's resource); "
+    "'return=OperationOutcome': what was done, the computed category, every warning (e.g. a "
+    "discordant reader conclusion, a missing modality) and the DiagnosticReport's URL; "
+    "'return=minimal': no body." + _ASYNC
+)
+_PREFER_REPORT = prefer(
     "'return=representation' (default): the DiagnosticReport; 'return=OperationOutcome': what "
-    "was done and every warning (e.g. a discordant reader conclusion, a missing modality); "
-    "'return=minimal': no body. 'respond-async' (with an external FHIR server): 202 at once, "
-    "delivered in the background (docs/delivery.md)."
+    "was done, the category and every warning; 'return=minimal': no body." + _ASYNC
 )
 _BODY_ERRORS = {
     "400": outcome("Not JSON, or not the resource the interaction takes."),
@@ -48,13 +56,24 @@ _BODY_ERRORS = {
         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
     },
 }
-_WRITTEN_HEADERS = {
+_LAST_MODIFIED = {"description": "When it was written (HTTP date).", "schema": {"type": "string"}}
+_CREATED_HEADERS = {
+    "Location": {
+        "description": "[base]/QuestionnaireResponse/{id}/_history/{vid}: the stored form.",
+        "schema": {"type": "string"},
+    },
+    "ETag": {"description": 'W/"<versionId>" of the form.', "schema": {"type": "string"}},
+    "Last-Modified": _LAST_MODIFIED,
+}
+_REPORT_HEADERS = {
     "Location": {
         "description": "The absolute URL of the exam's DiagnosticReport.",
         "schema": {"type": "string"},
     },
     "ETag": {"description": 'W/"<versionId>" of the report.', "schema": {"type": "string"}},
+    "Last-Modified": _LAST_MODIFIED,
 }
+_FORM_BODY = {"oneOf": [ref("QuestionnaireResponse"), ref("OperationOutcome")]}
 _REPORT_BODY = {"oneOf": [ref("DiagnosticReport"), ref("OperationOutcome")]}
 _STATUS_HEADER = {
     "Content-Location": {
@@ -81,26 +100,64 @@ def add_submissions(spec: APISpec) -> None:
         "fhir.create",
         {
             "operationId": "fhirSubmitQuestionnaireResponse",
-            "summary": "Submit a filled form: assess it and write form and results",
+            "summary": "Submit a filled form (FHIR create): assess it and write form and results",
             "description": "Validates the form, finds the patient's earlier forms, assesses "
             "the timeline with the form's criteria and writes, in one FHIR transaction, the "
             "form, the lesion, sum and response Observations, the risk Observations, the "
-            "DiagnosticReport and a Provenance. An identical resubmission writes nothing "
-            "(200); an amended form replaces the earlier results and re-assesses later exams.",
+            "DiagnosticReport and a Provenance naming the form. Answered as a FHIR create, "
+            "about the form. Its results: GET /fhir/Provenance?entity=QuestionnaireResponse/{id}"
+            "&_include=Provenance:target:DiagnosticReport, or POST "
+            "/fhir/QuestionnaireResponse/$submit instead. An identical resubmission writes "
+            "nothing (200); an amended form replaces the earlier results and re-assesses later "
+            "exams (200).",
             "tags": ["FHIR"],
             "parameters": [*FORMATS, _PREFER_RETURN],
             "requestBody": body(form),
             "responses": {
-                "201": fhir_response(
-                    "Results written; the body is the DiagnosticReport (or what Prefer asks for).",
-                    _REPORT_BODY,
-                    _WRITTEN_HEADERS,
+                "201": _no_body_or(
+                    "The form was new: form and results written; the body is the stored form "
+                    "(or what Prefer asks for).",
+                    _FORM_BODY,
+                    _CREATED_HEADERS,
                 ),
-                "200": fhir_response(
-                    "Nothing new created (the same form again, or the report updated); the "
+                "200": _no_body_or(
+                    "The form was there already: an identical resubmission (nothing written) "
+                    "or an amendment (updated); the body is the stored form (or what Prefer "
+                    "asks for).",
+                    _FORM_BODY,
+                    _CREATED_HEADERS,
+                ),
+                "202": _ACCEPTED,
+                **_BODY_ERRORS,
+            },
+        },
+    )
+    _add(
+        spec,
+        "/fhir/QuestionnaireResponse/$submit",
+        "post",
+        "fhir.submit_form",
+        {
+            "operationId": "fhirSubmitQuestionnaireResponseForReport",
+            "summary": "Submit a filled form and get its DiagnosticReport back",
+            "description": "The same submission as the create (POST /fhir/QuestionnaireResponse),"
+            " answered with the exam's DiagnosticReport: Location, ETag and Last-Modified of "
+            "the report. For EHRs that relied on the report being the answer of the create.",
+            "tags": ["FHIR"],
+            "parameters": [*FORMATS, _PREFER_REPORT],
+            "requestBody": body(form),
+            "responses": {
+                "201": _no_body_or(
+                    "The form was new: results written; the body is the DiagnosticReport (or "
+                    "what Prefer asks for).",
+                    _REPORT_BODY,
+                    _REPORT_HEADERS,
+                ),
+                "200": _no_body_or(
+                    "The form was there already (the same form again, or an amendment); the "
                     "body is the DiagnosticReport (or what Prefer asks for).",
                     _REPORT_BODY,
-                    _WRITTEN_HEADERS,
+                    _REPORT_HEADERS,
                 ),
                 "202": _ACCEPTED,
                 **_BODY_ERRORS,
@@ -117,9 +174,10 @@ def add_submissions(spec: APISpec) -> None:
             "summary": "The status of a submission answered 202 Accepted",
             "description": "FHIR asynchronous pattern: 202 while it is queued (X-Progress, "
             "Retry-After), then 200 with a batch-response Bundle whose single entry is the "
-            "answer to the original request: delivered (201/200, the DiagnosticReport's "
-            "location) or failed (status and OperationOutcome, the FHIR server's issues "
-            "included). Only for the client that submitted it.",
+            "answer to the original request: delivered (201/200, the form's versioned "
+            "location; the DiagnosticReport's URL in the OperationOutcome) or failed (status "
+            "and OperationOutcome, the FHIR server's issues included). Only for the client "
+            "that submitted it.",
             "tags": ["FHIR"],
             "parameters": [path_id({"type": "string"}), *FORMATS],
             "responses": {
@@ -189,6 +247,14 @@ def add_submissions(spec: APISpec) -> None:
             },
         },
     )
+
+
+def _no_body_or(
+    description: str, schema: dict[str, Any], headers: dict[str, Any]
+) -> dict[str, Any]:
+    """A written answer: ``schema`` in FHIR JSON, or no body at all (``Prefer: return=minimal``,
+    which OpenAPI expresses by the content being optional)."""
+    return fhir_response(description + " No body with Prefer: return=minimal.", schema, headers)
 
 
 def _add(spec: APISpec, path: str, method: str, endpoint: str, operation: dict[str, Any]) -> None:
