@@ -48,6 +48,7 @@ def build_openapi_document() -> dict[str, Any]:
     )
     spec.components.security_scheme(BEARER, BEARER_SCHEME)
     json_api.add_assessments(spec)
+    json_api.add_endpoints(spec)
     json_api.add_service_endpoints(spec)
     add_fhir_components(spec)
     fhir_reads.add_metadata(spec)

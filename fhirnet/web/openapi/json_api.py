@@ -8,6 +8,7 @@ from typing import Any
 
 from apispec import APISpec
 
+from fhirnet.web.endpoint_schemas import SubjectEndpointsSchema, SubjectRequestSchema
 from fhirnet.web.openapi.components import const
 from fhirnet.web.openapi.operations import secured
 from fhirnet.web.schemas import AssessmentRequestSchema, AssessmentSchema, ErrorsSchema
@@ -48,6 +49,64 @@ def add_assessments(spec: APISpec) -> None:
     spec.path(
         path="/api/v1/assessments",
         operations={"post": secured(operation, "api.create_assessment", _error)},
+    )
+
+
+#: A request of ``POST /api/v1/endpoints`` (docs/trials.md): confirmed PR, later progression.
+ENDPOINTS_EXAMPLE: dict[str, Any] = {
+    "criteria": "recist-1.1",
+    "referenceDate": "2025-01-15",
+    "options": {"confirmationRequired": True, "confirmationMinDays": 28, "sdMinDays": 42},
+    "schedule": [
+        {"visit": "WEEK 8", "day": 57, "windowDays": 7},
+        {"visit": "WEEK 16", "day": 113, "windowDays": 7},
+        {"visit": "WEEK 24", "day": 169, "windowDays": 7},
+    ],
+    "visits": [
+        {"date": "2025-01-10", "overallResponse": None},
+        {"date": "2025-03-12", "overallResponse": "PR"},
+        {"date": "2025-05-07", "overallResponse": "PR"},
+        {"date": "2025-07-02", "overallResponse": "PD"},
+    ],
+}
+
+
+def add_endpoints(spec: APISpec) -> None:
+    """``POST /api/v1/endpoints``: one subject's trial endpoints (docs/trials.md)."""
+    spec.components.schema("EndpointsRequest", schema=SubjectRequestSchema)
+    spec.components.schema("SubjectEndpoints", schema=SubjectEndpointsSchema)
+    operation = {
+        "operationId": "createEndpoints",
+        "summary": "Derive one subject's trial endpoints from its per-visit overall responses",
+        "description": "Study days and protocol visits, best overall response (unconfirmed and "
+        "confirmed), first response, duration of response, progression, PFS and clinical "
+        "benefit, each explained in reasons. Definitions: docs/trials.md.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": "EndpointsRequest",
+                    "examples": {"confirmedPartialResponse": {"value": ENDPOINTS_EXAMPLE}},
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The subject's endpoints.",
+                "content": {"application/json": {"schema": "SubjectEndpoints"}},
+            },
+            "413": _error("The body is larger than the configured limit."),
+            "415": _error("The Content-Type is not application/json."),
+            "422": _error(
+                "Malformed JSON, a structural problem, an overall response code the criteria "
+                "does not use, a duplicate date or an option out of range; every offending "
+                "field is named."
+            ),
+        },
+    }
+    spec.path(
+        path="/api/v1/endpoints",
+        operations={"post": secured(operation, "api.create_endpoints", _error)},
     )
 
 
