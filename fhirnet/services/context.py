@@ -50,6 +50,9 @@ class Context:
     client_id_types: Collection[str] = DEFAULT_CLIENT_ID_TYPES
     audit: AuditTrail | None = None
     identifier_locks: PatientLocks | None = None
+    #: The absolute base URLs a reference in a submitted form may carry: the FHIR server's and
+    #: fhirnet's own (:mod:`fhirnet.services.references`); empty: relative references only.
+    bases: frozenset[str] = frozenset()
 
     @property
     def form_locks(self) -> PatientLocks:

@@ -107,6 +107,8 @@ class ReceivedForm:
     patient: str
     prefix: str
     notes: tuple[Issue, ...] = ()
+    #: The entry's ``fullUrl`` in a submitted Bundle (what its other forms may refer to it by).
+    full_url: str | None = None
 
     @property
     def key(self) -> str:

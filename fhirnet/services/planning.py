@@ -28,6 +28,7 @@ from fhirnet.ports import FhirStore, Json
 from fhirnet.services import history
 from fhirnet.services.context import Context
 from fhirnet.services.forms import ReceivedForm, content_of, form_key
+from fhirnet.services.references import check_references
 from fhirnet.services.timelines import assess_forms
 
 __all__ = ["REPORT", "WARNING_ITEMS", "Plan", "category", "plan"]
@@ -79,6 +80,9 @@ def plan(forms: Sequence[ReceivedForm], context: Context, *, own_exams: bool) ->
     :raises UnprocessableResourceError: every problem with every patient's forms.
     """
     _check_unique(forms)
+    refused = check_references(forms, context.store, bases=context.bases)
+    if refused:
+        raise UnprocessableResourceError(refused)
     by_patient: dict[str, list[ReceivedForm]] = {}
     for form in forms:
         by_patient.setdefault(form.patient, []).append(form)

@@ -61,7 +61,7 @@ store's refusal or absence propagates (:class:`~fhirnet.errors.FhirServerError`)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fhirnet.errors import FhirnetError, FhirServerError
@@ -198,9 +198,11 @@ def _received_bundle(
             refused[index] = entry
             continue
         try:
-            forms[index] = receive(
+            received = receive(
                 entry, catalog=context.catalog, today=today, prefix=entry_prefix(index)
             )
+            full_url = _full_url(bundle, index) if kind == "transaction" else None
+            forms[index] = replace(received, full_url=full_url)
         except UnprocessableResourceError as error:
             refused[index] = error
     if kind == "transaction" and refused:
@@ -209,6 +211,12 @@ def _received_bundle(
             raise MalformedRequestError(issues)
         raise UnprocessableResourceError(issues)
     return kind, entries, forms, refused
+
+
+def _full_url(bundle: Mapping[str, Any], index: int) -> str | None:
+    """The ``fullUrl`` of entry ``index`` of a checked Bundle, if it has one."""
+    full_url = bundle["entry"][index].get("fullUrl")
+    return full_url if isinstance(full_url, str) else None
 
 
 def patients_of_form(resource: Mapping[str, Any], context: Context) -> frozenset[str]:
