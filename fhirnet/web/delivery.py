@@ -128,6 +128,7 @@ class Deliveries:
             audit=AuditTrail(requester=entry.requester),
             locks=ALREADY_HELD,
             identifier_locks=backend.locks,
+            bases=frozenset(b for b in (backend.server_url, self._public_base()) if b),
         )
         if entry.kind is Kind.FORM:
             submission = submit(entry.body, context)
@@ -144,6 +145,11 @@ class Deliveries:
             outcome, sent=sent_forms(entry.body), locator=self.locator(), prefer=RETURN_OUTCOME
         )
         return Sent(answer={"resource": response, "response": {"status": "200 OK"}}, value=outcome)
+
+    def _public_base(self) -> str | None:
+        """fhirnet's own FHIR base, when configured (a delivery has no request to ask)."""
+        public = self.settings.public_base_url
+        return None if public is None else f"{public.rstrip('/')}/fhir"
 
     def locator(self) -> Locator:
         """Where a delivery writes: the external server (its form and report URLs there)."""

@@ -181,6 +181,8 @@ def _context(*, server: bool = True) -> Context:
         store=state.backend.store(),
         audit=audit_trail(),
         locks=state.backend.locks,
+        # Absolute references in a form: on the server written to, or on fhirnet's own base.
+        bases=frozenset(b for b in (state.backend.server_url, base_url()) if b),
     )
     if not server:
         return context
