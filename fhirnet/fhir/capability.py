@@ -105,11 +105,23 @@ _DOCUMENTATION = {
 }
 
 
+def supported_profiles(catalog: Catalog) -> dict[str, list[str]]:
+    """The profiles of the conformance package by the resource type they constrain: what
+    fhirnet writes claims them (``meta.profile``), so the statement lists them as
+    ``supportedProfile``."""
+    found: dict[str, list[str]] = {}
+    for definition in catalog.of_type("StructureDefinition"):
+        if definition.get("kind") == "resource" and definition.get("derivation") == "constraint":
+            found.setdefault(str(definition["type"]), []).append(str(definition["url"]))
+    return {resource_type: sorted(urls) for resource_type, urls in sorted(found.items())}
+
+
 def capability_statement(
     catalog: Catalog,
     *,
     software_version: str,
     stored: Mapping[str, StoredSearch] | None = None,
+    security: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The CapabilityStatement of a fhirnet instance serving ``catalog``.
 
@@ -120,6 +132,8 @@ def capability_statement(
     :param software_version: ``fhirnet.__version__``.
     :param stored: with the embedded store, the types it serves by ``read`` and ``search-type``
         and how each is searched; ``None`` when the results go to an external FHIR server.
+    :param security: ``rest.security`` (CORS, the SMART service, the scopes honoured), built
+        by the web layer from its access settings.
     :returns: a JSON-ready R4 CapabilityStatement (kind ``instance``).
     """
     resources: list[dict[str, Any]] = [
@@ -148,6 +162,22 @@ def capability_statement(
                     **_stored(support),
                 }
             )
+    profiles = supported_profiles(catalog)
+    listed = {resource["type"] for resource in resources}
+    for resource_type in profiles.keys() - listed:  # written to an external FHIR server
+        resources.append(
+            {
+                "type": resource_type,
+                "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+                "documentation": "Written by fhirnet to the configured FHIR server; read it there.",
+            }
+        )
+    for resource in resources:
+        if resource["type"] in profiles:
+            resource["supportedProfile"] = profiles[resource["type"]]
+    rest: dict[str, Any] = {"mode": "server"}
+    if security is not None:
+        rest["security"] = dict(security)
     return {
         "resourceType": "CapabilityStatement",
         "id": "fhirnet",
@@ -170,8 +200,8 @@ def capability_statement(
         "fhirVersion": FHIR_VERSION,
         "format": ["json", "application/fhir+json"],
         "rest": [
-            {
-                "mode": "server",
+            rest
+            | {
                 "documentation": (
                     "JSON only (application/fhir+json; _format=json accepted). Searches are "
                     "strict: an unknown search parameter or a modifier is answered with 400 "

@@ -27,6 +27,8 @@ from fhirnet.web.api_views import bp as api_bp
 from fhirnet.web.backend import Backend
 from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.delivery import build_deliveries, ensure_delivering
+from fhirnet.web.discovery import bp as discovery_bp
+from fhirnet.web.discovery import rest_security
 from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
@@ -92,6 +94,7 @@ def create_app(
             catalog,
             software_version=__version__,
             stored=stored_types() if backend.embedded else None,
+            security=rest_security(settings),
         ),
         clock=clock,
         backend=backend,
@@ -103,6 +106,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)
+    app.register_blueprint(discovery_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     app.after_request(security_headers)
     auth.install(app, authenticator)

@@ -30,7 +30,17 @@ from fhirnet.fhir.identifiers import WRITTEN_TYPES
 
 #: Endpoints anyone may call, with or without a token.
 PUBLIC_ENDPOINTS = frozenset(
-    {"health", "fhir.metadata", "api.openapi_document", "crf.crf_page", "crf.static", "static"}
+    {
+        "health",
+        "fhir.metadata",
+        "api.openapi_document",
+        "crf.crf_page",
+        "crf.static",
+        "static",
+        # SMART discovery: how to get a token, so it cannot need one.
+        "discovery.smart_configuration",
+        "discovery.fhir_smart_configuration",
+    }
 )
 #: Endpoints any authenticated caller may call, whatever its scopes: the assessment calculator
 #: and the trial endpoint derivation read and write no FHIR data, they compute from the request

@@ -72,6 +72,8 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "crf.crf_page": lambda _: PUBLIC,
     "crf.static": lambda _: PUBLIC,
     "fhir.metadata": lambda _: PUBLIC,
+    "discovery.smart_configuration": lambda _: PUBLIC,
+    "discovery.fhir_smart_configuration": lambda _: PUBLIC,
     "api.openapi_document": lambda _: PUBLIC,
     "api.create_assessment": lambda _: ANY_SCOPE,  # a calculator: no FHIR data in or out
     "api.create_endpoints": lambda _: ANY_SCOPE,  # trial endpoints: computed from the body only

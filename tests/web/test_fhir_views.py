@@ -199,7 +199,16 @@ def test_with_an_external_fhir_server_the_stored_types_are_not_served_here(
         r["type"]: r for r in fhir_json(client.get("/fhir/metadata"))["rest"][0]["resource"]
     }
 
-    assert set(resources) == {*READABLE_TYPES, "QuestionnaireResponse"}
+    served = {t for t, r in resources.items() if "interaction" in r}
+    assert served == {*READABLE_TYPES, "QuestionnaireResponse"}
+    # The profiled types fhirnet writes there are listed with their profiles, no interaction.
+    assert {t for t in resources if t not in served} == {
+        "BodyStructure",
+        "DiagnosticReport",
+        "Observation",
+        "Provenance",
+    }
+    assert all(resources[t]["supportedProfile"] for t in resources if t not in served)
     assert [i["code"] for i in resources["QuestionnaireResponse"]["interaction"]] == ["create"]
     for url in ("/fhir/DiagnosticReport", "/fhir/Observation/x", "/fhir/QuestionnaireResponse"):
         issues = outcome(client.get(url), 404)
@@ -944,12 +953,14 @@ def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[
         for path in (f"/fhir/{t}", f"/fhir/{t}/{{id}}")
     }
     expected |= {f"/fhir/{t}/{{id}}/_history/{{vid}}" for t in STORED_TYPES}
+    expected |= {"/fhir/.well-known/smart-configuration"}
     fhir_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/fhir")}
 
     assert documented == expected
     assert fhir_rules == {
         "/fhir/metadata", "/fhir/<resource_type>", "/fhir/<resource_type>/<logical_id:resource_id>",
         "/fhir/<resource_type>/<logical_id:resource_id>/_history/<version_id>",
+        "/fhir/.well-known/smart-configuration",
         VALIDATE,
         *submission,
         "/fhir/_submission/<submission_id>",
@@ -958,7 +969,7 @@ def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[
 
 def test_fhir_operations_document_fhir_json_responses(document: dict[str, Any]) -> None:
     for path, item in document["paths"].items():
-        if not path.startswith("/fhir"):
+        if not path.startswith("/fhir") or "/.well-known/" in path:  # SMART's JSON, not FHIR
             continue
         for operation in item.values():
             for status, response in operation["responses"].items():
@@ -981,3 +992,47 @@ def test_validate_is_documented_with_both_media_types_and_its_statuses(
 
     assert set(operation["requestBody"]["content"]) == {"application/fhir+json", "application/json"}
     assert set(operation["responses"]) == {"200", "400", "401", "403", "406", "413", "415", "422"}
+
+
+# -- discovery: the CapabilityStatement and SMART configuration -------------------------------
+
+
+def test_the_capability_statement_is_a_valid_r4_statement_with_security_profiles_definitions(
+    client: FlaskClient,
+) -> None:
+    from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+
+    statement = fhir_json(client.get("/fhir/metadata"))
+    CapabilityStatement.model_validate(statement)
+    rest = statement["rest"][0]
+
+    security = rest["security"]
+    assert security["cors"] is False
+    assert security["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
+    assert "system/QuestionnaireResponse.c" in security["description"]
+    resources = {r["type"]: r for r in rest["resource"]}
+    for written in ("Observation", "DiagnosticReport", "BodyStructure", "Provenance"):
+        assert resources[written]["supportedProfile"], written
+    for entry in rest["resource"]:
+        for parameter in entry.get("searchParam", []):
+            assert parameter["definition"].startswith("http://hl7.org/fhir/SearchParameter/")
+
+
+@pytest.mark.parametrize(
+    "url", ["/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"]
+)
+def test_the_smart_configuration_has_the_required_fields_and_the_scopes_honoured(
+    client: FlaskClient, url: str
+) -> None:
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    document = response.get_json()
+    # SMART App Launch 2.x §2.1: required for a Backend Services server without authorize.
+    for field in ("grant_types_supported", "capabilities", "scopes_supported"):
+        assert document[field], field
+    assert document["grant_types_supported"] == ["client_credentials"]
+    assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert "system/QuestionnaireResponse.c" in document["scopes_supported"]
+    assert "code_challenge_methods_supported" not in document  # no authorize endpoint

@@ -165,6 +165,7 @@ def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
 
     assert served == {
         ("GET", "/health"),
+        ("GET", "/.well-known/smart-configuration"),
         ("GET", "/api/v1/openapi.json"),
         ("POST", "/api/v1/assessments"),
         ("POST", "/api/v1/endpoints"),

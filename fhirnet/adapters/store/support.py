@@ -34,6 +34,44 @@ COMMON_PARAMETERS = (
     ),
 )
 
+_R4 = "http://hl7.org/fhir/SearchParameter/"
+#: The R4 core SearchParameter each indexed parameter is (its ``definition`` in the
+#: CapabilityStatement); a parameter without a row here fails the first description built.
+DEFINITIONS = {
+    ("Observation", "identifier"): _R4 + "clinical-identifier",
+    ("Observation", "subject"): _R4 + "Observation-subject",
+    ("Observation", "patient"): _R4 + "clinical-patient",
+    ("Observation", "code"): _R4 + "clinical-code",
+    ("Observation", "date"): _R4 + "clinical-date",
+    ("Observation", "status"): _R4 + "Observation-status",
+    ("DiagnosticReport", "identifier"): _R4 + "clinical-identifier",
+    ("DiagnosticReport", "subject"): _R4 + "DiagnosticReport-subject",
+    ("DiagnosticReport", "patient"): _R4 + "clinical-patient",
+    ("DiagnosticReport", "code"): _R4 + "clinical-code",
+    ("DiagnosticReport", "date"): _R4 + "clinical-date",
+    ("DiagnosticReport", "status"): _R4 + "DiagnosticReport-status",
+    ("DiagnosticReport", "result"): _R4 + "DiagnosticReport-result",
+    ("QuestionnaireResponse", "identifier"): _R4 + "QuestionnaireResponse-identifier",
+    ("QuestionnaireResponse", "subject"): _R4 + "QuestionnaireResponse-subject",
+    ("QuestionnaireResponse", "patient"): _R4 + "QuestionnaireResponse-patient",
+    ("QuestionnaireResponse", "authored"): _R4 + "QuestionnaireResponse-authored",
+    ("QuestionnaireResponse", "status"): _R4 + "QuestionnaireResponse-status",
+    ("QuestionnaireResponse", "questionnaire"): _R4 + "QuestionnaireResponse-questionnaire",
+    ("Provenance", "target"): _R4 + "Provenance-target",
+    ("Provenance", "entity"): _R4 + "Provenance-entity",
+    ("Provenance", "patient"): _R4 + "Provenance-patient",
+    ("BodyStructure", "identifier"): _R4 + "BodyStructure-identifier",
+    ("BodyStructure", "patient"): _R4 + "BodyStructure-patient",
+    ("AuditEvent", "date"): _R4 + "AuditEvent-date",
+    ("AuditEvent", "entity"): _R4 + "AuditEvent-entity",
+    ("AuditEvent", "patient"): _R4 + "AuditEvent-patient",
+    ("AuditEvent", "type"): _R4 + "AuditEvent-type",
+    ("AuditEvent", "subtype"): _R4 + "AuditEvent-subtype",
+    ("AuditEvent", "action"): _R4 + "AuditEvent-action",
+    ("AuditEvent", "outcome"): _R4 + "AuditEvent-outcome",
+    ("Patient", "identifier"): _R4 + "Patient-identifier",
+}
+
 #: How a value of each kind of indexed parameter is written (store.search's module docstring).
 _DOCUMENTATION = {
     Kind.TOKEN: "[system]|[code]; comma-separated values match any.",
@@ -81,7 +119,8 @@ def search_support(resource_type: str) -> SearchSupport:
     indexed = parameters_of(resource_type).values()
     return SearchSupport(
         resource_type=resource_type,
-        parameters=COMMON_PARAMETERS + tuple(_described(parameter) for parameter in indexed),
+        parameters=COMMON_PARAMETERS
+        + tuple(_described(resource_type, parameter) for parameter in indexed),
         includes=tuple(
             f"{resource_type}:{parameter.name}"
             for parameter in indexed
@@ -94,10 +133,13 @@ def search_support(resource_type: str) -> SearchSupport:
     )
 
 
-def _described(parameter: Parameter) -> SearchParameter:
+def _described(resource_type: str, parameter: Parameter) -> SearchParameter:
     # R4 types QuestionnaireResponse.questionnaire as a reference (to a canonical); the store
     # matches url or url|version.
     kind = Kind.REFERENCE if parameter.kind is Kind.CANONICAL else parameter.kind
     return SearchParameter(
-        name=parameter.name, type=kind.value, documentation=_DOCUMENTATION[parameter.kind]
+        name=parameter.name,
+        type=kind.value,
+        definition=DEFINITIONS[(resource_type, parameter.name)],
+        documentation=_DOCUMENTATION[parameter.kind],
     )

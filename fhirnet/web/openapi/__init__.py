@@ -52,6 +52,7 @@ def build_openapi_document() -> dict[str, Any]:
     json_api.add_service_endpoints(spec)
     add_fhir_components(spec)
     fhir_reads.add_metadata(spec)
+    fhir_reads.add_smart_configuration(spec)
     fhir_reads.add_conformance_types(spec)
     fhir_reads.add_validate(spec)
     fhir_submissions.add_submissions(spec)

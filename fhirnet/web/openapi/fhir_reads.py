@@ -58,6 +58,26 @@ def add_metadata(spec: APISpec) -> None:
     spec.path(path="/fhir/metadata", operations={"get": secured(operation, "fhir.metadata")})
 
 
+def add_smart_configuration(spec: APISpec) -> None:
+    """``GET /.well-known/smart-configuration`` and its copy at the FHIR base (public)."""
+    for path in ("/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"):
+        operation = {
+            "operationId": "smartConfiguration"
+            + ("AtFhirBase" if path.startswith("/fhir") else ""),
+            "summary": "SMART App Launch 2.x discovery: grant types, scopes, capabilities",
+            "tags": ["FHIR"],
+            "responses": {
+                "200": {
+                    "description": "The SMART configuration (JSON).",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
+            },
+        }
+        spec.path(
+            path=path, operations={"get": secured(operation, "discovery.smart_configuration")}
+        )
+
+
 def add_conformance_types(spec: APISpec) -> None:
     """Search and read of each of :data:`~fhirnet.fhir.capability.READABLE_TYPES`."""
     for resource_type in READABLE_TYPES:
