@@ -71,6 +71,13 @@ def _negotiate() -> None:
         if formats
         else _accepts_json(request.headers.get("Accept", ""))
     )
+    versions = _fhir_versions(request.headers.get("Accept", ""))
+    if not formats and versions and not any(v in SERVED_FHIR_VERSIONS for v in versions):
+        raise FhirRequestError(
+            406,
+            IssueType.NOT_SUPPORTED,
+            f"Only FHIR R4 is served (fhirVersion=4.0); asked for {', '.join(sorted(versions))}.",
+        )
     if not accepted:
         raise FhirRequestError(
             406,
@@ -273,6 +280,22 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):  # e.g. 1e999, which float() reads as inf
         raise ValueError("a number is too large")
     return value
+
+
+#: ``fhirVersion`` values of the FHIR media type this server answers (R4 http.html#version-
+#: parameter: the major.minor version).
+SERVED_FHIR_VERSIONS = frozenset({"4.0", "4.0.1"})
+
+
+def _fhir_versions(header: str) -> set[str]:
+    """The ``fhirVersion`` parameters of an ``Accept`` header's media ranges."""
+    found = set()
+    for part in header.split(","):
+        for field in part.split(";")[1:]:
+            name, _, value = field.partition("=")
+            if name.strip().lower() == "fhirversion":
+                found.add(value.strip().strip('"'))
+    return found
 
 
 def _media_type(value: str) -> str:

@@ -1036,3 +1036,18 @@ def test_the_smart_configuration_has_the_required_fields_and_the_scopes_honoured
     assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert "system/QuestionnaireResponse.c" in document["scopes_supported"]
     assert "code_challenge_methods_supported" not in document  # no authorize endpoint
+
+
+@pytest.mark.parametrize(
+    ("fhir_version", "status"), [("3.0", 406), ("5.0", 406), ("4.0", 200), ("4.0.1", 200)]
+)
+def test_accept_with_a_fhir_version_other_than_r4_is_406(
+    client: FlaskClient, fhir_version: str, status: int
+) -> None:
+    accept = f"application/fhir+json; fhirVersion={fhir_version}"
+
+    response = client.get("/fhir/metadata", headers={"Accept": accept})
+
+    assert response.status_code == status
+    if status == 406:
+        assert error_codes(outcome(response, 406)) == {"not-supported"}
