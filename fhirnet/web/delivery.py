@@ -39,6 +39,7 @@ from fhirnet.web.fhir_bundles import (
     bundle_response,
     error_entry,
     sent_forms,
+    with_report_link,
 )
 
 #: Seconds the delivery thread sleeps when nothing is due (a request queuing an entry wakes it).
@@ -133,9 +134,11 @@ class Deliveries:
         if entry.kind is Kind.FORM:
             submission = submit(entry.body, context)
             outcome = BundleOutcome(type="batch", results=(submission,))
+            locator = self.locator()
             (answer,) = bundle_response(
-                outcome, sent=[entry.body], locator=self.locator(), prefer=RETURN_OUTCOME
+                outcome, sent=[entry.body], locator=locator, prefer=RETURN_OUTCOME
             )["entry"]
+            answer = with_report_link(answer, locator.report_url(submission.report))
             return Sent(answer=answer, value=submission)
         outcome = submit_bundle(entry.body, context)
         for result in outcome.results:  # a batch entry the server could not take: all again

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -91,6 +92,36 @@ def _http_date(instant: object) -> str | None:
 RESULTS_SEARCH = (
     "Provenance?entity=QuestionnaireResponse/{id}&_include=Provenance:target:DiagnosticReport"
 )
+
+
+#: The link relation of a kept answer's ``entry.link`` to the form's DiagnosticReport: an
+#: extension relation type (RFC 8288 §2.1.2), as R4 Bundle.link.relation allows.
+REPORT_RELATION: Final = "https://fhirnet.dev/fhir/link-relation/diagnostic-report"
+#: The report's URL in the OperationOutcome of a submission (:meth:`Written.outcome`): how
+#: answers kept before :data:`REPORT_RELATION` existed name it.
+_REPORT_URL_TEXT = re.compile(r"The results of the form: DiagnosticReport (\S+?)[ .]")
+
+
+def with_report_link(answer: Json, report_url: str) -> Json:
+    """A ``batch-response`` entry about one form, with ``entry.link`` to its DiagnosticReport:
+    how the outbox keeps where the report is (:func:`report_url_of`)."""
+    return {"link": [{"relation": REPORT_RELATION, "url": report_url}], **answer}
+
+
+def report_url_of(answer: Mapping[str, Any]) -> str | None:
+    """The DiagnosticReport URL a kept answer names: its :data:`REPORT_RELATION` link; for an
+    answer kept by an earlier fhirnet, the URL in its OperationOutcome's message."""
+    for link in answer.get("link") or []:
+        if isinstance(link, Mapping) and link.get("relation") == REPORT_RELATION:
+            return str(link.get("url"))
+    response = answer.get("response")
+    outcome = response.get("outcome") if isinstance(response, Mapping) else None
+    issues = outcome.get("issue") if isinstance(outcome, Mapping) else None
+    for issue in issues if isinstance(issues, list) else []:
+        found = _REPORT_URL_TEXT.search(str(issue.get("diagnostics", "")))
+        if found:
+            return found.group(1)
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

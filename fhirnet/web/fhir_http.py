@@ -9,7 +9,6 @@ negotiates, decodes and answers the same way (FHIR R4 http.html).
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import re
@@ -26,7 +25,7 @@ from fhirnet.fhir.outcome import IssueType
 from fhirnet.ports import Json
 from fhirnet.services.audits import AuditTrail
 from fhirnet.web import web_state
-from fhirnet.web.bodies import body_within_limit
+from fhirnet.web.bodies import NOT_PLAIN_UTF8, body_within_limit, is_plain_utf8
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
 from fhirnet.web.limits import JsonLimits, check_json, limits_of, no_duplicate_keys, too_deep
 
@@ -225,27 +224,16 @@ def json_body() -> Any:
     return body
 
 
-#: Byte order marks: the UTF-32 ones first, since UTF-32 LE starts with UTF-16 LE's.
-_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-
 def _utf8_text(raw: bytes) -> str:
     """The body decoded as UTF-8, the only encoding FHIR JSON has (R4 json.html; RFC 8259 §8.1).
 
-    ``json.loads`` on bytes guesses UTF-16 and UTF-32 and skips a BOM, so a body no other FHIR
-    server would read got through. Now a body in another encoding is refused with **415**
-    (unsupported media type: the representation, not its content, is the problem, and the
-    client can fix it by re-encoding): one with a BOM, UTF-8's included (RFC 8259 §8.1: senders
-    must not add one), or with a NUL byte, which UTF-8 JSON never holds unescaped and UTF-16/32
-    JSON always does. Bytes that are no UTF-8 at all are malformed content: **400**.
+    A body that :func:`~fhirnet.web.bodies.is_plain_utf8` refuses (a byte order mark, UTF-8's
+    included, or a NUL byte: UTF-16/UTF-32) is **415**, as on the JSON API: the representation,
+    not its content, is the problem, and the client can fix it by re-encoding. Bytes that are no
+    UTF-8 at all are malformed content: **400**.
     """
-    if raw.startswith((*_BOMS, codecs.BOM_UTF8)) or b"\x00" in raw:
-        raise FhirRequestError(
-            415,
-            IssueType.NOT_SUPPORTED,
-            "The body must be UTF-8 without a byte order mark; UTF-16, UTF-32 and BOMs are "
-            "not accepted.",
-        )
+    if not is_plain_utf8(raw):
+        raise FhirRequestError(415, IssueType.NOT_SUPPORTED, NOT_PLAIN_UTF8)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

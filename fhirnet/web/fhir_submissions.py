@@ -48,6 +48,7 @@ from fhirnet.web.fhir_bundles import (
     Locator,
     Written,
     bundle_response,
+    report_url_of,
     sent_forms,
     version_headers,
 )
@@ -239,24 +240,12 @@ def _replayed(entry: Entry, answer: Json, sent: Json, *, report_answer: bool) ->
         return respond(answer.get("resource") or {}, status)
     where = locator()
     form = where.stored_form(sent)
-    report_url = _report_url_in(outcome)
+    report_url = report_url_of(answer)
     if report_answer and report_url is not None:
         report = where.store.read("DiagnosticReport", report_url.rsplit("/", 1)[-1])
         return _written(status, report_url, outcome=outcome, resource=report)
     location = str(result.get("location", "")) if form is None else where.form_url(form)
     return _written(status, location, outcome=outcome, resource=form)
-
-
-#: The report's URL in the OperationOutcome of a submission (:meth:`Written.outcome`).
-_REPORT_URL = re.compile(r"The results of the form: DiagnosticReport (\S+?)[ .]")
-
-
-def _report_url_in(outcome: Json) -> str | None:
-    for issue in outcome.get("issue") or []:
-        found = _REPORT_URL.search(str(issue.get("diagnostics", "")))
-        if found:
-            return found.group(1)
-    return None
 
 
 def _queued_issue(entry: Entry, *, waiting: str | None) -> Issue:

@@ -24,14 +24,19 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
+from fhirnet.adapters.store import versions
 from fhirnet.errors import FhirnetError
 
-#: The schema this code reads and writes; see :data:`MIGRATIONS` to change it.
-SCHEMA_VERSION = 1
+#: One step of a migration: a SQL statement, or a function run on the connection (inside the
+#: migration's transaction) for what SQL alone cannot do, such as rebuilding index rows.
+Step = str | Callable[[sqlite3.Connection], object]
+#: A schema: the steps that bring a database from version ``n - 1`` to ``n`` (index ``n - 1``).
+Migrations = tuple[tuple[Step, ...], ...]
 #: File name of the database inside the data directory.
 DATABASE_FILE = "fhirnet-store.sqlite3"
 #: Idle connections kept for reuse; more are closed when returned.
@@ -39,7 +44,7 @@ MAX_IDLE_CONNECTIONS = 8
 
 #: Statements that bring a database from version ``n - 1`` to ``n`` (index ``n - 1``). Only ever
 #: append: a database records its version in ``schema_version`` and is migrated on open.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: Migrations = (
     (
         """
         CREATE TABLE resources (
@@ -81,7 +86,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Probing one resource's values (further criteria, sort keys, _include).
         "CREATE INDEX search_by_resource ON search_index (rid, param)",
     ),
+    # 2: Provenance-entity became a search parameter (how a client finds a form's results);
+    # Provenances written before have no rows for it.
+    (partial(versions.reindex, resource_types=("Provenance",)),),
 )
+#: The schema this code reads and writes; append to :data:`MIGRATIONS` to change it, and add a
+#: step rebuilding the index rows of every type whose indexed parameters change
+#: (:func:`fhirnet.adapters.store.versions.reindex`).
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 #: Modes of fhirnet's files and directories holding patient data: the owner's only.
@@ -140,7 +152,7 @@ class Database:
         path: Path | str,
         *,
         busy_timeout: float = 30.0,
-        migrations: tuple[tuple[str, ...], ...] = MIGRATIONS,
+        migrations: Migrations = MIGRATIONS,
     ) -> None:
         self.path = str(path)
         self._busy_timeout = busy_timeout
@@ -243,9 +255,7 @@ class Database:
         return connection
 
 
-def migrate(
-    connection: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...] = MIGRATIONS
-) -> None:
+def migrate(connection: sqlite3.Connection, migrations: Migrations = MIGRATIONS) -> None:
     """Bring the database to the version of ``migrations`` (:data:`SCHEMA_VERSION` for the
     store's); call inside a write transaction.
 
@@ -261,6 +271,9 @@ def migrate(
             f"{latest}. Use a newer fhirnet or another data directory."
         )
     for version in range(current + 1, latest + 1):
-        for statement in migrations[version - 1]:
-            connection.execute(statement)
+        for step in migrations[version - 1]:
+            if isinstance(step, str):
+                connection.execute(step)
+            else:
+                step(connection)
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))

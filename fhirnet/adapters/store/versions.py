@@ -129,16 +129,40 @@ def save(
         "INSERT INTO history (rid, version, last_updated, deleted, content) VALUES (?, ?, ?, 0, ?)",
         (rid, version, updated, content),
     )
+    _index(connection, rid, stored)
+    return stored
+
+
+def reindex(connection: sqlite3.Connection, resource_types: Iterable[str]) -> int:
+    """Rebuild the ``search_index`` rows of every live resource of ``resource_types`` from its
+    current content: what a schema migration runs when the indexed parameters of a type change
+    (rows written before then lack the new parameters). Returns how many resources it indexed.
+    """
+    count = 0
+    for resource_type in resource_types:
+        rows = connection.execute(
+            "SELECT r.rid, h.content FROM resources r"
+            " JOIN history h ON h.rid = r.rid AND h.version = r.version"
+            " WHERE r.type = ? AND r.deleted = 0",
+            (resource_type,),
+        ).fetchall()
+        for rid, content in rows:
+            _index(connection, rid, _parse(content))
+        count += len(rows)
+    return count
+
+
+def _index(connection: sqlite3.Connection, rid: int, stored: Json) -> None:
+    """Replace the ``search_index`` rows of ``rid`` with those of ``stored``."""
     connection.execute("DELETE FROM search_index WHERE rid = ?", (rid,))
     connection.executemany(
         "INSERT INTO search_index (rid, type, param, system, code, low, high)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (rid, resource_type, row.param, row.system, row.code, row.low, row.high)
+            (rid, stored["resourceType"], row.param, row.system, row.code, row.low, row.high)
             for row in index_rows(stored)
         ],
     )
-    return stored
 
 
 def delete(connection: sqlite3.Connection, existing: Current, *, now: datetime) -> int:
