@@ -70,6 +70,16 @@ DEFINITIONS = {
     ("AuditEvent", "action"): _R4 + "AuditEvent-action",
     ("AuditEvent", "outcome"): _R4 + "AuditEvent-outcome",
     ("Patient", "identifier"): _R4 + "Patient-identifier",
+    ("ResearchStudy", "identifier"): _R4 + "ResearchStudy-identifier",
+    ("ResearchStudy", "status"): _R4 + "ResearchStudy-status",
+    ("ResearchSubject", "identifier"): _R4 + "ResearchSubject-identifier",
+    ("ResearchSubject", "status"): _R4 + "ResearchSubject-status",
+    ("ResearchSubject", "study"): _R4 + "ResearchSubject-study",
+    ("ResearchSubject", "individual"): _R4 + "ResearchSubject-individual",
+    ("ResearchSubject", "patient"): _R4 + "ResearchSubject-patient",
+    ("Group", "identifier"): _R4 + "Group-identifier",
+    ("Group", "member"): _R4 + "Group-member",
+    ("Group", "type"): _R4 + "Group-type",
 }
 
 #: How a value of each kind of indexed parameter is written (store.search's module docstring).
