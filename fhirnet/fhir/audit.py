@@ -26,10 +26,12 @@ from typing import Any, Final
 from fhirnet import __version__
 from fhirnet.fhir.datatypes import Json
 from fhirnet.fhir.identifiers import SID_BASE, WRITTEN_TYPES, patient_id
+from fhirnet.fhir.studies import STUDY_TYPES
 
 AUDIT_EVENT: Final = "AuditEvent"
-#: What the embedded store holds and serves: what fhirnet writes, and its audit trail.
-STORED_TYPES: Final = (*WRITTEN_TYPES, AUDIT_EVENT)
+#: What the embedded store holds and serves: what fhirnet writes from forms, the studies and
+#: their enrolment (:mod:`fhirnet.fhir.studies`), and its audit trail.
+STORED_TYPES: Final = (*WRITTEN_TYPES, *STUDY_TYPES, AUDIT_EVENT)
 EVENT_TYPE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 INTERACTION_SYSTEM: Final = "http://hl7.org/fhir/restful-interaction"
 ROLE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/object-role"
@@ -51,6 +53,7 @@ class Interaction(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     READ = "read"
+    DELETE = "delete"
     SEARCH_TYPE = "search-type"
     TRANSACTION = "transaction"
     BATCH = "batch"
@@ -63,6 +66,7 @@ class Action(StrEnum):
     CREATE = "C"
     READ = "R"
     UPDATE = "U"
+    DELETE = "D"
     EXECUTE = "E"
 
 
@@ -165,12 +169,16 @@ def search_disclosure(
 
 
 def patients_of(resource: Mapping[str, Any]) -> list[str]:
-    """``Patient/<id>`` of a resource's ``subject`` or ``patient`` reference, or of a
-    Provenance's patient targets; empty when it names no patient."""
-    references = [resource.get("subject"), resource.get("patient")]
+    """``Patient/<id>`` of a resource's ``subject``, ``patient`` or ``individual`` (a
+    ResearchSubject) reference, of a Provenance's patient targets, or of a Group's members;
+    empty when it names no patient."""
+    references = [resource.get("subject"), resource.get("patient"), resource.get("individual")]
     targets = resource.get("target")
     if isinstance(targets, list):
         references += targets
+    members = resource.get("member")
+    if isinstance(members, list):
+        references += [m.get("entity") for m in members if isinstance(m, Mapping)]
     found = []
     for reference in references:
         value = reference.get("reference") if isinstance(reference, Mapping) else None

@@ -155,6 +155,32 @@ PARAMETERS: Mapping[str, Mapping[str, Parameter]] = {
             implied_system="http://hl7.org/fhir/audit-event-outcome",
         ),
     ),
+    # Trials (fhirnet.fhir.studies), R4 parameters: a study by its identifier, a subject by its
+    # subject number, study or patient (`individual` and its alias `patient`), the enrolment
+    # Group by identifier or member.
+    "ResearchStudy": _table(
+        _identifier(),
+        _status("research-study-status"),
+    ),
+    "ResearchSubject": _table(
+        _identifier(),
+        _status("research-subject-status"),
+        Parameter(name="study", kind=Kind.REFERENCE, paths=("study",), targets=("ResearchStudy",)),
+        Parameter(
+            name="individual", kind=Kind.REFERENCE, paths=("individual",), targets=("Patient",)
+        ),
+        *_subject_and_patient("individual"),
+    ),
+    "Group": _table(
+        _identifier(),
+        Parameter(name="member", kind=Kind.REFERENCE, paths=("member.entity",)),
+        Parameter(
+            name="type",
+            kind=Kind.TOKEN,
+            paths=("type",),
+            implied_system="http://hl7.org/fhir/group-type",
+        ),
+    ),
     "Patient": _table(_identifier()),
 }
 
