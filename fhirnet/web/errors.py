@@ -15,7 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, json, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from fhirnet.adapters.store import SearchParameterError
@@ -246,8 +246,60 @@ def _fhirnet_error(error: FhirnetError) -> tuple[dict[str, Any], int] | Response
     return response
 
 
-def _http_error(error: HTTPException) -> Response:
+#: The operations fhirnet offers (its own and SDC's), named in the answer to any other one.
+SUPPORTED_OPERATIONS = (
+    "QuestionnaireResponse/$validate",
+    "QuestionnaireResponse/$submit",
+    "QuestionnaireResponse/$extract",
+)
+#: FHIR interactions by the HTTP method that asks for them on a resource's or a type's URL.
+_INTERACTIONS = {"PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
+
+
+def unsupported_interaction(path: str) -> FhirRequestError | None:
+    """The answer to a FHIR URL naming an interaction fhirnet does not offer, or ``None``.
+
+    * **history** at any level (``[base]/_history``, ``[base]/[type]/_history``,
+      ``[base]/[type]/[id]/_history``): fhirnet serves ``vread`` of a version it wrote (the
+      ``Location`` of a submission), not version lists;
+    * **operations** other than :data:`SUPPORTED_OPERATIONS`, at the system, type or instance
+      level (``$expand``, ``$lookup``, ``$translate``, ``$everything``, ``$meta``, ...).
+
+    Both are **400** ``not-supported``, as HAPI answers them: the request asks for something this
+    server does not do, which a 404 (``not-found``) would misreport as a missing resource.
+
+    :param path: the request path, e.g. ``/fhir/ValueSet/$expand``.
+    """
+    if not (path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")):
+        return None
+    segments = [s for s in path[len(FHIR_PREFIX) :].split("/") if s]
+    operation = next((s for s in segments if s.startswith("$")), None)
+    if operation is not None:
+        where = "/".join(segments[: segments.index(operation)]) or "the system level"
+        if f"{where}/{operation}" in SUPPORTED_OPERATIONS:
+            return None  # offered, with another method: 405 with Allow
+        return FhirRequestError(
+            400,
+            IssueType.NOT_SUPPORTED,
+            f"Operation {operation} is not supported on {where}; fhirnet offers "
+            f"{', '.join(SUPPORTED_OPERATIONS)} (POST) only (see /fhir/metadata).",
+        )
+    if segments[-1:] == ["_history"]:
+        return FhirRequestError(
+            400,
+            IssueType.NOT_SUPPORTED,
+            "The history interaction is not supported; a version fhirnet wrote is read with "
+            "vread ([type]/[id]/_history/[vid], the Location of a submission).",
+        )
+    return None
+
+
+def _http_error(error: HTTPException) -> Response | tuple[dict[str, Any], int]:
     # Start from werkzeug's own response to keep its headers (e.g. Allow on 405).
+    if isinstance(error, NotFound | MethodNotAllowed):
+        unsupported = unsupported_interaction(request.path)
+        if unsupported is not None:
+            return _fhirnet_error(unsupported)
     response = error.get_response()
     if is_fhir_request():
         status = response.status_code
@@ -269,8 +321,16 @@ def _describe(error: HTTPException) -> str:
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         # HEAD and OPTIONS come with every route; name what the URL is for.
         methods = [m for m in error.valid_methods if m not in ("HEAD", "OPTIONS")]
+        interaction = _INTERACTIONS.get(request.method)
+        if methods and interaction is not None and is_fhir_request():
+            return (
+                f"The {interaction} interaction ({request.method}) is not supported at this "
+                f"URL, which takes {', '.join(methods)} only (see /fhir/metadata)."
+            )
         if methods:
             return f"Method not allowed: this URL takes {', '.join(methods)} only."
+    if isinstance(error, NotFound) and is_fhir_request():
+        return "No FHIR interaction of this server has this URL (see /fhir/metadata)."
     return error.description or error.name
 
 

@@ -44,11 +44,12 @@ FORMAT_PARAMETERS = ("_format", "_pretty")
 
 class LogicalIdConverter(BaseConverter):
     """The ``id`` segment of a read: anything but a segment starting with ``$``, which names an
-    operation (``/QuestionnaireResponse/$validate``). So a read never matches an operation's URL,
+    operation (``/QuestionnaireResponse/$validate``), or with ``_`` (``_history``, ``_search``:
+    no FHIR id starts with one). So a read never matches an operation's URL,
     and ``OPTIONS`` or a 405 there lists the operation's methods only (``Allow: POST``), not GET.
     """
 
-    regex = r"[^/$][^/]*"
+    regex = r"[^/$_][^/]*"
 
 
 @bp.record_once
@@ -85,6 +86,16 @@ def _negotiate() -> None:
         )
     if request.args.get("_pretty", "false") not in ("true", "false"):
         raise FhirRequestError(400, IssueType.INVALID, "_pretty must be true or false.")
+
+
+@bp.after_request
+def _options_without_body(response: Response) -> Response:
+    """``OPTIONS`` on a FHIR URL: ``200`` with ``Allow`` and no body. Flask's automatic answer
+    labels its empty body ``text/html``, the only non-FHIR media type the endpoint would send."""
+    if request.method == "OPTIONS" and response.status_code == 200 and not response.data:
+        del response.headers["Content-Type"]
+        response.headers["Content-Length"] = "0"
+    return response
 
 
 def respond(body: Mapping[str, Any], status: int = 200) -> Response:

@@ -53,7 +53,7 @@ from fhirnet.fhir.questionnaire import validate_response
 from fhirnet.ports import Json
 from fhirnet.web import web_state
 from fhirnet.web.auth import may_read
-from fhirnet.web.errors import FhirRequestError
+from fhirnet.web.errors import FhirRequestError, unsupported_interaction
 from fhirnet.web.fhir_bundles import searchset, version_headers
 from fhirnet.web.fhir_http import (
     FORMAT_PARAMETERS,
@@ -96,6 +96,7 @@ def read(resource_type: str, resource_id: str) -> Response:
     ``read`` interaction)."""
     if resource_type in STORED_TYPES:
         return _read_stored(resource_type, resource_id)
+    _refuse_unsupported()
     _require_readable(resource_type, "read")
     check_parameters(FORMAT_PARAMETERS)
     resource = web_state().catalog.by_id(resource_type, resource_id)
@@ -138,6 +139,7 @@ def search(resource_type: str) -> Response:
     what the embedded store holds."""
     if resource_type in STORED_TYPES:
         return _search_stored(resource_type)
+    _refuse_unsupported()
     _require_readable(resource_type, "search")
     query = search_query(resource_type, request.args, lenient=lenient(), ignored=FORMAT_PARAMETERS)
     state = web_state()
@@ -284,6 +286,14 @@ def _as_served(resource: Resource) -> Resource:
     """The resource as this server serves it: the Questionnaire with contained expansions."""
     state = web_state()
     return state.questionnaire if resource is state.catalog.questionnaire() else resource
+
+
+def _refuse_unsupported() -> None:
+    """400 ``not-supported`` for a URL naming history or an operation in the type's place
+    (``/fhir/_history``, ``/fhir/$meta``): :func:`~fhirnet.web.errors.unsupported_interaction`."""
+    unsupported = unsupported_interaction(request.path)
+    if unsupported is not None:
+        raise unsupported
 
 
 def _require_readable(resource_type: str, interaction: str) -> None:
