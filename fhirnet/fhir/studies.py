@@ -200,6 +200,31 @@ class Enrolment:
     withdrawal_date: dt.date | None = None
 
 
+def study_client_id_types(capability: Mapping[str, Any]) -> frozenset[str]:
+    """The study types a server cannot update conditionally by ``identifier``, from its
+    CapabilityStatement (as :func:`fhirnet.fhir.identifiers.client_id_types` for the form's
+    types): they are written ``PUT Type/<uuid5 of the identifier>`` and read back by that id.
+    sekmet-fhir 0.1.1 defines no search parameter for ResearchStudy and ResearchSubject."""
+    usable: set[str] = set()
+    rests = capability.get("rest")
+    for rest in rests if isinstance(rests, list) else []:
+        if not isinstance(rest, Mapping) or rest.get("mode", "server") != "server":
+            continue
+        resources = rest.get("resource")
+        for resource in resources if isinstance(resources, list) else []:
+            if not isinstance(resource, Mapping):
+                continue
+            params = resource.get("searchParam")
+            names = (
+                {p.get("name") for p in params if isinstance(p, Mapping)}
+                if isinstance(params, list)
+                else set()
+            )
+            if resource.get("conditionalUpdate") is True and "identifier" in names:
+                usable.add(str(resource.get("type")))
+    return frozenset(t for t in STUDY_TYPES if t not in usable)
+
+
 # --- to FHIR ---
 
 

@@ -33,6 +33,7 @@ from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
+from fhirnet.web.study_views import bp as studies_bp
 
 
 class _ContractOrderJSONProvider(DefaultJSONProvider):
@@ -104,6 +105,7 @@ def create_app(
     if deliveries is not None:  # before access control: any request starts the deliveries
         app.before_request(ensure_delivering)
     app.register_blueprint(api_bp)
+    app.register_blueprint(studies_bp)
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)
     app.register_blueprint(discovery_bp)

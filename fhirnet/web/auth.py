@@ -86,6 +86,21 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     "fhir.extract_resources": lambda _: _SUBMIT,
     # The status of a submission: for the client that submitted it (the view checks it is).
     "fhir.submission_status": lambda _: _SUBMIT,
+    # Studies (docs/auth.md): a PUT creates or updates, so it needs both (SMART v2 `cu`); a
+    # withdrawal updates the ResearchSubject (its data is kept); deleting a study deletes it.
+    "studies.put_study_view": lambda _: Permission("ResearchStudy", "c"),
+    "studies.get_study_view": lambda _: Permission("ResearchStudy", "r"),
+    "studies.delete_study_view": lambda _: Permission("ResearchStudy", "d"),
+    "studies.put_subject_view": lambda _: Permission("ResearchSubject", "c"),
+    "studies.get_subject_view": lambda _: Permission("ResearchSubject", "r"),
+    "studies.withdraw_view": lambda _: Permission("ResearchSubject", "u"),
+}
+
+#: What an endpoint needs beyond its :data:`SCOPED_ENDPOINTS` permission: a study or subject PUT
+#: creates or updates, so it needs ``u`` besides ``c`` (the scope ``system/<Type>.cu``).
+ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
+    "studies.put_study_view": (Permission("ResearchStudy", "u"),),
+    "studies.put_subject_view": (Permission("ResearchSubject", "u"),),
 }
 
 _PUBLIC = object()
@@ -158,7 +173,7 @@ def _authorize() -> None:
     elif request.endpoint == "fhir.extract_resources":
         needed_too = list(EXTRACT_READS)
     else:
-        needed_too = []
+        needed_too = list(ALSO_NEEDED.get(request.endpoint or "", ()))
     for permission in (needed, *needed_too):
         if not principal.allows(permission):
             # The URL rule (added by the log formatter), never the raw path: it holds ids.

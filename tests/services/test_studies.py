@@ -23,6 +23,7 @@ from fhirnet.fhir.studies import (
     Visit,
     subject_system,
 )
+from fhirnet.ports import Json
 from fhirnet.services import Context
 from fhirnet.services.studies import (
     StudyConflictError,
@@ -59,7 +60,7 @@ SUBJECT = Enrolment(
 )
 
 
-def resources(store: RecordingStore, kind: str) -> list[dict[str, object]]:
+def resources(store: RecordingStore, kind: str) -> list[Json]:
     return list(store.inner.search(kind, {}))
 
 

@@ -91,6 +91,13 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     ),
     # A submission's status: for its submitter, who needed create to submit it.
     "fhir.submission_status": lambda _: "system/QuestionnaireResponse.c",
+    # Studies: a PUT creates or updates (SMART v2 `cu`), a withdrawal updates the subject.
+    "studies.put_study_view": lambda _: "system/ResearchStudy.c system/ResearchStudy.u",
+    "studies.get_study_view": lambda _: "system/ResearchStudy.r",
+    "studies.delete_study_view": lambda _: "system/ResearchStudy.d",
+    "studies.put_subject_view": lambda _: "system/ResearchSubject.c system/ResearchSubject.u",
+    "studies.get_subject_view": lambda _: "system/ResearchSubject.r",
+    "studies.withdraw_view": lambda _: "system/ResearchSubject.u",
 }
 
 #: Types the generic read/search routes are called with: what fhirnet writes, the conformance
@@ -129,6 +136,7 @@ def calls_of(app: Flask) -> list[Call]:
                 path = re.sub(r"<(?:\w+:)?resource_id>", "some-id", path)
                 path = path.replace("<submission_id>", "0" * 32)
                 path = path.replace("<version_id>", "1")
+                path = path.replace("<study_id>", "NET-01").replace("<subject_id>", "001-0001")
                 path = path.replace("<path:filename>", "crf.js")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))
