@@ -22,7 +22,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
-from fhirnet.web.openapi import fhir_reads, fhir_submissions, json_api
+from fhirnet.web.openapi import fhir_reads, fhir_submissions, json_api, studies
 from fhirnet.web.openapi.components import add_fhir_components
 from fhirnet.web.openapi.operations import BEARER, BEARER_SCHEME
 
@@ -49,6 +49,7 @@ def build_openapi_document() -> dict[str, Any]:
     spec.components.security_scheme(BEARER, BEARER_SCHEME)
     json_api.add_assessments(spec)
     json_api.add_endpoints(spec)
+    studies.add_studies(spec)
     json_api.add_service_endpoints(spec)
     add_fhir_components(spec)
     fhir_reads.add_metadata(spec)
