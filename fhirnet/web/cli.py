@@ -1,6 +1,7 @@
 """The ``fhirnet`` command: ``assess FILE.json`` offline, ``serve`` with gunicorn, ``demo`` (serve
 and submit the example forms), ``outbox`` (what durable delivery holds), ``reassess`` (stored exams
-under the running rules, after an upgrade).
+under the running rules, after an upgrade), ``study`` (define studies and enrol subjects, on
+the store ``serve`` uses).
 
 ``assess`` runs exactly the endpoint's path (:func:`fhirnet.web.api_views.assess_document`) and
 prints the same bodies: the response on stdout (exit 0), or the API's ``{"errors": ...}`` body on
@@ -26,12 +27,14 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from fhirnet import __version__
+from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
+from fhirnet.fhir.studies import study_client_id_types
 from fhirnet.ports import Entry, State
 from fhirnet.services import Context
 from fhirnet.services.audits import AuditTrail
@@ -40,10 +43,18 @@ from fhirnet.web.api_views import assess_document, endpoints_document
 from fhirnet.web.app import create_app
 from fhirnet.web.backend import Backend
 from fhirnet.web.errors import error_body
+from fhirnet.web.study_views import (
+    get_study_document,
+    put_study_document,
+    put_subject_document,
+    withdraw_document,
+)
 
 INVALID_INPUT_EXIT_CODE = 2
 #: Who the AuditEvents of ``fhirnet reassess`` name: the operator's command, not an API client.
 REASSESS_REQUESTER = "cli:reassess"
+#: Who the AuditEvents of ``fhirnet study`` name.
+STUDY_REQUESTER = "cli:study"
 
 
 class _FhirnetGroup(click.Group):
@@ -190,6 +201,65 @@ def reassess_command(patients: Sequence[str], every: bool, dry_run: bool) -> Non
         click.echo(f"{patient}: {found.exams} exam(s) assessed; {verb}: {dates}")
     if failed:
         raise SystemExit(1)
+
+
+@main.group()
+def study() -> None:
+    """Define studies and enrol subjects (docs/trials.md "Studies and enrolment") on the store
+    ``serve`` uses (FHIRNET_FHIR_BASE_URL or FHIRNET_DATA_DIR); the same use cases and bodies
+    as /api/v1/studies. Errors print the API's {"errors": ...} body (exit 2)."""
+
+
+def _study_context() -> Context:
+    settings = load_settings(default_auth="none")
+    backend = Backend(settings)
+    store = backend.store()
+    types = set(backend.client_id_types())
+    if isinstance(store, FhirClient):
+        types |= study_client_id_types(store.capabilities())
+    return Context(
+        store=store,
+        catalog=load_catalog(settings.profiles_dir),
+        locks=backend.locks,
+        now=datetime.now(UTC),
+        client_id_types=frozenset(types),
+        audit=AuditTrail(requester=STUDY_REQUESTER),
+    )
+
+
+@study.command(name="put")
+@click.argument("study_id", metavar="STUDY")
+@click.argument("file", type=click.File("rb"))
+def study_put(study_id: str, file: BinaryIO) -> None:
+    """Define or update STUDY from FILE (as PUT /api/v1/studies/STUDY takes)."""
+    body, _status = put_study_document(study_id, file.read(), _study_context())
+    click.echo(_dumps(body))
+
+
+@study.command(name="enrol")
+@click.argument("study_id", metavar="STUDY")
+@click.argument("subject_id", metavar="SUBJECT")
+@click.argument("file", type=click.File("rb"))
+def study_enrol(study_id: str, subject_id: str, file: BinaryIO) -> None:
+    """Enrol SUBJECT in STUDY from FILE (as PUT .../subjects/SUBJECT takes)."""
+    body, _status = put_subject_document(study_id, subject_id, file.read(), _study_context())
+    click.echo(_dumps(body))
+
+
+@study.command(name="show")
+@click.argument("study_id", metavar="STUDY")
+def study_show(study_id: str) -> None:
+    """Print STUDY's definition."""
+    click.echo(_dumps(get_study_document(study_id, _study_context())))
+
+
+@study.command(name="withdraw")
+@click.argument("study_id", metavar="STUDY")
+@click.argument("subject_id", metavar="SUBJECT")
+@click.option("--date", help="The withdrawal date, YYYY-MM-DD [default: today].")
+def study_withdraw(study_id: str, subject_id: str, date: str | None) -> None:
+    """Withdraw SUBJECT from STUDY: status withdrawn, its data kept."""
+    click.echo(_dumps(withdraw_document(study_id, subject_id, date, _study_context())))
 
 
 def _outbox_line(entry: Entry) -> str:
