@@ -32,8 +32,9 @@ EXTRACT_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnair
 SUBMIT_OPERATION = "https://fhirnet.dev/fhir/OperationDefinition/QuestionnaireResponse-submit"
 
 #: Search result parameters the server honours besides the search parameters (FHIR R4 §3.1.1.5.6
-#: ``_count``; ``_offset`` is what the ``next`` links of a searchset use).
-RESULT_PARAMETERS = ("_count", "_offset")
+#: ``_count``; ``_offset`` is what the ``next`` links of a searchset use; ``_summary`` and
+#: ``_elements``, §3.1.1.5.8-9, :mod:`fhirnet.fhir.subsetting`).
+RESULT_PARAMETERS = ("_count", "_offset", "_summary", "_elements")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,7 +208,11 @@ def capability_statement(
                     "strict: an unknown search parameter or a modifier is answered with 400 "
                     "unless the request sends 'Prefer: handling=lenient'. Results are paged "
                     "with _count and next links (conformance resources: all by default; stored "
-                    "resources: 50, at most 1000, _sort by date or _lastUpdated)."
+                    "resources: 50, at most 1000, _sort by date or _lastUpdated). Searches "
+                    "and reads take _summary (true: the R4 summary elements; text; data; "
+                    "false; count: a search's total only) and _elements (top-level elements; "
+                    "with id, meta and the mandatory ones); such resources are tagged "
+                    "SUBSETTED (http://terminology.hl7.org/CodeSystem/v3-ObservationValue)."
                 ),
                 "resource": resources,
                 "interaction": [

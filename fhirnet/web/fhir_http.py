@@ -22,6 +22,7 @@ from werkzeug.wrappers import Response
 
 from fhirnet.fhir.audit import ANONYMOUS
 from fhirnet.fhir.outcome import IssueType
+from fhirnet.fhir.subsetting import ELEMENTS, SUMMARY, Subsetting, Summary, subsetting
 from fhirnet.ports import Json
 from fhirnet.services.audits import AuditTrail
 from fhirnet.web import web_state
@@ -141,6 +142,21 @@ def respond_async() -> bool:
 def lenient() -> bool:
     """Whether the client sent ``Prefer: handling=lenient`` (ignore unknown parameters)."""
     return preferences().get("handling") == "lenient"
+
+
+#: Parameters every read takes besides :data:`FORMAT_PARAMETERS` (:func:`requested_subset`).
+SUBSET_PARAMETERS = (SUMMARY, ELEMENTS)
+
+
+def requested_subset(resource_type: str | None, *, search: bool) -> Subsetting:
+    """The ``_summary``/``_elements`` of the request (:mod:`fhirnet.fhir.subsetting`); 400 for a
+    bad value, and for ``_summary=count`` on a read (a count is a search's)."""
+    found = subsetting(resource_type, request.args.getlist(SUMMARY), request.args.getlist(ELEMENTS))
+    if found.summary is Summary.COUNT and not search:
+        raise FhirRequestError(
+            400, IssueType.INVALID, "_summary=count applies to searches only, not to a read."
+        )
+    return found
 
 
 def check_parameters(allowed: Collection[str]) -> None:

@@ -50,6 +50,7 @@ from fhirnet.fhir.capability import READABLE_TYPES
 from fhirnet.fhir.outcome import IssueType, has_errors, operation_outcome
 from fhirnet.fhir.profiles import Resource
 from fhirnet.fhir.questionnaire import validate_response
+from fhirnet.fhir.subsetting import Summary
 from fhirnet.ports import Json
 from fhirnet.web import web_state
 from fhirnet.web.auth import may_read
@@ -57,6 +58,7 @@ from fhirnet.web.errors import FhirRequestError, unsupported_interaction
 from fhirnet.web.fhir_bundles import searchset, version_headers
 from fhirnet.web.fhir_http import (
     FORMAT_PARAMETERS,
+    SUBSET_PARAMETERS,
     audit_trail,
     base_url,
     bp,
@@ -65,6 +67,7 @@ from fhirnet.web.fhir_http import (
     lenient,
     parameter_resource,
     parameters,
+    requested_subset,
     respond,
 )
 from fhirnet.web.fhir_search import search_query
@@ -78,7 +81,8 @@ STORED_TYPES = events.STORED_TYPES
 @bp.get("/metadata")
 def metadata() -> Response:
     """The CapabilityStatement of this server (FHIR ``capabilities`` interaction)."""
-    check_parameters((*FORMAT_PARAMETERS, "mode"))
+    check_parameters((*FORMAT_PARAMETERS, *SUBSET_PARAMETERS, "mode"))
+    subset = requested_subset("CapabilityStatement", search=False)
     if request.args.get("mode", "full") != "full":
         raise FhirRequestError(
             400,
@@ -87,7 +91,7 @@ def metadata() -> Response:
         )
     statement = dict(web_state().capability)
     statement["implementation"] = {**statement["implementation"], "url": base_url()}
-    return respond(statement)
+    return respond(subset.apply(statement))
 
 
 @bp.get("/<resource_type>/<logical_id:resource_id>")
@@ -98,11 +102,12 @@ def read(resource_type: str, resource_id: str) -> Response:
         return _read_stored(resource_type, resource_id)
     _refuse_unsupported()
     _require_readable(resource_type, "read")
-    check_parameters(FORMAT_PARAMETERS)
+    check_parameters((*FORMAT_PARAMETERS, *SUBSET_PARAMETERS))
+    subset = requested_subset(resource_type, search=False)
     resource = web_state().catalog.by_id(resource_type, resource_id)
     if resource is None:
         raise ProfileNotFoundError(f"{resource_type}/{resource_id}")
-    return respond(_as_served(resource))
+    return respond(subset.apply(_as_served(resource)))
 
 
 @bp.get("/<resource_type>/<logical_id:resource_id>/_history/<version_id>")
@@ -117,7 +122,8 @@ def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
             f"vread of {resource_type!r} is not supported: only what fhirnet writes is versioned "
             "(see /fhir/metadata).",
         )
-    check_parameters(FORMAT_PARAMETERS)
+    check_parameters((*FORMAT_PARAMETERS, *SUBSET_PARAMETERS))
+    subset = requested_subset(resource_type, search=False)
     store = _embedded(resource_type)
     found = store.vread(resource_type, resource_id, version_id) if is_id(resource_id) else None
     if found is None:
@@ -128,7 +134,7 @@ def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
         )
     if resource_type != AUDIT_EVENT:
         _audit_read(store, found)
-    response = respond(found)
+    response = respond(subset.apply(found))
     response.headers.update(version_headers(found))
     return response
 
@@ -142,12 +148,15 @@ def search(resource_type: str) -> Response:
     _refuse_unsupported()
     _require_readable(resource_type, "search")
     query = search_query(resource_type, request.args, lenient=lenient(), ignored=FORMAT_PARAMETERS)
+    subset = requested_subset(resource_type, search=True)
     state = web_state()
     matches = [r for r in state.catalog.of_type(resource_type) if query.matches(r)]
     end = len(matches) if query.count is None else query.offset + query.count
+    if subset.summary is Summary.COUNT:
+        end = query.offset
     base = base_url()
     links = [{"relation": "self", "url": query.link(base, resource_type, query.offset)}]
-    if end < len(matches):
+    if end < len(matches) and subset.summary is not Summary.COUNT:
         links.append({"relation": "next", "url": query.link(base, resource_type, end)})
     bundle = {
         "resourceType": "Bundle",
@@ -157,7 +166,7 @@ def search(resource_type: str) -> Response:
         "entry": [
             {
                 "fullUrl": f"{base}/{resource_type}/{resource['id']}",
-                "resource": _as_served(resource),
+                "resource": subset.apply(_as_served(resource)),
                 "search": {"mode": "match"},
             }
             for resource in matches[query.offset : end]
@@ -235,7 +244,8 @@ def _embedded(resource_type: str) -> EmbeddedStore:
 
 
 def _read_stored(resource_type: str, resource_id: str) -> Response:
-    check_parameters(FORMAT_PARAMETERS)
+    check_parameters((*FORMAT_PARAMETERS, *SUBSET_PARAMETERS))
+    subset = requested_subset(resource_type, search=False)
     store = _embedded(resource_type)
     resource = store.read(resource_type, resource_id) if is_id(resource_id) else None
     if resource is None:
@@ -244,7 +254,7 @@ def _read_stored(resource_type: str, resource_id: str) -> Response:
         )
     if resource_type != AUDIT_EVENT:
         _audit_read(store, resource)
-    response = respond(resource)
+    response = respond(subset.apply(resource))
     response.headers.update(version_headers(resource))
     return response
 
@@ -264,10 +274,17 @@ def _search_stored(resource_type: str) -> Response:
     for name, value in query:
         params.setdefault(name, []).append(value)
     page = _readable(store.search_page(resource_type, params))
+    subset = requested_subset(resource_type, search=True)
     disclosed = [
         found for found in (*page.matches, *page.included) if found["resourceType"] != AUDIT_EVENT
     ]
     _audit_search(store, resource_type, disclosed)
+    if not subset.whole:
+        page = replace(
+            page,
+            matches=[subset.apply(found) for found in page.matches],
+            included=[subset.apply(found, elements=False) for found in page.included],
+        )
     return respond(searchset(page, base=base_url(), resource_type=resource_type, query=query))
 
 

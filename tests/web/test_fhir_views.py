@@ -340,10 +340,10 @@ def test_an_operation_url_lists_post_as_its_only_method(
 
 
 def test_read_refuses_unknown_parameters(client: FlaskClient) -> None:
-    issues = outcome(client.get(f"/fhir/Questionnaire/{Q_ID}?_elements=item"), 400)
+    issues = outcome(client.get(f"/fhir/Questionnaire/{Q_ID}?_contained=true"), 400)
 
     assert error_codes(issues) == {"not-supported"}
-    assert "_elements" in issues[0]["diagnostics"]
+    assert "_contained" in issues[0]["diagnostics"]
 
 
 # -- search ----------------------------------------------------------------------------------------
@@ -485,7 +485,8 @@ def test_an_empty_count_or_offset_is_ignored_like_any_empty_parameter(
         ("title:contains=form", "not-supported"),
         ("url:below=https://fhirnet.dev/fhir", "not-supported"),
         ("url:missing=false", "not-supported"),
-        ("_summary=count", "not-supported"),
+        ("_summary=maybe", "invalid"),
+        ("_contained=true", "not-supported"),
         ("_include=*", "not-supported"),
         ("_count=-1", "invalid"),
         ("_count=ten", "invalid"),
@@ -982,7 +983,14 @@ def test_documented_search_parameters_are_the_supported_ones(document: dict[str,
         operation = document["paths"][f"/fhir/{resource_type}"]["get"]
         names = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
         supported = {p.name for p in SEARCH_PARAMETERS[resource_type]}
-        assert names == supported | {"_count", "_offset", "_format", "_pretty"}
+        assert names == supported | {
+            "_count",
+            "_offset",
+            "_summary",
+            "_elements",
+            "_format",
+            "_pretty",
+        }
 
 
 def test_validate_is_documented_with_both_media_types_and_its_statuses(

@@ -37,7 +37,8 @@ from fhirnet.adapters.store.query import (
     Value,
 )
 from fhirnet.adapters.store.resources import RESOURCE_TYPES, is_id, parse_reference
-from fhirnet.fhir.outcome import IssueType
+from fhirnet.fhir.outcome import IssueType, MalformedRequestError
+from fhirnet.fhir.subsetting import ELEMENTS, SUMMARY, Subsetting, Summary, subsetting
 from fhirnet.ports import SearchParams
 
 _TOTAL_MODES = ("none", "estimate", "accurate")
@@ -67,11 +68,14 @@ def parse_query(resource_type: str, params: SearchParams, *, conditional: bool =
             f"a search may have at most {MAX_VALUES} values", code=IssueType.INVALID
         )
     _check_total(result.get("_total", []))
+    count = _count(result.get("_count", []))
+    if _subsetting(resource_type, result).summary is Summary.COUNT:
+        count = 0  # the total only (R4 search.html#summary)
     return Query(
         resource_type=resource_type,
         criteria=tuple(criteria),
         sort=_sort(resource_type, known, result.get("_sort", [])),
-        count=_count(result.get("_count", [])),
+        count=count,
         includes=_includes(resource_type, known, result.get("_include", [])),
         cursor=_single(CURSOR, result.get(CURSOR, [])),
     )
@@ -217,6 +221,16 @@ def _sort(
         if name == ID:
             break  # ids are unique: later keys could never decide anything
     return tuple(keys)
+
+
+def _subsetting(resource_type: str, result: Mapping[str, list[str]]) -> Subsetting:
+    """``_summary`` and ``_elements``, checked: the store pages the matches whole (the caller
+    subsets them, :mod:`fhirnet.fhir.subsetting`); ``_summary=count`` is a page of none."""
+    try:
+        return subsetting(resource_type, result.get(SUMMARY, []), result.get(ELEMENTS, []))
+    except MalformedRequestError as error:
+        (issue,) = error.issues
+        raise SearchParameterError(issue.message, code=issue.code) from None
 
 
 def _count(values: list[str]) -> int:

@@ -23,7 +23,7 @@ MAX_VALUES = 100
 #: The parameter carrying the paging cursor of a ``next`` link.
 CURSOR = "_cursor"
 #: Result parameters the store honours (besides the search parameters of each type).
-RESULT_PARAMETERS = ("_count", "_sort", "_include", "_total", CURSOR)
+RESULT_PARAMETERS = ("_count", "_sort", "_include", "_total", "_summary", "_elements", CURSOR)
 
 
 class SearchParameterError(FhirServerRejectedError):

@@ -24,7 +24,9 @@ Semantics (R4 search.html), and where the store deviates:
 * Paging uses an opaque ``_cursor`` (keyset pagination on the sort keys and ``_id``) rather than
   an offset: a resource created or deleted while a client pages can neither repeat nor push
   another one off a page. A cursor is bound to its search and refused with any other.
-* Modifiers, chaining, ``_has``, ``_summary``, ``_elements`` and unknown parameters are refused
+* ``_summary`` and ``_elements`` are checked (:mod:`fhirnet.fhir.subsetting`) and the matches
+  paged whole: the caller subsets them; ``_summary=count`` is a page of none with the total.
+* Modifiers, chaining, ``_has`` and unknown parameters are refused
   with :class:`SearchParameterError` (400, ``not-supported``), as the FHIR endpoint's
   conformance-resource search does; ``_format`` and ``_pretty`` belong to the HTTP layer, which
   removes them before calling the store.

@@ -98,6 +98,16 @@ _RESULTS = {
     "_sort": ("string", "date, _lastUpdated or _id; '-' for descending."),
     "_include": ("special", "e.g. DiagnosticReport:result."),
     "_total": ("token", "Accepted and ignored: the total is always given."),
+    "_summary": (
+        "token",
+        "true (the R4 summary elements), text, data, count (the total only) or false; "
+        "subsetted resources are tagged SUBSETTED.",
+    ),
+    "_elements": (
+        "string",
+        "Comma-separated top-level elements of the matches to return (with id, meta and the "
+        "mandatory ones); tagged SUBSETTED.",
+    ),
     CURSOR: ("string", "The page a next link points at."),
 }
 
@@ -109,7 +119,8 @@ class SearchSupport:
     :ivar parameters: the search parameters, ``_id`` and ``_lastUpdated`` first, then the
         indexed ones in the order of the store's table.
     :ivar includes: the ``_include`` values the store honours (``Type:reference-parameter``).
-    :ivar result_parameters: ``_count``, ``_sort``, ``_include``, ``_total``, ``_cursor``.
+    :ivar result_parameters: ``_count``, ``_sort``, ``_include``, ``_total``, ``_summary``,
+        ``_elements``, ``_cursor``.
     """
 
     resource_type: str

@@ -35,6 +35,8 @@ from fhirnet.web.openapi.operations import (
 _CONFORMANCE_RESULTS = {
     "_count": "Page size.",
     "_offset": "Index of the first match to return (next links).",
+    "_summary": "true, text, data, count (the total only) or false; subsets are tagged SUBSETTED.",
+    "_elements": "Comma-separated top-level elements to return (with id, meta, mandatory ones).",
 }
 
 
