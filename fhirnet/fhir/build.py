@@ -61,6 +61,7 @@ from fhirnet.fhir.identifiers import (
     entry,
     patient_id,
 )
+from fhirnet.fhir.narrative import with_narrative
 from fhirnet.fhir.observations import (
     ExamContext,
     Written,
@@ -282,7 +283,7 @@ def build_transaction(
                 continue  # the same lesion BodyStructure of an earlier exam of this Bundle
             if written.full_url in entries:
                 raise ValueError(f"{written.identifier} is written twice: an exam given twice?")
-            resource = written.resource
+            resource = with_narrative(written.resource)
             entries[written.full_url] = entry(
                 resource, written.identifier, client_id_types=client_id_types
             )

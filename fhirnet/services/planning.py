@@ -20,6 +20,7 @@ from typing import Final
 
 from fhirnet.fhir.build import ExamResult, build_transaction, exams_to_rebuild
 from fhirnet.fhir.identifiers import Identifier
+from fhirnet.fhir.narrative import with_narrative
 from fhirnet.fhir.observations import concordant
 from fhirnet.fhir.outcome import Issue, IssueType, UnprocessableResourceError
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
@@ -190,7 +191,9 @@ def _retracted(store: FhirStore, old: ExamResult, new: ExamResult, build: Builde
         stored = history.find(store, "Observation", identifier)
         if stored is None or stored.get("status") == "entered-in-error":
             continue
-        retracted = {**content_of(stored), "id": stored["id"], "status": "entered-in-error"}
+        retracted = with_narrative(
+            {**content_of(stored), "id": stored["id"], "status": "entered-in-error"}
+        )
         entries.append(
             {
                 "fullUrl": entry["fullUrl"],
