@@ -93,7 +93,11 @@ def add_conformance_types(spec: APISpec) -> None:
                     for p in SEARCH_PARAMETERS[resource_type]
                 ),
                 *(
-                    search(name, _CONFORMANCE_RESULTS[name], WHOLE_NUMBER)
+                    search(
+                        name,
+                        _CONFORMANCE_RESULTS[name],
+                        WHOLE_NUMBER if name in ("_count", "_offset") else STRING,
+                    )
                     for name in RESULT_PARAMETERS
                 ),
                 *FORMATS,
