@@ -47,6 +47,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from fhirnet.criteria.models import Criteria
+from fhirnet.errors import FhirnetError
 from fhirnet.fhir.datatypes import Json
 from fhirnet.fhir.identifiers import SID_BASE, Identifier, patient_id
 from fhirnet.fhir.profiles import CANONICAL_BASE
@@ -342,7 +343,7 @@ def research_subject(enrolment: Enrolment, *, study_reference: str) -> Json:
 # --- from FHIR ---
 
 
-class UnreadableStudyError(ValueError):
+class UnreadableStudyError(FhirnetError, ValueError):
     """A stored resource that is not what fhirnet writes (edited by hand on the server)."""
 
 
