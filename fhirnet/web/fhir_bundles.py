@@ -162,11 +162,22 @@ class Locator:
             return None
         token = f"{system}|{value}"
         for found in self.store.search("QuestionnaireResponse", {"identifier": [token]}):
-            return found
+            # A server may ignore a search parameter and answer other forms: check each.
+            if _identifies(found, system, value):
+                return found
         return None
 
     def _url(self, path: str) -> str:
         return f"{self.base}/{path}" if self.base else path
+
+
+def _identifies(form: Mapping[str, Any], system: str, value: str) -> bool:
+    """Whether ``form`` is the one with business identifier ``system|value`` (its id, for
+    a form identified by it)."""
+    identifier = form.get("identifier")
+    if isinstance(identifier, Mapping):
+        return identifier.get("system") == system and identifier.get("value") == value
+    return system == CRF_SUBMISSION and form.get("id") == value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,8 +42,10 @@ class Fhirnet:
         self._url = url
 
     def submit(self, form: Json, *, prefer: str | None = None) -> Answer:
-        """``POST /fhir/QuestionnaireResponse``, as an EHR submits a filled form."""
-        return self.post("/fhir/QuestionnaireResponse", form, prefer=prefer)
+        """``POST /fhir/QuestionnaireResponse/$submit``, as an EHR that wants the results back
+        submits a filled form: answered with the DiagnosticReport (a plain create answers with
+        the stored form)."""
+        return self.post("/fhir/QuestionnaireResponse/$submit", form, prefer=prefer)
 
     def submit_bundle(self, bundle: Json) -> Answer:
         """``POST /fhir`` with a transaction or batch Bundle of forms."""

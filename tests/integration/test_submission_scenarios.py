@@ -938,7 +938,9 @@ def test_several_forms_of_one_patient_in_one_transaction_are_assessed_in_date_or
     assert len(answer.body["entry"]) == len(exams), answer
     for number, entry in zip(exams, answer.body["entry"], strict=True):  # in the input's order
         assert entry_status(entry) == 201, entry
-        assert _located_id(entry, "DiagnosticReport") == now.report(patient, number)["id"], entry
+        # Each entry answers a create of its form; the form's report is on the server.
+        assert _located_id(entry, "QuestionnaireResponse") == entry["resource"]["id"], entry
+        assert now.report(patient, number)["id"], entry
 
 
 def test_a_transaction_of_forms_for_several_patients_is_processed_in_one_request(
@@ -960,7 +962,9 @@ def test_a_transaction_of_forms_for_several_patients_is_processed_in_one_request
     for (patient, number), entry in zip(sent, answer.body["entry"], strict=True):
         assert entry_status(entry) == 201, entry
         report = now[patient.id].report(patient, number)
-        assert _located_id(entry, "DiagnosticReport") == report["id"], entry
+        assert _located_id(entry, "QuestionnaireResponse") == entry["resource"]["id"], entry
+        assert entry["resource"]["subject"]["reference"] == f"Patient/{patient.id}", entry
+        assert report["id"], entry
     assert [c for _, c in now[small_bowel.id].categories()] == [None, "SD"]
     assert [c for _, c in now[pancreatic.id].categories()] == [None, "PR"]
     assert [c for _, c in now[g3_nec.id].categories()] == [None]
