@@ -73,6 +73,7 @@ from fhirnet.fhir.observations import (
 )
 from fhirnet.fhir.report import diagnostic_report, provenance
 from fhirnet.fhir.risk_observations import risk_observations
+from fhirnet.fhir.studies import Reader
 
 __all__ = [
     "STATUSES",
@@ -110,6 +111,10 @@ class ExamResult:
     A pre-baseline exam depends on its own form only (:func:`pre_baseline_result`): its
     ``baseline`` is the form itself and its criteria the form's, so that the baseline arriving
     later does not re-issue it.
+
+    ``reader`` is the study's central reader whose own read the exam is
+    (:mod:`fhirnet.services.streams`), ``None`` for the site's: it scopes the lesion
+    BodyStructures and names the evaluator in the DiagnosticReport.
     """
 
     form: ExamForm
@@ -121,6 +126,7 @@ class ExamResult:
     warnings: tuple[str, ...] = ()
     amended: bool = False
     growth_rate: TumorGrowthRate | None = None
+    reader: Reader | None = None
 
     @property
     def pre_baseline(self) -> bool:
@@ -344,6 +350,7 @@ def _exam(exam: ExamResult, issued: str, version: str) -> Iterator[Written]:
         warnings=exam.warnings,
         results=results,
         growth_rate=exam.growth_rate,
+        reader=exam.reader,
     )
     yield report
     yield provenance(ctx, recorded=issued, version=version, targets=[*bodies, *results, report])
@@ -370,6 +377,7 @@ def _pre_baseline_exam(
         risk=risk,
         warnings=exam.warnings,
         results=results,
+        reader=exam.reader,
     )
     yield report
     yield provenance(ctx, recorded=issued, version=version, targets=[*results, report])
@@ -402,7 +410,9 @@ def _context(exam: ExamResult, issued: str) -> ExamContext:
     if exam.amended and status == "final":
         status = "amended"
     return ExamContext(
-        key=ExamKey.of(patient, form.identifier),
+        key=ExamKey.of(
+            patient, form.identifier, reader=None if exam.reader is None else exam.reader.reference
+        ),
         form=form,
         subject=subject,
         response=form.identifier,

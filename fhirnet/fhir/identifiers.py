@@ -8,6 +8,7 @@ the patient (the id of ``QuestionnaireResponse.subject``), the exam (the value o
 ``lesion-id``, joined by ``/``::
 
     https://fhirnet.dev/fhir/sid/lesion                 <patient>/<lesion-id>
+    https://fhirnet.dev/fhir/sid/lesion                 <patient>/<reader>/<lesion-id>  (central)
     https://fhirnet.dev/fhir/sid/lesion-measurement     <patient>/<exam>/<lesion-id>
     https://fhirnet.dev/fhir/sid/<kind>                 <patient>/<exam>       (every other kind)
 
@@ -24,6 +25,13 @@ separates parts, the value never needs FHIR search escaping (``\\|``, ``\\,``, `
 different keys never give the same value. The lesion BodyStructure is per patient, not per exam:
 one per lesion and patient, reused across exams (``fsh/README.md`` decision 7, after mCODE). The
 QuestionnaireResponse keeps the identifier the EHR gave it (R4 allows only one).
+
+**Central reads.** A study's central reader defines lesions of their own: their T1 of a patient is
+not the site's T1 nor another reader's (``services.streams``). Their lesion BodyStructures are
+therefore keyed per reader, ``<patient>/<reader>/<lesion-id>`` with ``<reader>`` the reader's
+reference (``Practitioner/<id>``, encoded as one part): three parts, so never equal to a site
+lesion's two. Site lesions keep the identifiers they always had. Every other kind is keyed on
+the exam (the form's identifier), which is each reader's own already.
 
 **fullUrl.** ``urn:uuid:<uuid5>`` of ``system|value`` in fhirnet's namespace: the same key gives
 the same fullUrl in every Bundle, so a transaction is a pure function of its input (P13).
@@ -143,16 +151,25 @@ class ExamKey:
     :ivar exam: the value of the form's identifier.
     :ivar exam_system: the system of the form's identifier (module docstring: part of the exam
         unless it is :data:`CRF_SUBMISSION`).
+    :ivar reader: the central reader whose read the exam is (module docstring "Central reads"),
+        ``None`` for the site's: scopes the lesion BodyStructures.
     """
 
     patient: str
     exam: str
     exam_system: str = CRF_SUBMISSION
+    reader: str | None = None
 
     @classmethod
-    def of(cls, patient: str, form_identifier: Identifier) -> ExamKey:
-        """The key of the exam of the form identified by ``form_identifier``."""
-        return cls(patient=patient, exam=form_identifier.value, exam_system=form_identifier.system)
+    def of(cls, patient: str, form_identifier: Identifier, *, reader: str | None = None) -> ExamKey:
+        """The key of the exam of the form identified by ``form_identifier`` (of the central
+        reader ``reader``, if any)."""
+        return cls(
+            patient=patient,
+            exam=form_identifier.value,
+            exam_system=form_identifier.system,
+            reader=reader,
+        )
 
     @property
     def _exam_parts(self) -> tuple[str, ...]:
@@ -169,8 +186,10 @@ class ExamKey:
         lesion_kinds = (Kind.LESION, Kind.LESION_MEASUREMENT)
         if (kind in lesion_kinds) != (lesion_id is not None):
             raise ValueError(f"{kind} {'needs' if kind in lesion_kinds else 'takes no'} lesion id")
-        if kind is Kind.LESION:
-            parts: tuple[str, ...] = (self.patient, str(lesion_id))
+        if kind is Kind.LESION and self.reader is not None:
+            parts: tuple[str, ...] = (self.patient, self.reader, str(lesion_id))
+        elif kind is Kind.LESION:
+            parts = (self.patient, str(lesion_id))
         elif lesion_id is not None:
             parts = (self.patient, *self._exam_parts, lesion_id)
         else:

@@ -31,6 +31,7 @@ from fhirnet.fhir.extract import RESPONSE_CATEGORIES, ExamForm
 from fhirnet.fhir.identifiers import Kind
 from fhirnet.fhir.observations import ExamContext, Written, concordant
 from fhirnet.fhir.risk_observations import WHO_GRADES
+from fhirnet.fhir.studies import Reader
 
 #: How the criteria are named in the conclusion.
 CRITERIA_LABELS: Final[Mapping[Criteria, str]] = {
@@ -55,11 +56,20 @@ def diagnostic_report(
     warnings: Sequence[str],
     results: Sequence[Written],
     growth_rate: TumorGrowthRate | None = None,
+    reader: Reader | None = None,
 ) -> Written:
     """The ``imaging-response-report`` of one exam: ``result`` → the Observations,
     ``conclusionCode`` = the computed overall response (none at baseline or pre-baseline),
     ``conclusion`` = the reasons as text, then the reader's conclusion with the discordance, the
-    tumour growth rate and the warnings."""
+    tumour growth rate and the warnings.
+
+    ``resultsInterpreter`` is the form's ``author`` when it is a Practitioner, PractitionerRole
+    or Organization. Of a study's central read (``reader``, :mod:`fhirnet.services.streams`) it
+    is the study's reference of the reader with the evaluator's label as ``display`` (e.g.
+    ``RADIOLOGIST 1``), and the conclusion opens with whose read it is: what tells the readers'
+    reports of one exam apart, in the standard element a consumer compares with the study's
+    readers (no extension to know of).
+    """
     identifier = ctx.key.identifier(Kind.IMAGING_RESPONSE_REPORT)
     resource: Json = {
         "resourceType": "DiagnosticReport",
@@ -73,12 +83,15 @@ def diagnostic_report(
         "issued": ctx.issued,
     }
     author = ctx.form.author
-    if author is not None and author.startswith(_INTERPRETER_TYPES):
+    if reader is not None:
+        resource["resultsInterpreter"] = [{**reference(reader.reference), "display": reader.label}]
+    elif author is not None and author.startswith(_INTERPRETER_TYPES):
         resource["resultsInterpreter"] = [reference(author)]
     resource["result"] = [written.ref for written in results]
-    resource["conclusion"] = conclusion(
-        ctx.form, criteria, result, sum_mm, risk, warnings, growth_rate
-    )
+    text = conclusion(ctx.form, criteria, result, sum_mm, risk, warnings, growth_rate)
+    if reader is not None:
+        text = f"Central read by {reader.label}. {text}"
+    resource["conclusion"] = text
     if result is not None:
         resource["conclusionCode"] = [concept(RESPONSE_CATEGORIES[result.overall_response])]
     return Written(resource=resource, identifier=identifier)

@@ -30,7 +30,8 @@ from fhirnet.services import history
 from fhirnet.services.context import Context
 from fhirnet.services.forms import ReceivedForm, content_of, form_key
 from fhirnet.services.references import check_references
-from fhirnet.services.timelines import assess_forms
+from fhirnet.services.streams import readers_for
+from fhirnet.services.timelines import assess_streams
 
 __all__ = ["REPORT", "WARNING_ITEMS", "Plan", "category", "plan"]
 
@@ -121,12 +122,14 @@ def _plan_patient(
     errors = _foreign(store, patient, own)
     stored, unread = history.stored_forms(store, patient=patient, questionnaire=QUESTIONNAIRE_URL)
     after_forms = [f for f in stored if form_key(f) not in received] + [f.form for f in own]
-    before, _ = assess_forms(stored, {})
-    after, issues = assess_forms(after_forms, received)
+    # Each central reader's forms are a timeline of their own (services.streams).
+    readers, unread_studies = readers_for(store, patient, [*stored, *after_forms])
+    before, _ = assess_streams(stored, {}, readers)
+    after, issues = assess_streams(after_forms, received, readers)
     errors += [issue for issue in issues if issue.is_error]
     if errors:
         return errors
-    warnings = [*unread, *(issue for issue in issues if not issue.is_error)]
+    warnings = [*unread, *unread_studies, *(issue for issue in issues if not issue.is_error)]
     exams = {form_key(result.form): result for result in after}
     changed = list(exams_to_rebuild(before, after))
     changed_keys = {form_key(result.form) for result in changed}

@@ -8,6 +8,8 @@ one transaction and marked ``amended``, every exam whose stored DiagnosticReport
 what the running rules conclude — its ``conclusion`` (the category, the figures, the reasons, the
 warnings and the reader's discordance), its ``conclusionCode`` or the results it lists. An exam
 whose report still matches is left alone, so running it twice writes nothing the second time.
+Each read stream (the site's, each central reader's: :mod:`fhirnet.services.streams`) is
+assessed on its own, as a submission assesses it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from fhirnet.ports import Json
 from fhirnet.services import history
 from fhirnet.services.context import Context
 from fhirnet.services.planning import REPORT, Builder
-from fhirnet.services.timelines import assess_forms
+from fhirnet.services.streams import readers_for
+from fhirnet.services.timelines import assess_streams
 
 __all__ = ["Reassessment", "patients_with_forms", "reassess"]
 
@@ -61,7 +64,8 @@ def reassess(patient: str, context: Context, *, dry_run: bool = False) -> Reasse
         stored, _unreadable = history.stored_forms(
             context.store, patient=patient, questionnaire=QUESTIONNAIRE_URL
         )
-        exams, issues = assess_forms(stored, {})
+        readers, _unread_studies = readers_for(context.store, patient, stored)
+        exams, issues = assess_streams(stored, {}, readers)
         errors = [issue for issue in issues if issue.is_error]
         if errors:
             raise UnprocessableResourceError(errors)

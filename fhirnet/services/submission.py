@@ -12,8 +12,10 @@ use cases: checking, locking, writing, answering and auditing.
 2. the patient's stored forms are read back (:func:`fhirnet.services.history.stored_forms`);
    *before* is the timeline of the stored forms, *after* the same with each submitted form in
    the place of its stored version (same identifier) or added;
-3. both are split into timelines, one per baseline form, and assessed
-   (:func:`fhirnet.services.timelines.assess_forms`);
+3. both are split into read streams (the site's, and for a patient enrolled in a study each
+   central reader's own: :mod:`fhirnet.services.streams`, read once under the patient's lock),
+   each stream into timelines, one per baseline form, and assessed
+   (:func:`fhirnet.services.timelines.assess_streams`);
 4. :func:`fhirnet.fhir.build.exams_to_rebuild` compares the two: the submitted exam when it is new
    or changed, and every later exam whose results change with it (a corrected baseline or nadir),
    marked ``amended`` when they had results. An identical resubmission rebuilds nothing and

@@ -13,12 +13,16 @@ but an earlier one it joins the latest earlier baseline, where the assessment re
 JSON API does (§1 rule 4: dated on or after the baseline). With no baseline at all it is stored
 and waits for its baseline: its exam is written on its own (:func:`~fhirnet.fhir.build.
 pre_baseline_result`).
+
+The forms given are **one read stream** (:mod:`fhirnet.services.streams`): the site's, or one
+central reader's, whose exams carry that reader.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from fhirnet.criteria import assess
 from fhirnet.errors import InvalidInputError
@@ -27,23 +31,57 @@ from fhirnet.fhir.extract import AssessmentType, ExamForm, assessment_request
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.fhir.report import CRITERIA_LABELS
+from fhirnet.fhir.studies import Reader
 from fhirnet.services.forms import ReceivedForm, form_key
+from fhirnet.services.streams import CentralRead, split
 
-__all__ = ["assess_forms"]
+__all__ = ["assess_forms", "assess_streams"]
+
+
+def assess_streams(
+    forms: Sequence[ExamForm],
+    received: Mapping[str, ReceivedForm],
+    readers: Sequence[CentralRead],
+) -> tuple[list[ExamResult], list[Issue]]:
+    """Split a patient's forms into read streams (:func:`fhirnet.services.streams.split`) and
+    assess each stream's timelines on its own (:func:`assess_forms`).
+
+    :param readers: the patient's central readers; none: one stream, the site's, as before.
+    """
+    results: list[ExamResult] = []
+    issues: list[Issue] = []
+    for stream in split(forms, readers):
+        found, problems = assess_forms(stream.forms, received, reader=stream.reader)
+        results += found
+        issues += problems
+    return results, issues
 
 
 def assess_forms(
-    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm]
+    forms: Sequence[ExamForm],
+    received: Mapping[str, ReceivedForm],
+    *,
+    reader: Reader | None = None,
 ) -> tuple[list[ExamResult], list[Issue]]:
-    """Assess every timeline of a patient's forms (module docstring).
+    """Assess every timeline of a patient's forms of one read stream (module docstring).
 
     A timeline that fails the assessment's rules is an error when it holds a submitted form
     (``received``), and is left out otherwise: the stored state was accepted once, and a broken
     part of it that the submission does not touch must not block the submission.
 
+    :param reader: the central reader whose stream ``forms`` are; ``None``: the site's.
     :returns: the exams of every assessed timeline, and the issues found (errors and warnings).
     """
-    timelines, waiting, issues = _timelines(forms, received)
+    results, issues = _assess(forms, received, reader)
+    if reader is None:
+        return results, issues
+    return [replace(result, reader=reader) for result in results], issues
+
+
+def _assess(
+    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm], reader: Reader | None
+) -> tuple[list[ExamResult], list[Issue]]:
+    timelines, waiting, issues = _timelines(forms, received, _scope(reader))
     results: list[ExamResult] = [pre_baseline_result(form) for form in waiting]
     for timeline in timelines:
         criteria = timeline[-1].criteria
@@ -69,8 +107,13 @@ def assess_forms(
     return results, issues
 
 
+def _scope(reader: Reader | None) -> str:
+    """Where a problem is, in words: nothing for the site's stream (as before streams)."""
+    return "" if reader is None else f" in the central read of {reader.label}"
+
+
 def _timelines(
-    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm]
+    forms: Sequence[ExamForm], received: Mapping[str, ReceivedForm], scope: str = ""
 ) -> tuple[list[list[ExamForm]], list[ExamForm], list[Issue]]:
     """Split a patient's forms into timelines, each a baseline form and its pre-baseline and
     follow-up forms in date order (module docstring), and the pre-baseline forms that wait for a
@@ -100,7 +143,8 @@ def _timelines(
         issues.append(
             Issue.error(
                 IssueType.BUSINESS_RULE,
-                f"A baseline form of {form.imaging_date} is on file already ({_named(other)}): "
+                f"A baseline form of {form.imaging_date} is on file already{scope} "
+                f"({_named(other)}): "
                 "correct that form (same identifier, status amended) instead of sending another",
                 expression=new.item("imaging-date"),
             )
@@ -128,7 +172,8 @@ def _timelines(
         on_file = ", ".join(str(day) for day in sorted(timelines)) or "none"
         message = (
             f"No baseline form of {form.baseline_date or 'an earlier date'} for Patient/"
-            f"{_patient(form)} (baseline forms on file: {on_file}): send the baseline form first"
+            f"{_patient(form)}{scope} (baseline forms on file: {on_file}): send the baseline "
+            "form first"
         )
         if new is not None:
             issues.append(
