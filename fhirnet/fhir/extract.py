@@ -50,7 +50,7 @@ from fhirnet.criteria import (
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.datatypes import DATA_ABSENT_REASON, NCIT, SNOMED, V2_0136, Coding, project_system
 from fhirnet.fhir.identifiers import Identifier
-from fhirnet.fhir.questionnaire import answers_by_link_id
+from fhirnet.fhir.questionnaire_answers import answers_by_link_id
 
 __all__ = [
     "ASSESSMENT_TYPE_SYSTEM",

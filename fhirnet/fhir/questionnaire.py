@@ -80,12 +80,10 @@ from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
 from fhirnet.fhir.questionnaire_answers import (
     answer_issues,
     answer_value,
-    answers_by_link_id,
     in_future,
 )
 from fhirnet.fhir.questionnaire_enable_when import Container, EnableWhen, Node
 from fhirnet.fhir.questionnaire_index import (
-    Condition,
     ItemDefinition,
     QuestionnaireIndex,
     comparable_value,
@@ -94,15 +92,7 @@ from fhirnet.fhir.questionnaire_index import (
 )
 from fhirnet.fhir.resources import QuestionnaireResponse, parse
 
-__all__ = [
-    "Condition",
-    "ItemDefinition",
-    "QuestionnaireIndex",
-    "answer_value",
-    "answers_by_link_id",
-    "questionnaire_index",
-    "validate_response",
-]
+__all__ = ["validate_response"]
 
 ROOT = "QuestionnaireResponse"
 

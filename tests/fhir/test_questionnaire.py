@@ -21,11 +21,9 @@ from hypothesis import strategies as st
 
 from fhirnet.fhir.outcome import Issue, IssueType, Severity
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL, Catalog
-from fhirnet.fhir.questionnaire import (
-    answers_by_link_id,
-    questionnaire_index,
-    validate_response,
-)
+from fhirnet.fhir.questionnaire import validate_response
+from fhirnet.fhir.questionnaire_answers import answers_by_link_id
+from fhirnet.fhir.questionnaire_index import questionnaire_index
 from tests.fhir import builders as b
 from tests.fhir.builders import (
     CATALOG,

@@ -87,7 +87,8 @@ def results_of(client: FlaskClient, form_id: str) -> Json:
         "&_include=Provenance:target:DiagnosticReport",
     )
     (report,) = [e["resource"] for e in found["entry"] if e["search"]["mode"] == "include"]
-    return report
+    included: Json = report
+    return included
 
 
 def search(client: FlaskClient, url: str) -> Json:

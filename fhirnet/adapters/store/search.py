@@ -43,31 +43,13 @@ from dataclasses import dataclass
 
 from fhirnet.adapters.store.clauses import sort_columns, where
 from fhirnet.adapters.store.cursor import after_cursor, next_cursor
-from fhirnet.adapters.store.parser import parse_query
 from fhirnet.adapters.store.query import (
-    CURSOR,
-    DEFAULT_COUNT,
-    MAX_COUNT,
-    RESULT_PARAMETERS,
     Query,
-    SearchParameterError,
 )
 from fhirnet.adapters.store.versions import load_many
 from fhirnet.ports import Json
 
-__all__ = [
-    "CURSOR",
-    "DEFAULT_COUNT",
-    "MAX_COUNT",
-    "MAX_PAGE_BYTES",
-    "RESULT_PARAMETERS",
-    "Query",
-    "SearchPage",
-    "SearchParameterError",
-    "matching_ids",
-    "parse_query",
-    "run",
-]
+__all__ = ["MAX_PAGE_BYTES", "SearchPage", "matching_ids", "run"]
 
 #: Most bytes of stored JSON the matches of one page may hold (at least one match is always
 #: given): ``_count`` alone let one page of large resources (AuditEvents) reach tens of MB.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fhirnet.adapters.store.parameters import ID, LAST_UPDATED, Kind, Parameter, parameters_of
-from fhirnet.adapters.store.search import CURSOR, MAX_COUNT, RESULT_PARAMETERS
+from fhirnet.adapters.store.query import CURSOR, MAX_COUNT, RESULT_PARAMETERS
 from fhirnet.fhir.capability import SearchParameter
 
 #: ``_id`` and ``_lastUpdated``: read from the ``resources`` table, valid on every type.
