@@ -8,7 +8,7 @@ The form's items are those of ``shared/spec/crf.md`` "Items" with the linkIds of
 was wrong", 1). Answers are read as the assessment API reads the same values
 (``assessment-api.md`` "Request"), so that a patient's forms and the JSON request with the same
 measurements give the same assessment: numbers become exact ``Decimal`` s of their shortest repr
-(as ``fhirnet.web.schemas.JsonNumber`` does), codes become the domain enums below.
+(as ``fhirnet.web.schema_fields.JsonNumber`` does), codes become the domain enums below.
 
 The input is a QuestionnaireResponse that :func:`fhirnet.fhir.questionnaire.validate_response`
 accepted; what validation guarantees (types, value sets, required items) is not checked again,

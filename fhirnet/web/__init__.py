@@ -11,7 +11,8 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
 - :mod:`~fhirnet.web.bodies` — request bodies, read whole and never past the size limit;
 - :mod:`~fhirnet.web.logs` — structured JSON logs, without patient data;
 - :mod:`~fhirnet.web.api_views` — the plain-JSON assessment API;
-- :mod:`~fhirnet.web.schemas` — marshmallow schemas of the JSON API;
+- :mod:`~fhirnet.web.assessment_schemas` — marshmallow schemas of the assessment API;
+- :mod:`~fhirnet.web.schema_fields` — the marshmallow toolkit every JSON API body uses;
 - :mod:`~fhirnet.web.crf_views` — ``GET /crf``: the CRF rendered in the browser;
 - :mod:`~fhirnet.web.fhir_http` — the ``/fhir`` blueprint and its HTTP plumbing;
 - :mod:`~fhirnet.web.fhir_views` — reads at ``/fhir``: metadata, conformance, store, ``$validate``;

@@ -12,10 +12,11 @@ from werkzeug.exceptions import UnsupportedMediaType
 from fhirnet.criteria import assess
 from fhirnet.trials import derive_endpoints
 from fhirnet.web import web_state
+from fhirnet.web.assessment_schemas import dump_assessment, load_request
 from fhirnet.web.bodies import NOT_PLAIN_UTF8, body_within_limit, is_plain_utf8
 from fhirnet.web.endpoint_schemas import dump_endpoints, load_endpoints_request
 from fhirnet.web.limits import JsonLimits, check_json, limits_of
-from fhirnet.web.schemas import dump_assessment, load_request, parse_json
+from fhirnet.web.schema_fields import parse_json
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -25,7 +25,7 @@ from fhirnet.trials import (
     VisitResponse,
     VisitRole,
 )
-from fhirnet.web.schemas import (
+from fhirnet.web.schema_fields import (
     BoundedList,
     CamelCaseSchema,
     IsoDate,

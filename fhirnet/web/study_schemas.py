@@ -26,7 +26,7 @@ from fhirnet.fhir.studies import (
     Visit,
 )
 from fhirnet.web.endpoint_schemas import EndpointOptionsSchema, ScheduledVisitSchema
-from fhirnet.web.schemas import BoundedList, CamelCaseSchema, IsoDate, ModelSchema, field_errors
+from fhirnet.web.schema_fields import BoundedList, CamelCaseSchema, IsoDate, ModelSchema, field_errors
 
 MAX_ARMS = 20
 MAX_SITES = 500

@@ -36,7 +36,7 @@ from fhirnet.web.api_views import _json_body
 from fhirnet.web.errors import error_body, fhir_error_answer
 from fhirnet.web.fhir_submissions import _context
 from fhirnet.web.limits import check_json, limits_of
-from fhirnet.web.schemas import iso_date, parse_json
+from fhirnet.web.schema_fields import iso_date, parse_json
 from fhirnet.web.study_schemas import (
     check_id,
     dump_study,

@@ -52,7 +52,7 @@ from fhirnet.fhir.extract import (
 )
 from fhirnet.fhir.identifiers import CRF_SUBMISSION, Identifier
 from fhirnet.fhir.profiles import Catalog
-from fhirnet.web.schemas import load_request
+from fhirnet.web.assessment_schemas import load_request
 from tests.fhir import builders
 from tests.fhir.builders import (
     CATALOG,

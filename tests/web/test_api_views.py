@@ -19,7 +19,7 @@ from werkzeug.test import TestResponse
 
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria, NonTargetStatus
-from fhirnet.web.schemas import load_request
+from fhirnet.web.assessment_schemas import load_request
 
 CRITERIA = [criteria.value for criteria in Criteria]
 ValidBody = Callable[..., dict[str, Any]]

@@ -8,10 +8,11 @@ from typing import Any
 
 from apispec import APISpec
 
+from fhirnet.web.assessment_schemas import AssessmentRequestSchema, AssessmentSchema
 from fhirnet.web.endpoint_schemas import SubjectEndpointsSchema, SubjectRequestSchema
 from fhirnet.web.openapi.components import const
 from fhirnet.web.openapi.operations import secured
-from fhirnet.web.schemas import AssessmentRequestSchema, AssessmentSchema, ErrorsSchema
+from fhirnet.web.schema_fields import ErrorsSchema
 
 
 def _error(description: str) -> dict[str, Any]:
