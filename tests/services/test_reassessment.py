@@ -5,44 +5,28 @@ others are left alone, and a second run writes nothing."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from fhirnet.adapters.locks import FileLocks
 from fhirnet.adapters.store import EmbeddedStore
-from fhirnet.config import Settings
 from fhirnet.criteria import Response
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES
-from fhirnet.fhir.profiles import Catalog, load_catalog
 from fhirnet.ports import Json
 from fhirnet.services import Context, submit
-from fhirnet.services.audits import AuditTrail
 from fhirnet.services.reassessment import patients_with_forms, reassess
 from fhirnet.web.cli import main
-from tests.submissions import CHOI, NOW, RECIST, form, form_paths
+from tests.submissions import CHOI, RECIST, form, form_paths
 
 #: The RECIST example's last exam: SD under criteria version 1, a continuing PR under version 2.
 CONTINUING_PR = dt.date(2026, 4, 13)
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return load_catalog(Settings().profiles_dir)
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
-    with EmbeddedStore.open(tmp_path / "data") as store:
-        yield store
-
-
-@pytest.fixture
-def context(store: EmbeddedStore, catalog: Catalog, tmp_path: Path) -> Context:
-    locks = FileLocks(tmp_path / "data" / "locks", timeout=10)
-    return Context(store=store, catalog=catalog, locks=locks, now=NOW)
+def store(embedded: EmbeddedStore) -> EmbeddedStore:
+    """The embedded store itself (the conftest's ``context`` writes to it through a recorder)."""
+    return embedded
 
 
 def submit_patient(context: Context, patient: str) -> None:
@@ -145,19 +129,12 @@ def test_the_rewrite_is_audited_in_the_same_transaction(
 ) -> None:
     submit_patient(context, RECIST)
     write_as_version_1(store, reports(store, RECIST)[str(CONTINUING_PR)])
-    audited = Context(
-        store=store,
-        catalog=context.catalog,
-        locks=context.locks,
-        now=NOW,
-        audit=AuditTrail(requester="cli:operator"),
-    )
 
-    reassess(RECIST, audited)
+    reassess(RECIST, context)
 
-    (event,) = store.search("AuditEvent", {})
-    assert event["action"] == "U"
+    (event,) = [e for e in store.search("AuditEvent", {}) if e["action"] == "U"]
     assert [e["what"]["reference"] for e in event["entity"]] == [f"Patient/{RECIST}"]
+    assert event["agent"][0]["who"]["identifier"]["value"] == "key:0"
 
 
 def test_every_patient_with_a_form_is_found(context: Context) -> None:
