@@ -64,13 +64,15 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.adapters": frozenset(),
     # Access control: bearer tokens and scopes, configured by Settings.
     "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config"}),
-    # Use cases: orchestrate fhir + criteria behind the ports; no adapter, no web.
+    # Use cases: orchestrate fhir + criteria (and the trial derivations) behind the ports; no
+    # adapter, no web.
     "fhirnet.services": frozenset(
         {
             "fhirnet.errors",
             "fhirnet.ports",
             "fhirnet.backoff",
             "fhirnet.criteria",
+            "fhirnet.trials",
             "fhirnet.fhir",
         }
     ),

@@ -30,12 +30,21 @@ subject             ``ResearchSubject``: ``identifier`` = the trial's subject nu
                     ``individual`` = the Patient, ``study``, ``assignedArm``, ``period.start`` =
                     reference date, ``period.end`` = withdrawal date, extension
                     ``research-subject-site`` (``valueIdentifier``)
+adjudication        extension ``research-subject-adjudication`` on the ResearchSubject:
+                    ``accepted`` (the central reader's label), ``reader``, ``by``, ``recorded``
 =================== ============================================================================
 
 Why extensions and not a PlanDefinition (``ResearchStudy.protocol``, the Vulcan Schedule of
 Activities) for the schedule: the schedule here is three numbers per visit that the endpoint
 derivation reads; one resource keeps the study one conditional update, read back whole, and a
 Vulcan PlanDefinition (visit actions with timing) can be derived from these extensions later.
+
+Why the adjudication is an extension of the ResearchSubject and not a Provenance or an
+Observation: it is a fact about the subject's place in the trial (which central read counts),
+read with the subject by every endpoint computation and changed by the same ``u`` on the same
+resource; the ResearchSubject's version history keeps earlier decisions and the AuditEvent of
+the write records the request. A Provenance would need a target that is the decision itself,
+and an Observation would be patient data read through a second search.
 """
 
 from __future__ import annotations
@@ -72,6 +81,7 @@ OPTIONS_EXTENSION: Final = f"{_SD}/study-options"
 READER_EXTENSION: Final = f"{_SD}/study-reader"
 VISIT_EXTENSION: Final = f"{_SD}/study-visit"
 SITE_EXTENSION: Final = f"{_SD}/research-subject-site"
+ADJUDICATION_EXTENSION: Final = f"{_SD}/research-subject-adjudication"
 
 #: A study or subject id: FHIR ``id`` characters, so it is safe in a URL and an identifier system.
 ID_PATTERN: Final = r"[A-Za-z0-9\-.]{1,64}"
@@ -187,6 +197,18 @@ class Study:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Adjudication:
+    """The central read an adjudicator accepted for a subject whose two central readers
+    disagreed (``docs/trials.md`` "Adjudication"): the accepted reader's ``label`` and
+    ``reader`` reference, who decided (``by``) and when (``recorded``, with its timezone)."""
+
+    label: str
+    reader: str
+    by: str
+    recorded: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True)
 class Enrolment:
     """One subject of one study, as ``PUT /api/v1/studies/{studyId}/subjects/{subjectId}`` takes
     it (``withdrawal_date`` is set by a withdrawal only). ``patient`` is the Patient id."""
@@ -199,6 +221,7 @@ class Enrolment:
     reference_date: dt.date
     status: SubjectStatus = SubjectStatus.ON_STUDY
     withdrawal_date: dt.date | None = None
+    adjudication: Adjudication | None = None
 
 
 def study_client_id_types(capability: Mapping[str, Any]) -> frozenset[str]:
@@ -327,16 +350,33 @@ def research_subject(enrolment: Enrolment, *, study_reference: str) -> Json:
     if enrolment.withdrawal_date is not None:
         period["end"] = enrolment.withdrawal_date.isoformat()
     site = {"system": site_system(enrolment.study_id), "value": enrolment.site}
+    extensions: list[Json] = [{"url": SITE_EXTENSION, "valueIdentifier": site}]
+    if enrolment.adjudication is not None:
+        extensions.append(adjudication_extension(enrolment.adjudication))
     return {
         "resourceType": RESEARCH_SUBJECT,
         "meta": {"profile": [SUBJECT_PROFILE]},
-        "extension": [{"url": SITE_EXTENSION, "valueIdentifier": site}],
+        "extension": extensions,
         "identifier": [subject_identifier(enrolment.study_id, enrolment.subject_id).json()],
         "status": enrolment.status.value,
         "period": period,
         "study": {"reference": study_reference},
         "individual": {"reference": f"Patient/{enrolment.patient}"},
         "assignedArm": enrolment.arm,
+    }
+
+
+def adjudication_extension(adjudication: Adjudication) -> Json:
+    """The ``research-subject-adjudication`` extension of a ResearchSubject: ``accepted``
+    (the reader's label), ``reader`` and ``by`` (References), ``recorded`` (dateTime)."""
+    return {
+        "url": ADJUDICATION_EXTENSION,
+        "extension": [
+            {"url": "accepted", "valueString": adjudication.label},
+            {"url": "reader", "valueReference": {"reference": adjudication.reader}},
+            {"url": "by", "valueReference": {"reference": adjudication.by}},
+            {"url": "recorded", "valueDateTime": adjudication.recorded.isoformat()},
+        ],
     }
 
 
@@ -425,6 +465,16 @@ def enrolment_of(resource: Mapping[str, Any], study_id: str, subject_id: str) ->
         )
         period = resource.get("period", {})
         end = period.get("end")
+        adjudication = None
+        for extension in resource.get("extension", []):
+            if extension.get("url") == ADJUDICATION_EXTENSION:
+                parts = _parts(extension)
+                adjudication = Adjudication(
+                    label=parts["accepted"],
+                    reader=parts["reader"]["reference"],
+                    by=parts["by"]["reference"],
+                    recorded=dt.datetime.fromisoformat(parts["recorded"]),
+                )
         return Enrolment(
             study_id=study_id,
             subject_id=subject_id,
@@ -434,6 +484,7 @@ def enrolment_of(resource: Mapping[str, Any], study_id: str, subject_id: str) ->
             reference_date=dt.date.fromisoformat(period["start"]),
             status=SubjectStatus(resource["status"]),
             withdrawal_date=dt.date.fromisoformat(end) if end else None,
+            adjudication=adjudication,
         )
     except (KeyError, TypeError, ValueError, StopIteration) as error:
         raise UnreadableStudyError(f"unreadable ResearchSubject: {error!r}") from None

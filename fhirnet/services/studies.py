@@ -30,7 +30,7 @@ date); the store's own errors propagate. Nothing is written before every check h
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -75,7 +75,10 @@ __all__ = [
     "get_study",
     "get_subject",
     "put_study",
+    "study_subjects",
+    "update_subject",
     "withdraw",
+    "write_subject",
 ]
 
 
@@ -282,7 +285,11 @@ def _enrol(enrolment: Enrolment, context: Context) -> StoredSubject:
                         )
                     ]
                 )
-        return _write_subject(context, enrolment, resource, group, stored)
+        if stored is not None:
+            # An enrolment update keeps the subject's adjudication (it is no field of the body).
+            kept = _read_subject(stored, study_id, enrolment.subject_id).adjudication
+            enrolment = replace(enrolment, adjudication=kept)
+        return write_subject(context, enrolment, resource, group, stored)
 
 
 def get_subject(study_id: str, subject_id: str, context: Context) -> StoredSubject:
@@ -337,17 +344,72 @@ def withdraw(
                 )
             withdrawn = replace(current, status=SubjectStatus.WITHDRAWN, withdrawal_date=date)
             with context.locks.hold([current.patient]):
-                return _write_subject(context, withdrawn, resource, group, subject)
+                return write_subject(context, withdrawn, resource, group, subject)
     except FhirnetError as error:
         if patient is not None:
             _audit_failure(context, Interaction.UPDATE, patient, error)
         raise
 
 
-def _write_subject(
+def study_subjects(study_id: str, context: Context) -> tuple[StoredStudy, list[StoredSubject]]:
+    """The stored study and its subjects (withdrawn ones included), by subject number. Not
+    audited here: the caller audits what it discloses of them.
+
+    :raises StudyNotFoundError: no such study.
+    :raises StudyConflictError: the study or one of its subjects cannot be read.
+    """
+    resource, group = _study(context, study_id)
+    stored = StoredStudy(
+        study=_read_study(resource, study_id),
+        reference=f"{RESEARCH_STUDY}/{resource['id']}",
+        group=f"{GROUP}/{group['id']}",
+    )
+    subjects = []
+    for subject in _subjects(context, study_id, resource):
+        number = subject_number(subject, study_id) or ""
+        subjects.append(
+            StoredSubject(
+                enrolment=_read_subject(subject, study_id, number),
+                reference=f"{RESEARCH_SUBJECT}/{subject['id']}",
+            )
+        )
+    return stored, sorted(subjects, key=lambda found: found.enrolment.subject_id)
+
+
+def update_subject(
+    study_id: str,
+    subject_id: str,
+    context: Context,
+    change: Callable[[Study, Enrolment], Enrolment],
+) -> StoredSubject:
+    """Change a stored subject under the study's and the patient's locks: ``change`` gets the
+    study and the stored enrolment and returns the new one (or raises, before anything is
+    written); written with its AuditEvent, a refusal audited as a failure.
+
+    :raises StudyNotFoundError: no such study or subject.
+    """
+    patient: str | None = None
+    try:
+        with context.locks.hold([_study_lock(study_id)]):
+            resource, group = _study(context, study_id)
+            study = _read_study(resource, study_id)
+            subject = _subject(context, study_id, subject_id)
+            current = _read_subject(subject, study_id, subject_id)
+            patient = current.patient
+            with context.locks.hold([current.patient]):
+                changed = change(study, current)
+                return write_subject(context, changed, resource, group, subject)
+    except FhirnetError as error:
+        if patient is not None:
+            _audit_failure(context, Interaction.UPDATE, patient, error)
+        raise
+
+
+def write_subject(
     context: Context, enrolment: Enrolment, study: Json, group: Json, stored: Json | None
 ) -> StoredSubject:
-    """Write ``enrolment`` (and its Group member) unless already stored; audit either way."""
+    """Write ``enrolment`` (and its Group member) unless already stored; audit either way.
+    The caller holds the study's and the patient's locks."""
     study_ref = f"{RESEARCH_STUDY}/{study['id']}"
     built = research_subject(enrolment, study_reference=study_ref)
     identifier = subject_identifier(enrolment.study_id, enrolment.subject_id)

@@ -94,6 +94,10 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     "studies.put_subject_view": lambda _: Permission("ResearchSubject", "c"),
     "studies.get_subject_view": lambda _: Permission("ResearchSubject", "r"),
     "studies.withdraw_view": lambda _: Permission("ResearchSubject", "u"),
+    # A study's endpoints: derived numbers of the study, its subjects and their reports (no
+    # form is read or answered); an adjudication updates the ResearchSubject.
+    "studies.study_endpoints_view": lambda _: Permission("ResearchStudy", "r"),
+    "studies.adjudication_view": lambda _: Permission("ResearchSubject", "u"),
 }
 
 #: What an endpoint needs beyond its :data:`SCOPED_ENDPOINTS` permission: a study or subject PUT
@@ -101,6 +105,10 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
 ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
     "studies.put_study_view": (Permission("ResearchStudy", "u"),),
     "studies.put_subject_view": (Permission("ResearchSubject", "u"),),
+    "studies.study_endpoints_view": (
+        Permission("ResearchSubject", "r"),
+        Permission("DiagnosticReport", "r"),
+    ),
 }
 
 _PUBLIC = object()

@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, request
 from fhirnet.errors import FhirServerError, FieldError, InvalidInputError, PatientBusyError
 from fhirnet.fhir.studies import study_client_id_types
 from fhirnet.services import Context
+from fhirnet.services.adjudication import adjudicate
 from fhirnet.services.studies import (
     StudyConflictError,
     StudyNotFoundError,
@@ -31,6 +32,7 @@ from fhirnet.services.studies import (
     put_study,
     withdraw,
 )
+from fhirnet.services.study_endpoints import study_endpoints
 from fhirnet.web import web_state
 from fhirnet.web.api_views import _json_body
 from fhirnet.web.errors import error_body, fhir_error_answer
@@ -39,8 +41,11 @@ from fhirnet.web.limits import check_json, limits_of
 from fhirnet.web.schema_fields import iso_date, parse_json
 from fhirnet.web.study_schemas import (
     check_id,
+    dump_adjudication,
     dump_study,
+    dump_study_endpoints,
     dump_subject,
+    load_adjudication,
     load_study,
     load_subject,
 )
@@ -120,6 +125,23 @@ def withdraw_document(
     return dump_subject(stored.enrolment, reference=stored.reference)
 
 
+def study_endpoints_document(study_id: str, context: Context) -> dict[str, Any]:
+    """A study's endpoints per subject and evaluator and per arm (audited subject reads)."""
+    check_id(study_id, "studyId")
+    return dump_study_endpoints(study_endpoints(study_id, context))
+
+
+def adjudication_document(
+    study_id: str, subject_id: str, raw: bytes | str, context: Context
+) -> dict[str, Any]:
+    """Record an adjudication from a JSON body ``{"accept": label, "by": reference}``."""
+    check_id(study_id, "studyId")
+    check_id(subject_id, "subjectId")
+    accept, by = load_adjudication(parse_json(raw))
+    stored = adjudicate(study_id, subject_id, accept=accept, by=by, context=context)
+    return dump_adjudication(stored.enrolment, reference=stored.reference)
+
+
 def _body() -> bytes:
     raw = _json_body()
     limits = dataclasses.replace(limits_of(web_state().settings), max_values=sys.maxsize)
@@ -163,6 +185,18 @@ def get_subject_view(study_id: str, subject_id: str) -> dict[str, Any]:
 def withdraw_view(study_id: str, subject_id: str) -> dict[str, Any]:
     """Withdraw a subject (``?date=YYYY-MM-DD``, default today); its data is kept."""
     return withdraw_document(study_id, subject_id, request.args.get("date"), _request_context())
+
+
+@bp.get("/<study_id>/endpoints")
+def study_endpoints_view(study_id: str) -> dict[str, Any]:
+    """The study's endpoints from its subjects' stored reports (audited)."""
+    return study_endpoints_document(study_id, _request_context())
+
+
+@bp.put("/<study_id>/subjects/<subject_id>/adjudication")
+def adjudication_view(study_id: str, subject_id: str) -> dict[str, Any]:
+    """Record which central read counts for a subject whose central readers disagree."""
+    return adjudication_document(study_id, subject_id, _body(), _request_context())
 
 
 @bp.errorhandler(StudyNotFoundError)

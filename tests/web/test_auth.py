@@ -98,6 +98,11 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "studies.put_subject_view": lambda _: "system/ResearchSubject.c system/ResearchSubject.u",
     "studies.get_subject_view": lambda _: "system/ResearchSubject.r",
     "studies.withdraw_view": lambda _: "system/ResearchSubject.u",
+    # A statistician's endpoints: the study, its subjects and their reports; no form.
+    "studies.study_endpoints_view": lambda _: (
+        "system/ResearchStudy.r system/ResearchSubject.r system/DiagnosticReport.r"
+    ),
+    "studies.adjudication_view": lambda _: "system/ResearchSubject.u",
 }
 
 #: Types the generic read/search routes are called with: what fhirnet writes, the conformance

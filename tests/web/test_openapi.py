@@ -175,6 +175,8 @@ def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
             for tail in ("", "/subjects/<subject_id>")
             for method in ("GET", "PUT", "DELETE")
         ),
+        ("GET", "/api/v1/studies/<study_id>/endpoints"),
+        ("PUT", "/api/v1/studies/<study_id>/subjects/<subject_id>/adjudication"),
     }
     variables = {"<study_id>": "{studyId}", "<subject_id>": "{subjectId}"}
     named = set()

@@ -13,7 +13,10 @@ from fhirnet.fhir.studies import ID_PATTERN
 from fhirnet.web import auth
 from fhirnet.web.openapi.operations import BEARER, secured
 from fhirnet.web.study_schemas import (
+    AdjudicationAnswerSchema,
+    AdjudicationRequestSchema,
     StudyAnswerSchema,
+    StudyEndpointsAnswerSchema,
     StudyRequestSchema,
     SubjectAnswerSchema,
     SubjectRequestSchema,
@@ -85,7 +88,7 @@ def _operation(endpoint: str, operation: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_studies(spec: APISpec) -> None:
-    """The six operations of the study API."""
+    """The operations of the study API: studies, subjects, endpoints, adjudication."""
     spec.components.schema("StudyRequest", schema=StudyRequestSchema)
     spec.components.schema("Study", schema=StudyAnswerSchema)
     spec.components.schema("SubjectRequest", schema=SubjectRequestSchema)
@@ -213,4 +216,65 @@ def add_studies(spec: APISpec) -> None:
             "get": _operation("studies.get_subject_view", get_subject),
             "delete": _operation("studies.withdraw_view", withdraw),
         },
+    )
+    add_study_endpoints(spec)
+
+
+#: A request of ``PUT .../adjudication``.
+ADJUDICATION_EXAMPLE: dict[str, Any] = {"accept": "RADIOLOGIST 2", "by": "Practitioner/adj-1"}
+
+
+def add_study_endpoints(spec: APISpec) -> None:
+    """``GET /api/v1/studies/{studyId}/endpoints`` and ``PUT .../adjudication``."""
+    spec.components.schema("StudyEndpoints", schema=StudyEndpointsAnswerSchema)
+    spec.components.schema("AdjudicationRequest", schema=AdjudicationRequestSchema)
+    spec.components.schema("AdjudicationAnswer", schema=AdjudicationAnswerSchema)
+    endpoints = {
+        "operationId": "getStudyEndpoints",
+        "summary": "A study's trial endpoints per subject and evaluator (investigator, each "
+        "central reader, central) and ORR/DCR per arm and evaluator, derived from the subjects' "
+        "stored DiagnosticReports (audited; derived numbers only, no resource)",
+        "parameters": [_STUDY_ID],
+        "responses": {
+            "200": _json("StudyEndpoints", "The endpoints."),
+            "404": _error("No such study."),
+            "409": _error("A stored report contradicts the study (named by subject)."),
+            "422": _error("Not a valid study id."),
+            **_STORE_ERRORS,
+        },
+    }
+    spec.path(
+        path="/api/v1/studies/{studyId}/endpoints",
+        operations={"get": _operation("studies.study_endpoints_view", endpoints)},
+    )
+    adjudication = {
+        "operationId": "putAdjudication",
+        "summary": "Record which central reader's read counts for a subject whose central "
+        "readers disagree (kept on the ResearchSubject; audited)",
+        "parameters": [_STUDY_ID, _SUBJECT_ID],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": "AdjudicationRequest",
+                    "examples": {"acceptReader2": {"value": ADJUDICATION_EXAMPLE}},
+                }
+            },
+        },
+        "responses": {
+            "200": _json("AdjudicationAnswer", "Recorded, or already recorded as sent."),
+            "404": _error("No such study or subject."),
+            "409": _error("A stored report or the stored subject cannot be read."),
+            "422": _error(
+                "A structural problem; the label is not a central reader of the study or has "
+                "not read the subject; the subject needs no adjudication; ``by`` is not an "
+                "adjudicator of the study."
+            ),
+            **_BODY_ERRORS,
+            **_STORE_ERRORS,
+        },
+    }
+    spec.path(
+        path="/api/v1/studies/{studyId}/subjects/{subjectId}/adjudication",
+        operations={"put": _operation("studies.adjudication_view", adjudication)},
     )
