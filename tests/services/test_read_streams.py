@@ -399,3 +399,19 @@ def test_reassess_keeps_the_streams_apart(enrolled: Context, store: RecordingSto
     assert again.exams == 9
     assert again.stale == ()
     assert not again.written
+
+
+def test_reassess_moves_reads_stored_before_enrolment_into_their_stream(
+    context: Context, store: RecordingStore
+) -> None:
+    put_study(study("NET-01", CENTRAL_1), context)
+    author, sizes = READS["cr1"]
+    submit(read_form("cr1", 1, author, sizes[0]), context)  # not enrolled yet: the site's
+    enrol(enrolment("NET-01"), context)
+
+    moved = reassess(RECIST, context)
+
+    assert moved.stale == (dt.date(2025, 1, 13),)
+    report = reports(store)["cr1-1"]
+    assert report["resultsInterpreter"] == [{"reference": author, "display": "CR 1"}]
+    assert f"{RECIST}/Practitioner%2Fcentral-1/T1" in lesion_identifiers(store)
