@@ -23,6 +23,7 @@ from fhirnet.services.reassessment import reassess
 from fhirnet.services.streams import CentralRead, reader_key, split
 from fhirnet.services.studies import enrol, put_study, withdraw
 from fhirnet.services.submission import extract, submit
+from tests.conformance import validate_against_profile, validate_resource
 from tests.submissions import RECIST, RecordingStore, form, set_answer, target
 
 SITE_READER = "Practitioner/reader-nuclear-radiology"  # the examples' author: a site radiologist
@@ -415,3 +416,23 @@ def test_reassess_moves_reads_stored_before_enrolment_into_their_stream(
     report = reports(store)["cr1-1"]
     assert report["resultsInterpreter"] == [{"reference": author, "display": "CR 1"}]
     assert f"{RECIST}/Practitioner%2Fcentral-1/T1" in lesion_identifiers(store)
+
+
+def test_what_a_central_read_writes_conforms_to_the_profiles(
+    enrolled: Context, store: RecordingStore
+) -> None:
+    submit_all(enrolled, "cr1")
+
+    bundle = store.sent[-1]  # the last follow-up: lesions, measurements, response, report
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} >= {
+        "BodyStructure",
+        "DiagnosticReport",
+    }
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "AuditEvent":
+            continue
+        assert validate_resource(resource, enrolled.catalog) == [], resource["resourceType"]
+        for profile in resource.get("meta", {}).get("profile", []):
+            problems = validate_against_profile(resource, profile, enrolled.catalog)
+            assert [p for p in problems if p.is_error] == [], profile
