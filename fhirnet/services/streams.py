@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.extract import ExamForm
 from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.fhir.studies import (
@@ -123,15 +124,29 @@ def central_readers(store: FhirStore, patient: str) -> tuple[list[CentralRead], 
     """The central readers of every study ``patient`` is enrolled in (withdrawn enrolments too,
     with their date), read from the store: ``ResearchSubject?individual=Patient/<id>`` and each
     one's ResearchStudy by its reference. A study that cannot be read is left out with a
-    warning (its readers' forms are then the site's).
+    warning (its readers' forms are then the site's), and so is everything when the server
+    refuses the ResearchSubject search (4xx: a server without the type holds no enrolment).
 
-    :raises fhirnet.errors.FhirServerError: reading failed.
+    :raises fhirnet.errors.FhirServerUnavailableError: reading failed and may work later.
     """
     params = {"individual": f"Patient/{patient}", "_count": history.PAGE_SIZE}
+    try:
+        # A list: a server that refuses the search does so on the first page.
+        subjects = list(store.search(RESEARCH_SUBJECT, params))
+    except FhirServerRejectedError as error:
+        # A server without ResearchSubject holds no enrolment: every form is the site's, as
+        # before streams existed; a server that is down still fails the submission.
+        return [], [
+            Issue.warning(
+                IssueType.PROCESSING,
+                "The FHIR server does not answer ResearchSubject searches, so the patient's "
+                f"study enrolment is unknown: every form is assessed as a site read ({error}).",
+            )
+        ]
     found: list[CentralRead] = []
     issues: list[Issue] = []
     studies: dict[str, Json | None] = {}
-    for subject in store.search(RESEARCH_SUBJECT, params):
+    for subject in subjects:
         # Filtered again: a server may ignore `individual` (history module docstring).
         if subject.get("resourceType") != RESEARCH_SUBJECT or subject_patient(subject) != patient:
             continue

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import pytest
 
 from fhirnet.criteria import Response
 from fhirnet.criteria.models import Criteria
+from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.extract import RESPONSE_CATEGORIES, ExamForm, extract_form
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.studies import Arm, Enrolment, Reader, ReaderRole, Site, Study
-from fhirnet.ports import Json
+from fhirnet.ports import Json, SearchParams
 from fhirnet.services import Context
 from fhirnet.services.reassessment import reassess
 from fhirnet.services.streams import CentralRead, reader_key, split
@@ -436,3 +437,24 @@ def test_what_a_central_read_writes_conforms_to_the_profiles(
         for profile in resource.get("meta", {}).get("profile", []):
             problems = validate_against_profile(resource, profile, enrolled.catalog)
             assert [p for p in problems if p.is_error] == [], profile
+
+
+class NoStudiesStore(RecordingStore):
+    """A FHIR server that does not know ResearchSubject (answers its searches 400)."""
+
+    def search(self, resource_type: str, params: SearchParams) -> Iterator[Json]:
+        if resource_type == "ResearchSubject":
+            raise FhirServerRejectedError("Unknown resource type ResearchSubject")
+        return super().search(resource_type, params)
+
+
+def test_a_server_without_research_subject_assesses_every_form_as_the_sites(
+    context: Context, store: RecordingStore
+) -> None:
+    plain = replace(context, store=NoStudiesStore(store.inner))
+    submit(read_form("site", 1, SITE_READER, READS["site"][1][0]), plain)
+
+    answer = submit(read_form("cr1", 2, CENTRAL_1.reference, READS["site"][1][1]), plain)
+
+    assert category(answer.report) == "SD"
+    assert any("ResearchSubject" in issue.message for issue in answer.issues)
