@@ -8,7 +8,15 @@ Modules: :mod:`~fhirnet.services.submission` (the use cases), :mod:`~fhirnet.ser
 (checking and reading a received form, locating its items), :mod:`~fhirnet.services.history`
 (what the FHIR server holds about a patient), :mod:`~fhirnet.services.timelines` (a patient's
 forms as assessed timelines), :mod:`~fhirnet.services.bundles` (the Bundles taken),
-:mod:`~fhirnet.services.delivery` (durable delivery through the outbox).
+:mod:`~fhirnet.services.delivery` (durable delivery through the outbox),
+:mod:`~fhirnet.services.streams` (which forms of a patient are assessed together: the site's read
+and each central reader's own stream),
+:mod:`~fhirnet.services.studies` (trial studies and enrolment: define, enrol, withdraw),
+:mod:`~fhirnet.services.study_endpoints` (a study's endpoints per subject, evaluator and arm, from
+the stored DiagnosticReports),
+:mod:`~fhirnet.services.adjudication` (accepting one central reader's read when they disagree),
+:mod:`~fhirnet.services.references` (what a submitted form may refer to),
+:mod:`~fhirnet.services.reassessment` (assessing stored exams again under the running rules).
 """
 
 from fhirnet.services.context import Context
