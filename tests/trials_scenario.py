@@ -496,3 +496,26 @@ def summary(endpoints: Json) -> Expected:
 def counts(store: FhirStore, types: Sequence[str]) -> dict[str, int]:
     """How many resources of each type the store holds (paging through the searches)."""
     return {kind: sum(1 for _ in store.search(kind, {})) for kind in types}
+
+
+#: Everything a study and its forms consist of (not AuditEvent: refusals are audited).
+WRITTEN_TYPES = (
+    "ResearchStudy",
+    "ResearchSubject",
+    "Group",
+    "QuestionnaireResponse",
+    "BodyStructure",
+    "Observation",
+    "DiagnosticReport",
+    "Provenance",
+)
+
+
+def versions(store: FhirStore, types: Sequence[str] = WRITTEN_TYPES) -> dict[str, str]:
+    """Every stored resource of ``types`` with its version: equal before and after a refusal
+    means nothing was written, not even a new version of a resource."""
+    return {
+        f"{kind}/{resource['id']}": resource["meta"]["versionId"]
+        for kind in types
+        for resource in store.search(kind, {})
+    }

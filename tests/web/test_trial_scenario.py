@@ -14,7 +14,6 @@ from flask.testing import FlaskClient
 
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
-from fhirnet.ports import FhirStore
 from fhirnet.web.app import create_app
 from tests import trials_scenario as scenario
 from tests.submissions import NOW
@@ -22,27 +21,6 @@ from tests.submissions import NOW
 STUDY_ID = "NET-TRIAL-1"
 URL = f"/api/v1/studies/{STUDY_ID}"
 PREFIX = "trial"
-#: Everything a study and its forms consist of (not AuditEvent: refusals are audited).
-TYPES = (
-    "ResearchStudy",
-    "ResearchSubject",
-    "Group",
-    "QuestionnaireResponse",
-    "BodyStructure",
-    "Observation",
-    "DiagnosticReport",
-    "Provenance",
-)
-
-
-def versions(store: FhirStore) -> dict[str, str]:
-    """Every stored resource of :data:`TYPES` with its version: equal before and after a refusal
-    means nothing was written, not even a new version of a resource."""
-    return {
-        f"{kind}/{resource['id']}": resource["meta"]["versionId"]
-        for kind in TYPES
-        for resource in store.search(kind, {})
-    }
 
 
 @pytest.fixture
@@ -79,7 +57,7 @@ def test_the_trial_endpoints_are_the_values_worked_by_hand(
 def test_unknown_study_is_404_and_nothing_is_written(
     played: dict[str, object], client: FlaskClient, store: EmbeddedStore
 ) -> None:
-    before = versions(store)
+    before = scenario.versions(store)
     subject = scenario.enrolment(PREFIX, scenario.SUBJECTS[0]) | {"patient": "Patient/new-1"}
 
     answers = [
@@ -94,13 +72,13 @@ def test_unknown_study_is_404_and_nothing_is_written(
     ]
 
     assert [a.status_code for a in answers] == [404] * 5
-    assert versions(store) == before
+    assert scenario.versions(store) == before
 
 
 def test_a_subject_enrolled_twice_is_409_and_nothing_is_written(
     played: dict[str, object], client: FlaskClient, store: EmbeddedStore
 ) -> None:
-    before = versions(store)
+    before = scenario.versions(store)
     first = scenario.SUBJECTS[0]
     # The same patient under a second subject number.
     again = client.put(f"{URL}/subjects/001-99", json=scenario.enrolment(PREFIX, first))
@@ -111,7 +89,7 @@ def test_a_subject_enrolled_twice_is_409_and_nothing_is_written(
     )
 
     assert (again.status_code, taken.status_code) == (409, 409), (again.json, taken.json)
-    assert versions(store) == before
+    assert scenario.versions(store) == before
 
 
 def test_a_reference_date_after_a_follow_up_form_is_422_and_nothing_is_written(
@@ -119,7 +97,7 @@ def test_a_reference_date_after_a_follow_up_form_is_422_and_nothing_is_written(
 ) -> None:
     """docs/trials.md "Refusals": study day 1 on or after a stored follow-up would turn that
     follow-up into a pre-treatment scan; the baseline before the reference date is expected."""
-    before = versions(store)
+    before = scenario.versions(store)
     first = scenario.SUBJECTS[0]  # follow-ups 2025-03-11 and 2025-05-06
     body = scenario.enrolment(PREFIX, first)
 
@@ -133,13 +111,13 @@ def test_a_reference_date_after_a_follow_up_form_is_422_and_nothing_is_written(
     assert list(after.get_json()["errors"]) == ["$.referenceDate"]
     assert on.status_code == 422, on.json
     assert unchanged.status_code == 200  # the stored enrolment again: allowed, nothing new
-    assert versions(store) == before
+    assert scenario.versions(store) == before
 
 
 def test_adjudication_naming_a_reader_not_in_the_study_is_422_and_nothing_is_written(
     played: dict[str, object], client: FlaskClient, store: EmbeddedStore
 ) -> None:
-    before = versions(store)
+    before = scenario.versions(store)
     url = f"{URL}/subjects/001-04/adjudication"
 
     unknown_label = client.put(url, json={"accept": "RADIOLOGIST 9", "by": scenario.ADJUDICATOR})
@@ -151,7 +129,7 @@ def test_adjudication_naming_a_reader_not_in_the_study_is_422_and_nothing_is_wri
     assert list(unknown_label.get_json()["errors"]) == ["$.accept"]
     assert not_adjudicator.status_code == 422
     assert list(not_adjudicator.get_json()["errors"]) == ["$.by"]
-    assert versions(store) == before
+    assert scenario.versions(store) == before
     endpoints = client.get(f"{URL}/endpoints").get_json()
     (subject,) = (s for s in endpoints["subjects"] if s["subjectId"] == "001-04")
     assert subject["adjudication"]["accepted"] == "RADIOLOGIST 1"  # the stored decision stays
