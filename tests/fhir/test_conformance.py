@@ -91,8 +91,29 @@ def test_every_profile_of_the_package_has_an_example() -> None:
         json.loads(path.read_text(encoding="utf-8"))["url"]
         for path in PACKAGE.glob("StructureDefinition-*.json")
     }
-    # lesion-nodal is an extension: the lesion examples carry it and it is validated there.
-    assert profiles - claimed == {NODAL}
+    # An extension is exemplified by the examples that carry it, where it is validated: lesion-
+    # nodal on the lesions, the study extensions on the study and its subjects.
+    extensions = {
+        json.loads(path.read_text(encoding="utf-8"))["url"]
+        for path in PACKAGE.glob("StructureDefinition-*.json")
+        if json.loads(path.read_text(encoding="utf-8"))["type"] == "Extension"
+    }
+    carried = {
+        url for path in EXAMPLE_FILES for url in _extension_urls(json.loads(path.read_text()))
+    }
+    assert NODAL in carried
+    assert profiles - claimed - extensions == set()
+    assert extensions - carried == set()
+
+
+def _extension_urls(value: object) -> set[str]:
+    """The url of every extension anywhere in ``value``."""
+    if isinstance(value, list):
+        return {url for item in value for url in _extension_urls(item)}
+    if not isinstance(value, dict):
+        return set()
+    found = {e["url"] for e in value.get("extension", []) if isinstance(e, dict) and "url" in e}
+    return found | {url for child in value.values() for url in _extension_urls(child)}
 
 
 def test_fhir_instances_in_examples_conform(catalog: Catalog) -> None:

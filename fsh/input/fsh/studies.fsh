@@ -60,6 +60,22 @@ Context: ResearchSubject
 * value[x] only Identifier
 * value[x] 1..1
 
+Extension: ResearchSubjectAdjudication
+Id: research-subject-adjudication
+Title: "Research subject adjudication"
+Description: "Which central reader's read counts for this subject when the study's central readers disagree (docs/trials.md \"Adjudication\"): the accepted reader's label, that reader, the adjudicator and when it was decided. The resource's version history keeps earlier decisions."
+Context: ResearchSubject
+* insert ProfileMetadata
+* extension contains accepted 1..1 and reader 1..1 and by 1..1 and recorded 1..1
+* extension[accepted].value[x] only string
+* extension[accepted] ^short = "The accepted central reader's label in the study"
+* extension[reader].value[x] only Reference(Practitioner or PractitionerRole)
+* extension[reader] ^short = "The accepted central reader: the study's reference"
+* extension[by].value[x] only Reference(Practitioner or PractitionerRole)
+* extension[by] ^short = "The adjudicator"
+* extension[recorded].value[x] only dateTime
+* extension[recorded] ^short = "When the decision was recorded"
+
 Profile: FhirnetResearchStudy
 Parent: ResearchStudy
 Id: fhirnet-research-study
@@ -111,7 +127,9 @@ Title: "fhirnet research subject"
 Description: "One enrolled subject: the trial's subject number (never a hospital identifier), the patient, the arm, the site, study day 1 and the withdrawal date."
 * insert ProfileMetadata
 // always written; 0..1 for Medplum 4.5.2, as the study's criteria slice
-* extension contains ResearchSubjectSite named site 0..1 MS
+* extension contains
+    ResearchSubjectSite named site 0..1 MS and
+    ResearchSubjectAdjudication named adjudication 0..1 MS
 * identifier 1..1 MS
 * identifier.system 1..1
 * identifier.system ^short = "https://fhirnet.dev/fhir/sid/research-study/<studyId>/subject"
@@ -134,9 +152,11 @@ Usage: #example
 * type = #person
 * actual = true
 * name = "Enrolment of study NET-01"
-* quantity = 1
-* member.entity = Reference(Patient/small-bowel-net-prrt)
-* member.period.start = "2025-01-14"
+* quantity = 2
+* member[0].entity = Reference(Patient/small-bowel-net-prrt)
+* member[0].period.start = "2025-01-14"
+* member[1].entity = Reference(Patient/pancreatic-net-everolimus)
+* member[1].period.start = "2025-01-21"
 
 Instance: example-study
 InstanceOf: FhirnetResearchStudy
@@ -177,3 +197,22 @@ Usage: #example
 * study = Reference(example-study)
 * individual = Reference(Patient/small-bowel-net-prrt)
 * assignedArm = "A"
+
+Instance: example-study-subject-adjudicated
+InstanceOf: FhirnetResearchSubject
+Title: "Example adjudicated research subject"
+Description: "A subject whose two central readers disagreed: the adjudicator accepted RADIOLOGIST 1's read."
+Usage: #example
+* extension[site].valueIdentifier.system = "https://fhirnet.dev/fhir/sid/research-study/NET-01/site"
+* extension[site].valueIdentifier.value = "001"
+* extension[adjudication].extension[accepted].valueString = "RADIOLOGIST 1"
+* extension[adjudication].extension[reader].valueReference = Reference(Practitioner/reader-1)
+* extension[adjudication].extension[by].valueReference = Reference(Practitioner/adjudicator-1)
+* extension[adjudication].extension[recorded].valueDateTime = "2025-06-02T09:30:00+02:00"
+* identifier.system = "https://fhirnet.dev/fhir/sid/research-study/NET-01/subject"
+* identifier.value = "001-0002"
+* status = #on-study
+* period.start = "2025-01-21"
+* study = Reference(example-study)
+* individual = Reference(Patient/pancreatic-net-everolimus)
+* assignedArm = "B"
