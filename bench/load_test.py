@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMS_DIR = ROOT / "examples" / "questionnaire-responses"

@@ -22,7 +22,7 @@ from fhirnet.errors import (
     FhirServerUnavailableError,
     PatientBusyError,
 )
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.identifiers import CRF_SUBMISSION, ExamKey, Kind
 from fhirnet.fhir.outcome import (
     Issue,

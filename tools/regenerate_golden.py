@@ -30,7 +30,8 @@ from fhirnet.fhir.build import (  # noqa: E402
     exam_results,
     pre_baseline_result,
 )
-from fhirnet.fhir.extract import AssessmentType, assessment_request, extract_form  # noqa: E402
+from fhirnet.fhir.crf_codes import AssessmentType  # noqa: E402
+from fhirnet.fhir.extract import assessment_request, extract_form  # noqa: E402
 
 FORMS = ROOT / "examples" / "questionnaire-responses"
 GOLDEN = ROOT / "examples" / "transactions"

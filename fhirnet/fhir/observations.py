@@ -24,6 +24,7 @@ from fhirnet.criteria import (
     TimePointAssessment,
     TumorGrowthRate,
 )
+from fhirnet.fhir.crf_codes import CRITERIA, MODALITIES, RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import (
     DCM,
     LOINC,
@@ -42,7 +43,7 @@ from fhirnet.fhir.datatypes import (
     quantity,
     reference,
 )
-from fhirnet.fhir.extract import CRITERIA, MODALITIES, RESPONSE_CATEGORIES, ExamForm
+from fhirnet.fhir.extract import ExamForm
 from fhirnet.fhir.identifiers import CRF_LESION_ID, ExamKey, Identifier, Kind
 
 #: ``lesion-nodal`` extension of the ``lesion`` profile.

@@ -17,6 +17,7 @@ from fhirnet.criteria import (
     TimePointAssessment,
     TumorGrowthRate,
 )
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import (
     LOINC,
     PROVENANCE_PARTICIPANT,
@@ -27,7 +28,7 @@ from fhirnet.fhir.datatypes import (
     profile_url,
     reference,
 )
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES, ExamForm
+from fhirnet.fhir.extract import ExamForm
 from fhirnet.fhir.identifiers import Kind
 from fhirnet.fhir.observations import ExamContext, Written, concordant
 from fhirnet.fhir.risk_observations import WHO_GRADES

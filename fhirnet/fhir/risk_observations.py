@@ -19,6 +19,7 @@ from fhirnet.criteria import (
     RiskFactors,
     WhoGrade,
 )
+from fhirnet.fhir.crf_codes import MODALITIES
 from fhirnet.fhir.datatypes import (
     NCIT,
     SNOMED,
@@ -31,7 +32,6 @@ from fhirnet.fhir.datatypes import (
     quantity,
     reference,
 )
-from fhirnet.fhir.extract import MODALITIES
 from fhirnet.fhir.identifiers import Identifier, Kind
 from fhirnet.fhir.observations import ExamContext, Written, component, obs_code
 

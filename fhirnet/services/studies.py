@@ -37,7 +37,7 @@ from typing import Any
 from fhirnet.errors import FhirnetError, FieldError, InvalidInputError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
-from fhirnet.fhir.extract import AssessmentType
+from fhirnet.fhir.crf_codes import AssessmentType
 from fhirnet.fhir.identifiers import Identifier, entry
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.fhir.studies import (

@@ -34,8 +34,8 @@ from fhirnet.criteria.models import Response
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import profile_url
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.fhir.studies import (
     OPTION_TYPES,
     RESEARCH_SUBJECT,

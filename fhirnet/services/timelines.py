@@ -27,7 +27,8 @@ from dataclasses import replace
 from fhirnet.criteria import assess
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.build import ExamResult, exam_results, pre_baseline_result
-from fhirnet.fhir.extract import AssessmentType, ExamForm, assessment_request
+from fhirnet.fhir.crf_codes import AssessmentType
+from fhirnet.fhir.extract import ExamForm, assessment_request
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType
 from fhirnet.fhir.report import CRITERIA_LABELS

@@ -31,14 +31,9 @@ from fhirnet.fhir.build import (
     exams_to_rebuild,
     pre_baseline_result,
 )
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES, AssessmentType
 from fhirnet.fhir.datatypes import NCIT, OBSERVATION_CODES, number
-from fhirnet.fhir.extract import (
-    RESPONSE_CATEGORIES,
-    AssessmentType,
-    ExamForm,
-    assessment_request,
-    extract_form,
-)
+from fhirnet.fhir.extract import ExamForm, assessment_request, extract_form
 from fhirnet.fhir.identifiers import (
     CRF_SUBMISSION,
     ExamKey,

@@ -38,18 +38,16 @@ from fhirnet.criteria import (
     assess,
 )
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.datatypes import NCIT, SNOMED, Coding
-from fhirnet.fhir.extract import (
+from fhirnet.fhir.crf_codes import (
     CRITERIA,
     LESION_SITES,
     MODALITIES,
     NODAL_LOCATIONS,
     RESPONSE_CATEGORIES,
     AssessmentType,
-    ExamForm,
-    assessment_request,
-    extract_form,
 )
+from fhirnet.fhir.datatypes import NCIT, SNOMED, Coding
+from fhirnet.fhir.extract import ExamForm, assessment_request, extract_form
 from fhirnet.fhir.identifiers import CRF_SUBMISSION, Identifier
 from fhirnet.fhir.profiles import Catalog
 from fhirnet.web.assessment_schemas import load_request

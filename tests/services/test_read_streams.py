@@ -15,7 +15,8 @@ import pytest
 from fhirnet.criteria import Response
 from fhirnet.criteria.models import Criteria
 from fhirnet.errors import FhirServerRejectedError
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES, ExamForm, extract_form
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
+from fhirnet.fhir.extract import ExamForm, extract_form
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.studies import Arm, Enrolment, Reader, ReaderRole, Site, Study
 from fhirnet.ports import Json, SearchParams

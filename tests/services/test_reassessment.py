@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.criteria import Response
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.ports import Json
 from fhirnet.services import Context, submit
 from fhirnet.services.reassessment import patients_with_forms, reassess

@@ -25,8 +25,8 @@ import pytest
 
 from fhirnet.criteria.models import Criteria, Response
 from fhirnet.errors import InvalidInputError
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import profile_url
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.fhir.studies import Arm, Enrolment, Reader, ReaderRole, Site, Study, Visit
 from fhirnet.ports import Json
 from fhirnet.services import Context

@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import FhirServerRejectedError, FhirServerUnavailableError
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.ports import Json
 from fhirnet.web import WebState
 from fhirnet.web.app import create_app
