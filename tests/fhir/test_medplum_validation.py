@@ -129,26 +129,91 @@ def stored(client: FlaskClient, resource_type: str) -> list[dict[str, Any]]:
     return found
 
 
+#: The live run's study: the examples' RECIST patient read centrally by its own author
+#: (RADIOLOGIST 1) and by a second central reader who disagrees, so that one adjudication is
+#: written; the ResearchStudy, ResearchSubject (with the adjudication) and Group are validated.
+STUDY_URL = "/api/v1/studies/NET-MEDPLUM"
+SECOND_READER = "Practitioner/central-reader-2"
+STUDY = {
+    "title": "Medplum live run",
+    "criteria": "recist-1.1",
+    "options": {"confirmationRequired": True},
+    "arms": [{"code": "A", "name": "177Lu-DOTATATE"}],
+    "sites": [{"id": "001", "name": "Uppsala"}],
+    "readers": [
+        {
+            "reference": "Practitioner/reader-nuclear-radiology",
+            "role": "central",
+            "label": "RADIOLOGIST 1",
+        },
+        {"reference": SECOND_READER, "role": "central", "label": "RADIOLOGIST 2"},
+        {"reference": "Practitioner/adjudicator-1", "role": "adjudicator", "label": "ADJ"},
+    ],
+    "schedule": [{"visit": "WEEK 13", "day": 91, "windowDays": 7}],
+}
+
+
+def second_reads() -> list[bytes]:
+    """RADIOLOGIST 2's reads of the RECIST patient's first two exams: the targets grow by 30 %
+    at the follow-up (PD), where RADIOLOGIST 1 (the example's author) reads SD, then PR."""
+    reads = []
+    for number, path in enumerate(sorted((FORMS / "small-bowel-net-prrt").glob("0[12]-*.json"))):
+        resource = json.loads(path.read_text(encoding="utf-8"))
+        resource.pop("id", None)
+        resource["identifier"]["value"] = f"small-bowel-net-prrt-reader-2-{number}"
+        resource["author"] = {"reference": SECOND_READER}
+        resource["item"] = [
+            i
+            for i in resource["item"]
+            if i["linkId"] not in ("response-vs-baseline", "response-vs-nadir", "nadir-date")
+        ]
+        if number == 1:
+            for group in resource["item"]:
+                for child in group.get("item", []) if group["linkId"] == "target-lesion" else []:
+                    if child["linkId"] == "lesion-size":
+                        child["answer"] = [
+                            {"valueDecimal": child["answer"][0]["valueDecimal"] * 1.3}
+                        ]
+        reads.append(json.dumps(resource).encode())
+    return reads
+
+
 def test_what_a_live_run_stores_is_valid_for_medplum(
     node: str, client: FlaskClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every example form is submitted in date order to an app on a fresh embedded store; every
-    stored resource, read back through the search endpoint, is validated."""
+    """A study is defined and the RECIST patient enrolled; every example form is submitted in
+    date order to an app on a fresh embedded store, then a second central reader's two forms; the
+    disagreement is adjudicated. Every stored resource, read back through the search endpoint,
+    is validated."""
+    assert client.put(STUDY_URL, json=STUDY).status_code == 201
+    subject = {
+        "patient": "Patient/small-bowel-net-prrt",
+        "site": "001",
+        "arm": "A",
+        "referenceDate": "2025-01-14",
+    }
+    assert client.put(f"{STUDY_URL}/subjects/001-0001", json=subject).status_code == 201
     forms = sorted(
         FORMS.glob("*/*.json"),
         key=lambda path: (FORM_DATE.match(path.name)[1], path.parent.name),  # type: ignore[index]
     )
     assert forms
-    for form in forms:
+    bodies = [path.read_bytes() for path in forms] + second_reads()
+    for body in bodies:
         response = client.post(
             "/fhir/QuestionnaireResponse",
-            data=form.read_bytes(),
+            data=body,
             headers={
                 "Content-Type": "application/fhir+json",
                 "Accept": "application/fhir+json",
             },
         )
-        assert response.status_code in (200, 201), (form.name, response.get_data(as_text=True))
+        assert response.status_code in (200, 201), response.get_data(as_text=True)
+    adjudicated = client.put(
+        f"{STUDY_URL}/subjects/001-0001/adjudication",
+        json={"accept": "RADIOLOGIST 1", "by": "Practitioner/adjudicator-1"},
+    )
+    assert adjudicated.status_code == 200, adjudicated.get_json()
     resources = [r for resource_type in STORED_TYPES for r in stored(client, resource_type)]
     kinds = {resource_type: 0 for resource_type in STORED_TYPES}
     for resource in resources:
@@ -156,10 +221,18 @@ def test_what_a_live_run_stores_is_valid_for_medplum(
     (tmp_path / "stored.json").write_text(json.dumps(resources), encoding="utf-8")
 
     report = validate(node, tmp_path / "stored.json")
-    line = summary(f"{len(forms)} forms submitted, stored {kinds}", report)
+    line = summary(f"{len(bodies)} forms submitted, a study, stored {kinds}", report)
     show(capsys, line)
 
     assert all(kinds[t] > 0 for t in ("BodyStructure", "Observation", "DiagnosticReport")), line
-    assert kinds["Provenance"] == kinds["QuestionnaireResponse"] == len(forms), line
+    assert kinds["Provenance"] == kinds["QuestionnaireResponse"] == len(bodies), line
+    assert (kinds["ResearchStudy"], kinds["ResearchSubject"], kinds["Group"]) == (1, 1, 1), line
+    (research_subject,) = (r for r in resources if r["resourceType"] == "ResearchSubject")
+    assert any(
+        e["url"].endswith("/research-subject-adjudication") for e in research_subject["extension"]
+    )
+    for resource in resources:  # each validated against its fhirnet profile too
+        if resource["resourceType"] in ("ResearchStudy", "ResearchSubject", "Group"):
+            assert resource["meta"]["profile"][0].startswith("https://fhirnet.dev/fhir/"), line
     assert report["validated"] == len(resources), line
     assert report["errors"] == 0, line
