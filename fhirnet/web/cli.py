@@ -31,7 +31,7 @@ from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
+from fhirnet.fhir.extract import RESPONSE_CATEGORIES
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.studies import study_client_id_types
@@ -47,6 +47,7 @@ from fhirnet.web.study_views import (
     get_study_document,
     put_study_document,
     put_subject_document,
+    study_endpoints_document,
     withdraw_document,
 )
 
@@ -260,6 +261,14 @@ def study_show(study_id: str) -> None:
 def study_withdraw(study_id: str, subject_id: str, date: str | None) -> None:
     """Withdraw SUBJECT from STUDY: status withdrawn, its data kept."""
     click.echo(_dumps(withdraw_document(study_id, subject_id, date, _study_context())))
+
+
+@study.command(name="endpoints")
+@click.argument("study_id", metavar="STUDY")
+def study_endpoints_command(study_id: str) -> None:
+    """Print STUDY's endpoints per subject, evaluator and arm, from its subjects' stored reports
+    (the JSON of GET /api/v1/studies/STUDY/endpoints; each subject's read is audited)."""
+    click.echo(_dumps(study_endpoints_document(study_id, _study_context())))
 
 
 def _outbox_line(entry: Entry) -> str:
