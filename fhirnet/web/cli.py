@@ -31,7 +31,7 @@ from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.extract import RESPONSE_CATEGORIES
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.studies import study_client_id_types
