@@ -9,7 +9,7 @@ fresh temporary ``FHIRNET_DATA_DIR``, and never talks to anything but that loopb
 Without ``--workers``/``--threads`` it runs ``python -m fhirnet.web.cli serve`` unchanged:
 its default, one sync worker with one thread (``FHIRNET_WORKERS``/``FHIRNET_THREADS`` unset:
 the script clears every ``FHIRNET_*`` variable it does not set). With either option it runs
-the same gunicorn application (:func:`fhirnet.web.cli.gunicorn_options`, same logging) with
+the same gunicorn application (:func:`fhirnet.web.serving.gunicorn_options`, same logging) with
 ``workers`` and ``threads`` added (``threads`` > 1 makes gunicorn use its ``gthread`` worker).
 
 **Warm-up and reference.** Before the clock starts, the three example patients' forms are posted
@@ -89,11 +89,11 @@ LAUNCHER = """
 import sys
 from fhirnet.config import load_settings
 from fhirnet.web.app import create_app
-from fhirnet.web.cli import _GunicornServer, gunicorn_options
+from fhirnet.web.serving import GunicornServer, gunicorn_options
 settings = load_settings()
 options = gunicorn_options(settings, host="127.0.0.1", port=int(sys.argv[1]))
 options.update(workers=int(sys.argv[2]), threads=int(sys.argv[3]))
-_GunicornServer(create_app(settings), options).run()
+GunicornServer(create_app(settings), options).run()
 """
 
 

@@ -11,27 +11,18 @@ stderr (exit 2, click's code for bad input).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
-from flask import Flask
-from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from fhirnet import __version__
 from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
-from fhirnet.config import ConfigError, Settings, load_settings
+from fhirnet.config import ConfigError, load_settings
 from fhirnet.errors import InvalidInputError
-from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.studies import study_client_id_types
@@ -42,7 +33,9 @@ from fhirnet.services.reassessment import patients_with_forms, reassess
 from fhirnet.web.api_views import assess_document, endpoints_document
 from fhirnet.web.app import create_app
 from fhirnet.web.backend import Backend
+from fhirnet.web.demo import run_examples
 from fhirnet.web.errors import error_body
+from fhirnet.web.serving import GunicornServer, gunicorn_options
 from fhirnet.web.study_views import (
     get_study_document,
     put_study_document,
@@ -99,7 +92,7 @@ def serve(host: str | None, port: int | None) -> None:
     """Serve the HTTP API with gunicorn."""
     settings = load_settings()
     app = create_app(settings)
-    _GunicornServer(app, gunicorn_options(settings, host=host, port=port)).run()
+    GunicornServer(app, gunicorn_options(settings, host=host, port=port)).run()
 
 
 @main.command()
@@ -133,11 +126,11 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
         # Runs in gunicorn's master once the socket listens; requests wait in its backlog until
         # a worker takes them, so the examples go through the real HTTP stack.
         threading.Thread(
-            target=_run_examples, args=(base_url, where, patients, once, token), daemon=True
+            target=run_examples, args=(base_url, where, patients, once, token), daemon=True
         ).start()
 
     quiet = {"when_ready": when_ready, "accesslog": None}  # the summary is the demo's output
-    _GunicornServer(create_app(settings), {**options, **quiet}).run()
+    GunicornServer(create_app(settings), {**options, **quiet}).run()
 
 
 @main.command()
@@ -279,221 +272,6 @@ def _outbox_line(entry: Entry) -> str:
         f"{entry.id}  {entry.state.value:<9}  accepted {accepted}  by {entry.requester}  "
         f"{entry.kind.value}  attempts {entry.attempts}  {result}".rstrip()
     )
-
-
-#: NCIt code of a response category → the category's code (``PR``, ``iUPD``...).
-_CATEGORIES = {coding.code: response.value for response, coding in RESPONSE_CATEGORIES.items()}
-
-
-def _run_examples(
-    base_url: str, where: str, patients: Sequence[Path], stop: bool, token: str | None
-) -> None:
-    """Submit each patient's forms in order and print what each exam's report concludes."""
-    try:
-        _submit_examples(base_url, where, patients, _auth_headers(token))
-    finally:
-        if stop:  # also when printing failed: --once must never leave the server running
-            os.kill(os.getpid(), signal.SIGTERM)  # gunicorn's master shuts down gracefully
-
-
-def _auth_headers(token: str | None) -> dict[str, str]:
-    return {} if token is None else {"Authorization": f"Bearer {token}"}
-
-
-def _submit_examples(
-    base_url: str, where: str, patients: Sequence[Path], headers: Mapping[str, str]
-) -> None:
-    _wait_until_healthy(base_url)
-    click.echo(f"\nfhirnet {__version__} is serving on {base_url}, writing to {where}")
-    for patient in patients:
-        click.echo(f"\n{patient.name}")
-        reports = None
-        for path in sorted(patient.glob("*.json")):
-            location, line = _submit(base_url, path, headers)
-            click.echo(line)
-            if location is not None:
-                server, _, _ = location.rpartition("/DiagnosticReport/")
-                reports = f"{server}/DiagnosticReport?subject=Patient/{patient.name}&_sort=-date"
-        if reports is not None:
-            click.echo(f"  reports: {reports}")
-    first = sorted(patients[0].glob("*.json"))[:1] if patients else []
-    example = os.path.relpath(first[0]) if first else "FORM.json"
-    click.echo(
-        f"\nSubmit a form: curl -s -H 'Content-Type: application/fhir+json' --data @{example} "
-        f"{base_url}/fhir/QuestionnaireResponse\n"
-        f"Assessment API (JSON, no FHIR): POST {base_url}/api/v1/assessments, "
-        f"examples in examples/assessments/; OpenAPI: {base_url}/api/v1/openapi.json"
-    )
-
-
-def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str | None, str]:
-    """POST one form with ``$submit`` (answered with the report, not the form); the report's
-    Location and a line: date, category, warnings."""
-    request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
-        f"{base_url}/fhir/QuestionnaireResponse/$submit",
-        data=path.read_bytes(),
-        headers={
-            "Content-Type": "application/fhir+json",
-            "Prefer": "return=OperationOutcome",
-            **headers,
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
-            status, location, outcome = answer.status, answer.headers["Location"], json.load(answer)
-    except urllib.error.HTTPError as error:
-        outcome = json.load(error)
-        problems = "; ".join(issue.get("diagnostics", "") for issue in outcome.get("issue", []))
-        return None, f"  {path.name}: {error.code} {problems}"
-    if status == 202:  # an external FHIR server that cannot take it now (docs/delivery.md)
-        queued = answer.headers["Content-Location"]
-        return None, f"  {path.name}: 202 accepted, queued for delivery; status: {queued}"
-    # Our key goes to our own server only, never to an external FHIR server's Location.
-    report = _fetch(location, headers if location.startswith(base_url + "/") else {})
-    if report is None:
-        return location, f"  {path.name}: {status}, report at {location}"
-    codings = [c for concept in report.get("conclusionCode", []) for c in concept.get("coding", [])]
-    category = next((_CATEGORIES[c["code"]] for c in codings if c.get("code") in _CATEGORIES), None)
-    day = str(report.get("effectiveDateTime", "?"))[:10]
-    written = "written" if status == 201 else "unchanged"
-    lines = [f"  {day}  {category or 'baseline':<6}  {report.get('status')}, {written}: {location}"]
-    lines += [
-        f"      warning: {issue.get('diagnostics')}"
-        for issue in outcome.get("issue", [])
-        if issue.get("severity") == "warning"
-    ]
-    return location, "\n".join(lines)
-
-
-def _fetch(url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:
-    """GET a resource the service points at; ``None`` if it cannot (an external server that
-    wants credentials, say)."""
-    request = urllib.request.Request(  # noqa: S310
-        url, headers={"Accept": "application/fhir+json", **headers}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-            body: dict[str, Any] = json.load(answer)
-            return body
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def _wait_until_healthy(base_url: str, attempts: int = 100) -> None:
-    for _ in range(attempts):
-        try:
-            with urllib.request.urlopen(f"{base_url}/health", timeout=2):  # noqa: S310
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-
-
-#: gunicorn settings of ``fhirnet serve`` that do not come from Settings (docs/security.md,
-#: README "In production"). gunicorn's defaults (one sync worker, one thread) let one client
-#: that sends its headers or body slowly hold the only worker: everyone else waited.
-PRODUCTION_OPTIONS: Mapping[str, Any] = {
-    # Threads: a slow client holds one thread, not the process. gthread also waits for a new
-    # connection's first bytes in its poller, not in a thread (gunicorn >= 25).
-    "worker_class": "gthread",
-    # A worker whose main loop stops for this long is restarted (gthread's loop keeps
-    # beating while threads work, so this does not cut slow requests short; the proxy does).
-    "timeout": 30,
-    "graceful_timeout": 30,
-    # Idle kept-alive connections are closed after 5 s: they cost a file descriptor, no thread.
-    "keepalive": 5,
-    # Request line and headers as small as FHIR needs (search URLs included).
-    "limit_request_line": 8190,
-    "limit_request_fields": 100,
-    "limit_request_field_size": 8190,
-}
-
-
-def gunicorn_options(
-    settings: Settings, *, host: str | None = None, port: int | None = None
-) -> dict[str, Any]:
-    """gunicorn settings for ``fhirnet serve``: bind address (unless overridden), workers and
-    threads from Settings, and the production defaults of :data:`PRODUCTION_OPTIONS`.
-
-    :param settings: the service settings.
-    :param host: overrides ``settings.host``.
-    :param port: overrides ``settings.port``.
-    :returns: gunicorn setting names → values.
-    """
-    address = host or settings.host
-    if ":" in address:  # an IPv6 address needs brackets in a bind string
-        address = f"[{address}]"
-    return {
-        **PRODUCTION_OPTIONS,
-        "bind": f"{address}:{port or settings.port}",
-        "workers": settings.workers,
-        "threads": settings.threads,
-        "loglevel": settings.log_level.lower(),
-        # No access log: its lines hold the raw path and query string (ids, search parameters
-        # with patient identifiers). The app logs each request as JSON with the URL rule instead
-        # (fhirnet.web.logs), and gunicorn's own records use the same formatter.
-        "accesslog": None,
-        "logconfig_dict": gunicorn_logging(settings),
-        # gunicorn >= 25 opens a control socket in $HOME by default; we do not use it, and two
-        # instances on one host would compete for the same path.
-        "control_socket_disable": True,
-    }
-
-
-def gunicorn_logging(settings: Settings) -> dict[str, Any]:
-    """gunicorn's ``logconfig_dict``: its error log as JSON lines on stderr
-    (:class:`fhirnet.web.logs.JsonFormatter`), no access log, nothing on the root logger (the
-    ``fhirnet`` loggers have their own handler, see :func:`fhirnet.web.logs.install_logging`)."""
-    return {
-        "root": {"level": "WARNING", "handlers": []},
-        "loggers": {
-            "gunicorn.error": {
-                "level": settings.log_level,
-                "handlers": ["json"],
-                "propagate": False,
-                "qualname": "gunicorn.error",
-            },
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
-        },
-        "handlers": {
-            "json": {
-                "class": "logging.StreamHandler",
-                "formatter": "json",
-                "stream": "ext://sys.stderr",
-            }
-        },
-        "formatters": {"json": {"()": "fhirnet.web.logs.JsonFormatter"}},
-    }
-
-
-class _GunicornServer(BaseApplication):  # type: ignore[misc]
-    """gunicorn run in-process on an app already built, so no import string or cwd is needed."""
-
-    def __init__(self, app: Flask, options: Mapping[str, Any]) -> None:
-        self._app = app
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for name, value in self._options.items():
-            self.cfg.set(name, value)
-        # Each worker delivers queued submissions from the start, not from its first request
-        # (fhirnet.web.delivery), and finishes the attempt it is making when it stops.
-        self.cfg.set("post_worker_init", self._start_deliveries)
-        self.cfg.set("worker_exit", self._stop_deliveries)
-
-    def _start_deliveries(self, _worker: object) -> None:
-        deliveries = self._app.extensions["fhirnet"].deliveries
-        if deliveries is not None:
-            with self._app.app_context():
-                deliveries.current()
-
-    def _stop_deliveries(self, _server: object, _worker: object) -> None:
-        deliveries = self._app.extensions["fhirnet"].deliveries
-        if deliveries is not None:
-            deliveries.stop(timeout=5)
-
-    def load(self) -> Flask:
-        return self._app
 
 
 def _dumps(body: Any) -> str:

@@ -22,7 +22,8 @@ from fhirnet.adapters.outbox import SqliteOutbox
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria
 from fhirnet.ports import Kind, State
-from fhirnet.web.cli import gunicorn_options, main
+from fhirnet.web.cli import main
+from fhirnet.web.serving import gunicorn_options
 from tests.servers import free_port, serving
 
 REPO_ROOT = Path(__file__).parents[2]

@@ -18,8 +18,8 @@ from fhirnet.config import Settings
 from fhirnet.ports import Json
 from fhirnet.web import fhir_views
 from fhirnet.web.app import create_app
-from fhirnet.web.cli import gunicorn_options
 from fhirnet.web.logs import ROOT_LOGGER, JsonFormatter, request_id_of
+from fhirnet.web.serving import gunicorn_options
 from tests.submissions import CHOI, IRECIST, NOW, RECIST, bundle_of, form, form_paths
 
 FHIR = "application/fhir+json"

@@ -1,0 +1,121 @@
+"""How fhirnet runs under gunicorn: the production settings of ``fhirnet serve`` (threaded workers,
+timeouts, request limits, JSON logs, no access log) and gunicorn run in-process on an app already
+built, starting and stopping each worker's deliveries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+from fhirnet.config import Settings
+
+#: gunicorn settings of ``fhirnet serve`` that do not come from Settings (docs/security.md,
+#: README "In production"). gunicorn's defaults (one sync worker, one thread) let one client
+#: that sends its headers or body slowly hold the only worker: everyone else waited.
+PRODUCTION_OPTIONS: Mapping[str, Any] = {
+    # Threads: a slow client holds one thread, not the process. gthread also waits for a new
+    # connection's first bytes in its poller, not in a thread (gunicorn >= 25).
+    "worker_class": "gthread",
+    # A worker whose main loop stops for this long is restarted (gthread's loop keeps
+    # beating while threads work, so this does not cut slow requests short; the proxy does).
+    "timeout": 30,
+    "graceful_timeout": 30,
+    # Idle kept-alive connections are closed after 5 s: they cost a file descriptor, no thread.
+    "keepalive": 5,
+    # Request line and headers as small as FHIR needs (search URLs included).
+    "limit_request_line": 8190,
+    "limit_request_fields": 100,
+    "limit_request_field_size": 8190,
+}
+
+
+def gunicorn_options(
+    settings: Settings, *, host: str | None = None, port: int | None = None
+) -> dict[str, Any]:
+    """gunicorn settings for ``fhirnet serve``: bind address (unless overridden), workers and
+    threads from Settings, and the production defaults of :data:`PRODUCTION_OPTIONS`.
+
+    :param settings: the service settings.
+    :param host: overrides ``settings.host``.
+    :param port: overrides ``settings.port``.
+    :returns: gunicorn setting names → values.
+    """
+    address = host or settings.host
+    if ":" in address:  # an IPv6 address needs brackets in a bind string
+        address = f"[{address}]"
+    return {
+        **PRODUCTION_OPTIONS,
+        "bind": f"{address}:{port or settings.port}",
+        "workers": settings.workers,
+        "threads": settings.threads,
+        "loglevel": settings.log_level.lower(),
+        # No access log: its lines hold the raw path and query string (ids, search parameters
+        # with patient identifiers). The app logs each request as JSON with the URL rule instead
+        # (fhirnet.web.logs), and gunicorn's own records use the same formatter.
+        "accesslog": None,
+        "logconfig_dict": gunicorn_logging(settings),
+        # gunicorn >= 25 opens a control socket in $HOME by default; we do not use it, and two
+        # instances on one host would compete for the same path.
+        "control_socket_disable": True,
+    }
+
+
+def gunicorn_logging(settings: Settings) -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its error log as JSON lines on stderr
+    (:class:`fhirnet.web.logs.JsonFormatter`), no access log, nothing on the root logger (the
+    ``fhirnet`` loggers have their own handler, see :func:`fhirnet.web.logs.install_logging`)."""
+    return {
+        "root": {"level": "WARNING", "handlers": []},
+        "loggers": {
+            "gunicorn.error": {
+                "level": settings.log_level,
+                "handlers": ["json"],
+                "propagate": False,
+                "qualname": "gunicorn.error",
+            },
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "formatters": {"json": {"()": "fhirnet.web.logs.JsonFormatter"}},
+    }
+
+
+class GunicornServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn run in-process on an app already built, so no import string or cwd is needed."""
+
+    def __init__(self, app: Flask, options: Mapping[str, Any]) -> None:
+        self._app = app
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+        # Each worker delivers queued submissions from the start, not from its first request
+        # (fhirnet.web.delivery), and finishes the attempt it is making when it stops.
+        self.cfg.set("post_worker_init", self._start_deliveries)
+        self.cfg.set("worker_exit", self._stop_deliveries)
+
+    def _start_deliveries(self, _worker: object) -> None:
+        deliveries = self._app.extensions["fhirnet"].deliveries
+        if deliveries is not None:
+            with self._app.app_context():
+                deliveries.current()
+
+    def _stop_deliveries(self, _server: object, _worker: object) -> None:
+        deliveries = self._app.extensions["fhirnet"].deliveries
+        if deliveries is not None:
+            deliveries.stop(timeout=5)
+
+    def load(self) -> Flask:
+        return self._app
