@@ -30,7 +30,7 @@ date); the store's own errors propagate. Nothing is written before every check h
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,7 +38,7 @@ from fhirnet.errors import FhirnetError, FieldError, InvalidInputError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.crf_codes import AssessmentType
-from fhirnet.fhir.identifiers import Identifier, entry
+from fhirnet.fhir.identifiers import entry
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.fhir.studies import (
     GROUP,
@@ -47,23 +47,22 @@ from fhirnet.fhir.studies import (
     Enrolment,
     Study,
     SubjectStatus,
-    UnreadableStudyError,
     enrolment_group,
-    enrolment_of,
     group_identifier,
     group_member,
     research_study,
     research_subject,
     same_content,
     study_identifier,
-    study_of,
     subject_identifier,
     subject_number,
     subject_patient,
 )
 from fhirnet.ports import Json
 from fhirnet.services import history
+from fhirnet.services import study_records as records
 from fhirnet.services.context import Context
+from fhirnet.services.study_records import StudyConflictError, StudyNotFoundError
 
 __all__ = [
     "StoredStudy",
@@ -80,20 +79,6 @@ __all__ = [
     "withdraw",
     "write_subject",
 ]
-
-
-class StudyNotFoundError(InvalidInputError):
-    """No such study, or no such subject in it (404). An input error (the request names what
-    does not exist): its failure AuditEvent says "refused", not "failed"."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__([FieldError(path=(), message=message)])
-
-
-class StudyConflictError(InvalidInputError):
-    """The request contradicts what is stored (409): a subject number of another patient, a
-    patient enrolled under another number, a study with subjects deleted, an arm or site in use
-    removed. ``errors`` locate the offending fields."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,11 +112,11 @@ def put_study(study: Study, context: Context) -> StoredStudy:
     :raises StudyConflictError: an arm or site that enrolled subjects use is left out.
     :raises fhirnet.errors.FhirServerError: the store refused or is unavailable.
     """
-    with context.locks.hold([_study_lock(study.study_id)]):
-        stored = _find(context, RESEARCH_STUDY, study_identifier(study.study_id))
-        group = _find(context, GROUP, group_identifier(study.study_id))
+    with context.locks.hold([records.study_lock(study.study_id)]):
+        stored = records.find(context, RESEARCH_STUDY, study_identifier(study.study_id))
+        group = records.find(context, GROUP, group_identifier(study.study_id))
         if stored is not None:
-            _check_in_use(context, study, stored)
+            records.check_in_use(context, study, stored)
         entries: list[Json] = []
         if group is None:
             group_entry = entry(
@@ -153,14 +138,14 @@ def put_study(study: Study, context: Context) -> StoredStudy:
         )
         entries.append(study_entry)
         action = Action.CREATE if stored is None else Action.UPDATE
-        written = _transaction(
+        written = records.transaction(
             context,
             entries,
-            _audit(context, Interaction.UPDATE, action, [], [study_entry, *entries[:-1]]),
+            records.audit(context, Interaction.UPDATE, action, [], [study_entry, *entries[:-1]]),
         )
         return StoredStudy(
             study=study,
-            reference=_reference(written, study_entry),
+            reference=records.reference(written, study_entry),
             group=written.get(group_ref, group_ref),
             created=stored is None,
             written=True,
@@ -172,9 +157,9 @@ def get_study(study_id: str, context: Context) -> StoredStudy:
 
     :raises StudyNotFoundError: no such study.
     """
-    resource, group = _study(context, study_id)
+    resource, group = records.study(context, study_id)
     return StoredStudy(
-        study=_read_study(resource, study_id),
+        study=records.read_study(resource, study_id),
         reference=f"{RESEARCH_STUDY}/{resource['id']}",
         group=f"{GROUP}/{group['id']}",
     )
@@ -187,9 +172,9 @@ def delete_study(study_id: str, context: Context) -> None:
     :raises StudyNotFoundError: no such study.
     :raises StudyConflictError: the study has subjects.
     """
-    with context.locks.hold([_study_lock(study_id)]):
-        resource, group = _study(context, study_id)
-        subjects = list(_subjects(context, study_id, resource))
+    with context.locks.hold([records.study_lock(study_id)]):
+        resource, group = records.study(context, study_id)
+        subjects = list(records.subjects(context, study_id, resource))
         if subjects:
             raise StudyConflictError(
                 [
@@ -216,7 +201,7 @@ def delete_study(study_id: str, context: Context) -> None:
                 now=context.now,
                 entities=entities,
             )
-        _transaction(context, entries, event)
+        records.transaction(context, entries, event)
 
 
 # --- subjects ---
@@ -238,15 +223,18 @@ def enrol(enrolment: Enrolment, context: Context) -> StoredSubject:
     try:
         return _enrol(enrolment, context)
     except FhirnetError as error:
-        _audit_failure(context, Interaction.UPDATE, enrolment.patient, error)
+        records.audit_failure(context, Interaction.UPDATE, enrolment.patient, error)
         raise
 
 
 def _enrol(enrolment: Enrolment, context: Context) -> StoredSubject:
     study_id = enrolment.study_id
-    with context.locks.hold([_study_lock(study_id)]), context.locks.hold([enrolment.patient]):
-        resource, group = _study(context, study_id)
-        study = _read_study(resource, study_id)
+    with (
+        context.locks.hold([records.study_lock(study_id)]),
+        context.locks.hold([enrolment.patient]),
+    ):
+        resource, group = records.study(context, study_id)
+        study = records.read_study(resource, study_id)
         problems = []
         if enrolment.arm not in study.arm_codes():
             known = ", ".join(sorted(study.arm_codes())) or "none"
@@ -262,7 +250,7 @@ def _enrol(enrolment: Enrolment, context: Context) -> StoredSubject:
         if problems:
             raise InvalidInputError(problems)
         stored = None
-        for subject in _subjects(context, study_id, resource):
+        for subject in records.subjects(context, study_id, resource):
             number = subject_number(subject, study_id)
             patient = subject_patient(subject)
             if number == enrolment.subject_id:
@@ -287,7 +275,7 @@ def _enrol(enrolment: Enrolment, context: Context) -> StoredSubject:
                 )
         if stored is not None:
             # An enrolment update keeps the subject's adjudication (it is no field of the body).
-            kept = _read_subject(stored, study_id, enrolment.subject_id).adjudication
+            kept = records.read_subject(stored, study_id, enrolment.subject_id).adjudication
             enrolment = replace(enrolment, adjudication=kept)
         return write_subject(context, enrolment, resource, group, stored)
 
@@ -297,8 +285,8 @@ def get_subject(study_id: str, subject_id: str, context: Context) -> StoredSubje
 
     :raises StudyNotFoundError: no such study or subject.
     """
-    subject = _subject(context, study_id, subject_id)
-    enrolment = _read_subject(subject, study_id, subject_id)
+    subject = records.subject(context, study_id, subject_id)
+    enrolment = records.read_subject(subject, study_id, subject_id)
     reference = f"{RESEARCH_SUBJECT}/{subject['id']}"
     if context.audit is not None:
         event = context.audit.event(
@@ -326,10 +314,10 @@ def withdraw(
     """
     patient: str | None = None
     try:
-        with context.locks.hold([_study_lock(study_id)]):
-            resource, group = _study(context, study_id)
-            subject = _subject(context, study_id, subject_id)
-            current = _read_subject(subject, study_id, subject_id)
+        with context.locks.hold([records.study_lock(study_id)]):
+            resource, group = records.study(context, study_id)
+            subject = records.subject(context, study_id, subject_id)
+            current = records.read_subject(subject, study_id, subject_id)
             patient = current.patient
             date = context.today if on is None else on
             if date < current.reference_date:
@@ -347,7 +335,7 @@ def withdraw(
                 return write_subject(context, withdrawn, resource, group, subject)
     except FhirnetError as error:
         if patient is not None:
-            _audit_failure(context, Interaction.UPDATE, patient, error)
+            records.audit_failure(context, Interaction.UPDATE, patient, error)
         raise
 
 
@@ -358,18 +346,18 @@ def study_subjects(study_id: str, context: Context) -> tuple[StoredStudy, list[S
     :raises StudyNotFoundError: no such study.
     :raises StudyConflictError: the study or one of its subjects cannot be read.
     """
-    resource, group = _study(context, study_id)
+    resource, group = records.study(context, study_id)
     stored = StoredStudy(
-        study=_read_study(resource, study_id),
+        study=records.read_study(resource, study_id),
         reference=f"{RESEARCH_STUDY}/{resource['id']}",
         group=f"{GROUP}/{group['id']}",
     )
     subjects = []
-    for subject in _subjects(context, study_id, resource):
+    for subject in records.subjects(context, study_id, resource):
         number = subject_number(subject, study_id) or ""
         subjects.append(
             StoredSubject(
-                enrolment=_read_subject(subject, study_id, number),
+                enrolment=records.read_subject(subject, study_id, number),
                 reference=f"{RESEARCH_SUBJECT}/{subject['id']}",
             )
         )
@@ -390,18 +378,18 @@ def update_subject(
     """
     patient: str | None = None
     try:
-        with context.locks.hold([_study_lock(study_id)]):
-            resource, group = _study(context, study_id)
-            study = _read_study(resource, study_id)
-            subject = _subject(context, study_id, subject_id)
-            current = _read_subject(subject, study_id, subject_id)
+        with context.locks.hold([records.study_lock(study_id)]):
+            resource, group = records.study(context, study_id)
+            study = records.read_study(resource, study_id)
+            subject = records.subject(context, study_id, subject_id)
+            current = records.read_subject(subject, study_id, subject_id)
             patient = current.patient
             with context.locks.hold([current.patient]):
                 changed = change(study, current)
                 return write_subject(context, changed, resource, group, subject)
     except FhirnetError as error:
         if patient is not None:
-            _audit_failure(context, Interaction.UPDATE, patient, error)
+            records.audit_failure(context, Interaction.UPDATE, patient, error)
         raise
 
 
@@ -435,12 +423,12 @@ def write_subject(
     )
     action = Action.CREATE if stored is None else Action.UPDATE
     entries = [subject_entry, group_entry]
-    written = _transaction(
-        context, entries, _audit(context, Interaction.UPDATE, action, [patient], entries)
+    written = records.transaction(
+        context, entries, records.audit(context, Interaction.UPDATE, action, [patient], entries)
     )
     return StoredSubject(
         enrolment=enrolment,
-        reference=_reference(written, subject_entry),
+        reference=records.reference(written, subject_entry),
         created=stored is None,
         written=True,
     )
@@ -474,153 +462,3 @@ def _forms_before(context: Context, enrolment: Enrolment) -> list[FieldError]:
             "follow-ups are assessments after the reference date (study day 1).",
         )
     ]
-
-
-# --- reading the store ---
-
-
-def _study_lock(study_id: str) -> str:
-    return f"study:{study_id}"
-
-
-def _find(context: Context, resource_type: str, identifier: Identifier) -> Json | None:
-    """The stored resource with ``identifier``: read by its uuid5 id where the server cannot
-    search the type by identifier (it was written ``PUT Type/<uuid5>``), else searched."""
-    if resource_type in context.client_id_types:
-        return context.store.read(resource_type, str(identifier.uuid))
-    return history.find(context.store, resource_type, identifier)
-
-
-def _study(context: Context, study_id: str) -> tuple[Json, Json]:
-    resource = _find(context, RESEARCH_STUDY, study_identifier(study_id))
-    group = _find(context, GROUP, group_identifier(study_id))
-    if resource is None or group is None:
-        raise StudyNotFoundError(f"No study {study_id}.")
-    return resource, group
-
-
-def _read_study(resource: Json, study_id: str) -> Study:
-    try:
-        return study_of(resource, study_id)
-    except UnreadableStudyError as error:
-        raise StudyConflictError(
-            [FieldError(path=(), message=f"The stored study cannot be read: {error}")]
-        ) from None
-
-
-def _subject(context: Context, study_id: str, subject_id: str) -> Json:
-    subject = _find(context, RESEARCH_SUBJECT, subject_identifier(study_id, subject_id))
-    if subject is None:
-        raise StudyNotFoundError(f"No subject {subject_id} in study {study_id}.")
-    return subject
-
-
-def _read_subject(subject: Json, study_id: str, subject_id: str) -> Enrolment:
-    try:
-        return enrolment_of(subject, study_id, subject_id)
-    except UnreadableStudyError as error:
-        raise StudyConflictError(
-            [FieldError(path=(), message=f"The stored subject cannot be read: {error}")]
-        ) from None
-
-
-def _subjects(context: Context, study_id: str, study: Json) -> Iterator[Json]:
-    """The study's ResearchSubjects (filtered here again: a server may ignore ``study``)."""
-    reference = f"{RESEARCH_STUDY}/{study['id']}"
-    params = {"study": reference, "_count": history.PAGE_SIZE}
-    for subject in context.store.search(RESEARCH_SUBJECT, params):
-        found = subject.get("study")
-        if (
-            subject.get("resourceType") == RESEARCH_SUBJECT
-            and isinstance(found, dict)
-            and found.get("reference") == reference
-            and subject_number(subject, study_id) is not None
-        ):
-            yield subject
-
-
-def _check_in_use(context: Context, study: Study, stored: Json) -> None:
-    """An update may not drop an arm or a site that an enrolled subject has."""
-    problems = []
-    for subject in _subjects(context, study.study_id, stored):
-        arm = subject.get("assignedArm")
-        if isinstance(arm, str) and arm not in study.arm_codes():
-            problems.append(FieldError(path=("arms",), message=f"Arm {arm} has subjects."))
-        try:
-            site = enrolment_of(subject, study.study_id, "").site
-        except UnreadableStudyError:
-            continue
-        if site not in study.site_ids():
-            problems.append(FieldError(path=("sites",), message=f"Site {site} has subjects."))
-    if problems:
-        raise StudyConflictError(list({p.message: p for p in problems}.values()))
-
-
-# --- writing ---
-
-
-def _audit(
-    context: Context,
-    interaction: Interaction,
-    action: Action,
-    patients: Sequence[str],
-    entries: Sequence[Json],
-) -> Json | None:
-    """The AuditEvent of a write: the patients, and each written entry by fullUrl (the store
-    turns it into the written resource's reference)."""
-    if context.audit is None:
-        return None
-    entities = [events.patient(patient) for patient in patients]
-    entities += [
-        events.resource(str(e["fullUrl"]), str(e["resource"]["resourceType"])) for e in entries
-    ]
-    return context.audit.event(
-        interaction=interaction, action=action, now=context.now, entities=entities
-    )
-
-
-def _transaction(context: Context, entries: Sequence[Json], event: Json | None) -> dict[str, str]:
-    """Write ``entries`` and the AuditEvent in one transaction.
-
-    :returns: each entry's fullUrl → the ``Type/id`` written.
-    """
-    bundle_entries = list(entries)
-    if event is not None and context.audit is not None:
-        bundle_entries.append(context.audit.entry(event))
-    answer = context.store.transaction(
-        {"resourceType": "Bundle", "type": "transaction", "entry": bundle_entries}
-    )
-    written: dict[str, str] = {}
-    for sent, got in zip(bundle_entries, answer.get("entry", []), strict=False):
-        location = str((got.get("response") or {}).get("location", ""))
-        parts = location.split("/_history/", 1)[0].rstrip("/").split("/")
-        if "fullUrl" in sent and len(parts) >= 2:
-            written[str(sent["fullUrl"])] = f"{parts[-2]}/{parts[-1]}"
-    return written
-
-
-def _reference(written: dict[str, str], sent: Json) -> str:
-    """``Type/id`` of a written entry: from the server's answer, else from the entry's own
-    ``PUT Type/<id>`` (a server answering without ``location``)."""
-    found = written.get(str(sent["fullUrl"]))
-    if found is not None:
-        return found
-    url = str(sent["request"]["url"])
-    return url if "?" not in url else str(sent["resource"]["resourceType"])
-
-
-def _audit_failure(
-    context: Context, interaction: Interaction, patient: str, error: Exception
-) -> None:
-    """Best effort: the failure AuditEvent of a refused or failed subject write."""
-    audit = context.audit
-    if audit is None or context.now.utcoffset() is None:
-        return
-    event = audit.event(
-        interaction=interaction,
-        action=Action.UPDATE,
-        now=context.now,
-        entities=[events.patient(f"Patient/{patient}")],
-        error=error,
-    )
-    audit.write_failure(context.store, [event])
