@@ -68,9 +68,10 @@ def _submit_examples(
 def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str | None, str]:
     """POST one form with ``$submit`` (answered with the report, not the form); the report's
     Location and a line: date, category, warnings."""
+    body = path.read_bytes()
     request = urllib.request.Request(  # noqa: S310 - the URL is our own loopback server
         f"{base_url}/fhir/QuestionnaireResponse/$submit",
-        data=path.read_bytes(),
+        data=body,
         headers={
             "Content-Type": "application/fhir+json",
             "Prefer": "return=OperationOutcome",
@@ -95,13 +96,27 @@ def _submit(base_url: str, path: Path, headers: Mapping[str, str]) -> tuple[str 
     category = next((_CATEGORIES[c["code"]] for c in codings if c.get("code") in _CATEGORIES), None)
     day = str(report.get("effectiveDateTime", "?"))[:10]
     written = "written" if status == 201 else "unchanged"
-    lines = [f"  {day}  {category or 'baseline':<6}  {report.get('status')}, {written}: {location}"]
+    kind = category or _assessment_type(json.loads(body))
+    lines = [f"  {day}  {kind:<6}  {report.get('status')}, {written}: {location}"]
     lines += [
         f"      warning: {issue.get('diagnostics')}"
         for issue in outcome.get("issue", [])
         if issue.get("severity") == "warning"
     ]
     return location, "\n".join(lines)
+
+
+def _assessment_type(form: Any) -> str:
+    """The form's ``assessment-type`` code (``baseline``, ``pre-baseline``...): what an exam
+    without a category is."""
+    items = list(form.get("item", [])) if isinstance(form, dict) else []
+    while items:
+        item = items.pop()
+        if item.get("linkId") == "assessment-type":
+            for answer in item.get("answer", []):
+                return str(answer.get("valueCoding", {}).get("code", "baseline"))
+        items += item.get("item", [])
+    return "baseline"
 
 
 def _fetch(url: str, headers: Mapping[str, str]) -> dict[str, Any] | None:

@@ -275,6 +275,10 @@ def test_demo_submits_the_example_forms_over_http_and_prints_the_reports_categor
         section = patient_section(output, patient)
         expected = main_output(REPO_ROOT / "examples" / "assessments" / example)
         assert f"{expected['baselineDate']}  baseline  final, written" in section
+        request = json.loads((REPO_ROOT / "examples" / "assessments" / example).read_text())
+        for scan in request["timepoints"]:
+            if scan.get("role") == "pre-baseline":  # stored, not assessed (criteria.md §7)
+                assert f"{scan['date']}  pre-baseline  final, written" in section
         for timepoint in expected["timepoints"]:
             assert f"{timepoint['date']}  {timepoint['overallResponse']:<6}  final, written" in (
                 section
