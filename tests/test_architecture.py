@@ -59,6 +59,8 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.adapters.fhir_client": frozenset(
         {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.smart", "fhirnet.backoff"}
     ),
+    # Adapter: SDTM datasets as files (Dataset-JSON, CSV, SAS XPORT v5 through pyreadstat).
+    "fhirnet.adapters.sdtm_files": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.trials"}),
     # The adapters' package: its module map only. The edges of the system (store, outbox, locks,
     # client, SMART tokens) each have a row above, so one adapter cannot reach into another.
     "fhirnet.adapters": frozenset(),
@@ -91,6 +93,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.adapters.store",
             "fhirnet.adapters.outbox",
             "fhirnet.adapters.fhir_client",
+            "fhirnet.adapters.sdtm_files",
             "fhirnet.access",
             "fhirnet.services",
         }

@@ -98,6 +98,9 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     # form is read or answered); an adjudication updates the ResearchSubject.
     "studies.study_endpoints_view": lambda _: Permission("ResearchStudy", "r"),
     "studies.adjudication_view": lambda _: Permission("ResearchSubject", "u"),
+    # SDTM domains: the study, its subjects, their forms (lesions as entered), reports and
+    # Observations (sums and responses fhirnet computed).
+    "studies.sdtm_view": lambda _: Permission("ResearchStudy", "r"),
 }
 
 #: What an endpoint needs beyond its :data:`SCOPED_ENDPOINTS` permission: a study or subject PUT
@@ -108,6 +111,12 @@ ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
     "studies.study_endpoints_view": (
         Permission("ResearchSubject", "r"),
         Permission("DiagnosticReport", "r"),
+    ),
+    "studies.sdtm_view": (
+        Permission("ResearchSubject", "r"),
+        Permission("QuestionnaireResponse", "r"),
+        Permission("DiagnosticReport", "r"),
+        Permission("Observation", "r"),
     ),
 }
 

@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
@@ -35,6 +36,7 @@ from fhirnet.web.app import create_app
 from fhirnet.web.backend import Backend
 from fhirnet.web.demo import run_examples
 from fhirnet.web.errors import error_body
+from fhirnet.web.sdtm_export import export_study
 from fhirnet.web.serving import GunicornServer, gunicorn_options
 from fhirnet.web.study_views import (
     get_study_document,
@@ -277,6 +279,21 @@ def _outbox_line(entry: Entry) -> str:
 def _dumps(body: Any) -> str:
     # allow_nan=False: a non-finite number must fail loudly, never print invalid JSON.
     return json.dumps(body, indent=2, allow_nan=False, ensure_ascii=False)
+
+
+@study.command(name="export")
+@click.argument("study_id")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The folder to write into (created if missing).",
+)
+def study_export_command(study_id: str, out: Path) -> None:
+    """Write STUDY's SDTM domains TU, TR, RS and DM as Dataset-JSON, SAS XPORT v5 and CSV into
+    OUT, with manifest.json (each subject's read is audited); print the manifest."""
+    click.echo(_dumps(export_study(study_id, out, _study_context())))
 
 
 if __name__ == "__main__":

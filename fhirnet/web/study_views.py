@@ -16,7 +16,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from fhirnet.errors import FhirServerError, FieldError, InvalidInputError, PatientBusyError
 from fhirnet.fhir.studies import study_client_id_types
@@ -39,6 +39,7 @@ from fhirnet.web.errors import error_body, fhir_error_answer
 from fhirnet.web.fhir_submissions import _context
 from fhirnet.web.limits import check_json, limits_of
 from fhirnet.web.schema_fields import iso_date, parse_json
+from fhirnet.web.sdtm_export import sdtm_document
 from fhirnet.web.study_schemas import (
     check_id,
     dump_adjudication,
@@ -191,6 +192,17 @@ def withdraw_view(study_id: str, subject_id: str) -> dict[str, Any]:
 def study_endpoints_view(study_id: str) -> dict[str, Any]:
     """The study's endpoints from its subjects' stored reports (audited)."""
     return study_endpoints_document(study_id, _request_context())
+
+
+@bp.get("/<study_id>/sdtm/<domain>")
+def sdtm_view(study_id: str, domain: str) -> Response:
+    """One SDTM domain of the study (``?format=json|xpt|csv``; audited subject reads)."""
+    name, body, content_type = sdtm_document(
+        study_id, domain, request.args.get("format", "json"), _request_context()
+    )
+    answer = Response(body, content_type=content_type)
+    answer.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return answer
 
 
 @bp.put("/<study_id>/subjects/<subject_id>/adjudication")

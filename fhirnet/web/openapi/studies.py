@@ -218,6 +218,7 @@ def add_studies(spec: APISpec) -> None:
         },
     )
     add_study_endpoints(spec)
+    add_sdtm(spec)
 
 
 #: A request of ``PUT .../adjudication``.
@@ -277,4 +278,49 @@ def add_study_endpoints(spec: APISpec) -> None:
     spec.path(
         path="/api/v1/studies/{studyId}/subjects/{subjectId}/adjudication",
         operations={"put": _operation("studies.adjudication_view", adjudication)},
+    )
+
+
+def add_sdtm(spec: APISpec) -> None:
+    """``GET /api/v1/studies/{studyId}/sdtm/{domain}``: one SDTM domain of the study."""
+    sdtm = {
+        "operationId": "getStudySdtm",
+        "summary": "One CDISC SDTM domain of the study (TU, TR, RS or DM) from its subjects' "
+        "stored forms and reports, as Dataset-JSON v1.1, SAS XPORT v5 or CSV (audited per "
+        "subject; subject numbers only, no hospital identifiers)",
+        "parameters": [
+            _STUDY_ID,
+            {
+                "name": "domain",
+                "in": "path",
+                "required": True,
+                "description": "The SDTM domain.",
+                "schema": {"type": "string", "enum": ["TU", "TR", "RS", "DM"]},
+            },
+            {
+                "name": "format",
+                "in": "query",
+                "required": False,
+                "description": "json (Dataset-JSON v1.1, the default), xpt (SAS XPORT v5) or csv.",
+                "schema": {"type": "string", "enum": ["json", "xpt", "csv"], "default": "json"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The dataset.",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "application/x-sas-xport": {"schema": {"type": "string", "format": "binary"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "404": _error("No such study."),
+            "409": _error("A stored report contradicts the study (named by subject)."),
+            "422": _error("Not a valid study id, domain or format."),
+            **_STORE_ERRORS,
+        },
+    }
+    spec.path(
+        path="/api/v1/studies/{studyId}/sdtm/{domain}",
+        operations={"get": _operation("studies.sdtm_view", sdtm)},
     )

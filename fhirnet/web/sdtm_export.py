@@ -1,0 +1,100 @@
+"""The SDTM export's two entry points (``docs/trials.md`` "SDTM export"): one domain of a study
+for ``GET /api/v1/studies/{studyId}/sdtm/{domain}`` and every domain in every format for
+``fhirnet study export STUDY --out DIR``, with a ``manifest.json``."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from fhirnet import __version__
+from fhirnet.adapters.sdtm_files import CONTENT_TYPES, csv_chunks, dataset_json_chunks, write_xpt
+from fhirnet.errors import FieldError, InvalidInputError
+from fhirnet.fhir.crf_codes import CRITERIA
+from fhirnet.services import Context
+from fhirnet.services.sdtm import study_export
+from fhirnet.trials.sdtm import DOMAINS, Row, domain_rows
+from fhirnet.web.study_schemas import check_id
+
+__all__ = ["FORMATS", "PSEUDONYMIZATION", "export_study", "sdtm_document"]
+
+FORMATS: Final = tuple(CONTENT_TYPES)
+PSEUDONYMIZATION: Final = "subject numbers only, no hospital identifiers"
+
+
+def _check(study_id: str, domain: str, file_format: str) -> None:
+    check_id(study_id, "studyId")
+    problems = []
+    if domain not in DOMAINS:
+        problems.append(FieldError(path=("domain",), message=f"One of {', '.join(DOMAINS)}."))
+    if file_format not in CONTENT_TYPES:
+        problems.append(FieldError(path=("format",), message=f"One of {', '.join(FORMATS)}."))
+    if problems:
+        raise InvalidInputError(problems)
+
+
+def sdtm_document(
+    study_id: str, domain: str, file_format: str, context: Context
+) -> tuple[str, bytes, str]:
+    """``(file name, content, content type)`` of one domain of the study.
+
+    :raises InvalidInputError: a bad study id, domain or format.
+    :raises fhirnet.services.studies.StudyNotFoundError: no such study.
+    """
+    _check(study_id, domain, file_format)
+    export = study_export(study_id, context)
+    rows = domain_rows(domain, export.subjects)
+    name = f"{domain.lower()}.{file_format}"
+    if file_format == "xpt":
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            write_xpt(DOMAINS[domain], rows, path)
+            content = path.read_bytes()
+    elif file_format == "csv":
+        content = "".join(csv_chunks(DOMAINS[domain], rows)).encode()
+    else:
+        chunks = dataset_json_chunks(DOMAINS[domain], rows, study_id=study_id, created=context.now)
+        content = "".join(chunks).encode()
+    return name, content, CONTENT_TYPES[file_format]
+
+
+def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
+    """Write every domain of the study in every format into ``out`` (one pass over the
+    subjects: JSON and CSV stream to their files; XPT is written from the collected rows at
+    the end) and ``manifest.json``; answer the manifest."""
+    check_id(study_id, "studyId")
+    export = study_export(study_id, context)
+    out.mkdir(parents=True, exist_ok=True)
+    collected: dict[str, list[Row]] = {name: [] for name in DOMAINS}
+    for subject in export.subjects:
+        for name in DOMAINS:
+            collected[name].extend(domain_rows(name, iter([subject])))
+    for name, domain in DOMAINS.items():
+        rows = collected[name]
+        base = out / name.lower()
+        chunks = dataset_json_chunks(domain, iter(rows), study_id=study_id, created=context.now)
+        _write(base.with_suffix(".json"), chunks)
+        _write(base.with_suffix(".csv"), csv_chunks(domain, iter(rows)))
+        write_xpt(domain, rows, base.with_suffix(".xpt"))
+    criteria = CRITERIA[export.study.criteria]
+    manifest = {
+        "study": study_id,
+        "domains": {name: len(rows) for name, rows in collected.items()},
+        "formats": list(FORMATS),
+        "subjects": export.count,
+        "fhirnetVersion": __version__,
+        "criteria": {"code": export.study.criteria.value, "display": criteria.display},
+        "pseudonymization": PSEUDONYMIZATION,
+        "created": context.now.isoformat(timespec="seconds"),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def _write(path: Path, chunks: Iterator[str]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as file:
+        for chunk in chunks:
+            file.write(chunk)
