@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Final
 
 from fhirnet import __version__
-from fhirnet.adapters.sdtm_files import CONTENT_TYPES, csv_chunks, dataset_json_chunks, write_xpt
+from fhirnet.adapters.sdtm_files import (
+    CONTENT_TYPES,
+    CsvWriter,
+    DatasetJsonWriter,
+    csv_chunks,
+    dataset_json_chunks,
+    read_dataset_json_rows,
+    write_xpt,
+)
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.crf_codes import CRITERIA
 from fhirnet.services import Context
 from fhirnet.services.sdtm import study_export
-from fhirnet.trials.sdtm import DOMAINS, Row, domain_rows
+from fhirnet.trials.sdtm import DOMAINS, domain_rows
 from fhirnet.web.study_schemas import check_id
 
 __all__ = ["FORMATS", "PSEUDONYMIZATION", "export_study", "sdtm_document"]
@@ -62,27 +70,41 @@ def sdtm_document(
 
 
 def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
-    """Write every domain of the study in every format into ``out`` (one pass over the
-    subjects: JSON and CSV stream to their files; XPT is written from the collected rows at
-    the end) and ``manifest.json``; answer the manifest."""
+    """Write every domain of the study in every format into ``out`` and ``manifest.json``;
+    answer the manifest. One pass over the subjects, one subject held at a time: its rows go
+    to the Dataset-JSON and CSV files at once; each XPT file is then written from its
+    Dataset-JSON file (pyreadstat needs a whole domain as one data frame)."""
     check_id(study_id, "studyId")
     export = study_export(study_id, context)
     out.mkdir(parents=True, exist_ok=True)
-    collected: dict[str, list[Row]] = {name: [] for name in DOMAINS}
-    for subject in export.subjects:
-        for name in DOMAINS:
-            collected[name].extend(domain_rows(name, iter([subject])))
+    with ExitStack() as files:
+        writers: dict[str, tuple[DatasetJsonWriter, CsvWriter]] = {}
+        for name, domain in DOMAINS.items():
+            base = out / name.lower()
+            json_file = files.enter_context(base.with_suffix(".json").open("w", encoding="utf-8"))
+            csv_file = files.enter_context(
+                base.with_suffix(".csv").open("w", encoding="utf-8", newline="")
+            )
+            writers[name] = (
+                DatasetJsonWriter(json_file, domain, study_id=study_id, created=context.now),
+                CsvWriter(csv_file, domain),
+            )
+        for subject in export.subjects:
+            for name, (as_json, as_csv) in writers.items():
+                for row in domain_rows(name, iter([subject])):
+                    as_json.write(row)
+                    as_csv.write(row)
+        for as_json, _ in writers.values():
+            as_json.close()
     for name, domain in DOMAINS.items():
-        rows = collected[name]
         base = out / name.lower()
-        chunks = dataset_json_chunks(domain, iter(rows), study_id=study_id, created=context.now)
-        _write(base.with_suffix(".json"), chunks)
-        _write(base.with_suffix(".csv"), csv_chunks(domain, iter(rows)))
-        write_xpt(domain, rows, base.with_suffix(".xpt"))
+        write_xpt(
+            domain, read_dataset_json_rows(base.with_suffix(".json")), base.with_suffix(".xpt")
+        )
     criteria = CRITERIA[export.study.criteria]
     manifest = {
         "study": study_id,
-        "domains": {name: len(rows) for name, rows in collected.items()},
+        "domains": {name: as_json.count for name, (as_json, _) in writers.items()},
         "formats": list(FORMATS),
         "subjects": export.count,
         "fhirnetVersion": __version__,
@@ -92,9 +114,3 @@ def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-def _write(path: Path, chunks: Iterator[str]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as file:
-        for chunk in chunks:
-            file.write(chunk)
