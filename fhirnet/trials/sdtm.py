@@ -542,14 +542,16 @@ def tr_rows(subject: SubjectData) -> list[Row]:
 _RS_TESTS: Final = (
     ("TRGRESP", "Target Response"),
     ("NTRGRESP", "Non-target Response"),
+    ("NEWLIND", "New Lesion Indicator"),
     ("NEWLPROG", "New Lesion Progression"),
     ("OVRLRESP", "Overall Response"),
 )
 
 
 def rs_rows(subject: SubjectData) -> list[Row]:
-    """Per evaluator and follow-up exam fhirnet assessed: TRGRESP, NTRGRESP, NEWLPROG (when
-    the reader recorded new lesions: UNEQUIVOCAL or EQUIVOCAL) and OVRLRESP, all computed by
+    """Per evaluator and follow-up exam fhirnet assessed: TRGRESP, NTRGRESP, under iRECIST
+    NEWLIND (Y/N, as pharmaversesdtm ``rs_onco_irecist``), NEWLPROG (when the reader recorded
+    new lesions: UNEQUIVOCAL or EQUIVOCAL) and OVRLRESP, all computed by
     fhirnet (``RSDRVFL = "Y"``), ``RSCAT`` the study's criteria, ``RSLNKGRP`` = the exam's
     ``TRLNKGRP``."""
     out = _Rows("RS", subject)
@@ -566,6 +568,11 @@ def rs_rows(subject: SubjectData) -> list[Row]:
             values: dict[str, str | None] = {
                 "TRGRESP": exam.target_response,
                 "NTRGRESP": exam.non_target_response,
+                "NEWLIND": (
+                    ("Y" if exam.new_lesions else "N")
+                    if subject.criteria is Criteria.IRECIST
+                    else None
+                ),
                 "NEWLPROG": new,
                 "OVRLRESP": exam.overall,
             }

@@ -101,13 +101,14 @@ def test_irecist_responses_and_the_unscheduled_visit() -> None:
     assert [(r["RSTESTCD"], r["RSORRES"]) for r in rows] == [
         ("TRGRESP", "iPR"),
         ("NTRGRESP", "NON-iCR/NON-iUPD"),
+        ("NEWLIND", "Y"),
         ("NEWLPROG", "UNEQUIVOCAL"),
         ("OVRLRESP", "iUPD"),
     ]
     assert {(r["RSCAT"], r["VISITNUM"], r["VISIT"], r["RSDY"]) for r in rows} == {
         ("iRECIST", 1.1, "UNSCHEDULED 1.1", 78)
     }
-    assert [r["RSSEQ"] for r in rows] == [1, 2, 3, 4]
+    assert [r["RSSEQ"] for r in rows] == [1, 2, 3, 4, 5]
 
 
 def test_tu_rows_and_the_200_byte_cut() -> None:
