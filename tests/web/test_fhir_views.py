@@ -207,6 +207,10 @@ def test_with_an_external_fhir_server_the_stored_types_are_not_served_here(
         "DiagnosticReport",
         "Observation",
         "Provenance",
+        # the studies and enrolments of the trials wing (docs/trials.md)
+        "ResearchStudy",
+        "ResearchSubject",
+        "Group",
     }
     assert all(resources[t]["supportedProfile"] for t in resources if t not in served)
     assert [i["code"] for i in resources["QuestionnaireResponse"]["interaction"]] == ["create"]
