@@ -238,6 +238,16 @@ def test_web_frameworks_are_imported_only_in_the_web_package(path: Path) -> None
 
 
 @pytest.mark.parametrize("path", MODULES, ids=relative)
+def test_matplotlib_is_imported_only_in_the_plot_drawing_module(path: Path) -> None:
+    # The plots' data is derived in the domain (fhirnet/trials/plot_data.py); only drawing it
+    # needs matplotlib, in one web module.
+    if module_name(path) == "fhirnet.web.plots":
+        return
+    for name in imports(path):
+        assert top(name) != "matplotlib", f"{relative(path)} imports {name}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=relative)
 def test_requests_is_imported_only_in_the_fhir_client(path: Path) -> None:
     if module_name(path) == "fhirnet.adapters.fhir_client":
         return

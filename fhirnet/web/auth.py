@@ -97,6 +97,8 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     # A study's endpoints: derived numbers of the study, its subjects and their reports (no
     # form is read or answered); an adjudication updates the ResearchSubject.
     "studies.study_endpoints_view": lambda _: Permission("ResearchStudy", "r"),
+    # A study's plots: the same derived numbers as its endpoints, drawn (and their data).
+    "studies.study_plot_view": lambda _: Permission("ResearchStudy", "r"),
     "studies.adjudication_view": lambda _: Permission("ResearchSubject", "u"),
     # SDTM domains: the study, its subjects, their forms (lesions as entered), reports and
     # Observations (sums and responses fhirnet computed).
@@ -109,6 +111,10 @@ ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
     "studies.put_study_view": (Permission("ResearchStudy", "u"),),
     "studies.put_subject_view": (Permission("ResearchSubject", "u"),),
     "studies.study_endpoints_view": (
+        Permission("ResearchSubject", "r"),
+        Permission("DiagnosticReport", "r"),
+    ),
+    "studies.study_plot_view": (
         Permission("ResearchSubject", "r"),
         Permission("DiagnosticReport", "r"),
     ),

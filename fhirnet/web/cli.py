@@ -43,6 +43,7 @@ from fhirnet.web.study_views import (
     put_study_document,
     put_subject_document,
     study_endpoints_document,
+    study_plot_document,
     withdraw_document,
 )
 
@@ -264,6 +265,31 @@ def study_endpoints_command(study_id: str) -> None:
     """Print STUDY's endpoints per subject, evaluator and arm, from its subjects' stored reports
     (the JSON of GET /api/v1/studies/STUDY/endpoints; each subject's read is audited)."""
     click.echo(_dumps(study_endpoints_document(study_id, _study_context())))
+
+
+@study.command(name="plot")
+@click.argument("study_id", metavar="STUDY")
+@click.argument("kind", metavar="KIND", type=click.Choice(["waterfall", "spider", "swimmer"]))
+@click.option(
+    "--format", "fmt", type=click.Choice(["svg", "png", "json"]), default="svg", show_default=True
+)
+@click.option("--out", type=click.File("wb"), default="-", help="The file to write [default: -].")
+@click.option("--arm", help="Only the subjects of this arm [default: every arm].")
+@click.option("--evaluator", help="INVESTIGATOR (default), CENTRAL or a central reader's label.")
+def study_plot_command(
+    study_id: str,
+    kind: str,
+    fmt: str,
+    out: BinaryIO,
+    arm: str | None,
+    evaluator: str | None,
+) -> None:
+    """Write STUDY's KIND plot (waterfall, spider, swimmer) as SVG, PNG or its data as JSON
+    (as GET /api/v1/studies/STUDY/plots/KIND.FORMAT; each subject's read is audited)."""
+    body, _media_type = study_plot_document(
+        study_id, f"{kind}.{fmt}", _study_context(), arm=arm, evaluator=evaluator
+    )
+    out.write(_dumps(body).encode() + b"\n" if isinstance(body, dict) else body)
 
 
 def _outbox_line(entry: Entry) -> str:

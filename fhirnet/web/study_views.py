@@ -233,3 +233,57 @@ def _unavailable(
     messages = [str(issue.get("diagnostics", "")) for issue in answer.outcome["issue"]]
     body = error_body([FieldError(path=(), message=m) for m in messages if m])
     return body, answer.status, answer.headers
+
+
+#: The plots of a study: ``<kind>.<format>`` (docs/trials.md "Plots").
+PLOT_NAMES = tuple(
+    f"{kind}.{fmt}" for kind in ("waterfall", "spider", "swimmer") for fmt in ("svg", "png", "json")
+)
+
+
+def study_plot_document(
+    study_id: str,
+    plot: str,
+    context: Context,
+    *,
+    arm: str | None = None,
+    evaluator: str | None = None,
+) -> tuple[bytes | dict[str, Any], str]:
+    """One plot of a study (``waterfall.svg`` ...) and its media type; ``.json`` is the data
+    behind it. Subject reads are audited. Imported here, not at the top: matplotlib is loaded
+    by the first plot, not by every start of the app.
+
+    :raises StudyNotFoundError: no such study, or no such plot (404).
+    :raises InvalidInputError: an arm or evaluator the study does not have (422).
+    """
+    from fhirnet.services.study_endpoints import INVESTIGATOR
+    from fhirnet.services.study_plots import study_plot
+    from fhirnet.trials.plot_data import PlotKind
+    from fhirnet.web import plots
+
+    check_id(study_id, "studyId")
+    if plot not in PLOT_NAMES:
+        raise StudyNotFoundError(f"No plot {plot!r}; the plots are {', '.join(PLOT_NAMES)}.")
+    kind, fmt = plot.split(".")
+    data = study_plot(
+        study_id, PlotKind(kind), context, evaluator=evaluator or INVESTIGATOR, arm=arm
+    )
+    if fmt == "json":
+        return plots.plot_json(data), plots.MEDIA_TYPES[fmt]
+    return plots.render(data, fmt), plots.MEDIA_TYPES[fmt]
+
+
+@bp.get("/<study_id>/plots/<plot>")
+def study_plot_view(study_id: str, plot: str) -> Any:
+    """A waterfall, spider or swimmer plot of the study as SVG, PNG or its data as JSON
+    (``?arm=``, ``?evaluator=``; audited subject reads)."""
+    body, media_type = study_plot_document(
+        study_id,
+        plot,
+        _request_context(),
+        arm=request.args.get("arm"),
+        evaluator=request.args.get("evaluator"),
+    )
+    if isinstance(body, dict):
+        return body
+    return body, 200, {"Content-Type": media_type}

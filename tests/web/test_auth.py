@@ -103,6 +103,10 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
         "system/ResearchStudy.r system/ResearchSubject.r system/DiagnosticReport.r"
     ),
     "studies.adjudication_view": lambda _: "system/ResearchSubject.u",
+    # Its plots: the same derived numbers, drawn; the same scopes.
+    "studies.study_plot_view": lambda _: (
+        "system/ResearchStudy.r system/ResearchSubject.r system/DiagnosticReport.r"
+    ),
     # SDTM domains: lesions from the forms, sums and responses from the reports' Observations.
     "studies.sdtm_view": lambda _: (
         "system/ResearchStudy.r system/ResearchSubject.r system/QuestionnaireResponse.r "
@@ -148,6 +152,7 @@ def calls_of(app: Flask) -> list[Call]:
                 path = path.replace("<version_id>", "1")
                 path = path.replace("<study_id>", "NET-01").replace("<subject_id>", "001-0001")
                 path = path.replace("<path:filename>", "crf.js")
+                path = path.replace("<plot>", "waterfall.svg")
                 path = path.replace("<domain>", "TU")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))

@@ -178,8 +178,14 @@ def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
         ("GET", "/api/v1/studies/<study_id>/endpoints"),
         ("PUT", "/api/v1/studies/<study_id>/subjects/<subject_id>/adjudication"),
         ("GET", "/api/v1/studies/<study_id>/sdtm/<domain>"),
+        ("GET", "/api/v1/studies/<study_id>/plots/<plot>"),
     }
-    variables = {"<study_id>": "{studyId}", "<subject_id>": "{subjectId}", "<domain>": "{domain}"}
+    variables = {
+        "<study_id>": "{studyId}",
+        "<subject_id>": "{subjectId}",
+        "<domain>": "{domain}",
+        "<plot>": "{plot}",
+    }
     named = set()
     for method, path in served:
         for variable, name in variables.items():

@@ -21,6 +21,7 @@ from fhirnet.web.study_schemas import (
     SubjectAnswerSchema,
     SubjectRequestSchema,
 )
+from fhirnet.web.study_views import PLOT_NAMES
 
 #: A request of ``PUT /api/v1/studies/{studyId}``.
 STUDY_EXAMPLE: dict[str, Any] = {
@@ -219,6 +220,7 @@ def add_studies(spec: APISpec) -> None:
     )
     add_study_endpoints(spec)
     add_sdtm(spec)
+    add_study_plots(spec)
 
 
 #: A request of ``PUT .../adjudication``.
@@ -323,4 +325,58 @@ def add_sdtm(spec: APISpec) -> None:
     spec.path(
         path="/api/v1/studies/{studyId}/sdtm/{domain}",
         operations={"get": _operation("studies.sdtm_view", sdtm)},
+    )
+
+
+def add_study_plots(spec: APISpec) -> None:
+    """``GET /api/v1/studies/{studyId}/plots/{plot}``: waterfall, spider and swimmer plots as
+    SVG or PNG, and the data behind each as JSON (``docs/trials.md`` "Plots")."""
+    plot = {
+        "operationId": "getStudyPlot",
+        "summary": "A study's waterfall, spider or swimmer plot for one evaluator (and arm), "
+        "drawn server-side as SVG or PNG, or the data behind it as JSON (audited; derived "
+        "numbers only, no resource)",
+        "parameters": [
+            _STUDY_ID,
+            {
+                "name": "plot",
+                "in": "path",
+                "required": True,
+                "description": "The plot and its format.",
+                "schema": {"type": "string", "enum": list(PLOT_NAMES)},
+            },
+            {
+                "name": "arm",
+                "in": "query",
+                "required": False,
+                "description": "Only the subjects of this arm (its code); default: every arm.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "evaluator",
+                "in": "query",
+                "required": False,
+                "description": "INVESTIGATOR (default), CENTRAL, or a central reader's label.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The plot (``.svg``, ``.png``) or its data (``.json``): bars, "
+                "lines or lanes, the caption, the subjects not drawn.",
+                "content": {
+                    "image/svg+xml": {"schema": {"type": "string"}},
+                    "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+            "404": _error("No such study, or no such plot."),
+            "409": _error("A stored report contradicts the study (named by subject)."),
+            "422": _error("Not a valid study id; not an arm or evaluator of the study."),
+            **_STORE_ERRORS,
+        },
+    }
+    spec.path(
+        path="/api/v1/studies/{studyId}/plots/{plot}",
+        operations={"get": _operation("studies.study_plot_view", plot)},
     )
