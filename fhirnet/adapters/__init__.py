@@ -8,7 +8,9 @@
 - :mod:`~fhirnet.adapters.smart` — the signed JWT assertions of SMART Backend Services;
 - :mod:`~fhirnet.adapters.outbox` — the durable :class:`~fhirnet.ports.Outbox` of accepted
   submissions (SQLite);
-- :mod:`~fhirnet.adapters.locks` — per-patient :class:`~fhirnet.ports.PatientLocks` (``flock``).
+- :mod:`~fhirnet.adapters.locks` — per-patient :class:`~fhirnet.ports.PatientLocks` (``flock``);
+- :mod:`~fhirnet.adapters.sdtm_files` — SDTM datasets as Dataset-JSON, SAS XPORT v5 and CSV files
+  (the only user of pyreadstat and pandas).
 
 The services never import this package; the web layer builds the adapters and hands them in.
 """

@@ -12,9 +12,12 @@ forms as assessed timelines), :mod:`~fhirnet.services.bundles` (the Bundles take
 :mod:`~fhirnet.services.streams` (which forms of a patient are assessed together: the site's read
 and each central reader's own stream),
 :mod:`~fhirnet.services.studies` (trial studies and enrolment: define, enrol, withdraw),
+:mod:`~fhirnet.services.study_records` (reading and writing studies and subjects in the store),
 :mod:`~fhirnet.services.study_endpoints` (a study's endpoints per subject, evaluator and arm, from
 the stored DiagnosticReports),
 :mod:`~fhirnet.services.adjudication` (accepting one central reader's read when they disagree),
+:mod:`~fhirnet.services.study_plots` (the series behind a study's waterfall, spider and swimmer
+plots), :mod:`~fhirnet.services.sdtm` (a study's CDISC SDTM rows, one subject at a time),
 :mod:`~fhirnet.services.references` (what a submitted form may refer to),
 :mod:`~fhirnet.services.reassessment` (assessing stored exams again under the running rules).
 """

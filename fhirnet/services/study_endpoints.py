@@ -272,13 +272,13 @@ def _reads(
     latest: dict[tuple[str, dt.date], tuple[str, Response | None]] = {}
     notes: list[str] = []
     for report in context.store.search("DiagnosticReport", params):
-        if not _is_counted_report(report, patient):
+        if not is_counted_report(report, patient):
             continue
-        date = _exam_date(report.get("effectiveDateTime"))
+        date = exam_date(report.get("effectiveDateTime"))
         if date is None:
             notes.append(f"A report without an exam date is left out ({_id(report)}).")
             continue
-        evaluator = _evaluator(report, central)
+        evaluator = evaluator_of(report, central)
         response = _response(report, enrolment, evaluator)
         issued = str(report.get("issued", ""))
         key = (evaluator, date)
@@ -303,7 +303,7 @@ def _by_date(item: tuple[tuple[str, dt.date], Any]) -> tuple[dt.date, str]:
     return date, evaluator
 
 
-def _is_counted_report(report: Mapping[str, Any], patient: str) -> bool:
+def is_counted_report(report: Mapping[str, Any], patient: str) -> bool:
     """A final or amended imaging-response report of the patient (filtered here again: a server
     may ignore a search parameter)."""
     subject = report.get("subject")
@@ -319,7 +319,7 @@ def _is_counted_report(report: Mapping[str, Any], patient: str) -> bool:
     )
 
 
-def _exam_date(value: object) -> dt.date | None:
+def exam_date(value: object) -> dt.date | None:
     if not isinstance(value, str) or len(value) < 10:
         return None
     try:
@@ -328,7 +328,7 @@ def _exam_date(value: object) -> dt.date | None:
         return None
 
 
-def _evaluator(report: Mapping[str, Any], central: Mapping[str, str]) -> str:
+def evaluator_of(report: Mapping[str, Any], central: Mapping[str, str]) -> str:
     interpreters = report.get("resultsInterpreter")
     for interpreter in interpreters if isinstance(interpreters, list) else []:
         reference = interpreter.get("reference") if isinstance(interpreter, Mapping) else None

@@ -36,11 +36,11 @@ from fhirnet.services.studies import study_subjects
 from fhirnet.services.study_endpoints import (
     CENTRAL,
     INVESTIGATOR,
-    _evaluator,
-    _exam_date,
-    _is_counted_report,
     endpoint_options,
     evaluate_subject,
+    evaluator_of,
+    exam_date,
+    is_counted_report,
 )
 from fhirnet.trials.plot_data import (
     Measurement,
@@ -166,9 +166,9 @@ def _measurements(
     for report in context.store.search(
         "DiagnosticReport", {"subject": patient, "_count": PAGE_SIZE}
     ):
-        if not _is_counted_report(report, patient) or _evaluator(report, central) != reader:
+        if not is_counted_report(report, patient) or evaluator_of(report, central) != reader:
             continue
-        date = _exam_date(report.get("effectiveDateTime"))
+        date = exam_date(report.get("effectiveDateTime"))
         if date is None:
             continue
         issued = str(report.get("issued", ""))

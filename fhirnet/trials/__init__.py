@@ -12,6 +12,8 @@ Modules, one job each:
 - ``endpoints``: ``derive_endpoints``: every per-subject endpoint with its reasons.
 - ``summary``: ``summarize_arms``: per arm and evaluator ORR and DCR.
 - ``intervals``: the Clopper-Pearson interval (the only module that uses scipy).
+- ``plot_data``: the bars, lines and lanes of the waterfall, spider and swimmer plots.
+- ``sdtm``: CDISC SDTM TU/TR/RS/DM rows of one subject (names, codelists, limits).
 """
 
 from fhirnet.trials.endpoints import derive_endpoints
