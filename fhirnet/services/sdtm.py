@@ -26,17 +26,16 @@ from decimal import Decimal
 from typing import Any, Final
 
 from fhirnet.criteria.models import Modality, Response
-from fhirnet.fhir import audit as events
-from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.crf_codes import LESION_SITES, RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import NCIT, profile_url
 from fhirnet.fhir.extract import ExamForm
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
-from fhirnet.fhir.studies import RESEARCH_SUBJECT, ReaderRole, Study
+from fhirnet.fhir.studies import ReaderRole, Study
 from fhirnet.services.context import Context
 from fhirnet.services.history import PAGE_SIZE, stored_forms
 from fhirnet.services.studies import StoredSubject, study_subjects
 from fhirnet.services.study_endpoints import CENTRAL, INVESTIGATOR, evaluate_subject
+from fhirnet.services.study_records import audit_subject_reads
 from fhirnet.trials.models import ScheduledVisit
 from fhirnet.trials.sdtm import (
     INDEPENDENT_ASSESSOR,
@@ -101,17 +100,7 @@ def _subjects(
 ) -> Iterator[SubjectData]:
     for subject in subjects:
         data = subject_data(study, subject, context)
-        if context.audit is not None:
-            event = context.audit.event(
-                interaction=Interaction.READ,
-                action=Action.READ,
-                now=context.now,
-                entities=[
-                    events.patient(f"Patient/{subject.enrolment.patient}"),
-                    events.resource(subject.reference, RESEARCH_SUBJECT),
-                ],
-            )
-            context.audit.write(context.store, [event])
+        audit_subject_reads(context, [(subject.enrolment.patient, subject.reference)])
         yield data
 
 

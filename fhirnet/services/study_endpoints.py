@@ -32,13 +32,10 @@ from typing import Any, Final
 
 from fhirnet.criteria.models import Response
 from fhirnet.errors import FieldError, InvalidInputError
-from fhirnet.fhir import audit as events
-from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import profile_url
 from fhirnet.fhir.studies import (
     OPTION_TYPES,
-    RESEARCH_SUBJECT,
     Adjudication,
     Enrolment,
     ReaderRole,
@@ -47,6 +44,7 @@ from fhirnet.fhir.studies import (
 from fhirnet.services.context import Context
 from fhirnet.services.history import PAGE_SIZE
 from fhirnet.services.studies import StudyConflictError, study_subjects
+from fhirnet.services.study_records import audit_subject_reads
 from fhirnet.trials import (
     ArmSubject,
     ArmSummary,
@@ -163,20 +161,9 @@ def study_endpoints(study_id: str, context: Context) -> StudyEndpoints:
     stored, subjects = study_subjects(study_id, context)
     study = stored.study
     results = [evaluate_subject(context, study, subject.enrolment) for subject in subjects]
-    if context.audit is not None and subjects:
-        read_events = [
-            context.audit.event(
-                interaction=Interaction.READ,
-                action=Action.READ,
-                now=context.now,
-                entities=[
-                    events.patient(f"Patient/{subject.enrolment.patient}"),
-                    events.resource(subject.reference, RESEARCH_SUBJECT),
-                ],
-            )
-            for subject in subjects
-        ]
-        context.audit.write(context.store, read_events)
+    audit_subject_reads(
+        context, [(subject.enrolment.patient, subject.reference) for subject in subjects]
+    )
     return StudyEndpoints(
         study=study, subjects=tuple(results), summaries=_summaries(study, results)
     )

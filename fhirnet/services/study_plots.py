@@ -24,12 +24,10 @@ from typing import Any, Final
 
 from fhirnet.criteria.models import Response
 from fhirnet.errors import FieldError, InvalidInputError
-from fhirnet.fhir import audit as events
-from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import NCIT, profile_url
 from fhirnet.fhir.report import CRITERIA_LABELS
-from fhirnet.fhir.studies import RESEARCH_SUBJECT, Enrolment, ReaderRole, Study
+from fhirnet.fhir.studies import Enrolment, ReaderRole, Study
 from fhirnet.services.context import Context
 from fhirnet.services.history import PAGE_SIZE
 from fhirnet.services.studies import study_subjects
@@ -42,6 +40,7 @@ from fhirnet.services.study_endpoints import (
     exam_date,
     is_counted_report,
 )
+from fhirnet.services.study_records import audit_subject_reads
 from fhirnet.trials.plot_data import (
     Measurement,
     PlotData,
@@ -127,20 +126,9 @@ def study_plot(
                 withdrawal_date=enrolment.withdrawal_date,
             )
         )
-    if context.audit is not None and chosen:
-        read_events = [
-            context.audit.event(
-                interaction=Interaction.READ,
-                action=Action.READ,
-                now=context.now,
-                entities=[
-                    events.patient(f"Patient/{subject.enrolment.patient}"),
-                    events.resource(subject.reference, RESEARCH_SUBJECT),
-                ],
-            )
-            for subject in chosen
-        ]
-        context.audit.write(context.store, read_events)
+    audit_subject_reads(
+        context, [(subject.enrolment.patient, subject.reference) for subject in chosen]
+    )
     return plot_data(
         kind,
         series,

@@ -188,3 +188,26 @@ def audit_failure(
         error=error,
     )
     audit.write_failure(context.store, [event])
+
+
+def audit_subject_reads(context: Context, subjects: Sequence[tuple[str, str]]) -> None:
+    """One READ AuditEvent per subject whose data a derivation read (endpoints, plots, SDTM):
+    the patient and the ResearchSubject, written before anything derived from them leaves.
+
+    :param subjects: ``(patient id, ResearchSubject reference)`` pairs.
+    """
+    if context.audit is None or not subjects:
+        return
+    read_events = [
+        context.audit.event(
+            interaction=Interaction.READ,
+            action=Action.READ,
+            now=context.now,
+            entities=[
+                events.patient(f"Patient/{patient}"),
+                events.resource(reference, RESEARCH_SUBJECT),
+            ],
+        )
+        for patient, reference in subjects
+    ]
+    context.audit.write(context.store, read_events)
