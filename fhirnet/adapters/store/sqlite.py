@@ -24,6 +24,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -250,9 +251,30 @@ class Database:
         )
         connection.execute("PRAGMA foreign_keys = ON")
         if self.path != ":memory:":
-            connection.execute("PRAGMA journal_mode = WAL")
+            self._write_ahead_log(connection)
             connection.execute("PRAGMA synchronous = FULL")
         return connection
+
+    def _write_ahead_log(self, connection: sqlite3.Connection) -> None:
+        """Put the database in WAL mode (persistent once set), waiting up to the busy timeout.
+
+        SQLite answers a journal-mode change that another connection is making at the same time
+        with ``database is locked`` at once, without calling its busy handler: two gunicorn
+        workers opening a new data directory together made the slower one fail its first request
+        (500). So the change is retried here, briefly, until the other connection is done.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
+                continue
+            if str(mode).lower() == "wal":
+                return
+            raise sqlite3.OperationalError(f"the database stays in journal mode {mode}, not WAL")
 
 
 def migrate(connection: sqlite3.Connection, migrations: Migrations = MIGRATIONS) -> None:
@@ -277,3 +299,11 @@ def migrate(connection: sqlite3.Connection, migrations: Migrations = MIGRATIONS)
             else:
                 step(connection)
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused because another connection holds a lock (SQLITE_BUSY/LOCKED)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
