@@ -17,7 +17,8 @@ import pandas as pd
 import pyreadstat
 
 from fhirnet import __version__
-from fhirnet.trials.sdtm import Domain, Row
+from fhirnet.trials.sdtm import Row
+from fhirnet.trials.sdtm_domains import Domain
 
 __all__ = [
     "CONTENT_TYPES",

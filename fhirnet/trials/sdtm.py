@@ -9,6 +9,10 @@ standard value) and the shapes of pharmaversesdtm's ``tu_onco``, ``tr_onco`` and
 
 Values fhirnet computed (the sum of diameters, every response) carry ``--DRVFL = "Y"`` (SDTMIG
 findings-class Derived Flag); values the reader entered (sizes, states, lesions) do not.
+
+The variable tables are in :mod:`fhirnet.trials.sdtm_domains`; the four row builders stay here
+together (about 490 lines) because they share one subject's link ids, visit numbers and common
+variables, and TR's ``SUMDIAM`` and RS must agree on their link groups.
 """
 
 from __future__ import annotations
@@ -22,13 +26,11 @@ from typing import Final
 from fhirnet.criteria.models import Criteria, NonTargetStatus, Response
 from fhirnet.trials.calendar import scheduled_visit, study_day
 from fhirnet.trials.models import UNSCHEDULED, ScheduledVisit
+from fhirnet.trials.sdtm_domains import DOMAINS
 
 __all__ = [
-    "DOMAINS",
     "INDEPENDENT_ASSESSOR",
     "INVESTIGATOR",
-    "Column",
-    "Domain",
     "EvaluatorReads",
     "Exam",
     "NewLesionRead",
@@ -65,134 +67,6 @@ _STATES: Final[Mapping[NonTargetStatus, str]] = {
     NonTargetStatus.ABSENT: "ABSENT",
     NonTargetStatus.PROGRESSION: "UNEQUIVOCAL PROGRESSION",
     NonTargetStatus.INCREASED: "INCREASED",
-}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Column:
-    """One variable: name (≤ 8), label (≤ 40), Dataset-JSON ``dataType``."""
-
-    name: str
-    label: str
-    data_type: str = "string"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Domain:
-    name: str
-    label: str
-    columns: tuple[Column, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
-
-
-def _c(name: str, label: str, data_type: str = "string") -> Column:
-    return Column(name=name, label=label, data_type=data_type)
-
-
-_HEAD = (_c("STUDYID", "Study Identifier"), _c("DOMAIN", "Domain Abbreviation"))
-_USUBJID = _c("USUBJID", "Unique Subject Identifier")
-
-
-def _timing(prefix: str) -> tuple[Column, ...]:
-    return (
-        _c("VISITNUM", "Visit Number", "double"),
-        _c("VISIT", "Visit Name"),
-        _c(f"{prefix}DTC", "Date/Time of Tumor Measurement", "date"),
-        _c(f"{prefix}DY", "Study Day of Tumor Measurement", "integer"),
-    )
-
-
-def _evaluator(prefix: str) -> tuple[Column, ...]:
-    return (
-        _c(f"{prefix}EVAL", "Evaluator"),
-        _c(f"{prefix}EVALID", "Evaluator Identifier"),
-        _c(f"{prefix}ACPTFL", "Accepted Record Flag"),
-    )
-
-
-DOMAINS: Final[Mapping[str, Domain]] = {
-    "TU": Domain(
-        name="TU",
-        label="Tumor/Lesion Identification",
-        columns=(
-            *_HEAD,
-            _USUBJID,
-            _c("TUSEQ", "Sequence Number", "integer"),
-            _c("TULNKID", "Link ID"),
-            _c("TUTESTCD", "Tumor/Lesion ID Short Name"),
-            _c("TUTEST", "Tumor/Lesion ID Test Name"),
-            _c("TUORRES", "Tumor/Lesion ID Result"),
-            _c("TUSTRESC", "Tumor/Lesion ID Result Std. Format"),
-            _c("TULOC", "Location of the Tumor/Lesion"),
-            _c("TUMETHOD", "Method of Identification"),
-            *_evaluator("TU"),
-            *_timing("TU"),
-        ),
-    ),
-    "TR": Domain(
-        name="TR",
-        label="Tumor/Lesion Results",
-        columns=(
-            *_HEAD,
-            _USUBJID,
-            _c("TRSEQ", "Sequence Number", "integer"),
-            _c("TRGRPID", "Group ID"),
-            _c("TRLNKGRP", "Link Group ID"),
-            _c("TRLNKID", "Link ID"),
-            _c("TRTESTCD", "Tumor/Lesion Assessment Short Name"),
-            _c("TRTEST", "Tumor/Lesion Assessment Test Name"),
-            _c("TRORRES", "Result or Finding in Original Units"),
-            _c("TRORRESU", "Original Units"),
-            _c("TRSTRESC", "Character Result/Finding in Std Format"),
-            _c("TRSTRESN", "Numeric Result/Finding in Standard Units", "double"),
-            _c("TRSTRESU", "Standard Units"),
-            _c("TRSTAT", "Completion Status"),
-            _c("TRREASND", "Reason Not Done"),
-            _c("TRMETHOD", "Method Used to Identify the Tumor/Lesion"),
-            *_evaluator("TR"),
-            _c("TRDRVFL", "Derived Flag"),
-            *_timing("TR"),
-        ),
-    ),
-    "RS": Domain(
-        name="RS",
-        label="Disease Response and Clin Classification",
-        columns=(
-            *_HEAD,
-            _USUBJID,
-            _c("RSSEQ", "Sequence Number", "integer"),
-            _c("RSLNKGRP", "Link Group ID"),
-            _c("RSTESTCD", "Assessment Short Name"),
-            _c("RSTEST", "Assessment Name"),
-            _c("RSCAT", "Category for Assessment"),
-            _c("RSORRES", "Result or Finding in Original Units"),
-            _c("RSSTRESC", "Character Result/Finding in Std Format"),
-            _c("RSSTAT", "Completion Status"),
-            _c("RSREASND", "Reason Not Done"),
-            *_evaluator("RS"),
-            _c("RSDRVFL", "Derived Flag"),
-            _c("VISITNUM", "Visit Number", "double"),
-            _c("VISIT", "Visit Name"),
-            _c("RSDTC", "Date/Time of Assessment", "date"),
-            _c("RSDY", "Study Day of Assessment", "integer"),
-        ),
-    ),
-    "DM": Domain(
-        name="DM",
-        label="Demographics",
-        columns=(
-            *_HEAD,
-            _USUBJID,
-            _c("SUBJID", "Subject Identifier for the Study"),
-            _c("RFSTDTC", "Subject Reference Start Date/Time", "date"),
-            _c("SITEID", "Study Site Identifier"),
-            _c("ARMCD", "Planned Arm Code"),
-            _c("ARM", "Description of Planned Arm"),
-        ),
-    ),
 }
 
 

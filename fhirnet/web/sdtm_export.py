@@ -24,7 +24,8 @@ from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.crf_codes import CRITERIA
 from fhirnet.services import Context
 from fhirnet.services.sdtm import study_export
-from fhirnet.trials.sdtm import DOMAINS, domain_rows
+from fhirnet.trials.sdtm import domain_rows
+from fhirnet.trials.sdtm_domains import DOMAINS
 from fhirnet.web.study_schemas import check_id
 
 __all__ = ["FORMATS", "PSEUDONYMIZATION", "export_study", "sdtm_document"]

@@ -6,10 +6,8 @@ patient enrolled twice) is the use case's (:mod:`fhirnet.services.studies`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
@@ -18,7 +16,6 @@ from fhirnet.criteria.models import Criteria
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.studies import (
     ID_PATTERN,
-    Adjudication,
     Arm,
     Enrolment,
     Reader,
@@ -28,13 +25,9 @@ from fhirnet.fhir.studies import (
     SubjectStatus,
     Visit,
 )
-from fhirnet.services.study_endpoints import StudyEndpoints, endpoint_options
-from fhirnet.trials import Proportion
 from fhirnet.web.endpoint_schemas import (
     EndpointOptionsSchema,
     ScheduledVisitSchema,
-    SubjectEndpointsSchema,
-    dump_endpoints,
 )
 from fhirnet.web.schema_fields import (
     BoundedList,
@@ -51,7 +44,7 @@ MAX_SCHEDULE = 100
 MAX_TITLE = 500
 MAX_NAME = 200
 _ID = re.compile(ID_PATTERN)
-_READER = re.compile(r"(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
+READER_REFERENCE = re.compile(r"(Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
 _PATIENT = re.compile(r"Patient/[A-Za-z0-9\-.]{1,64}")
 #: Evaluator names of the study endpoints (``fhirnet.services.study_endpoints``): no reader's.
 RESERVED_LABELS = ("INVESTIGATOR", "CENTRAL")
@@ -76,7 +69,8 @@ def _id(**kwargs: Any) -> fields.String:
     )
 
 
-def _text(maximum: int, **kwargs: Any) -> fields.String:
+def text_field(maximum: int, **kwargs: Any) -> fields.String:
+    """A required string of 1 to ``maximum`` characters (or the ``validate`` given)."""
     kwargs.setdefault("validate", validate.Length(min=1, max=maximum))
     return fields.String(required=True, **kwargs)
 
@@ -95,8 +89,8 @@ class ArmSchema(ModelSchema):
     """An arm: its code (SDTM ARMCD, what a subject's ``arm`` names) and its name (ARM)."""
 
     model = Arm
-    code = _text(20)
-    name = _text(MAX_NAME)
+    code = text_field(20)
+    name = text_field(MAX_NAME)
 
 
 class SiteSchema(ModelSchema):
@@ -104,7 +98,7 @@ class SiteSchema(ModelSchema):
 
     model = Site
     id = _id()
-    name = _text(MAX_NAME)
+    name = text_field(MAX_NAME)
 
 
 class ReaderSchema(ModelSchema):
@@ -114,11 +108,11 @@ class ReaderSchema(ModelSchema):
     reference = fields.String(
         required=True,
         validate=validate.Regexp(
-            _READER, error="Must be Practitioner/<id> or PractitionerRole/<id>."
+            READER_REFERENCE, error="Must be Practitioner/<id> or PractitionerRole/<id>."
         ),
     )
     role = fields.Enum(ReaderRole, by_value=fields.String, required=True)
-    label = _text(
+    label = text_field(
         MAX_NAME,
         validate=[
             validate.Length(min=1, max=MAX_NAME),
@@ -149,7 +143,7 @@ class StudyVisitSchema(ScheduledVisitSchema):
 class StudyRequestSchema(CamelCaseSchema):
     """Body of ``PUT /api/v1/studies/{studyId}``."""
 
-    title = _text(MAX_TITLE)
+    title = text_field(MAX_TITLE)
     criteria = fields.Enum(Criteria, by_value=fields.String, required=True)
     options = fields.Nested(StudyOptionsSchema)
     arms = BoundedList(
@@ -185,7 +179,7 @@ class SubjectRequestSchema(CamelCaseSchema):
         required=True, validate=validate.Regexp(_PATIENT, error="Must be Patient/<id>.")
     )
     site = _id()
-    arm = _text(20)
+    arm = text_field(20)
     reference_date = IsoDate(
         required=True, metadata={"description": "Treatment start or randomization: study day 1."}
     )
@@ -302,201 +296,3 @@ def dump_subject(enrolment: Enrolment, *, reference: str) -> dict[str, Any]:
         "withdrawalDate": None if withdrawal is None else withdrawal.isoformat(),
         "researchSubject": reference,
     }
-
-
-# --- study endpoints and adjudication ---
-
-
-class AdjudicationRequestSchema(CamelCaseSchema):
-    """Body of ``PUT /api/v1/studies/{studyId}/subjects/{subjectId}/adjudication``."""
-
-    accept = _text(
-        MAX_NAME, metadata={"description": "The label of the central reader whose read counts."}
-    )
-    by = fields.String(
-        required=True,
-        validate=validate.Regexp(
-            _READER, error="Must be Practitioner/<id> or PractitionerRole/<id>."
-        ),
-        metadata={"description": "The adjudicator who decided."},
-    )
-
-
-def load_adjudication(document: Any) -> tuple[str, str]:
-    """``accept`` and ``by`` of an adjudication body.
-
-    :raises InvalidInputError: every offending field.
-    """
-    try:
-        data: dict[str, Any] = AdjudicationRequestSchema().load(document)
-    except ValidationError as error:
-        raise InvalidInputError(field_errors(error.messages)) from None
-    return str(data["accept"]), str(data["by"])
-
-
-class AdjudicationSchema(CamelCaseSchema):
-    """A recorded adjudication: the accepted central reader's label, who decided and when."""
-
-    accepted = fields.String(required=True)
-    reader = fields.String(required=True, metadata={"description": "The accepted reader."})
-    by = fields.String(required=True)
-    recorded = fields.String(required=True, metadata={"description": "FHIR dateTime."})
-
-
-class AdjudicationAnswerSchema(AdjudicationSchema):
-    """Answer of an adjudication ``PUT``."""
-
-    study_id = fields.String(required=True)
-    subject_id = fields.String(required=True)
-    research_subject = fields.String(
-        required=True, metadata={"description": "ResearchSubject/<id>"}
-    )
-
-
-class EvaluationSchema(CamelCaseSchema):
-    """One evaluator's endpoints of one subject."""
-
-    evaluator = fields.String(
-        required=True,
-        metadata={"description": "INVESTIGATOR, a central reader's label, or CENTRAL."},
-    )
-    basis = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "CENTRAL only: AGREEMENT, SINGLE READER or ADJUDICATION."},
-    )
-    read_by = fields.String(
-        required=True,
-        allow_none=True,
-        metadata={"description": "CENTRAL only: the central reader whose read it is."},
-    )
-    endpoints = fields.Nested(SubjectEndpointsSchema, required=True)
-
-
-class SubjectEndpointsAnswerSchema(CamelCaseSchema):
-    """One subject of the study: its enrolment (no patient id), evaluations, adjudication."""
-
-    subject_id = fields.String(required=True)
-    site = fields.String(required=True)
-    arm = fields.String(required=True)
-    status = fields.String(required=True)
-    reference_date = fields.Date(required=True)
-    withdrawal_date = fields.Date(required=True, allow_none=True)
-    adjudication_needed = fields.Boolean(required=True)
-    adjudication = fields.Nested(AdjudicationSchema, required=True, allow_none=True)
-    notes = fields.List(fields.String(), required=True)
-    evaluations = fields.List(fields.Nested(EvaluationSchema), required=True)
-
-
-class ProportionSchema(CamelCaseSchema):
-    """``count`` of ``n`` with its exact two-sided interval (``null``s when n = 0)."""
-
-    count = fields.Integer(required=True)
-    n = fields.Integer(required=True)
-    rate = fields.Float(required=True, allow_none=True)
-    lower = fields.Float(required=True, allow_none=True)
-    upper = fields.Float(required=True, allow_none=True)
-    confidence = fields.Float(required=True)
-
-
-class ArmSummarySchema(CamelCaseSchema):
-    """ORR and DCR of one arm as read by one evaluator."""
-
-    arm = fields.String(required=True)
-    evaluator = fields.String(required=True)
-    n = fields.Integer(required=True)
-    objective_response = fields.Nested(ProportionSchema, required=True)
-    disease_control = fields.Nested(ProportionSchema, required=True)
-
-
-class StudyEndpointsAnswerSchema(CamelCaseSchema):
-    """Answer of ``GET /api/v1/studies/{studyId}/endpoints``: derived numbers only."""
-
-    study_id = fields.String(required=True)
-    criteria = fields.String(required=True)
-    confirmation_required = fields.Boolean(required=True)
-    subjects = fields.List(fields.Nested(SubjectEndpointsAnswerSchema), required=True)
-    summaries = fields.List(fields.Nested(ArmSummarySchema), required=True)
-
-
-def _adjudication(adjudication: Adjudication | None) -> dict[str, Any] | None:
-    if adjudication is None:
-        return None
-    return {
-        "accepted": adjudication.label,
-        "reader": adjudication.reader,
-        "by": adjudication.by,
-        "recorded": adjudication.recorded.isoformat(),
-    }
-
-
-def dump_adjudication(enrolment: Enrolment, *, reference: str) -> dict[str, Any]:
-    """The answer body of an adjudication ``PUT``."""
-    recorded = _adjudication(enrolment.adjudication) or {}
-    return {
-        "studyId": enrolment.study_id,
-        "subjectId": enrolment.subject_id,
-        **recorded,
-        "researchSubject": reference,
-    }
-
-
-def _proportion(proportion: Proportion) -> dict[str, Any]:
-    def number(value: Decimal | None) -> float | None:
-        return None if value is None else float(value)
-
-    return {
-        "count": proportion.count,
-        "n": proportion.n,
-        "rate": number(proportion.rate),
-        "lower": number(proportion.lower),
-        "upper": number(proportion.upper),
-        "confidence": float(proportion.confidence),
-    }
-
-
-def dump_study_endpoints(found: StudyEndpoints) -> dict[str, Any]:
-    """The answer body of a study's endpoints."""
-    options = endpoint_options(found.study)
-    return {
-        "studyId": found.study.study_id,
-        "criteria": found.study.criteria.value,
-        "confirmationRequired": options.confirmation_required,
-        "subjects": [
-            {
-                "subjectId": result.enrolment.subject_id,
-                "site": result.enrolment.site,
-                "arm": result.enrolment.arm,
-                "status": result.enrolment.status.value,
-                "referenceDate": result.enrolment.reference_date.isoformat(),
-                "withdrawalDate": _iso(result.enrolment.withdrawal_date),
-                "adjudicationNeeded": result.adjudication_needed,
-                "adjudication": _adjudication(result.adjudication),
-                "notes": list(result.notes),
-                "evaluations": [
-                    {
-                        "evaluator": evaluation.evaluator,
-                        "basis": evaluation.basis,
-                        "readBy": evaluation.read_by,
-                        "endpoints": dump_endpoints(evaluation.endpoints),
-                    }
-                    for evaluation in result.evaluations
-                ],
-            }
-            for result in found.subjects
-        ],
-        "summaries": [
-            {
-                "arm": summary.arm,
-                "evaluator": summary.evaluator,
-                "n": summary.n,
-                "objectiveResponse": _proportion(summary.objective_response),
-                "diseaseControl": _proportion(summary.disease_control),
-            }
-            for summary in found.summaries
-        ],
-    }
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()

@@ -40,13 +40,15 @@ from fhirnet.web.fhir_submissions import _context
 from fhirnet.web.limits import check_json, limits_of
 from fhirnet.web.schema_fields import iso_date, parse_json
 from fhirnet.web.sdtm_export import sdtm_document
+from fhirnet.web.study_endpoint_schemas import (
+    dump_adjudication,
+    dump_study_endpoints,
+    load_adjudication,
+)
 from fhirnet.web.study_schemas import (
     check_id,
-    dump_adjudication,
     dump_study,
-    dump_study_endpoints,
     dump_subject,
-    load_adjudication,
     load_study,
     load_subject,
 )

@@ -10,7 +10,6 @@ from decimal import Decimal
 from fhirnet.criteria.models import Criteria, NonTargetStatus, Response
 from fhirnet.trials.models import ScheduledVisit
 from fhirnet.trials.sdtm import (
-    DOMAINS,
     EvaluatorReads,
     Exam,
     NewLesionRead,
@@ -20,6 +19,7 @@ from fhirnet.trials.sdtm import (
     domain_rows,
     visit_numbers,
 )
+from fhirnet.trials.sdtm_domains import DOMAINS
 
 REFERENCE = dt.date(2025, 1, 14)
 SCHEDULE = (

@@ -12,11 +12,13 @@ from apispec import APISpec
 from fhirnet.fhir.studies import ID_PATTERN
 from fhirnet.web import auth
 from fhirnet.web.openapi.operations import BEARER, secured
-from fhirnet.web.study_schemas import (
+from fhirnet.web.study_endpoint_schemas import (
     AdjudicationAnswerSchema,
     AdjudicationRequestSchema,
-    StudyAnswerSchema,
     StudyEndpointsAnswerSchema,
+)
+from fhirnet.web.study_schemas import (
+    StudyAnswerSchema,
     StudyRequestSchema,
     SubjectAnswerSchema,
     SubjectRequestSchema,
