@@ -13,7 +13,8 @@ Modules, one job each:
 - ``summary``: ``summarize_arms``: per arm and evaluator ORR and DCR.
 - ``intervals``: the Clopper-Pearson interval (the only module that uses scipy).
 - ``plot_data``: the bars, lines and lanes of the waterfall, spider and swimmer plots.
-- ``sdtm``: CDISC SDTM TU/TR/RS/DM rows of one subject (names, codelists, limits).
+- ``sdtm``: CDISC SDTM TU/TR/RS/DM rows of one subject (codelists, limits);
+  ``sdtm_domains``: each domain's variables (names, labels, types).
 """
 
 from fhirnet.trials.endpoints import derive_endpoints

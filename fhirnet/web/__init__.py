@@ -20,7 +20,16 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
 - :mod:`~fhirnet.web.fhir_submissions` — submissions at ``/fhir``: forms in, results written;
 - :mod:`~fhirnet.web.fhir_bundles` — the searchset and transaction-response Bundles answered;
 - :mod:`~fhirnet.web.delivery` — the web side of durable delivery to the external server;
-- :mod:`~fhirnet.web.cli` — the ``fhirnet`` command (assess, serve, demo, outbox, reassess);
+- :mod:`~fhirnet.web.discovery` — ``/.well-known/smart-configuration``;
+- :mod:`~fhirnet.web.endpoint_schemas` — the trial endpoints API (``POST /api/v1/endpoints``);
+- :mod:`~fhirnet.web.study_views` — the study API: studies, subjects, endpoints, adjudication,
+  plots, SDTM; :mod:`~fhirnet.web.study_schemas` and
+  :mod:`~fhirnet.web.study_endpoint_schemas` — its bodies and answers;
+- :mod:`~fhirnet.web.plots` — waterfall, spider and swimmer drawn with matplotlib (SVG, PNG);
+- :mod:`~fhirnet.web.sdtm_export` — SDTM datasets per study, for the route and the command;
+- :mod:`~fhirnet.web.cli` — the ``fhirnet`` command (assess, endpoints, serve, demo, outbox,
+  reassess, study); :mod:`~fhirnet.web.demo` and :mod:`~fhirnet.web.serving` — what ``demo`` and
+  ``serve`` run under gunicorn;
 - :mod:`~fhirnet.web.openapi` — the OpenAPI document, in pieces by endpoint.
 """
 
