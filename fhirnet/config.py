@@ -127,6 +127,22 @@ class Settings:
     max_items: int = 2_000
     max_bundle_entries: int = 100
 
+    # --- Sharing a study's data (docs/trials.md "Pseudonymization", "Bulk Data export") ---
+    #: JSON file of per-study pseudonymization regimes: ``{"<studyId>": {"secret": "...",
+    #: "dates": "shift" | "study-day"}}``. The secrets key the pseudonyms and date offsets; a
+    #: study without an entry is exported identified (SDTM) and refused to pseudonymized clients.
+    study_secrets_file: Path | None = None
+    #: JSON file of the SMART Backend Services clients fhirnet issues tokens to (bulk export):
+    #: ``[{"client_id", "jwks" | "jwks_url", "scope", "pseudonymized_study"}]``.
+    bulk_clients_file: Path | None = None
+    #: The key that signs the access tokens fhirnet issues; ``None``: ``data_dir/token-key``,
+    #: created on first start (every host behind one address must share it).
+    token_key_file: Path | None = None
+    #: Seconds an access token fhirnet issues stays valid.
+    token_lifetime: int = 300
+    #: Seconds the files of a finished bulk export stay downloadable (then 404).
+    export_expiry: int = 3600
+
 
 def load_settings(
     environ: Mapping[str, str] | None = None, *, default_auth: str | None = None
@@ -194,6 +210,11 @@ def load_settings(
         jwt_issuer=read("JWT_ISSUER", _non_empty, defaults.jwt_issuer),
         jwt_audience=read("JWT_AUDIENCE", _non_empty, defaults.jwt_audience),
         jwt_algorithms=read("JWT_ALGORITHMS", _jwt_algorithms, defaults.jwt_algorithms),
+        study_secrets_file=read("STUDY_SECRETS_FILE", _path, defaults.study_secrets_file),
+        bulk_clients_file=read("BULK_CLIENTS_FILE", _path, defaults.bulk_clients_file),
+        token_key_file=read("TOKEN_KEY_FILE", _path, defaults.token_key_file),
+        token_lifetime=read("TOKEN_LIFETIME", _positive_int, defaults.token_lifetime),
+        export_expiry=read("EXPORT_EXPIRY", _positive_int, defaults.export_expiry),
     )
     _check_auth(settings)
     unconfigured = not settings.api_keys and settings.jwks_url is None
