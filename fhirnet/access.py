@@ -113,6 +113,11 @@ class Principal:
 
     subject: str
     grants: tuple[Grant, ...]
+    #: The registered bulk client (SMART Backend Services) a token fhirnet issued stands for.
+    client_id: str | None = None
+    #: Set for a bulk client registered as pseudonymized: its data may leave only through bulk
+    #: export, pseudonymized for this study (docs/auth.md).
+    pseudonymized_study: str | None = None
 
     def allows(self, permission: Permission) -> bool:
         """Whether any of the caller's scopes covers ``permission``."""

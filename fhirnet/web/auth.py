@@ -42,10 +42,24 @@ PUBLIC_ENDPOINTS = frozenset(
         "discovery.fhir_smart_configuration",
     }
 )
+#: The bulk export (Bulk Data Access) endpoints: a valid token, whatever its scopes, lets a
+#: request in; the views check read permission on every type they export.
+BULK_ENDPOINTS = frozenset(
+    {
+        "bulk.kickoff_system",
+        "bulk.kickoff_patient",
+        "bulk.kickoff_group",
+        "bulk.status",
+        "bulk.cancel",
+        "bulk.download",
+    }
+)
 #: Endpoints any authenticated caller may call, whatever its scopes: the assessment calculator
 #: and the trial endpoint derivation read and write no FHIR data, they compute from the request
-#: body alone.
-AUTHENTICATED_ENDPOINTS = frozenset({"api.create_assessment", "api.create_endpoints"})
+#: body alone; the bulk endpoints check per type.
+AUTHENTICATED_ENDPOINTS = frozenset(
+    {"api.create_assessment", "api.create_endpoints", *BULK_ENDPOINTS}
+)
 
 QUESTIONNAIRE_RESPONSE = "QuestionnaireResponse"
 #: Submitting forms needs create on QuestionnaireResponse only: the Observations,
