@@ -25,6 +25,7 @@ from fhirnet.web import fhir_submissions as _fhir_submissions  # noqa: F401  rou
 from fhirnet.web import fhir_views as _fhir_views  # noqa: F401  routes on fhir_bp
 from fhirnet.web.api_views import bp as api_bp
 from fhirnet.web.backend import Backend
+from fhirnet.web.bulk_views import bp as bulk_bp
 from fhirnet.web.crf_views import bp as crf_bp
 from fhirnet.web.delivery import build_deliveries, ensure_delivering
 from fhirnet.web.discovery import bp as discovery_bp
@@ -109,6 +110,7 @@ def create_app(
     app.register_blueprint(fhir_bp)
     app.register_blueprint(crf_bp)
     app.register_blueprint(discovery_bp)
+    app.register_blueprint(bulk_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     app.after_request(security_headers)
     auth.install(app, authenticator)
