@@ -1,5 +1,13 @@
-"""Who may call fhirnet: bearer tokens (static API keys or JWT access tokens verified against a
-JWKS) and the SMART v2 system scopes they carry (docs/auth.md).
+"""Who may call fhirnet: bearer tokens (static API keys, JWT access tokens verified against a
+JWKS, or the access tokens fhirnet issued itself to its bulk clients) and the SMART v2 system
+scopes they carry (docs/auth.md).
+
+The tokens fhirnet issues (:mod:`fhirnet.authorization`) are HS256 JWTs signed with fhirnet's
+own secret key (:mod:`fhirnet.token_key`). They name :data:`ISSUER` and :data:`KEY_ID`; a token
+that names either is verified with that key and HS256 only, and every other JWT with the JWKS
+and its asymmetric algorithms only: no external JWT is ever checked against the secret key
+(which would let anyone who guessed the algorithm forge one), and no token claiming to be
+fhirnet's is ever checked against a JWKS.
 
 No Flask here: :mod:`fhirnet.web.auth` maps requests to the :class:`Permission` they need and
 calls :meth:`Authenticator.authenticate`. SMART scope syntax:
@@ -20,6 +28,7 @@ import jwt
 
 from fhirnet.config import ConfigError, Settings, auth_methods
 from fhirnet.errors import AuthenticationError
+from fhirnet.token_key import load_token_key, token_key_path
 
 #: SMART v2 interactions, in the order scopes must list them.
 INTERACTIONS = "cruds"
@@ -33,6 +42,15 @@ MAX_TOKEN_LENGTH = 8192
 JWKS_CACHE_SECONDS = 300
 JWKS_FETCH_TIMEOUT_SECONDS = 10
 
+#: The ``iss`` of every access token fhirnet issues, and the ``kid`` of the key that signs it:
+#: fixed names of its own, which no external issuer or JWKS can take.
+ISSUER = "urn:fhirnet:token-endpoint"
+KEY_ID = "fhirnet-token-key"
+#: The one algorithm of the tokens fhirnet issues (the key is secret and never leaves fhirnet).
+ISSUED_ALGORITHM = "HS256"
+#: The ``typ`` header of those tokens (RFC 9068 §2.1), so a token fhirnet issued can never pass
+#: for a client's assertion, nor an assertion for an access token.
+ISSUED_TYPE = "at+jwt"
 #: The JWK key type (``kty``) each family of accepted algorithms needs (RFC 7518 §3.1).
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
@@ -104,6 +122,8 @@ FULL_ACCESS = (Grant(resource_type="*", interactions=frozenset(INTERACTIONS)),)
 #: (``GET /fhir/_submission/<id>``) and the AuditEvents compare identities, not free text.
 KEY_PREFIX = "key:"
 JWT_PREFIX = "jwt:"
+#: A bulk client holding a token fhirnet issued is ``client:<client_id>``.
+CLIENT_PREFIX = "client:"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +177,9 @@ class Authenticator:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._jwks: jwt.PyJWKSet | None = None
+        self._own_key: bytes | None = None
+        if "issued" in self.methods:
+            self._own_key = load_token_key(token_key_path(settings))
         self._jwks_client: jwt.PyJWKClient | None = None
         if settings.jwks_file is not None:
             self._jwks = _load_jwks_file(settings.jwks_file)
@@ -184,11 +207,44 @@ class Authenticator:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationError("The access token is too long.")
+        if self._own_key is not None and token.count(".") == 2 and _claims_to_be_ours(token):
+            return self._verify_issued(token, self._own_key)
         if "jwt" in self.methods and token.count(".") == 2:
             return self._verify_jwt(token)
         if "keys" in self.methods:
             return self._look_up_key(token)
         raise AuthenticationError("The access token is not a JWT.")
+
+    def _verify_issued(self, token: str, key: bytes) -> Principal:
+        """A token fhirnet issued: its own key, HS256, its own issuer, nothing else."""
+        try:
+            header = jwt.get_unverified_header(token)
+            if header.get("kid") != KEY_ID or header.get("typ") != ISSUED_TYPE:
+                raise AuthenticationError("The access token is not one fhirnet issued.")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ISSUED_ALGORITHM],
+                issuer=ISSUER,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "iss", "sub", "jti"], "verify_aud": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("The access token has expired.") from None
+        except jwt.PyJWTError:
+            raise AuthenticationError("The access token is not a valid token of fhirnet.") from None
+        client_id = claims.get("sub")
+        study = claims.get("pseudonymized_study")
+        if not isinstance(client_id, str) or not client_id:
+            raise AuthenticationError("The access token lacks the sub claim.")
+        if study is not None and not isinstance(study, str):
+            raise AuthenticationError("The access token is not a valid token of fhirnet.")
+        return Principal(
+            subject=f"{CLIENT_PREFIX}{client_id}",
+            grants=grants_of(_scopes(claims)),
+            client_id=client_id,
+            pseudonymized_study=study,
+        )
 
     def _look_up_key(self, token: str) -> Principal:
         # Compare digests in constant time, and every key, so timing tells nothing.
@@ -261,6 +317,17 @@ class Authenticator:
         if not candidates:
             raise AuthenticationError("The access token's key (kid) is unknown.")
         return candidates[0]
+
+
+def _claims_to_be_ours(token: str) -> bool:
+    """Whether a JWT names fhirnet's key or fhirnet as its issuer (read unverified: this only
+    chooses the one key it may be verified with)."""
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return header.get("kid") == KEY_ID or claims.get("iss") == ISSUER
 
 
 def _digest(secret: str) -> bytes:

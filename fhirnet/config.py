@@ -307,13 +307,18 @@ def _log_level(variable: str, raw: str) -> str:
 
 def auth_methods(settings: Settings) -> frozenset[str]:
     """How callers of fhirnet authenticate, checked: ``{"keys"}``, ``{"jwt"}``, both, or the
-    empty set for open access (``FHIRNET_AUTH=none``, never implied).
+    empty set for open access (``FHIRNET_AUTH=none``, never implied); plus ``"issued"`` (the
+    access tokens fhirnet issues itself) whenever bulk clients are registered
+    (``FHIRNET_BULK_CLIENTS_FILE``), whatever ``FHIRNET_AUTH`` says: registering them is asking
+    for that method, and they may be the only callers.
 
     :raises ConfigError: nothing is configured and access is not explicitly open; a method is
-        named without its settings; settings are given for a method that is not used.
+        named without its settings; settings are given for a method that is not used; bulk
+        clients are registered while access is open.
     """
     keys = bool(settings.api_keys)
     jwks = settings.jwks_url is not None or settings.jwks_file is not None
+    issued = frozenset({"issued"} if settings.bulk_clients_file is not None else set())
     if settings.jwks_url is not None and settings.jwks_file is not None:
         raise ConfigError(f"{PREFIX}JWKS_URL and {PREFIX}JWKS_FILE are exclusive: set one")
     if settings.auth == "none":
@@ -322,13 +327,22 @@ def auth_methods(settings: Settings) -> frozenset[str]:
                 f"{PREFIX}AUTH=none opens every endpoint, yet API keys or a JWKS are configured: "
                 f"unset {PREFIX}AUTH to use them"
             )
+        if issued:
+            raise ConfigError(
+                f"{PREFIX}AUTH=none opens every endpoint, yet bulk clients are registered "
+                f"({PREFIX}BULK_CLIENTS_FILE): their tokens and pseudonymized access would mean "
+                f"nothing; unset {PREFIX}AUTH"
+            )
         return frozenset()
     if settings.auth is None:
         methods = frozenset({"keys"} if keys else set()) | frozenset({"jwt"} if jwks else set())
+        if not methods and issued:
+            return issued
         if not methods:
             raise ConfigError(
                 f"no authentication is configured: set {PREFIX}API_KEYS, or {PREFIX}JWKS_URL "
-                f"(or {PREFIX}JWKS_FILE) with {PREFIX}JWT_ISSUER and {PREFIX}JWT_AUDIENCE; "
+                f"(or {PREFIX}JWKS_FILE) with {PREFIX}JWT_ISSUER and {PREFIX}JWT_AUDIENCE, or "
+                f"{PREFIX}BULK_CLIENTS_FILE; "
                 f"{PREFIX}AUTH=none serves every endpoint without authentication"
             )
     else:
@@ -356,7 +370,7 @@ def auth_methods(settings: Settings) -> frozenset[str]:
             raise ConfigError(
                 "JWT access tokens need " + ", ".join(PREFIX + name for name in missing)
             )
-    return methods
+    return methods | issued
 
 
 def _auth_mode(variable: str, raw: str) -> str:

@@ -31,6 +31,13 @@ EXTRACT_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnair
 #: with the DiagnosticReport.
 SUBMIT_OPERATION = "https://fhirnet.dev/fhir/OperationDefinition/QuestionnaireResponse-submit"
 
+#: Bulk Data Access (v2): the CapabilityStatement fhirnet instantiates, and its three ``export``
+#: operations (``bulk-data.fsh`` of HL7/bulk-data: all named ``export``).
+BULK_DATA_CAPABILITY = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+PATIENT_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+GROUP_EXPORT_OPERATION = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+
 #: Search result parameters the server honours besides the search parameters (FHIR R4 §3.1.1.5.6
 #: ``_count``; ``_offset`` is what the ``next`` links of a searchset use; ``_summary`` and
 #: ``_elements``, §3.1.1.5.8-9, :mod:`fhirnet.fhir.subsetting`).
@@ -176,6 +183,7 @@ def capability_statement(
     for resource in resources:
         if resource["type"] in profiles:
             resource["supportedProfile"] = profiles[resource["type"]]
+    _add_export_operations(resources)
     rest: dict[str, Any] = {"mode": "server"}
     if security is not None:
         rest["security"] = dict(security)
@@ -198,6 +206,7 @@ def capability_statement(
         "kind": "instance",
         "software": {"name": "fhirnet", "version": software_version},
         "implementation": {"description": "fhirnet GEP-NET imaging case-report form service"},
+        "instantiates": [BULK_DATA_CAPABILITY],
         "fhirVersion": FHIR_VERSION,
         "format": ["json", "application/fhir+json"],
         "rest": [
@@ -218,6 +227,13 @@ def capability_statement(
                 "interaction": [
                     {"code": code, "documentation": documentation}
                     for code, documentation in _SYSTEM_INTERACTIONS
+                ],
+                "operation": [
+                    {
+                        "name": "export",
+                        "definition": EXPORT_OPERATION,
+                        "documentation": _EXPORT_DOCUMENTATION.format(level="system-level"),
+                    }
                 ],
             }
         ],
@@ -253,6 +269,39 @@ _SYSTEM_INTERACTIONS = (
         "POST [base] with a batch Bundle of QuestionnaireResponse POSTs: each form on its own.",
     ),
 )
+
+
+_EXPORT_DOCUMENTATION = (
+    "Bulk Data Access {level} export (GET, Prefer: respond-async): 202 Accepted with a "
+    "Content-Location to poll; the files are NDJSON, one resource type each. Needs a token "
+    "with read scopes on the types exported. A bulk client registered as pseudonymized gets "
+    "its study's data pseudonymized."
+)
+#: The ``export`` operations on resource types: where each is, and its definition.
+_TYPE_EXPORTS = (
+    ("Patient", PATIENT_EXPORT_OPERATION, "patient-level"),
+    ("Group", GROUP_EXPORT_OPERATION, "group-level"),
+)
+
+
+def _add_export_operations(resources: list[dict[str, Any]]) -> None:
+    """The Patient- and Group-level ``export`` operations, on those types' entries (added when
+    the statement lists no such type otherwise)."""
+    for resource_type, definition, level in _TYPE_EXPORTS:
+        entry = next((r for r in resources if r["type"] == resource_type), None)
+        if entry is None:
+            entry = {
+                "type": resource_type,
+                "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+            }
+            resources.append(entry)
+        entry.setdefault("operation", []).append(
+            {
+                "name": "export",
+                "definition": definition,
+                "documentation": _EXPORT_DOCUMENTATION.format(level=level),
+            }
+        )
 
 
 def _search_parameter(parameter: SearchParameter) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
 from fhirnet.web.study_views import bp as studies_bp
+from fhirnet.web.token_views import bp as token_bp
 
 
 class _ContractOrderJSONProvider(DefaultJSONProvider):
@@ -111,6 +112,7 @@ def create_app(
     app.register_blueprint(crf_bp)
     app.register_blueprint(discovery_bp)
     app.register_blueprint(bulk_bp)
+    app.register_blueprint(token_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     app.after_request(security_headers)
     auth.install(app, authenticator)

@@ -40,6 +40,8 @@ PUBLIC_ENDPOINTS = frozenset(
         # SMART discovery: how to get a token, so it cannot need one.
         "discovery.smart_configuration",
         "discovery.fhir_smart_configuration",
+        # The token endpoint of the bulk clients: how to get a token, so it cannot need one.
+        "token.token",
     }
 )
 #: The bulk export (Bulk Data Access) endpoints: a valid token, whatever its scopes, lets a
@@ -140,6 +142,20 @@ ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
     ),
 }
 
+
+class PseudonymizedClientError(AuthorizationError):
+    """A pseudonymized bulk client called an endpoint other than bulk export (403): every other
+    endpoint answers identified data."""
+
+    def __init__(self) -> None:
+        super().__init__("system/*.rs")
+        self.args = (
+            "This client is registered as pseudonymized: its token opens bulk export only "
+            "($export and its status and files), whose data leave pseudonymized; the other "
+            "endpoints answer identified data.",
+        )
+
+
 _PUBLIC = object()
 _ANY_SCOPE = object()
 
@@ -203,6 +219,8 @@ def _authorize() -> None:
         return
     principal = authenticator.authenticate(_bearer_token())
     g.fhirnet_principal = principal
+    if principal.pseudonymized_study is not None and request.endpoint not in BULK_ENDPOINTS:
+        raise PseudonymizedClientError()
     if not isinstance(needed, Permission):
         return
     if request.endpoint == "fhir.search":

@@ -3,26 +3,35 @@ https://hl7.org/fhir/smart-app-launch/conformance.html): ``GET /.well-known/smar
 also at the FHIR base (``/fhir/.well-known/smart-configuration``, where SMART clients look), and
 the CapabilityStatement's ``rest.security`` that says the same.
 
-fhirnet verifies tokens but issues none: callers are systems (SMART Backend Services, the
-``client_credentials`` grant with a signed JWT assertion) holding SMART v2 ``system/`` scopes.
-There is no ``authorize`` endpoint, so no authorization-code flow and no PKCE
-(``code_challenge_methods_supported`` is left out). ``token_endpoint`` is published only when
-fhirnet is told it (it has no such setting for its own callers yet: ``FHIRNET_SMART_TOKEN_URL``
-is the token endpoint fhirnet itself uses towards the external FHIR server, not the one its
-callers use), and ``issuer``/``jwks_uri`` when tokens are JWTs.
+Callers are systems (SMART Backend Services, the ``client_credentials`` grant with a signed JWT
+assertion) holding SMART v2 ``system/`` scopes. There is no ``authorize`` endpoint, so no
+authorization-code flow and no PKCE (``code_challenge_methods_supported`` is left out).
+
+With bulk clients registered (``FHIRNET_BULK_CLIENTS_FILE``) fhirnet issues their tokens itself:
+the document then names its own ``token_endpoint`` (``[root]/auth/token``,
+:mod:`fhirnet.web.token_views`), the assertion algorithms it takes (RS384, ES384) and the v1
+and v2 read scopes those clients may ask for; the CapabilityStatement's ``rest.security`` carries
+the same URL in SMART's ``oauth-uris`` extension. Without them fhirnet issues no tokens, only
+verifies them (API keys, or JWTs of ``FHIRNET_JWT_ISSUER``), and publishes no token endpoint
+(``FHIRNET_SMART_TOKEN_URL`` is the token endpoint fhirnet itself uses towards the external FHIR
+server, not one its callers use); ``issuer``/``jwks_uri`` are published when tokens are those
+JWTs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint
 from werkzeug.wrappers import Response
 
+from fhirnet.authorization import ASSERTION_ALGORITHMS
 from fhirnet.config import Settings
 from fhirnet.fhir.audit import STORED_TYPES
 from fhirnet.web import web_state
 from fhirnet.web.errors import fhir_json_response
+from fhirnet.web.token_views import TOKEN_PATH, token_url
 
 bp = Blueprint("discovery", __name__)
 
@@ -33,6 +42,10 @@ SCOPES = (
     "system/QuestionnaireResponse.c",
     *(f"system/{resource_type}.rs" for resource_type in STORED_TYPES),
 )
+#: What a bulk client may ask fhirnet's token endpoint for: read of every type, SMART v2 and v1.
+BULK_SCOPES = ("system/*.rs", "system/*.read")
+#: The SMART extension that names the OAuth endpoints in a CapabilityStatement.
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
     "coding": [
         {
@@ -44,21 +57,58 @@ SMART_SERVICE = {
 }
 
 
-def smart_configuration(settings: Settings) -> dict[str, Any]:
-    """The SMART configuration document of a fhirnet instance with ``settings``."""
+def issues_tokens(settings: Settings) -> bool:
+    """Whether fhirnet runs its own token endpoint (bulk clients are registered)."""
+    return settings.bulk_clients_file is not None
+
+
+def smart_configuration(settings: Settings, *, token_endpoint: str | None = None) -> dict[str, Any]:
+    """The SMART configuration document of a fhirnet instance with ``settings``.
+
+    :param token_endpoint: the absolute URL of fhirnet's token endpoint, published when
+        :func:`issues_tokens`.
+    """
     document: dict[str, Any] = {}
     if settings.jwt_issuer is not None:
         document["issuer"] = settings.jwt_issuer
     if settings.jwks_url is not None:
         document["jwks_uri"] = settings.jwks_url
+    own = issues_tokens(settings) and token_endpoint is not None
+    if own:
+        document["token_endpoint"] = token_endpoint
     document |= {
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": list(settings.jwt_algorithms),
-        "scopes_supported": list(SCOPES),
+        "token_endpoint_auth_signing_alg_values_supported": (
+            list(ASSERTION_ALGORITHMS) if own else list(settings.jwt_algorithms)
+        ),
+        "scopes_supported": [*SCOPES, *BULK_SCOPES] if own else list(SCOPES),
         "capabilities": ["client-confidential-asymmetric", "permission-v2", "permission-v1"],
     }
     return document
+
+
+def oauth_uris(token_endpoint: str) -> dict[str, Any]:
+    """SMART's ``oauth-uris`` extension of ``rest.security``, naming the token endpoint."""
+    return {
+        "url": OAUTH_URIS,
+        "extension": [{"url": "token", "valueUri": token_endpoint}],
+    }
+
+
+def with_token_endpoint(statement: Mapping[str, Any], root: str) -> dict[str, Any]:
+    """``statement`` with the ``oauth-uris`` extension, when fhirnet issues tokens and the
+    statement, built without ``FHIRNET_PUBLIC_BASE_URL``, could not name the URL yet: ``root``
+    is the URL requests arrive at (for the metadata view, which knows it per request)."""
+    if not issues_tokens(web_state().settings):
+        return dict(statement)
+    rest = [dict(entry) for entry in statement["rest"]]
+    for entry in rest:
+        security = dict(entry.get("security", {}))
+        extensions = [e for e in security.get("extension", []) if e.get("url") != OAUTH_URIS]
+        security["extension"] = [*extensions, oauth_uris(root.rstrip("/") + TOKEN_PATH)]
+        entry["security"] = security
+    return {**statement, "rest": rest}
 
 
 def rest_security(settings: Settings) -> dict[str, Any]:
@@ -75,14 +125,26 @@ def rest_security(settings: Settings) -> dict[str, Any]:
     )
     if open_access:
         description = "Access control is off on this instance (FHIRNET_AUTH=none). " + description
+    if issues_tokens(settings):
+        description += (
+            f" Bulk clients get their tokens from fhirnet itself: POST [root]{TOKEN_PATH} "
+            "(client_credentials, a client assertion signed with RS384 or ES384, scopes "
+            "system/<Type|*>.rs or .read)."
+        )
+    else:
+        description += " fhirnet issues no tokens itself (no bulk client is registered)."
     security: dict[str, Any] = {"cors": False, "service": [SMART_SERVICE]}
+    if issues_tokens(settings) and settings.public_base_url is not None:
+        security["extension"] = [oauth_uris(settings.public_base_url + TOKEN_PATH)]
     security["description"] = description
     return security
 
 
 def _answer() -> Response:
     """``GET /.well-known/smart-configuration``: public, JSON (SMART App Launch 2.x §2.1)."""
-    response = fhir_json_response(smart_configuration(web_state().settings), 200, pretty=False)
+    settings = web_state().settings
+    document = smart_configuration(settings, token_endpoint=token_url(settings))
+    response = fhir_json_response(document, 200, pretty=False)
     response.headers["Content-Type"] = "application/json"
     return response
 

@@ -77,6 +77,15 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
     "api.openapi_document": lambda _: PUBLIC,
     "api.create_assessment": lambda _: ANY_SCOPE,  # a calculator: no FHIR data in or out
     "api.create_endpoints": lambda _: ANY_SCOPE,  # trial endpoints: computed from the body only
+    # The bulk clients' token endpoint: how to get a token, so it cannot need one.
+    "token.token": lambda _: PUBLIC,
+    # Bulk export: any valid token gets in, the views check read on each type exported.
+    "bulk.kickoff_system": lambda _: ANY_SCOPE,
+    "bulk.kickoff_patient": lambda _: ANY_SCOPE,
+    "bulk.kickoff_group": lambda _: ANY_SCOPE,
+    "bulk.status": lambda _: ANY_SCOPE,
+    "bulk.cancel": lambda _: ANY_SCOPE,
+    "bulk.download": lambda _: ANY_SCOPE,
     "fhir.read": _read_search("r"),
     "fhir.vread": _read_search("r"),
     "fhir.search": _read_search("s"),
@@ -154,6 +163,8 @@ def calls_of(app: Flask) -> list[Call]:
                 path = path.replace("<path:filename>", "crf.js")
                 path = path.replace("<plot>", "waterfall.svg")
                 path = path.replace("<domain>", "TU")
+                path = path.replace("<group_id>", "cohort-1").replace("<job_id>", "0" * 32)
+                path = path.replace("<file_name>", "Observation-1.ndjson")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))
     return calls

@@ -167,7 +167,9 @@ def test_metadata_lists_exactly_the_served_types_and_the_operations(
     statement = fhir_json(client.get("/fhir/metadata"))
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
 
-    assert set(resources) == {*READABLE_TYPES, *STORED_TYPES}
+    # Patient: listed for its Bulk Data export operation only (no interaction).
+    assert set(resources) == {*READABLE_TYPES, *STORED_TYPES, "Patient"}
+    assert "interaction" not in resources["Patient"]
     for resource_type in READABLE_TYPES:
         entry = resources[resource_type]
         assert [i["code"] for i in entry["interaction"]] == ["read", "search-type"]
@@ -211,8 +213,9 @@ def test_with_an_external_fhir_server_the_stored_types_are_not_served_here(
         "ResearchStudy",
         "ResearchSubject",
         "Group",
+        "Patient",  # for its Bulk Data export operation, the only type without a profile
     }
-    assert all(resources[t]["supportedProfile"] for t in resources if t not in served)
+    assert all(resources[t]["supportedProfile"] for t in resources if t not in served | {"Patient"})
     assert [i["code"] for i in resources["QuestionnaireResponse"]["interaction"]] == ["create"]
     for url in ("/fhir/DiagnosticReport", "/fhir/Observation/x", "/fhir/QuestionnaireResponse"):
         issues = outcome(client.get(url), 404)
