@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -351,7 +351,7 @@ def _elements(
                 try:
                     subsetting(kind, [], [name])
                 except MalformedRequestError as error:
-                    problems.extend(error.issues)
+                    problems.extend(replace(i, expression=ELEMENTS) for i in error.issues)
                     continue
             found.append((kind or None, name))
     return tuple(found) if found else None
