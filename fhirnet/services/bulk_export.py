@@ -27,6 +27,7 @@ No audit record, no files: if it cannot be written the export fails.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ from typing import IO, Any, Final, Protocol
 from fhirnet.errors import FhirnetError, FhirServerError, FhirServerRejectedError
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import MAX_PATIENTS_PER_EVENT, Action, Interaction, Role
-from fhirnet.fhir.bulk_parameters import EXPORTABLE_TYPES, ExportRequest, Level
+from fhirnet.fhir.bulk_parameters import EXPORTABLE_TYPES, ExportRequest, Level, parse_instant
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType, MalformedRequestError, operation_outcome
 from fhirnet.fhir.studies import GROUP, RESEARCH_STUDY
@@ -326,25 +327,39 @@ def _write_type(
 
 
 def resources_of(store: FhirStore, plan: ExportPlan, resource_type: str) -> Iterator[Json]:
-    """Every resource of ``resource_type`` the export holds, page by page, each once."""
+    """Every resource of ``resource_type`` the export holds, page by page, each once.
+
+    What a search answers is checked again here (its patient, its source form, ``_id``,
+    ``lastUpdated``): a server that ignores a search parameter (sekmet-fhir does for some)
+    must not put another patient's data into the export.
+    """
     request = plan.request
     base: dict[str, str | Sequence[str]] = {}
     if request.since is not None:
         base["_lastUpdated"] = "gt" + request.since.isoformat()
     filters = [dict(_grouped(f.params)) for f in request.filters_of(resource_type)] or [{}]
     seen: set[str] | None = set() if len(filters) > 1 else None
-    for scope in _scopes(store, plan, resource_type):
+    for scope, belongs in _scopes(store, plan, resource_type):
         for type_filter in filters:
             params = _merged(base, scope, type_filter)
             for resource in store.search(resource_type, params):
-                if resource.get("resourceType") != resource_type:
-                    continue  # an included resource (a filter cannot ask for one; a server may)
+                if resource.get("resourceType") != resource_type or not belongs(resource):
+                    continue
+                if request.since is not None and not _updated_since(resource, request.since):
+                    continue
                 if seen is not None:
                     key = str(resource.get("id"))
                     if key in seen:
                         continue
                     seen.add(key)
                 yield resource
+
+
+def _updated_since(resource: Json, since: dt.datetime) -> bool:
+    meta = resource.get("meta")
+    updated = meta.get("lastUpdated") if isinstance(meta, Mapping) else None
+    found = parse_instant(updated) if isinstance(updated, str) else None
+    return found is None or found > since
 
 
 def _merged(*parts: Mapping[str, str | Sequence[str]]) -> dict[str, str | Sequence[str]]:
@@ -356,27 +371,63 @@ def _merged(*parts: Mapping[str, str | Sequence[str]]) -> dict[str, str | Sequen
     return {name: values[0] if len(values) == 1 else values for name, values in merged.items()}
 
 
-def _scopes(store: FhirStore, plan: ExportPlan, resource_type: str) -> Iterator[Mapping[str, str]]:
-    """The searches (as parameters) that together cover ``resource_type``'s part of the export."""
+Belongs = Callable[[Json], bool]
+
+
+def _anything(_: Json) -> bool:
+    return True
+
+
+def _scopes(
+    store: FhirStore, plan: ExportPlan, resource_type: str
+) -> Iterator[tuple[Mapping[str, str], Belongs]]:
+    """The searches (as parameters, with the check of what each may answer) that together
+    cover ``resource_type``'s part of the export."""
     level = plan.request.level
     if resource_type == GROUP:
-        yield {} if level is Level.SYSTEM else {"_id": str(plan.request.group_id)}
+        if level is Level.SYSTEM:
+            yield {}, _anything
+        else:
+            group_id = str(plan.request.group_id)
+            yield {"_id": group_id}, lambda found: found.get("id") == group_id
         return
     if resource_type == RESEARCH_STUDY or plan.patients is None:
-        yield {}
+        yield {}, _anything
         return
     for start in range(0, len(plan.patients), PATIENT_BATCH):
-        batch = ",".join(f"Patient/{p}" for p in plan.patients[start : start + PATIENT_BATCH])
+        batch = [f"Patient/{p}" for p in plan.patients[start : start + PATIENT_BATCH]]
+        members = frozenset(batch)
+
+        def of_batch(found: Json, members: frozenset[str] = members) -> bool:
+            return not members.isdisjoint(events.patients_of(found))
+
         if resource_type != PROVENANCE:
-            yield {PATIENT_SEARCH[resource_type]: batch}
+            yield {PATIENT_SEARCH[resource_type]: ",".join(batch)}, of_batch
             continue
         forms = [
             f"{QUESTIONNAIRE_RESPONSE}/{form.get('id')}"
-            for form in store.search(QUESTIONNAIRE_RESPONSE, {"patient": batch})
-            if form.get("resourceType") == QUESTIONNAIRE_RESPONSE
+            for form in store.search(QUESTIONNAIRE_RESPONSE, {"patient": ",".join(batch)})
+            if form.get("resourceType") == QUESTIONNAIRE_RESPONSE and of_batch(form)
         ]
         for first in range(0, len(forms), PATIENT_BATCH):
-            yield {"entity": ",".join(forms[first : first + PATIENT_BATCH])}
+            chunk = frozenset(forms[first : first + PATIENT_BATCH])
+
+            def of_forms(found: Json, chunk: frozenset[str] = chunk) -> bool:
+                return not chunk.isdisjoint(_sources(found))
+
+            yield {"entity": ",".join(sorted(chunk))}, of_forms
+
+
+def _sources(provenance: Json) -> list[str]:
+    """The relative references of a Provenance's ``entity.what`` (``Type/id``)."""
+    found = []
+    for entity in provenance.get("entity") or []:
+        what = entity.get("what") if isinstance(entity, Mapping) else None
+        reference = what.get("reference") if isinstance(what, Mapping) else None
+        if isinstance(reference, str):
+            parts = reference.split("/_history/")[0].rstrip("/").split("/")
+            found.append("/".join(parts[-2:]))
+    return found
 
 
 def _line(resource: Mapping[str, Any]) -> bytes:
