@@ -1,0 +1,360 @@
+"""Bulk Data export over HTTP (Flask's test client, the embedded store, API-key tokens): the
+kick-off headers and parameters, the status while running and when done, the manifest, the
+downloads (gzip, scopes, owner), cancel and expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from bench.bulk_export import write_study
+from fhirnet.adapters.store import EmbeddedStore
+from fhirnet.config import Settings
+from fhirnet.web.app import create_app
+
+FULL = "full-key-0123456789abcdef"
+OTHER = "other-key-0123456789abcdef"
+OBSERVATIONS_ONLY = "obs-key-0123456789abcdef"
+ASYNC = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
+BASE = "https://fhirnet.example.org"
+
+
+def auth(key: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+class Clock:
+    """The app's clock: real time plus an offset the test moves forward."""
+
+    def __init__(self) -> None:
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self.offset
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> EmbeddedStore:
+    return EmbeddedStore.open(tmp_path / "data")
+
+
+@pytest.fixture
+def group(store: EmbeddedStore) -> str:
+    write_study(store, 2, 2, prefix="other")
+    return write_study(store, 3, 2, prefix="a")
+
+
+@pytest.fixture
+def client(tmp_path: Path, store: EmbeddedStore, clock: Clock) -> FlaskClient:
+    settings = Settings(
+        data_dir=tmp_path,
+        api_keys=(
+            (FULL, ()),
+            (OTHER, ()),
+            (OBSERVATIONS_ONLY, ("system/Observation.rs",)),
+        ),
+        public_base_url=BASE,
+        export_expiry=60,
+    )
+    app = create_app(settings, store=store, clock=clock, durable=False)
+    app.config["TESTING"] = True
+    return app.test_client()
+
+
+def local(url: str) -> str:
+    assert url.startswith(BASE)
+    return url[len(BASE) :]
+
+
+def kick_off(client: FlaskClient, path: str, key: str = FULL, **kwargs: Any) -> TestResponse:
+    return client.get(path, headers=auth(key, **ASYNC), **kwargs)
+
+
+def wait(client: FlaskClient, location: str, key: str = FULL) -> TestResponse:
+    for _ in range(200):
+        answer = client.get(local(location), headers=auth(key))
+        if answer.status_code != 202:
+            return answer
+        assert answer.headers["Retry-After"].isdigit()
+        assert 0 < len(answer.headers["X-Progress"]) < 100
+        time.sleep(0.05)
+    raise AssertionError("the export did not finish")
+
+
+def exported(
+    client: FlaskClient, path: str, key: str = FULL
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    answer = kick_off(client, path, key)
+    assert answer.status_code == 202, answer.get_json()
+    manifest = wait(client, answer.headers["Content-Location"], key)
+    assert manifest.status_code == 200, manifest.get_json()
+    body: dict[str, Any] = manifest.get_json()
+    files = {}
+    for output in body["output"]:
+        download = client.get(local(output["url"]), headers=auth(key))
+        assert download.status_code == 200
+        files[output["type"]] = [json.loads(line) for line in download.data.splitlines()]
+    return body, files
+
+
+def test_the_kick_off_answers_202_with_an_absolute_status_url(
+    client: FlaskClient, group: str
+) -> None:
+    answer = kick_off(client, "/fhir/$export")
+
+    assert answer.status_code == 202
+    location = answer.headers["Content-Location"]
+    assert location.startswith(f"{BASE}/fhir/$export-status/")
+    assert answer.get_json()["resourceType"] == "OperationOutcome"
+    wait(client, location)
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"Prefer": "respond-async"}, "Accept"),
+        ({"Accept": "application/json", "Prefer": "respond-async"}, "Accept"),
+        ({"Accept": "application/fhir+json"}, "Prefer"),
+        ({"Accept": "application/fhir+json", "Prefer": "return=minimal"}, "Prefer"),
+    ],
+)
+def test_the_kick_off_requires_accept_fhir_json_and_prefer_respond_async(
+    client: FlaskClient, headers: dict[str, str], problem: str
+) -> None:
+    answer = client.get("/fhir/$export", headers=auth(FULL, **headers))
+
+    assert answer.status_code == 400
+    assert problem in answer.get_json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_outputFormat=application/xml",
+        "_outputFormat=text/html",
+        "_outputFormat=x-custom",
+        "_since=junk",
+        "_since=2999-01-01T00:00:00Z",
+        "_type=Foo",
+        "_typeFilter=Observation%3F_include%3DObservation:subject",
+        "patient=Patient/a00000",
+        "_elements=Observation.nothing",
+        "unknown=1",
+    ],
+)
+def test_bad_parameters_are_400_operation_outcomes(client: FlaskClient, query: str) -> None:
+    answer = kick_off(client, f"/fhir/$export?{query}")
+
+    assert answer.status_code == 400
+    assert answer.get_json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_unknown_group_is_404(client: FlaskClient) -> None:
+    assert kick_off(client, "/fhir/Group/nope/$export").status_code == 404
+
+
+def test_a_group_export_manifest_and_files(client: FlaskClient, group: str) -> None:
+    manifest, files = exported(client, f"/fhir/Group/{group}/$export")
+
+    assert manifest["request"] == f"{BASE}/fhir/Group/{group}/$export"
+    assert manifest["requiresAccessToken"] is True
+    assert manifest["error"] == []
+    assert manifest["deleted"] == []
+    dt.datetime.fromisoformat(manifest["transactionTime"])
+    assert {o["type"]: o["count"] for o in manifest["output"]} == {
+        "QuestionnaireResponse": 6,
+        "BodyStructure": 9,
+        "Observation": 30,
+        "DiagnosticReport": 6,
+        "Provenance": 6,
+        "ResearchSubject": 3,
+        "Group": 1,
+    }
+    subjects = {r["subject"]["reference"] for r in files["Observation"]}
+    assert subjects == {"Patient/a00000", "Patient/a00001", "Patient/a00002"}
+    for output in manifest["output"]:
+        assert output["url"].startswith(f"{BASE}/fhir/$export-file/")
+
+
+def test_the_finished_status_is_json_with_expires(client: FlaskClient, group: str) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Group")
+    done = wait(client, answer.headers["Content-Location"])
+
+    assert done.status_code == 200
+    assert done.mimetype == "application/json"
+    assert "Expires" in done.headers
+
+
+def test_a_post_kick_off_takes_a_parameters_body(client: FlaskClient, group: str) -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "_type", "valueString": "Observation"},
+            {"name": "patient", "valueReference": {"reference": "Patient/a00001"}},
+        ],
+    }
+    answer = client.post(
+        "/fhir/Patient/$export",
+        headers=auth(FULL, **ASYNC),
+        data=json.dumps(body),
+        content_type="application/fhir+json",
+    )
+    assert answer.status_code == 202, answer.get_json()
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+
+    assert [(o["type"], o["count"]) for o in manifest["output"]] == [("Observation", 10)]
+
+
+def test_patient_in_a_system_level_post_is_refused(client: FlaskClient) -> None:
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "patient", "valueReference": {"reference": "Patient/a00001"}}],
+    }
+    answer = client.post(
+        "/fhir/$export",
+        headers=auth(FULL, **ASYNC),
+        data=json.dumps(body),
+        content_type="application/fhir+json",
+    )
+
+    assert answer.status_code == 400
+
+
+def test_lenient_handling_reports_an_unknown_type_in_the_error_file(
+    client: FlaskClient, group: str
+) -> None:
+    headers = auth(FULL, **ASYNC)
+    headers["Prefer"] = "respond-async, handling=lenient"
+    answer = client.get(
+        "/fhir/$export?_type=Group,Foo&includeAssociatedData=_custom", headers=headers
+    )
+    assert answer.status_code == 202
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+
+    assert [o["type"] for o in manifest["output"]] == ["Group"]
+    (error,) = manifest["error"]
+    assert error["type"] == "OperationOutcome"
+    outcome = json.loads(client.get(local(error["url"]), headers=auth(FULL)).data)
+    assert len(outcome["issue"]) == 2
+
+
+def test_downloads_are_ndjson_and_gzip_on_request(client: FlaskClient, group: str) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Observation")
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+    url = local(manifest["output"][0]["url"])
+
+    plain = client.get(url, headers=auth(FULL))
+    packed = client.get(url, headers=auth(FULL, **{"Accept-Encoding": "gzip"}))
+
+    assert plain.mimetype == "application/fhir+ndjson"
+    assert "Content-Encoding" not in plain.headers
+    assert packed.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.data) == plain.data
+    lines = plain.data.decode().splitlines()
+    assert len(lines) == 50
+    assert all(json.loads(line)["resourceType"] == "Observation" for line in lines)
+
+
+def test_the_elements_parameter_subsets_the_files(client: FlaskClient, group: str) -> None:
+    _, files = exported(client, "/fhir/$export?_type=Observation&_elements=code")
+
+    assert all(
+        set(r) == {"resourceType", "id", "meta", "code", "status"} for r in files["Observation"]
+    )
+
+
+def test_another_client_can_neither_poll_nor_download_nor_cancel(
+    client: FlaskClient, group: str
+) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Group")
+    location = local(answer.headers["Content-Location"])
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+    url = local(manifest["output"][0]["url"])
+
+    assert client.get(location, headers=auth(OTHER)).status_code == 403
+    assert client.get(url, headers=auth(OTHER)).status_code == 403
+    assert client.delete(location, headers=auth(OTHER)).status_code == 403
+    assert client.get(url).status_code == 401
+    assert client.get(location).status_code == 401
+
+
+def test_a_download_needs_read_scope_on_its_type(client: FlaskClient, group: str) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Observation,DiagnosticReport", OBSERVATIONS_ONLY)
+    manifest = wait(client, answer.headers["Content-Location"], OBSERVATIONS_ONLY).get_json()
+
+    # Only the readable type was exported; the other is noted in the error file.
+    assert [o["type"] for o in manifest["output"]] == ["Observation"]
+    assert len(manifest["error"]) == 1
+
+
+def test_a_kick_off_with_no_readable_type_is_403(client: FlaskClient, group: str) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Group", OBSERVATIONS_ONLY)
+
+    assert answer.status_code == 403
+
+
+def test_cancel_answers_202_and_then_everything_is_404(client: FlaskClient, group: str) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Group")
+    location = local(answer.headers["Content-Location"])
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+    url = local(manifest["output"][0]["url"])
+
+    cancelled = client.delete(location, headers=auth(FULL))
+
+    assert cancelled.status_code == 202
+    assert cancelled.get_json()["resourceType"] == "OperationOutcome"
+    gone = client.get(location, headers=auth(FULL))
+    assert gone.status_code == 404
+    assert gone.get_json()["resourceType"] == "OperationOutcome"
+    assert client.get(url, headers=auth(FULL)).status_code == 404
+    assert client.delete(location, headers=auth(FULL)).status_code == 404
+
+
+def test_files_expire(client: FlaskClient, group: str, clock: Clock) -> None:
+    answer = kick_off(client, "/fhir/$export?_type=Group")
+    location = local(answer.headers["Content-Location"])
+    manifest = wait(client, answer.headers["Content-Location"]).get_json()
+    url = local(manifest["output"][0]["url"])
+
+    clock.offset = dt.timedelta(seconds=61)
+
+    assert client.get(url, headers=auth(FULL)).status_code == 404
+    assert client.get(location, headers=auth(FULL)).status_code == 404
+
+
+def test_unknown_jobs_and_files_are_404(client: FlaskClient, group: str) -> None:
+    assert client.get("/fhir/$export-status/" + "x" * 32, headers=auth(FULL)).status_code == 404
+    answer = kick_off(client, "/fhir/$export?_type=Group")
+    location = answer.headers["Content-Location"]
+    wait(client, location)
+    job = location.rsplit("/", 1)[1]
+    for name in ("Observation.ndjson", "x.txt"):
+        answer = client.get(f"/fhir/$export-file/{job}/{name}", headers=auth(FULL))
+        assert answer.status_code == 404
+    traversal = client.get(
+        f"/fhir/$export-file/{job}/..%2F..%2Fexports.sqlite3", headers=auth(FULL)
+    )
+    assert traversal.status_code in (400, 404)  # refused before or by the view
+
+
+def test_the_export_is_audited_once(client: FlaskClient, group: str, store: EmbeddedStore) -> None:
+    before = sum(1 for _ in store.search("AuditEvent", {}))
+
+    exported(client, f"/fhir/Group/{group}/$export")
+
+    events = list(store.search("AuditEvent", {}))
+    assert len(events) == before + 1
+    assert events[-1]["agent"][0]["who"]["identifier"]["value"] == "key:1"
