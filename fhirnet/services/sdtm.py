@@ -15,6 +15,12 @@ read is the central evaluation's (agreement, single reader or adjudication).
 **Audit.** One READ AuditEvent per subject, naming the patient and the ResearchSubject, is
 written before that subject's rows are handed on. The rows hold no hospital identifier:
 ``USUBJID`` = STUDYID-SITEID-SUBJID from the trial's subject numbers.
+
+**Pseudonymization.** Given the study's :class:`~fhirnet.fhir.pseudonymize.Regime`, each
+subject's dates move by :meth:`Regime.date_offset` of its patient and reference date — the
+offset the FHIR export of the same study uses, so the sponsor's SDTM and NDJSON agree — and
+study days, visits and intervals stay as they are (:func:`fhirnet.trials.sdtm.shifted`). Under
+the study-day regime the entry point also empties the dates (``StudyExport.dates_kept``).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from fhirnet.fhir.crf_codes import LESION_SITES, RESPONSE_CATEGORIES
 from fhirnet.fhir.datatypes import NCIT, profile_url
 from fhirnet.fhir.extract import ExamForm
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
+from fhirnet.fhir.pseudonymize import DateRegime, Regime
 from fhirnet.fhir.studies import ReaderRole, Study
 from fhirnet.services.context import Context
 from fhirnet.services.history import PAGE_SIZE, stored_forms
@@ -45,6 +52,7 @@ from fhirnet.trials.sdtm import (
     NonTargetRead,
     SubjectData,
     TargetRead,
+    shifted,
 )
 
 __all__ = ["METHODS", "StudyExport", "study_export"]
@@ -79,11 +87,20 @@ class StudyExport:
     study: Study
     subjects: Iterator[SubjectData]
     count: int
+    #: The pseudonymization the subjects went through; None: identified (trial numbers only).
+    regime: Regime | None = None
+
+    @property
+    def dates_kept(self) -> bool:
+        """False under the study-day regime: the rows' ``--DTC``/``RFSTDTC`` must be emptied."""
+        return self.regime is None or self.regime.dates is DateRegime.SHIFT
 
 
-def study_export(study_id: str, context: Context) -> StudyExport:
+def study_export(study_id: str, context: Context, regime: Regime | None = None) -> StudyExport:
     """The study's SDTM input, subject by subject.
 
+    :param regime: the study's pseudonymization; each subject's dates are then shifted by
+        its patient's offset (study days unchanged)
     :raises fhirnet.services.studies.StudyNotFoundError: no such study (raised at once).
     :raises fhirnet.services.studies.StudyConflictError: a stored report contradicts the study
         (while iterating).
@@ -91,16 +108,22 @@ def study_export(study_id: str, context: Context) -> StudyExport:
     stored, subjects = study_subjects(study_id, context)
     study = stored.study
     return StudyExport(
-        study=study, subjects=_subjects(study, subjects, context), count=len(subjects)
+        study=study,
+        subjects=_subjects(study, subjects, context, regime),
+        count=len(subjects),
+        regime=regime,
     )
 
 
 def _subjects(
-    study: Study, subjects: list[StoredSubject], context: Context
+    study: Study, subjects: list[StoredSubject], context: Context, regime: Regime | None
 ) -> Iterator[SubjectData]:
     for subject in subjects:
         data = subject_data(study, subject, context)
-        audit_subject_reads(context, [(subject.enrolment.patient, subject.reference)])
+        enrolment = subject.enrolment
+        if regime is not None:
+            data = shifted(data, regime.date_offset(enrolment.patient, enrolment.reference_date))
+        audit_subject_reads(context, [(enrolment.patient, subject.reference)])
         yield data
 
 

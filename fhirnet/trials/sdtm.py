@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Final
 
@@ -39,7 +39,9 @@ __all__ = [
     "SubjectData",
     "TargetRead",
     "domain_rows",
+    "shifted",
     "visit_numbers",
+    "without_dates",
 ]
 
 #: A row: variable name → value (``""`` a missing character value, ``None`` a missing number).
@@ -488,6 +490,27 @@ def dm_rows(subject: SubjectData) -> list[Row]:
 
 
 _BUILDERS: Final = {"TU": tu_rows, "TR": tr_rows, "RS": rs_rows, "DM": dm_rows}
+
+
+def shifted(subject: SubjectData, days: int) -> SubjectData:
+    """The subject with its reference date and every exam date moved by ``days``: every
+    ``--DTC`` and ``RFSTDTC`` moves by the same days, so every ``--DY``, visit and interval is
+    unchanged (the pseudonymized export's one offset per patient, ``docs/trials.md``)."""
+    delta = dt.timedelta(days=days)
+    return replace(
+        subject,
+        reference_date=subject.reference_date + delta,
+        reads=tuple(
+            replace(reads, exams=tuple(replace(e, date=e.date + delta) for e in reads.exams))
+            for reads in subject.reads
+        ),
+    )
+
+
+def without_dates(row: Row) -> Row:
+    """The row with its dates (``--DTC``, ``RFSTDTC``) emptied; ``--DY`` stays (the study-day
+    regime: the study day is the only time left)."""
+    return {name: "" if name.endswith("DTC") else value for name, value in row.items()}
 
 
 def domain_rows(domain: str, subjects: Iterator[SubjectData]) -> Iterator[Row]:

@@ -22,6 +22,7 @@ import click
 from fhirnet import __version__
 from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
+from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.config import ConfigError, load_settings
 from fhirnet.errors import InvalidInputError
 from fhirnet.fhir.outcome import UnprocessableResourceError
@@ -318,8 +319,11 @@ def _dumps(body: Any) -> str:
 )
 def study_export_command(study_id: str, out: Path) -> None:
     """Write STUDY's SDTM domains TU, TR, RS and DM as Dataset-JSON, SAS XPORT v5 and CSV into
-    OUT, with manifest.json (each subject's read is audited); print the manifest."""
-    click.echo(_dumps(export_study(study_id, out, _study_context())))
+    OUT, with manifest.json (each subject's read is audited); print the manifest. A study with
+    a regime in FHIRNET_STUDY_SECRETS_FILE is exported pseudonymized."""
+    regimes = load_study_secrets(load_settings(default_auth="none").study_secrets_file)
+    manifest = export_study(study_id, out, _study_context(), regimes.get(study_id))
+    click.echo(_dumps(manifest))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,22 @@
 """The SDTM export's two entry points (``docs/trials.md`` "SDTM export"): one domain of a study
 for ``GET /api/v1/studies/{studyId}/sdtm/{domain}`` and every domain in every format for
-``fhirnet study export STUDY --out DIR``, with a ``manifest.json``."""
+``fhirnet study export STUDY --out DIR``, with a ``manifest.json``.
+
+A study with a regime in ``FHIRNET_STUDY_SECRETS_FILE`` is exported pseudonymized
+(``docs/trials.md`` "Pseudonymization"): dates shifted per patient, or emptied under the
+study-day regime, ``--DY`` unchanged; the manifest states the regime. The route reads the file
+once per application (:func:`app_regimes`), the command once per run."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Final
+
+from flask import current_app, has_app_context
 
 from fhirnet import __version__
 from fhirnet.adapters.sdtm_files import (
@@ -20,18 +28,59 @@ from fhirnet.adapters.sdtm_files import (
     read_dataset_json_rows,
     write_xpt,
 )
+from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.crf_codes import CRITERIA
+from fhirnet.fhir.pseudonymize import Regime
 from fhirnet.services import Context
-from fhirnet.services.sdtm import study_export
-from fhirnet.trials.sdtm import domain_rows
+from fhirnet.services.sdtm import StudyExport, study_export
+from fhirnet.trials.sdtm import Row, SubjectData, domain_rows, without_dates
 from fhirnet.trials.sdtm_domains import DOMAINS
+from fhirnet.web import web_state
 from fhirnet.web.study_schemas import check_id
 
-__all__ = ["FORMATS", "PSEUDONYMIZATION", "export_study", "sdtm_document"]
+__all__ = [
+    "FORMATS",
+    "PSEUDONYMIZATION",
+    "REGIMES_EXTENSION",
+    "app_regimes",
+    "export_study",
+    "regime_statement",
+    "sdtm_document",
+]
 
 FORMATS: Final = tuple(CONTENT_TYPES)
+#: What an identified export (a study without a regime) still guarantees.
 PSEUDONYMIZATION: Final = "subject numbers only, no hospital identifiers"
+#: Key of the study regimes in ``app.extensions`` (read once per application).
+REGIMES_EXTENSION: Final = "fhirnet.study_regimes"
+
+
+def app_regimes() -> Mapping[str, Regime]:
+    """The regimes of ``FHIRNET_STUDY_SECRETS_FILE`` for the current application, read at its
+    first use and kept in ``app.extensions`` (a broken file fails every export of it, never
+    exports identified data by mistake).
+
+    :raises fhirnet.config.ConfigError: the file is broken (the message never holds a secret).
+    """
+    regimes: Mapping[str, Regime] | None = current_app.extensions.get(REGIMES_EXTENSION)
+    if regimes is None:
+        regimes = load_study_secrets(web_state().settings.study_secrets_file)
+        current_app.extensions[REGIMES_EXTENSION] = regimes
+    return regimes
+
+
+def regime_statement(study_id: str, regime: Regime | None) -> dict[str, Any]:
+    """The manifest's statement of how the export is pseudonymized."""
+    if regime is not None:
+        return regime.statement()
+    return {"regime": "identified", "study": study_id, "subjects": PSEUDONYMIZATION}
+
+
+def _rows(domain: str, subjects: Iterator[SubjectData], export: StudyExport) -> Iterator[Row]:
+    """The domain's rows; under the study-day regime without dates (``--DY`` stays)."""
+    rows = domain_rows(domain, subjects)
+    return rows if export.dates_kept else (without_dates(row) for row in rows)
 
 
 def _check(study_id: str, domain: str, file_format: str) -> None:
@@ -46,16 +95,24 @@ def _check(study_id: str, domain: str, file_format: str) -> None:
 
 
 def sdtm_document(
-    study_id: str, domain: str, file_format: str, context: Context
+    study_id: str,
+    domain: str,
+    file_format: str,
+    context: Context,
+    regimes: Mapping[str, Regime] | None = None,
 ) -> tuple[str, bytes, str]:
     """``(file name, content, content type)`` of one domain of the study.
 
+    :param regimes: the studies' pseudonymization regimes; None: the current application's
+        (:func:`app_regimes`), none outside an application
     :raises InvalidInputError: a bad study id, domain or format.
     :raises fhirnet.services.studies.StudyNotFoundError: no such study.
     """
     _check(study_id, domain, file_format)
-    export = study_export(study_id, context)
-    rows = domain_rows(domain, export.subjects)
+    if regimes is None:
+        regimes = app_regimes() if has_app_context() else {}
+    export = study_export(study_id, context, regimes.get(study_id))
+    rows = _rows(domain, export.subjects, export)
     name = f"{domain.lower()}.{file_format}"
     if file_format == "xpt":
         with tempfile.TemporaryDirectory() as folder:
@@ -70,13 +127,18 @@ def sdtm_document(
     return name, content, CONTENT_TYPES[file_format]
 
 
-def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
+def export_study(
+    study_id: str, out: Path, context: Context, regime: Regime | None = None
+) -> dict[str, Any]:
     """Write every domain of the study in every format into ``out`` and ``manifest.json``;
     answer the manifest. One pass over the subjects, one subject held at a time: its rows go
     to the Dataset-JSON and CSV files at once; each XPT file is then written from its
-    Dataset-JSON file (pyreadstat needs a whole domain as one data frame)."""
+    Dataset-JSON file (pyreadstat needs a whole domain as one data frame).
+
+    :param regime: the study's pseudonymization (None: identified, trial numbers only)
+    """
     check_id(study_id, "studyId")
-    export = study_export(study_id, context)
+    export = study_export(study_id, context, regime)
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as files:
         writers: dict[str, tuple[DatasetJsonWriter, CsvWriter]] = {}
@@ -92,7 +154,7 @@ def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
             )
         for subject in export.subjects:
             for name, (as_json, as_csv) in writers.items():
-                for row in domain_rows(name, iter([subject])):
+                for row in _rows(name, iter([subject]), export):
                     as_json.write(row)
                     as_csv.write(row)
         for as_json, _ in writers.values():
@@ -110,7 +172,7 @@ def export_study(study_id: str, out: Path, context: Context) -> dict[str, Any]:
         "subjects": export.count,
         "fhirnetVersion": __version__,
         "criteria": {"code": export.study.criteria.value, "display": criteria.display},
-        "pseudonymization": PSEUDONYMIZATION,
+        "pseudonymization": regime_statement(study_id, regime),
         "created": context.now.isoformat(timespec="seconds"),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

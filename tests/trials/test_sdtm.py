@@ -17,7 +17,9 @@ from fhirnet.trials.sdtm import (
     SubjectData,
     TargetRead,
     domain_rows,
+    shifted,
     visit_numbers,
+    without_dates,
 )
 from fhirnet.trials.sdtm_domains import DOMAINS
 
@@ -141,3 +143,28 @@ def test_names_and_labels_fit_sas_xport_version_5() -> None:
         for column in domain.columns:
             assert len(column.name) <= 8, column
             assert len(column.label) <= 40, column
+
+
+def test_a_shifted_subject_moves_every_date_by_the_same_days_and_keeps_every_study_day() -> None:
+    before = subject(BASELINE, FOLLOW_UP)
+    after = shifted(before, -123)
+    for domain in DOMAINS:
+        rows_before = list(domain_rows(domain, iter([before])))
+        rows_after = list(domain_rows(domain, iter([after])))
+        assert len(rows_before) == len(rows_after) > 0
+        for old, new in zip(rows_before, rows_after, strict=True):
+            for name, value in old.items():
+                if name.endswith("DTC"):
+                    moved = dt.date.fromisoformat(str(value)) - dt.timedelta(days=123)
+                    assert new[name] == moved.isoformat()
+                else:
+                    assert new[name] == value, name  # --DY, VISIT, VISITNUM unchanged
+
+
+def test_without_dates_empties_dtc_and_keeps_dy() -> None:
+    (row,) = [r for r in domain_rows("TR", iter([subject(BASELINE)])) if r["TRTESTCD"] == "SUMDIAM"]
+    blank = without_dates(row)
+    assert blank["TRDTC"] == ""
+    assert blank["TRDY"] == row["TRDY"] == -4
+    (dm,) = domain_rows("DM", iter([subject(BASELINE)]))
+    assert without_dates(dm)["RFSTDTC"] == ""

@@ -106,7 +106,11 @@ def test_the_export_writes_every_domain_in_three_formats_and_a_manifest(
     assert manifest["study"] == STUDY
     assert manifest["domains"] == {d: len(rows[d]) for d in DOMAINS}
     assert manifest["criteria"]["code"] == "recist-1.1"
-    assert manifest["pseudonymization"] == "subject numbers only, no hospital identifiers"
+    assert manifest["pseudonymization"] == {
+        "regime": "identified",
+        "study": STUDY,
+        "subjects": "subject numbers only, no hospital identifiers",
+    }
     assert manifest["fhirnetVersion"]
     assert manifest["subjects"] == len(scenario.SUBJECTS) == len(rows["DM"])
 
