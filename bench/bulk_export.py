@@ -209,7 +209,9 @@ def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "
     return location.split("/")[1]
 
 
-def export_group(data_dir: Path, group_id: str, *, trace: bool = False) -> dict[str, Any]:
+def export_group(
+    data_dir: Path, group_id: str, *, trace: bool = False, batch: int = 1
+) -> dict[str, Any]:
     """Export the Group from the store in ``data_dir``, as the kick-off's thread does; with
     ``trace``, the ``tracemalloc`` peak of the export alone (the catalog loaded before)."""
     store = EmbeddedStore.open(data_dir / "store")
@@ -227,7 +229,7 @@ def export_group(data_dir: Path, group_id: str, *, trace: bool = False) -> dict[
     started = time.perf_counter()
     members = group_members(store, group_id)
     request = export_request(Level.GROUP, [], now=now, group_id=group_id)
-    plan = plan_export(store, request, readable=lambda _: True, members=members)
+    plan = plan_export(store, request, readable=lambda _: True, members=members, batch=batch)
     job = jobs.create(owner="bench", request="bench", transaction_time="", now=now.timestamp())
     finished = run_export(
         context,

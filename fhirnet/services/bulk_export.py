@@ -128,6 +128,10 @@ class ExportPlan:
     types: tuple[str, ...]
     patients: tuple[str, ...] | None
     notes: tuple[Issue, ...]
+    #: Patients (or forms) named in one search: :data:`PATIENT_BATCH` for a server over HTTP
+    #: (fewer round trips), 1 for the embedded store (it answers one reference through its index
+    #: but scans the type's index rows for several, which made an export quadratic).
+    batch: int = PATIENT_BATCH
 
 
 def group_members(store: FhirStore, group_id: str) -> tuple[str, ...] | None:
@@ -152,12 +156,14 @@ def plan_export(
     *,
     readable: Callable[[str], bool],
     members: Sequence[str] | None = None,
+    batch: int = PATIENT_BATCH,
 ) -> ExportPlan:
     """Which types and patients an export covers; checks its ``_typeFilter`` searches.
 
     :param readable: whether the requester may read a type (its token's scopes): the export
         holds the requested (or level's) types it may read, never others.
     :param members: the Group's patients (Group level).
+    :param batch: patients (or forms) per search (:attr:`ExportPlan.batch`).
     :raises MalformedRequestError: a ``_typeFilter`` the store cannot run (400).
     """
     level_types = {
@@ -195,7 +201,9 @@ def plan_export(
     for type_filter in request.type_filters:
         if type_filter.resource_type in types:
             _probe(store, type_filter.resource_type, dict(_grouped(type_filter.params)))
-    return ExportPlan(request=request, types=tuple(types), patients=patients, notes=tuple(notes))
+    return ExportPlan(
+        request=request, types=tuple(types), patients=patients, notes=tuple(notes), batch=batch
+    )
 
 
 def _probe(store: FhirStore, resource_type: str, params: SearchParams) -> None:
@@ -394,8 +402,8 @@ def _scopes(
     if resource_type == RESEARCH_STUDY or plan.patients is None:
         yield {}, _anything
         return
-    for start in range(0, len(plan.patients), PATIENT_BATCH):
-        batch = [f"Patient/{p}" for p in plan.patients[start : start + PATIENT_BATCH]]
+    for start in range(0, len(plan.patients), plan.batch):
+        batch = [f"Patient/{p}" for p in plan.patients[start : start + plan.batch]]
         members = frozenset(batch)
 
         def of_batch(found: Json, members: frozenset[str] = members) -> bool:
@@ -409,8 +417,8 @@ def _scopes(
             for form in store.search(QUESTIONNAIRE_RESPONSE, {"patient": ",".join(batch)})
             if form.get("resourceType") == QUESTIONNAIRE_RESPONSE and of_batch(form)
         ]
-        for first in range(0, len(forms), PATIENT_BATCH):
-            chunk = frozenset(forms[first : first + PATIENT_BATCH])
+        for first in range(0, len(forms), plan.batch):
+            chunk = frozenset(forms[first : first + plan.batch])
 
             def of_forms(found: Json, chunk: frozenset[str] = chunk) -> bool:
                 return not chunk.isdisjoint(_sources(found))

@@ -35,7 +35,7 @@ from fhirnet.fhir.bulk_parameters import (
     query_pairs,
 )
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
-from fhirnet.services.bulk_export import group_members, plan_export, run_export
+from fhirnet.services.bulk_export import PATIENT_BATCH, group_members, plan_export, run_export
 from fhirnet.services.context import Context
 from fhirnet.web import web_state
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
@@ -146,7 +146,8 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
         members = group_members(store, group_id)
         if members is None:
             raise FhirRequestError(404, IssueType.NOT_FOUND, f"No Group {group_id}.")
-    plan = plan_export(store, export, readable=_may_read, members=members)
+    batch = 1 if state.backend.embedded else PATIENT_BATCH  # see ExportPlan.batch
+    plan = plan_export(store, export, readable=_may_read, members=members, batch=batch)
     if not plan.types:
         first = next(iter(export.types), "*")
         raise AuthorizationError(str(Permission(first, "r")))
