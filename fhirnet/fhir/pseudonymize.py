@@ -56,8 +56,9 @@ extensions                             kept only under fhirnet's or HL7's URLs, 
                                        same rules (dates inside are shifted); fhirnet's study
                                        labels (reader label, visit name, accepted read) are
                                        labels the study defined, kept
-study-level resources                  may keep ``title``, ``name``, ``description`` (the study's
-(``patient_id`` None)                  title, its arms): no patient's data
+study-level resources                  ResearchStudy and Group keep ``title``, ``name``,
+(``patient_id`` None)                  ``description`` (the study's title, its arms): no
+                                       patient's data
 ``meta.security``                      PSEUDED (v3-ObservationValue) added, existing labels kept
 numbers, booleans                      kept (measurements are the point of the export)
 =====================================  =========================================================
@@ -132,11 +133,16 @@ KEPT_STRING_KEYS: Final = frozenset({
     "resourceType", "system", "code", "version", "unit", "status", "linkId", "profile",
     "questionnaire", "use", "type", "gender", "intent", "valueCode", "language", "comparator",
     "contentType", "versionId", "valueCanonical", "role", "mode", "kind", "priority",
-    "severity", "criticality",
+    "severity", "criticality", "assignedArm", "actualArm",
 })
 # fmt: on
 #: Further keys kept in study-level resources (no patient): the study's title and its arms.
 STUDY_STRING_KEYS: Final = frozenset({"title", "name", "description"})
+#: Strings kept by (the key of the enclosing element, key): the software that produced a result
+#: (``Provenance.contained`` Device: its name and version, which FHIR requires).
+KEPT_NESTED_STRINGS: Final = frozenset({("deviceName", "name"), ("version", "value")})
+#: The types those are kept in (with ``patient_id`` None); a Location or Device keeps no name.
+STUDY_TYPES: Final = frozenset({"ResearchStudy", "Group"})
 #: Identifier systems kept in clear: trial numbers, not hospital identifiers (``docs/trials.md``).
 CLEAR_IDENTIFIER_SYSTEMS: Final = (
     f"{SID_BASE}/research-study",  # the study id, and .../<study>/site, .../<study>/subject
@@ -163,6 +169,7 @@ KEPT_LABEL_EXTENSIONS: Final = frozenset(
         (f"{CANONICAL_BASE}/StructureDefinition/research-subject-adjudication", "accepted"),
     }
 )
+_LABELS: Final = frozenset(f"{url}#{sub}" for url, sub in KEPT_LABEL_EXTENSIONS)
 #: What the manifest says is removed.
 REMOVED: Final = (
     "names, telecom, addresses, photos and identifiers of patients and practitioners",
@@ -303,6 +310,7 @@ class _Scope:
     patient_id: str | None
     resource_type: str
     lesion: bool = False  # inside the answers of a lesion-id item
+    parent: str = ""  # the key the current element sits under
     extension_url: str | None = None  # the enclosing fhirnet/HL7 extension
 
 
@@ -343,7 +351,12 @@ class Pseudonymizer:
         if birth is not None and self.regime.dates is DateRegime.SHIFT and year.isdigit():
             out["birthDate"] = year  # year only (HIPAA Safe Harbor keeps the year)
         meta = out.setdefault("meta", {})
-        labels = [s for s in meta.get("security", []) if s.get("code") != PSEUDED["code"]]
+        security = meta.get("security")
+        labels = [
+            s
+            for s in (security if isinstance(security, list) else [])
+            if isinstance(s, dict) and s.get("code") != PSEUDED["code"]
+        ]
         meta["security"] = [*labels, dict(PSEUDED)]
         return out
 
@@ -402,23 +415,25 @@ class Pseudonymizer:
             if "reference" in node and not self._lesion_identifier(value):
                 return None  # Reference.identifier: where MRNs ride
             return self._identifiers(value, scope)
-        if _is_date_key(key) and isinstance(value, str):
-            return self._date(value, scope)
+        if _is_date_key(key):
+            return self._date(value, scope) if isinstance(value, str) else None
         return self._value(key, value, scope)
 
     def _value(self, key: str, value: Any, scope: _Scope) -> Any:
         if isinstance(value, dict):
-            return self._object(value, scope)
+            return self._object(value, replace(scope, parent=key))
         if isinstance(value, list):
             items = [self._value(key, v, scope) for v in value]
             return [v for v in items if v is not None and v != {} and v != []]
         if isinstance(value, str):
-            kept = KEPT_STRING_KEYS | (STUDY_STRING_KEYS if scope.patient_id is None else set())
-            return value if key in kept else None
+            if key in KEPT_STRING_KEYS or (scope.parent, key) in KEPT_NESTED_STRINGS:
+                return value
+            study = scope.patient_id is None and scope.resource_type in STUDY_TYPES
+            return value if study and key in STUDY_STRING_KEYS else None
         return value  # numbers, booleans
 
     def _label(self, scope: _Scope) -> bool:
-        return scope.extension_url in {f"{url}#{sub}" for url, sub in KEPT_LABEL_EXTENSIONS}
+        return scope.extension_url in _LABELS
 
     def _extension(self, extension: dict[str, Any], scope: _Scope) -> dict[str, Any]:
         url = str(extension.get("url", ""))

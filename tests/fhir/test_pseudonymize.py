@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from fhirnet.criteria.models import Criteria
 from fhirnet.fhir.pseudonymize import (
     PSEUDED,
     STUDY_DAY_ANCHOR,
@@ -23,6 +24,21 @@ from fhirnet.fhir.pseudonymize import (
     Pseudonymizer,
     Regime,
     shift_date,
+)
+from fhirnet.fhir.resources import model_class, parse
+from fhirnet.fhir.studies import (
+    Adjudication,
+    Arm,
+    Enrolment,
+    Reader,
+    ReaderRole,
+    Site,
+    Study,
+    Visit,
+    enrolment_group,
+    group_member,
+    research_study,
+    research_subject,
 )
 
 TRANSACTIONS = Path(__file__).parents[2] / "examples" / "transactions"
@@ -535,3 +551,101 @@ def test_the_statement_names_the_regime_and_what_is_removed() -> None:
     assert "HMAC-SHA256" in statement["pseudonyms"]
     assert any("narratives" in r for r in statement["removed"])
     json.dumps(statement)
+
+
+def test_other_resources_without_a_patient_keep_no_name_or_description() -> None:
+    location = {
+        "resourceType": "Location",
+        "name": "Ward 7",
+        "description": PHRASE,
+        "status": "active",
+    }
+    out = Pseudonymizer(regime(), {}).resource(location, None)
+    assert out == {"resourceType": "Location", "status": "active", "meta": {"security": [PSEUDED]}}
+
+
+def test_odd_shapes_are_dropped_not_crashed_on() -> None:
+    odd = {
+        "resourceType": "Observation",
+        "meta": {"security": "PSEUDED?", "source": MRN},
+        "subject": {"reference": 42, "display": NAME},
+        "valueString": ["not", "a", "string"],
+        "effectiveDateTime": 20250101,
+        "component": [NAME, 3, None],
+    }
+    out = Pseudonymizer(regime(), {}).resource(odd, "p-1")
+    assert out["meta"] == {"security": [PSEUDED]}
+    assert NAME not in json.dumps(out)
+    assert MRN not in json.dumps(out)
+    assert "effectiveDateTime" not in out  # a date of a shape that cannot be shifted
+
+
+@pytest.mark.parametrize("dates_regime", ["shift", "study-day"])
+@pytest.mark.parametrize(
+    "patient", ["small-bowel-net-prrt", "g3-nec-immunotherapy", "pancreatic-net-everolimus"]
+)
+def test_pseudonymized_resources_are_still_valid_fhir(dates_regime: str, patient: str) -> None:
+    pseudonymizer = Pseudonymizer(regime(dates=dates_regime), {patient: dt.date(2025, 1, 14)})
+    for resource in stored(patient):
+        out = pseudonymizer.resource(resource, patient)
+        parsed = parse(out, model_class(out["resourceType"]))
+        assert parsed.issues == (), (out["resourceType"], parsed.issues)
+
+
+def test_the_study_resources_keep_their_trial_structure_and_lose_the_patients() -> None:
+    study = Study(
+        study_id="NET-01",
+        title="NET trial",
+        criteria=Criteria.RECIST_1_1,
+        options={"confirmationRequired": True},
+        arms=(Arm(code="A", name="177Lu-DOTATATE"),),
+        sites=(Site(id="001", name="Uppsala"),),
+        readers=(
+            Reader(reference="Practitioner/r-1", role=ReaderRole.CENTRAL, label="RADIOLOGIST 1"),
+        ),
+        schedule=(Visit(visit="WEEK 8", day=57, window_days=7),),
+    )
+    enrolment = Enrolment(
+        study_id="NET-01",
+        subject_id="001-01",
+        patient="p-1",
+        site="001",
+        arm="A",
+        reference_date=dt.date(2025, 1, 14),
+        adjudication=Adjudication(
+            label="RADIOLOGIST 1",
+            reader="Practitioner/r-1",
+            by="Practitioner/adj-1",
+            recorded=dt.datetime(2025, 6, 2, 10, 0, tzinfo=dt.UTC),
+        ),
+    )
+    reg = regime(dates="study-day")
+    pseudonymizer = Pseudonymizer(reg, {"p-1": enrolment.reference_date})
+    research = {**research_study(study, enrolment_group="Group/g-1"), "id": "s-1"}
+    group = {**enrolment_group("NET-01", [group_member(enrolment)]), "id": "g-1"}
+    subject = {**research_subject(enrolment, study_reference="ResearchStudy/s-1"), "id": "rs-1"}
+    out_study = pseudonymizer.resource(research, None)
+    out_group = pseudonymizer.resource(group, None)
+    out_subject = pseudonymizer.resource(subject, "p-1")
+    for out in (out_study, out_group, out_subject):
+        assert parse(out, model_class(out["resourceType"])).issues == ()
+    text = json.dumps([out_study, out_group, out_subject])
+    assert "Uppsala" not in text
+    assert "p-1" not in text
+    assert '"RADIOLOGIST 1"' in text  # the reader's label in the study and the adjudication
+    assert '"WEEK 8"' in text
+    assert out_study["title"] == "NET trial"
+    assert out_study["identifier"] == research["identifier"]  # the study id, in clear
+    assert out_study["site"] == [{"identifier": research["site"][0]["identifier"]}]
+    assert out_study["enrollment"] == [{"reference": f"Group/{out_group['id']}"}]
+    assert out_subject["study"] == {"reference": f"ResearchStudy/{out_study['id']}"}
+    assert out_subject["identifier"] == subject["identifier"]  # the subject number, in clear
+    assert out_subject["assignedArm"] == "A"
+    pseudonym = f"Patient/{reg.pseudonym('p-1')}"
+    assert out_subject["individual"] == {"reference": pseudonym}
+    assert out_group["member"][0]["entity"] == {"reference": pseudonym}
+    assert out_group["member"][0]["period"] == {"start": "2000-01-01"}
+    assert out_subject["period"] == {"start": "2000-01-01"}
+    adjudication = next(e for e in out_subject["extension"] if "adjudication" in e["url"])
+    parts = {e["url"]: e for e in adjudication["extension"]}
+    assert parts["recorded"]["valueDateTime"] == "2000-05-19T10:00:00+00:00"  # study day 140
