@@ -205,8 +205,8 @@ def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "
             )
         )
     answer = store.transaction({"resourceType": "Bundle", "type": "transaction", "entry": entries})
-    location = str(answer["entry"][0]["response"]["location"])
-    return location.split("/")[1]
+    location = str(answer["entry"][0]["response"]["location"])  # [base/]Group/<id>[/_history/n]
+    return location.split("/_history/")[0].rstrip("/").split("/")[-1]
 
 
 def export_group(

@@ -15,6 +15,7 @@ export holds only the types the token may read.
 
 from __future__ import annotations
 
+import re
 import threading
 import zlib
 from collections.abc import Iterator
@@ -49,6 +50,8 @@ RETRY_AFTER_SECONDS = 2
 #: Bytes read from a file per chunk of a download.
 CHUNK_BYTES = 64 * 1024
 _JOBS = "fhirnet.bulk_jobs"
+#: A FHIR logical id (R4 datatypes: id).
+_LOGICAL_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 @bp.route("/$export", methods=["GET", "POST"], endpoint="kickoff_system")
@@ -143,6 +146,8 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
     store = state.backend.store()
     members = None
     if group_id is not None:
+        if not _LOGICAL_ID.fullmatch(group_id):
+            raise FhirRequestError(404, IssueType.NOT_FOUND, "No Group with this id.")
         members = group_members(store, group_id)
         if members is None:
             raise FhirRequestError(404, IssueType.NOT_FOUND, f"No Group {group_id}.")

@@ -162,8 +162,9 @@ def test_bad_parameters_are_400_operation_outcomes(client: FlaskClient, query: s
     assert answer.get_json()["resourceType"] == "OperationOutcome"
 
 
-def test_an_unknown_group_is_404(client: FlaskClient) -> None:
-    assert kick_off(client, "/fhir/Group/nope/$export").status_code == 404
+@pytest.mark.parametrize("group_id", ["nope", "a%20b", "x" * 65])
+def test_an_unknown_group_is_404(client: FlaskClient, group_id: str) -> None:
+    assert kick_off(client, f"/fhir/Group/{group_id}/$export").status_code == 404
 
 
 def test_a_group_export_manifest_and_files(client: FlaskClient, group: str) -> None:
