@@ -36,14 +36,23 @@ class InlineKeys:
         return self._keys.get(kid)
 
 
+#: Seconds after a fetch before an unknown ``kid`` makes fhirnet fetch a client's JWKS again:
+#: a client may rotate its keys, but a stream of made-up kids cannot make fhirnet hammer its URL.
+REFETCH_COOLDOWN_SECONDS = 30.0
+
+
 class UrlKeys:
     """A client's keys at its JWKS URL: fetched on first use, kept for
-    :data:`~fhirnet.access.JWKS_CACHE_SECONDS`, fetched again at once for an unknown ``kid`` (so
-    a client can rotate its keys)."""
+    :data:`~fhirnet.access.JWKS_CACHE_SECONDS`, fetched again for an unknown ``kid`` (so a
+    client can rotate its keys) at most once per ``cooldown`` seconds."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cooldown: float = REFETCH_COOLDOWN_SECONDS) -> None:
         self._client = jwt.PyJWKClient(
-            url, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_FETCH_TIMEOUT_SECONDS
+            url,
+            cache_keys=True,
+            lifespan=JWKS_CACHE_SECONDS,
+            timeout=JWKS_FETCH_TIMEOUT_SECONDS,
+            cooldown_duration=cooldown,
         )
 
     def key(self, kid: str) -> jwt.PyJWK | None:

@@ -29,10 +29,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from fhirnet.access import ISSUER as ISSUED_BY_FHIRNET
+from fhirnet.access import KEY_ID as FHIRNET_KEY_ID
 from fhirnet.access import Permission, parse_scope
 from fhirnet.config import ConfigError, Settings, load_settings
 from fhirnet.fhir.capability import READABLE_TYPES
 from fhirnet.fhir.identifiers import WRITTEN_TYPES
+from fhirnet.token_key import load_token_key, token_key_path
 from fhirnet.web.app import create_app
 from fhirnet.web.auth import check_routes
 from tests.submissions import RECIST, form
@@ -363,6 +366,67 @@ def test_the_table_covers_every_route_of_the_app(protected_app: Flask) -> None:
     routes = {rule.endpoint for rule in protected_app.url_map.iter_rules()}
 
     assert routes == set(EXPECTED), "a route without an access decision (here and in auth.py)"
+
+
+#: The endpoints a pseudonymized bulk client's token opens: bulk export, nothing else.
+BULK_ENDPOINTS = {endpoint for endpoint in EXPECTED if endpoint.startswith("bulk.")}
+
+
+@pytest.fixture(scope="module")
+def pseudonymized_app(jwks_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    directory = tmp_path_factory.mktemp("pseudonymized")
+    clients = directory / "clients.json"
+    clients.write_text("[]")  # the token is minted below: no client needs to ask for it
+    app = create_app(protected_settings(directory / "data", jwks_file, bulk_clients_file=clients))
+    app.config["TESTING"] = True
+    return app
+
+
+def pseudonymized_token(app: Flask) -> str:
+    """A token as fhirnet's token endpoint issues it to a client registered as pseudonymized,
+    with read on every type."""
+    settings = app.extensions["fhirnet"].settings
+    now = int(time.time())
+    claims = {
+        "iss": ISSUED_BY_FHIRNET,
+        "sub": "cro",
+        "client_id": "cro",
+        "scope": "system/*.rs",
+        "iat": now,
+        "exp": now + 300,
+        "jti": "pseudonymized-1",
+        "pseudonymized_study": "NET-01",
+    }
+    return jwt.encode(
+        claims,
+        load_token_key(token_key_path(settings)),
+        algorithm="HS256",
+        headers={"kid": FHIRNET_KEY_ID, "typ": "at+jwt"},
+    )
+
+
+def _non_public_calls() -> list[Any]:
+    app = create_app(Settings(auth="none", data_dir=Path("/nonexistent-never-opened")))
+    return [
+        pytest.param(call, id=str(call))
+        for call in calls_of(app)
+        if EXPECTED.get(call.endpoint, lambda _: "")(call.resource_type) != PUBLIC
+    ]
+
+
+@pytest.mark.parametrize("call", _non_public_calls())
+def test_a_pseudonymized_client_s_token_opens_bulk_export_and_nothing_else(
+    pseudonymized_app: Flask, call: Call
+) -> None:
+    response = send(pseudonymized_app.test_client(), call, pseudonymized_token(pseudonymized_app))
+
+    if call.endpoint in BULK_ENDPOINTS:
+        assert response.status_code not in (401, 403), response.get_data(as_text=True)
+    else:
+        assert_challenge(response, 403, "insufficient_scope")
+        text = response.get_data(as_text=True)
+        assert "pseudonymized" in text
+        assert "bulk export" in text
 
 
 def test_an_app_with_a_route_without_an_access_rule_does_not_start(settings: Settings) -> None:

@@ -1,0 +1,110 @@
+"""What a SMART Backend Services client discovers (``/.well-known/smart-configuration`` and the
+CapabilityStatement's ``rest.security``) with and without bulk clients: fhirnet's own token
+endpoint, absolute, with the assertion algorithms and scopes it takes, only when it issues
+tokens."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from fhirnet.config import Settings
+from fhirnet.web.app import create_app
+from fhirnet.web.discovery import OAUTH_URIS, rest_security
+
+URLS = ["/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"]
+LOCAL_TOKEN_URL = "http://localhost/auth/token"  # noqa: S105 - a URL, not a secret
+PUBLIC_TOKEN_URL = "https://fhirnet.example.org/auth/token"  # noqa: S105 - a URL
+
+
+@pytest.fixture
+def bulk_settings(tmp_path: Path) -> Settings:
+    clients = tmp_path / "clients.json"
+    clients.write_text("[]")
+    return Settings(data_dir=tmp_path / "data", bulk_clients_file=clients)
+
+
+def document(client: FlaskClient, url: str) -> dict[str, Any]:
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    answer: dict[str, Any] = response.get_json()
+    return answer
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_with_bulk_clients_the_document_names_fhirnet_s_token_endpoint(
+    bulk_settings: Settings, url: str
+) -> None:
+    found = document(create_app(bulk_settings).test_client(), url)
+
+    assert found["token_endpoint"] == LOCAL_TOKEN_URL
+    assert found["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
+    assert found["token_endpoint_auth_signing_alg_values_supported"] == ["RS384", "ES384"]
+    assert found["grant_types_supported"] == ["client_credentials"]
+    assert {"system/*.read", "system/*.rs"} <= set(found["scopes_supported"])
+    assert "client-confidential-asymmetric" in found["capabilities"]
+
+
+def test_the_token_endpoint_is_on_the_public_base_url_when_set(bulk_settings: Settings) -> None:
+    public = dataclasses.replace(bulk_settings, public_base_url="https://fhirnet.example.org")
+
+    found = document(create_app(public).test_client(), URLS[0])
+
+    assert found["token_endpoint"] == PUBLIC_TOKEN_URL
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_without_bulk_clients_no_token_endpoint_is_published(client: FlaskClient, url: str) -> None:
+    found = document(client, url)
+
+    assert "token_endpoint" not in found
+    assert "system/*.read" not in found["scopes_supported"]
+
+
+def test_rest_security_names_the_token_url_when_fhirnet_issues_tokens(
+    bulk_settings: Settings,
+) -> None:
+    public = dataclasses.replace(bulk_settings, public_base_url="https://fhirnet.example.org")
+
+    security = rest_security(public)
+
+    assert security["extension"] == [
+        {
+            "url": OAUTH_URIS,
+            "extension": [{"url": "token", "valueUri": "https://fhirnet.example.org/auth/token"}],
+        }
+    ]
+    assert "/auth/token" in security["description"]
+    assert OAUTH_URIS == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+
+
+def test_rest_security_says_fhirnet_issues_no_tokens_without_bulk_clients(
+    settings: Settings,
+) -> None:
+    security = rest_security(settings)
+
+    assert "extension" not in security
+    assert "issues no tokens" in security["description"]
+
+
+def test_the_metadata_of_a_fhirnet_that_issues_tokens_names_its_token_url(
+    bulk_settings: Settings,
+) -> None:
+    public = dataclasses.replace(bulk_settings, public_base_url="https://fhirnet.example.org")
+    client = create_app(public).test_client()
+
+    statement = client.get("/fhir/metadata").get_json(force=True)
+
+    [extension] = statement["rest"][0]["security"]["extension"]
+    assert extension["url"] == OAUTH_URIS
+    assert extension["extension"] == [
+        {"url": "token", "valueUri": "https://fhirnet.example.org/auth/token"}
+    ]
+    assert statement["instantiates"] == [
+        "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+    ]
