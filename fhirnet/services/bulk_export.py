@@ -31,7 +31,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import IO, Any, Final, Protocol
 
@@ -41,7 +41,7 @@ from fhirnet.fhir.audit import MAX_PATIENTS_PER_EVENT, Action, Interaction, Role
 from fhirnet.fhir.bulk_parameters import EXPORTABLE_TYPES, ExportRequest, Level, parse_instant
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType, MalformedRequestError, operation_outcome
-from fhirnet.fhir.studies import GROUP, RESEARCH_STUDY
+from fhirnet.fhir.studies import GROUP, GROUP_SYSTEM, RESEARCH_STUDY
 from fhirnet.ports import FhirStore, Json, SearchParams
 from fhirnet.services.context import Context
 
@@ -50,9 +50,12 @@ __all__ = [
     "PATIENT_BATCH",
     "ExportFiles",
     "ExportPlan",
+    "StudyGroup",
+    "Transform",
     "group_members",
     "plan_export",
     "run_export",
+    "study_group",
 ]
 
 #: The search parameter naming a resource's patient, per patient compartment type (the store
@@ -150,6 +153,44 @@ def group_members(store: FhirStore, group_id: str) -> tuple[str, ...] | None:
     return tuple(found)
 
 
+@dataclass(frozen=True, kw_only=True)
+class StudyGroup:
+    """A study's enrolment Group: its id, its subjects' ``Patient`` ids and each subject's
+    reference date (study day 1, the member's ``period.start``)."""
+
+    group_id: str
+    members: tuple[str, ...]
+    reference_dates: Mapping[str, dt.date]
+
+
+def study_group(store: FhirStore, study_id: str) -> StudyGroup | None:
+    """The enrolment Group of study ``study_id`` (:mod:`fhirnet.fhir.studies`), or ``None``."""
+    wanted = {"system": GROUP_SYSTEM, "value": study_id}
+    for group in store.search(GROUP, {"identifier": f"{GROUP_SYSTEM}|{study_id}"}):
+        identifiers = group.get("identifier") or []
+        if not any(
+            isinstance(i, Mapping) and {k: i.get(k) for k in wanted} == wanted for i in identifiers
+        ):
+            continue  # a server that ignored the identifier
+        members: dict[str, None] = {}
+        dates: dict[str, dt.date] = {}
+        for member in group.get("member") or []:
+            entity = member.get("entity") if isinstance(member, Mapping) else None
+            reference = entity.get("reference") if isinstance(entity, Mapping) else None
+            identity = patient_id(reference) if isinstance(reference, str) else None
+            if identity is None:
+                continue
+            members.setdefault(identity)
+            period = member.get("period")
+            start = period.get("start") if isinstance(period, Mapping) else None
+            if isinstance(start, str):
+                # Unreadable: no reference date (the study-day regime then refuses the dates).
+                with suppress(ValueError):
+                    dates[identity] = dt.date.fromisoformat(start[:10])
+        return StudyGroup(group_id=str(group["id"]), members=tuple(members), reference_dates=dates)
+    return None
+
+
 def plan_export(
     store: FhirStore,
     request: ExportRequest,
@@ -232,7 +273,9 @@ def _grouped(pairs: Sequence[tuple[str, str]]) -> Iterator[tuple[str, str | Sequ
         yield name, values[0] if len(values) == 1 else values
 
 
-Transform = Callable[[Json], Json]
+#: What each resource goes through before it is written (pseudonymization): the resource and
+#: the real id of the patient whose data it is (``None``: study-level, e.g. the Group).
+Transform = Callable[[Json, str | None], Json]
 
 
 @dataclass(kw_only=True)
@@ -317,13 +360,13 @@ def _write_type(
     subset = plan.request.subsetting_of(resource_type)
     count = 0
     with files.writing(job_id, f"{resource_type}.ndjson") as out:
-        for resource in resources_of(store, plan, resource_type):
+        for resource, patient in owned_resources(store, plan, resource_type):
             for reference in events.patients_of(resource):
                 tally.patients.setdefault(reference)
             if not subset.whole:
                 resource = subset.apply(resource)
             if transform is not None:
-                resource = transform(resource)
+                resource = transform(resource, patient)
             out.write(_line(resource))
             count += 1
             if count % CHECK_EVERY == 0:
@@ -335,7 +378,16 @@ def _write_type(
 
 
 def resources_of(store: FhirStore, plan: ExportPlan, resource_type: str) -> Iterator[Json]:
-    """Every resource of ``resource_type`` the export holds, page by page, each once.
+    """Every resource of ``resource_type`` the export holds, page by page, each once."""
+    for resource, _ in owned_resources(store, plan, resource_type):
+        yield resource
+
+
+def owned_resources(
+    store: FhirStore, plan: ExportPlan, resource_type: str
+) -> Iterator[tuple[Json, str | None]]:
+    """Every resource of ``resource_type`` the export holds, page by page, each once, with the
+    id of the patient it belongs to (``None``: none, e.g. a Group).
 
     What a search answers is checked again here (its patient, its source form, ``_id``,
     ``lastUpdated``): a server that ignores a search parameter (sekmet-fhir does for some)
@@ -347,7 +399,7 @@ def resources_of(store: FhirStore, plan: ExportPlan, resource_type: str) -> Iter
         base["_lastUpdated"] = "gt" + request.since.isoformat()
     filters = [dict(_grouped(f.params)) for f in request.filters_of(resource_type)] or [{}]
     seen: set[str] | None = set() if len(filters) > 1 else None
-    for scope, belongs in _scopes(store, plan, resource_type):
+    for scope, belongs, owner in _scopes(store, plan, resource_type):
         for type_filter in filters:
             params = _merged(base, scope, type_filter)
             for resource in store.search(resource_type, params):
@@ -360,7 +412,7 @@ def resources_of(store: FhirStore, plan: ExportPlan, resource_type: str) -> Iter
                     if key in seen:
                         continue
                     seen.add(key)
-                yield resource
+                yield resource, owner(resource)
 
 
 def _updated_since(resource: Json, since: dt.datetime) -> bool:
@@ -380,27 +432,34 @@ def _merged(*parts: Mapping[str, str | Sequence[str]]) -> dict[str, str | Sequen
 
 
 Belongs = Callable[[Json], bool]
+Owner = Callable[[Json], str | None]
 
 
 def _anything(_: Json) -> bool:
     return True
 
 
+def _own_patient(resource: Json) -> str | None:
+    """The patient a resource names (``subject``, ``patient``, ``individual``), if one."""
+    found = events.patients_of(resource) if resource.get("resourceType") != GROUP else []
+    return found[0].removeprefix("Patient/") if len(found) == 1 else None
+
+
 def _scopes(
     store: FhirStore, plan: ExportPlan, resource_type: str
-) -> Iterator[tuple[Mapping[str, str], Belongs]]:
-    """The searches (as parameters, with the check of what each may answer) that together
-    cover ``resource_type``'s part of the export."""
+) -> Iterator[tuple[Mapping[str, str], Belongs, Owner]]:
+    """The searches (as parameters, with the check of what each may answer and whose each
+    answer is) that together cover ``resource_type``'s part of the export."""
     level = plan.request.level
     if resource_type == GROUP:
         if level is Level.SYSTEM:
-            yield {}, _anything
+            yield {}, _anything, _own_patient
         else:
             group_id = str(plan.request.group_id)
-            yield {"_id": group_id}, lambda found: found.get("id") == group_id
+            yield {"_id": group_id}, lambda found: found.get("id") == group_id, _own_patient
         return
     if resource_type == RESEARCH_STUDY or plan.patients is None:
-        yield {}, _anything
+        yield {}, _anything, _own_patient
         return
     for start in range(0, len(plan.patients), plan.batch):
         batch = [f"Patient/{p}" for p in plan.patients[start : start + plan.batch]]
@@ -410,20 +469,27 @@ def _scopes(
             return not members.isdisjoint(events.patients_of(found))
 
         if resource_type != PROVENANCE:
-            yield {PATIENT_SEARCH[resource_type]: ",".join(batch)}, of_batch
+            yield {PATIENT_SEARCH[resource_type]: ",".join(batch)}, of_batch, _own_patient
             continue
-        forms = [
-            f"{QUESTIONNAIRE_RESPONSE}/{form.get('id')}"
+        # A Provenance names no patient: it is the patient's whose form is its source.
+        forms = {
+            f"{QUESTIONNAIRE_RESPONSE}/{form.get('id')}": _own_patient(form)
             for form in store.search(QUESTIONNAIRE_RESPONSE, {"patient": ",".join(batch)})
             if form.get("resourceType") == QUESTIONNAIRE_RESPONSE and of_batch(form)
-        ]
-        for first in range(0, len(forms), plan.batch):
-            chunk = frozenset(forms[first : first + plan.batch])
+        }
+        names = sorted(forms)
+        for first in range(0, len(names), plan.batch):
+            chunk = frozenset(names[first : first + plan.batch])
 
             def of_forms(found: Json, chunk: frozenset[str] = chunk) -> bool:
                 return not chunk.isdisjoint(_sources(found))
 
-            yield {"entity": ",".join(sorted(chunk))}, of_forms
+            def source_patient(
+                found: Json, chunk: frozenset[str] = chunk, forms: Mapping[str, str | None] = forms
+            ) -> str | None:
+                return next((forms[s] for s in _sources(found) if s in chunk), None)
+
+            yield {"entity": ",".join(sorted(chunk))}, of_forms, source_patient
 
 
 def _sources(provenance: Json) -> list[str]:

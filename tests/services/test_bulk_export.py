@@ -32,6 +32,7 @@ from fhirnet.services.bulk_export import (
     group_members,
     plan_export,
     run_export,
+    study_group,
 )
 from tests.submissions import RecordingStore
 
@@ -245,18 +246,43 @@ def test_only_types_the_token_may_read_are_exported(
     assert plan.notes == ()  # nothing was asked for by name
 
 
-def test_the_transform_sees_every_resource(
+def test_the_transform_sees_every_resource_with_its_patient(
     context: Context, jobs: ExportJobs, study: tuple[str, str]
 ) -> None:
+    group_a, _ = study
+    seen: list[tuple[str, str | None]] = []
+
+    def transform(resource: Json, patient: str | None) -> Json:
+        seen.append((resource["resourceType"], patient))
+        return {**resource, "id": "x"}
+
     found, _, _ = export(
         context,
         jobs,
-        Level.SYSTEM,
-        [("_type", "Group")],
-        transform=lambda r: {**r, "id": "x"},
+        Level.GROUP,
+        [("_type", "Provenance,Observation,Group")],
+        group_id=group_a,
+        transform=transform,
     )
 
-    assert [r["id"] for r in found["Group"]] == ["x", "x"]
+    assert {r["id"] for resources in found.values() for r in resources} == {"x"}
+    members = {f"a{n:05d}" for n in range(3)}
+    # A Provenance is its source form's patient's; the Group is nobody's.
+    assert {p for kind, p in seen if kind == "Provenance"} == members
+    assert {p for kind, p in seen if kind == "Observation"} == members
+    assert [p for kind, p in seen if kind == "Group"] == [None]
+
+
+def test_the_enrolment_group_of_a_study_with_reference_dates(
+    embedded: EmbeddedStore, study: tuple[str, str]
+) -> None:
+    found = study_group(embedded, "BENCH-STUDY")  # both studies of the fixture are named so
+
+    assert found is not None
+    assert found.group_id in study
+    assert len(found.members) == 3
+    assert set(found.reference_dates.values()) == {dt.date(2025, 1, 13)}
+    assert study_group(embedded, "NO-SUCH-STUDY") is None
 
 
 def test_lenient_notes_go_to_the_error_file(
