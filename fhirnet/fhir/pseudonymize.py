@@ -81,7 +81,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -299,6 +299,30 @@ def shift_date(value: str, days: int) -> str | None:
     return (day + dt.timedelta(days=days)).isoformat() + (match[4] or "")
 
 
+def reference_dates(subjects: Iterable[Mapping[str, Any]]) -> dict[str, dt.date]:
+    """Real patient id → study day 1, from a study's ResearchSubjects (``individual`` and
+    ``period.start``): what :class:`Pseudonymizer` needs under the study-day regime.
+
+    Subjects without a Patient or a full start date are left out (their export then fails
+    under ``study-day``, rather than guessing a day 1).
+    """
+    found: dict[str, dt.date] = {}
+    for subject in subjects:
+        individual = subject.get("individual")
+        period = subject.get("period")
+        if not isinstance(individual, Mapping) or not isinstance(period, Mapping):
+            continue
+        patient = _PATIENT_REFERENCE.fullmatch(str(individual.get("reference", "")))
+        start = _FULL_DATE.fullmatch(str(period.get("start", "")))
+        if patient is None or start is None:
+            continue
+        try:
+            found[patient[2]] = dt.date(int(start[1]), int(start[2]), int(start[3]))
+        except ValueError:
+            continue
+    return found
+
+
 def _is_date_key(key: str) -> bool:
     return key in DATE_KEYS or key.endswith(("Date", "DateTime", "Instant"))
 
@@ -472,7 +496,10 @@ class Pseudonymizer:
         raw, system = value.get("value"), str(value.get("system", ""))
         if isinstance(raw, str):
             if system == CRF_LESION_ID:
-                out["value"] = self._lesion(raw, scope)
+                lesion = self._lesion(raw, scope)
+                if lesion is None:
+                    return {}  # a lesion label without its patient: nothing left to link
+                out["value"] = lesion
             elif system.startswith(CLEAR_IDENTIFIER_SYSTEMS):
                 out["value"] = raw
             else:

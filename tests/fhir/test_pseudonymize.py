@@ -23,6 +23,7 @@ from fhirnet.fhir.pseudonymize import (
     PseudonymizationError,
     Pseudonymizer,
     Regime,
+    reference_dates,
     shift_date,
 )
 from fhirnet.fhir.resources import model_class, parse
@@ -649,3 +650,31 @@ def test_the_study_resources_keep_their_trial_structure_and_lose_the_patients() 
     adjudication = next(e for e in out_subject["extension"] if "adjudication" in e["url"])
     parts = {e["url"]: e for e in adjudication["extension"]}
     assert parts["recorded"]["valueDateTime"] == "2000-05-19T10:00:00+00:00"  # study day 140
+
+
+def test_malformed_identifiers_extensions_and_patientless_lesions_are_dropped() -> None:
+    resource = {
+        "resourceType": "Group",
+        "identifier": [
+            MRN,
+            {"system": "https://fhirnet.dev/fhir/sid/crf-lesion-id", "value": "T1"},
+        ],
+        "extension": [MRN, {"url": "https://fhirnet.dev/fhir/StructureDefinition/x"}],
+    }
+    out = Pseudonymizer(regime(), {}).resource(resource, None)
+    assert out == {"resourceType": "Group", "meta": {"security": [PSEUDED]}}
+
+
+def test_reference_dates_come_from_the_research_subjects() -> None:
+    subjects: list[Json] = [
+        {"individual": {"reference": "Patient/p-1"}, "period": {"start": "2025-01-14"}},
+        {
+            "individual": {"reference": "https://ehr/fhir/Patient/p-2"},
+            "period": {"start": "2025-02-01"},
+        },
+        {"individual": {"reference": "Patient/p-3"}, "period": {"start": "2025-02"}},
+        {"individual": {"reference": "Group/g"}, "period": {"start": "2025-02-01"}},
+        {"individual": {"reference": "Patient/p-4"}, "period": {"start": "2025-02-30"}},
+        {"individual": "Patient/p-5", "period": {"start": "2025-02-01"}},
+    ]
+    assert reference_dates(subjects) == {"p-1": dt.date(2025, 1, 14), "p-2": dt.date(2025, 2, 1)}
