@@ -25,7 +25,9 @@ resource ``id``                        ``cryptoHash``: Patient → :meth:`Regime
 ``…/Type/id/_history/v``               base: the export is one relative set); ``urn:uuid:`` and
                                        ``#`` stay; any other shape (conditional) is removed
 ``Reference.display``,                 removed (names and MRNs ride there); only the CRF lesion
-``Reference.identifier``               label on ``Observation.focus`` stays, as a lesion hash
+``Reference.identifier``               label on ``Observation.focus`` stays, as a lesion hash.
+                                       A logical reference (no ``reference``) keeps its
+                                       identifier, hashed as below
 ``identifier.value``                   keyed hash of system + value (keeps form ↔ result
                                        linkage, hides accession numbers, MRNs and the patient id
                                        inside fhirnet's own identifiers). Kept in clear: the
@@ -52,7 +54,7 @@ a key not in :data:`KEPT_STRING_KEYS`
 Patient, Practitioner, ... (           name, telecom, address, contact, photo, identifier,
 :data:`PERSON_TYPES`)                  qualification removed; ``birthDate`` → year (study-day:
                                        removed)
-extensions                             kept only under fhirnet's or HL7's URLs, and walked by the
+extensions, modifierExtensions         kept only under fhirnet's or HL7's URLs, and walked by the
                                        same rules (dates inside are shifted); fhirnet's study
                                        labels (reader label, visit name, accepted read) are
                                        labels the study defined, kept
