@@ -159,7 +159,9 @@ def subject_bundle(patient: str, visits: int) -> Json:
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
 
 
-def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "p") -> str:
+def write_study(
+    store: FhirStore, subjects: int, visits: int, *, prefix: str = "p", study_id: str = STUDY_ID
+) -> str:
     """Generate a study of ``subjects`` x ``visits`` into ``store``; returns the enrolment
     Group's id."""
     patients = [f"{prefix}{n:05d}" for n in range(subjects)]
@@ -174,7 +176,7 @@ def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "
         _post(
             {
                 "resourceType": "Group",
-                "identifier": [{"system": GROUP_SYSTEM, "value": STUDY_ID}],
+                "identifier": [{"system": GROUP_SYSTEM, "value": study_id}],
                 "type": "person",
                 "actual": True,
                 "quantity": len(members),
@@ -185,7 +187,7 @@ def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "
         _post(
             {
                 "resourceType": "ResearchStudy",
-                "identifier": [{"system": STUDY_SYSTEM, "value": STUDY_ID}],
+                "identifier": [{"system": STUDY_SYSTEM, "value": study_id}],
                 "status": "active",
                 "enrollment": [{"reference": group_url}],
             },
@@ -197,7 +199,7 @@ def write_study(store: FhirStore, subjects: int, visits: int, *, prefix: str = "
             _post(
                 {
                     "resourceType": "ResearchSubject",
-                    "identifier": [{"system": subject_system(STUDY_ID), "value": f"{number:04d}"}],
+                    "identifier": [{"system": subject_system(study_id), "value": f"{number:04d}"}],
                     "status": "on-study",
                     "study": {"reference": study_url},
                     "individual": {"reference": f"Patient/{patient}"},

@@ -11,6 +11,11 @@ while running, ``200`` with the manifest and ``Expires`` when done, ``DELETE`` c
 then ``404``). A job answers only the client that kicked it off (403 to any other); a file also
 needs read on its type. Any valid token may call these endpoints (:mod:`fhirnet.web.auth`): the
 export holds only the types the token may read.
+
+A client registered for pseudonymized access (``Principal.pseudonymized_study``) gets, whatever
+it asks for, its study's enrolment Group (another Group: 403), every resource through
+:class:`~fhirnet.fhir.pseudonymize.Pseudonymizer`, and the regime stated in the manifest's
+``extension.pseudonymization``; a study without a regime exports nothing (403).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO, Any
 
 from flask import Blueprint, current_app, g, request
@@ -27,6 +33,7 @@ from werkzeug.wrappers import Response
 
 from fhirnet.access import Authenticator, Permission
 from fhirnet.adapters.export_jobs import ExportJobs, Job, JobStatus
+from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.errors import AuthorizationError
 from fhirnet.fhir.audit import ANONYMOUS
 from fhirnet.fhir.bulk_parameters import (
@@ -36,7 +43,17 @@ from fhirnet.fhir.bulk_parameters import (
     query_pairs,
 )
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
-from fhirnet.services.bulk_export import PATIENT_BATCH, group_members, plan_export, run_export
+from fhirnet.fhir.pseudonymize import Pseudonymizer, Regime
+from fhirnet.ports import FhirStore
+from fhirnet.services.bulk_export import (
+    PATIENT_BATCH,
+    StudyGroup,
+    Transform,
+    group_members,
+    plan_export,
+    run_export,
+    study_group,
+)
 from fhirnet.services.context import Context
 from fhirnet.web import web_state
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
@@ -145,7 +162,16 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
     export = export_request(level, pairs, now=now, lenient=lenient(), group_id=group_id)
     store = state.backend.store()
     members = None
-    if group_id is not None:
+    transform: Transform | None = None
+    extension: dict[str, Any] | None = None
+    study = getattr(g.get("fhirnet_principal"), "pseudonymized_study", None)
+    if study is not None:
+        enrolment, regime = _pseudonymized_study(store, str(study), group_id)
+        export = replace(export, level=Level.GROUP, group_id=enrolment.group_id)
+        members = enrolment.members
+        transform = Pseudonymizer(regime, enrolment.reference_dates).resource
+        extension = {"extension": {"pseudonymization": regime.statement()}}
+    elif group_id is not None:
         if not _LOGICAL_ID.fullmatch(group_id):
             raise FhirRequestError(404, IssueType.NOT_FOUND, "No Group with this id.")
         members = group_members(store, group_id)
@@ -179,12 +205,46 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
             "files": jobs,
             "request_url": request_url,
             "expires_at": lambda: clock().timestamp() + expiry,
+            "transform": transform,
+            "extension": extension,
         },
     ).start()
     issue = Issue.information("The export has started; poll the URL in Content-Location.")
     response = fhir_json_response(operation_outcome([issue]), 202)
     response.headers["Content-Location"] = f"{_root()}/fhir/$export-status/{job.id}"
     return response
+
+
+def _pseudonymized_study(
+    store: FhirStore, study: str, group_id: str | None
+) -> tuple[StudyGroup, Regime]:
+    """The enrolment Group and regime of a pseudonymized client's study: whatever it asked
+    for, it gets that study's subjects only, pseudonymized (docs/trials.md Pseudonymization).
+
+    403 when the study has no regime in ``FHIRNET_STUDY_SECRETS_FILE`` (its data cannot leave
+    pseudonymized, so they do not leave), no enrolment Group, or the kick-off names another
+    Group.
+    """
+    regime = load_study_secrets(web_state().settings.study_secrets_file).get(study)
+    if regime is None:
+        raise FhirRequestError(
+            403,
+            IssueType.FORBIDDEN,
+            f"Study {study} has no pseudonymization regime (FHIRNET_STUDY_SECRETS_FILE): "
+            "this client receives pseudonymized data only, so nothing is exported.",
+        )
+    enrolment = study_group(store, study)
+    if enrolment is None:
+        raise FhirRequestError(
+            403, IssueType.FORBIDDEN, f"Study {study} has no enrolment Group to export."
+        )
+    if group_id is not None and group_id != enrolment.group_id:
+        raise FhirRequestError(
+            403,
+            IssueType.FORBIDDEN,
+            f"This client may export the enrolment Group of study {study} only.",
+        )
+    return enrolment, regime
 
 
 def _require_async_json() -> None:

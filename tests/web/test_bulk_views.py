@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -53,7 +54,7 @@ def store(tmp_path: Path) -> EmbeddedStore:
 
 @pytest.fixture
 def group(store: EmbeddedStore) -> str:
-    write_study(store, 2, 2, prefix="other")
+    write_study(store, 2, 2, prefix="other", study_id="OTHER-STUDY")
     return write_study(store, 3, 2, prefix="a")
 
 
@@ -359,3 +360,102 @@ def test_the_export_is_audited_once(client: FlaskClient, group: str, store: Embe
     events = list(store.search("AuditEvent", {}))
     assert len(events) == before + 1
     assert events[-1]["agent"][0]["who"]["identifier"]["value"] == "key:1"
+
+
+# -- a client registered for pseudonymized access ------------------------------------------------
+
+SECRET = "s" * 40
+ISSUER = "urn:fhirnet:token-endpoint"
+
+
+def issued_token(key: bytes, **claims: Any) -> str:
+    """A token as fhirnet's token endpoint issues it to a bulk client."""
+    now = int(time.time())
+    payload = {
+        "iss": ISSUER,
+        "sub": "registry",
+        "client_id": "registry",
+        "scope": "system/*.rs",
+        "iat": now,
+        "exp": now + 300,
+        "jti": f"t-{now}",
+    } | claims
+    return jwt.encode(
+        payload, key, algorithm="HS256", headers={"kid": "fhirnet-token-key", "typ": "at+jwt"}
+    )
+
+
+@pytest.fixture
+def pseudonymized(
+    tmp_path: Path, store: EmbeddedStore, clock: Clock, group: str
+) -> tuple[FlaskClient, str, str]:
+    """An app with bulk clients and a secrets file naming BENCH-STUDY; a pseudonymized client's
+    token and a token of the same study without a regime."""
+    clients = tmp_path / "clients.json"
+    clients.write_text("[]")
+    secrets_file = tmp_path / "secrets.json"
+    secrets_file.write_text(json.dumps({"BENCH-STUDY": {"secret": SECRET, "dates": "shift"}}))
+    settings = Settings(
+        data_dir=tmp_path,
+        api_keys=((FULL, ()),),
+        bulk_clients_file=clients,
+        study_secrets_file=secrets_file,
+        public_base_url=BASE,
+    )
+    app = create_app(settings, store=store, clock=clock, durable=False)
+    app.config["TESTING"] = True
+    key = bytes.fromhex((tmp_path / "token-key").read_text().strip())
+    return (
+        app.test_client(),
+        issued_token(key, pseudonymized_study="BENCH-STUDY"),
+        issued_token(key, pseudonymized_study="NO-REGIME", sub="other", client_id="other"),
+    )
+
+
+def test_a_pseudonymized_client_gets_its_study_pseudonymized_whatever_it_asks(
+    pseudonymized: tuple[FlaskClient, str, str], store: EmbeddedStore
+) -> None:
+    client, token, _ = pseudonymized
+
+    manifest, files = exported(client, "/fhir/$export", token)
+
+    statement = manifest["extension"]["pseudonymization"]
+    assert statement["study"] == "BENCH-STUDY"
+    assert statement["regime"] == "pseudonymized"
+    assert SECRET not in json.dumps(manifest)
+    counts = {o["type"]: o["count"] for o in manifest["output"]}
+    assert "ResearchStudy" not in counts  # the study's Group export, not the system's
+    assert counts["Group"] == 1
+    both_studies = {g["id"] for g in store.search("Group", {})}
+    study_members = {
+        m["entity"]["reference"] for g in store.search("Group", {}) for m in g["member"]
+    }
+    text = json.dumps(files)
+    assert not any(f'"{group_id}"' in text for group_id in both_studies)  # ids are keyed
+    assert not any(reference in text for reference in study_members)  # no real patient id
+    for resources in files.values():
+        for resource in resources:
+            labels = resource["meta"].get("security", [])
+            assert any(label.get("code") == "PSEUDED" for label in labels)
+    assert len({r["subject"]["reference"] for r in files["Observation"]}) == 3
+
+
+def test_a_pseudonymized_client_may_not_export_another_group(
+    pseudonymized: tuple[FlaskClient, str, str], store: EmbeddedStore
+) -> None:
+    client, token, _ = pseudonymized
+    groups = [g["id"] for g in store.search("Group", {})]
+    answers = [kick_off(client, f"/fhir/Group/{g}/$export", token).status_code for g in groups]
+
+    assert sorted(answers) == [202, 403]
+
+
+def test_a_study_without_a_regime_exports_nothing(
+    pseudonymized: tuple[FlaskClient, str, str],
+) -> None:
+    client, _, no_regime = pseudonymized
+
+    answer = kick_off(client, "/fhir/$export", no_regime)
+
+    assert answer.status_code == 403
+    assert "no pseudonymization regime" in answer.get_json()["issue"][0]["diagnostics"]
