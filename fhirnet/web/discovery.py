@@ -96,17 +96,19 @@ def oauth_uris(token_endpoint: str) -> dict[str, Any]:
     }
 
 
-def with_token_endpoint(statement: Mapping[str, Any], root: str) -> dict[str, Any]:
-    """``statement`` with the ``oauth-uris`` extension, when fhirnet issues tokens and the
-    statement, built without ``FHIRNET_PUBLIC_BASE_URL``, could not name the URL yet: ``root``
-    is the URL requests arrive at (for the metadata view, which knows it per request)."""
-    if not issues_tokens(web_state().settings):
+def with_token_endpoint(statement: Mapping[str, Any]) -> dict[str, Any]:
+    """``statement`` with SMART's ``oauth-uris`` extension naming fhirnet's token endpoint, when
+    fhirnet issues tokens: for the metadata view, which knows the URL requests arrive at
+    (:func:`~fhirnet.web.token_views.token_url`; the statement built at start-up can name it
+    only when ``FHIRNET_PUBLIC_BASE_URL`` is set)."""
+    settings = web_state().settings
+    if not issues_tokens(settings):
         return dict(statement)
     rest = [dict(entry) for entry in statement["rest"]]
     for entry in rest:
         security = dict(entry.get("security", {}))
         extensions = [e for e in security.get("extension", []) if e.get("url") != OAUTH_URIS]
-        security["extension"] = [*extensions, oauth_uris(root.rstrip("/") + TOKEN_PATH)]
+        security["extension"] = [*extensions, oauth_uris(token_url(settings))]
         entry["security"] = security
     return {**statement, "rest": rest}
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, request
 from flask.blueprints import BlueprintSetupState
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from fhirnet.access import MAX_TOKEN_LENGTH
@@ -30,6 +31,8 @@ bp = Blueprint("token", __name__)
 
 TOKEN_PATH = "/auth/token"  # noqa: S105 - a URL path, not a secret
 FORM_TYPE = "application/x-www-form-urlencoded"
+#: Longest token request read: an assertion is at most 8 KiB, the rest is a few short fields.
+MAX_FORM_BYTES = 4 * MAX_TOKEN_LENGTH
 #: Where the application keeps its :class:`TokenIssuer` (``None``: no bulk clients).
 EXTENSION = "fhirnet.token"
 
@@ -86,8 +89,8 @@ def token() -> Response:
         )
     if request.mimetype != FORM_TYPE:
         raise TokenRequestError("invalid_request", f"The token request must be {FORM_TYPE}.")
-    if (request.content_length or 0) > 4 * MAX_TOKEN_LENGTH:
-        raise TokenRequestError("invalid_request", "The token request is too large.")
+    if (request.content_length or 0) > MAX_FORM_BYTES:
+        raise RequestEntityTooLarge()
     state = web_state()
     issued = issuer.issue(
         request.form.to_dict(flat=False),
@@ -103,6 +106,14 @@ def token() -> Response:
 def _refused(error: TokenRequestError) -> Response:
     current_app.logger.info("token request refused: %s", error)
     return _json(error.body(), error.status)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(error: RequestEntityTooLarge) -> Response:
+    return _json(
+        {"error": "invalid_request", "error_description": "The token request is too large."},
+        413,
+    )
 
 
 @bp.errorhandler(TokenServiceUnavailableError)

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from fhirnet.config import Settings
 from fhirnet.web.app import create_app
-from fhirnet.web.discovery import OAUTH_URIS, rest_security
+from fhirnet.web.discovery import OAUTH_URIS, rest_security, with_token_endpoint
 
 URLS = ["/.well-known/smart-configuration", "/fhir/.well-known/smart-configuration"]
 LOCAL_TOKEN_URL = "http://localhost/auth/token"  # noqa: S105 - a URL, not a secret
@@ -108,3 +109,26 @@ def test_the_metadata_of_a_fhirnet_that_issues_tokens_names_its_token_url(
     assert statement["instantiates"] == [
         "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
     ]
+
+
+@pytest.mark.parametrize(
+    ("public_base_url", "expected"),
+    [(None, LOCAL_TOKEN_URL), ("https://fhirnet.example.org", PUBLIC_TOKEN_URL)],
+)
+def test_the_statement_can_name_the_token_url_of_the_request(
+    bulk_settings: Settings, public_base_url: str | None, expected: str
+) -> None:
+    app = create_app(dataclasses.replace(bulk_settings, public_base_url=public_base_url))
+
+    with app.test_request_context("/fhir/metadata"):
+        statement = with_token_endpoint(app.extensions["fhirnet"].capability)
+
+    [extension] = statement["rest"][0]["security"]["extension"]  # replaced, never doubled
+    assert extension == {"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": expected}]}
+
+
+def test_without_bulk_clients_the_statement_names_no_token_url(app: Flask) -> None:
+    with app.test_request_context("/fhir/metadata"):
+        statement = with_token_endpoint(app.extensions["fhirnet"].capability)
+
+    assert "extension" not in statement["rest"][0]["security"]
