@@ -207,7 +207,9 @@ class Authenticator:
         """
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationError("The access token is too long.")
-        if self._own_key is not None and token.count(".") == 2 and _claims_to_be_ours(token):
+        if token.count(".") == 2 and _claims_to_be_ours(token):
+            if self._own_key is None:  # never through the JWKS, whatever it holds
+                raise AuthenticationError("This fhirnet issues no tokens.")
             return self._verify_issued(token, self._own_key)
         if "jwt" in self.methods and token.count(".") == 2:
             return self._verify_jwt(token)

@@ -5,6 +5,7 @@ confusion either way); and the configurations with bulk clients (``auth_methods`
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -266,3 +267,13 @@ def test_without_bulk_clients_fhirnet_reads_no_token_key(tmp_path: Path) -> None
     Authenticator(Settings(data_dir=tmp_path, api_keys=((API_KEY, ()),)))
 
     assert not (tmp_path / "token-key").exists()
+
+
+def test_without_bulk_clients_a_token_claiming_to_be_fhirnet_s_is_refused(
+    settings: Settings, own_key: bytes
+) -> None:
+    # Even were the JWKS to hold a key with fhirnet's kid: such a token never goes there.
+    without = Authenticator(dataclasses.replace(settings, bulk_clients_file=None))
+
+    with pytest.raises(AuthenticationError, match="issues no tokens"):
+        without.authenticate(issued(own_key))
