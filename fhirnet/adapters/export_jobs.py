@@ -17,7 +17,8 @@ import re
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,6 +31,12 @@ DATABASE = "exports.sqlite3"
 FILES_DIR = "exports"
 #: Seconds a connection waits for another process's write lock.
 BUSY_SECONDS = 10.0
+#: Seconds without progress after which a running job counts as abandoned (its worker process
+#: stopped): it fails, so that its client stops polling. An export notes progress at least
+#: every 200 resources and every type.
+STALE_SECONDS = 600.0
+#: How long an abandoned job's failure stays visible.
+ABANDONED_KEPT_SECONDS = 3600.0
 #: A file name of an export: ``<Type>.ndjson`` (or ``OperationOutcome.ndjson``).
 FILE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}\.ndjson")
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{20,64}")
@@ -47,7 +54,8 @@ CREATE TABLE IF NOT EXISTS export_jobs (
     errors TEXT NOT NULL DEFAULT '[]',
     extension TEXT,
     failure TEXT,
-    expires REAL
+    expires REAL,
+    heartbeat REAL
 )
 """
 
@@ -103,10 +111,13 @@ class ExportJobs:
     """The export jobs and files of one data directory.
 
     :param data_dir: where ``exports.sqlite3`` and ``exports/`` live (created when missing).
+    :param clock: seconds since the epoch, for the running jobs' heartbeat (the same in every
+        worker process: not the application's clock, which tests may move).
     :raises ExportJobsUnavailableError: the database cannot be opened.
     """
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self.files_dir = data_dir / FILES_DIR
         self._database = data_dir / DATABASE
         try:
@@ -124,9 +135,17 @@ class ExportJobs:
         job_id = secrets.token_urlsafe(24)
         with self._connection() as connection:
             connection.execute(
-                "INSERT INTO export_jobs (id, status, owner, request, transaction_time, created)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, JobStatus.RUNNING.value, owner, request, transaction_time, now),
+                "INSERT INTO export_jobs (id, status, owner, request, transaction_time, created,"
+                " heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    JobStatus.RUNNING.value,
+                    owner,
+                    request,
+                    transaction_time,
+                    now,
+                    self._clock(),
+                ),
             )
         self.directory(job_id).mkdir(mode=0o700)
         job = self.get(job_id)
@@ -151,11 +170,11 @@ class ExportJobs:
         return job is None or job.status is JobStatus.CANCELLED
 
     def set_progress(self, job_id: str, progress: str) -> None:
-        """Note how far a running job is (``X-Progress``)."""
+        """Note how far a running job is (``X-Progress``), and that it is alive."""
         with self._connection() as connection:
             connection.execute(
-                "UPDATE export_jobs SET progress = ? WHERE id = ? AND status = ?",
-                (progress[:100], job_id, JobStatus.RUNNING.value),
+                "UPDATE export_jobs SET progress = ?, heartbeat = ? WHERE id = ? AND status = ?",
+                (progress[:100], self._clock(), job_id, JobStatus.RUNNING.value),
             )
 
     def finish(
@@ -210,8 +229,27 @@ class ExportJobs:
 
     def purge(self, now: float) -> int:
         """Delete the jobs expired by ``now`` (done, failed and cancelled ones) and their files;
-        returns how many."""
+        returns how many. A running job without progress for :data:`STALE_SECONDS` fails
+        (abandoned: the process running it stopped)."""
+        beat = self._clock()
         with self._connection() as connection:
+            abandoned = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT id FROM export_jobs WHERE status = ? AND heartbeat < ?",
+                    (JobStatus.RUNNING.value, beat - STALE_SECONDS),
+                )
+            ]
+            for job_id in abandoned:
+                connection.execute(
+                    "UPDATE export_jobs SET status = ?, failure = ?, expires = ? WHERE id = ?",
+                    (
+                        JobStatus.FAILED.value,
+                        "abandoned: the process running it stopped",
+                        now + ABANDONED_KEPT_SECONDS,
+                        job_id,
+                    ),
+                )
             expired = [
                 row[0]
                 for row in connection.execute(
@@ -222,7 +260,7 @@ class ExportJobs:
             ]
             for job_id in expired:
                 connection.execute("DELETE FROM export_jobs WHERE id = ?", (job_id,))
-        for job_id in expired:
+        for job_id in (*expired, *abandoned):
             self._remove_files(job_id)
         return len(expired)
 

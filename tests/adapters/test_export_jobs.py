@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fhirnet.adapters.export_jobs import ExportJobs, JobStatus, OutputFile
+from fhirnet.adapters.export_jobs import STALE_SECONDS, ExportJobs, JobStatus, OutputFile
 
 NOW = 1_800_000_000.0
 
@@ -128,3 +128,22 @@ def test_two_instances_on_one_data_directory_see_the_same_jobs(tmp_path: Path) -
     second.cancel(job_id)
 
     assert first.cancelled(job_id)
+
+
+def test_a_running_job_without_progress_for_long_fails_as_abandoned(tmp_path: Path) -> None:
+    beat = [NOW]
+    jobs = ExportJobs(tmp_path / "data", clock=lambda: beat[0])
+    alive, stalled = new_job(jobs), new_job(jobs)
+    beat[0] = NOW + STALE_SECONDS - 1
+    jobs.set_progress(alive, "still going")
+    beat[0] = NOW + STALE_SECONDS + 1
+
+    jobs.purge(NOW)
+
+    assert jobs.get(alive).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    job = jobs.get(stalled)
+    assert job is not None
+    assert job.status is JobStatus.FAILED
+    assert job.failure is not None
+    assert job.failure.startswith("abandoned")
+    assert not jobs.directory(stalled).exists()
