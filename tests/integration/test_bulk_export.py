@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
 
@@ -42,6 +43,7 @@ from tests import trials_scenario as scenario
 from tests.servers import free_port, serving
 
 KEY = "bulk-key-0123456789abcdef"
+SECRET = "trial-secret-0123456789abcdef-0123456789"  # noqa: S105 -- a test study's
 OTHER = "other-key-0123456789abcdef"
 STUDY_ID = "NET-TRIAL-1"
 PREFIX = "trial"
@@ -65,9 +67,30 @@ def played_data_dir(data_dir: Path) -> str:
 
 
 class Server:
-    def __init__(self, url: str, group: str) -> None:
+    def __init__(self, url: str, group: str, data_dir: Path) -> None:
         self.url = url
         self.group = group
+        self.data_dir = data_dir
+
+    def pseudonymized_token(self) -> str:
+        """A token of a bulk client registered for pseudonymized access to the trial, signed
+        with the server's own key as its token endpoint signs them (the token endpoint itself,
+        with a client assertion, is tested with it)."""
+        key = bytes.fromhex((self.data_dir / "token-key").read_text().strip())
+        now = int(time.time())
+        claims = {
+            "iss": "urn:fhirnet:token-endpoint",
+            "sub": "registry",
+            "client_id": "registry",
+            "scope": "system/*.rs",
+            "pseudonymized_study": STUDY_ID,
+            "iat": now,
+            "exp": now + 300,
+            "jti": f"bulk-{now}",
+        }
+        return jwt.encode(
+            claims, key, algorithm="HS256", headers={"kid": "fhirnet-token-key", "typ": "at+jwt"}
+        )
 
 
 def start(tmp: Path, expiry: int | None = None) -> Iterator[Server]:
@@ -75,17 +98,22 @@ def start(tmp: Path, expiry: int | None = None) -> Iterator[Server]:
     group = played_data_dir(data_dir)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
+    clients, secrets_file = tmp / "bulk-clients.json", tmp / "study-secrets.json"
+    clients.write_text("[]")
+    secrets_file.write_text(json.dumps({STUDY_ID: {"secret": SECRET, "dates": "study-day"}}))
     env |= {
         "FHIRNET_PORT": str(port),
         "FHIRNET_WORKERS": "2",
         "FHIRNET_DATA_DIR": str(data_dir),
         "FHIRNET_API_KEYS": f"{KEY},{OTHER}",
+        "FHIRNET_BULK_CLIENTS_FILE": str(clients),
+        "FHIRNET_STUDY_SECRETS_FILE": str(secrets_file),
     }
     if expiry is not None:
         env["FHIRNET_EXPORT_EXPIRY"] = str(expiry)
     command = [sys.executable, "-m", "fhirnet.web.cli", "serve"]
     with serving(command, port=port, env=env, log_path=tmp / "serve.log"):
-        yield Server(f"http://127.0.0.1:{port}", group)
+        yield Server(f"http://127.0.0.1:{port}", group, data_dir)
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +305,43 @@ def test_files_expire(expiring: Server) -> None:
     time.sleep(2.5)
 
     assert requests.get(url, headers=headers(), timeout=30).status_code == 404
+
+
+def test_a_pseudonymized_client_gets_the_trial_pseudonymized_whatever_it_asks(
+    server: Server,
+) -> None:
+    token = server.pseudonymized_token()
+    answer = requests.get(
+        f"{server.url}/fhir/$export?_type=QuestionnaireResponse,ResearchSubject,Group",
+        headers=headers(token, **ASYNC),
+        timeout=30,
+    )
+    assert answer.status_code == 202, answer.text
+    done = wait(answer.headers["Content-Location"], token)
+    assert done.status_code == 200, done.text
+    manifest = done.json()
+
+    assert manifest["extension"]["pseudonymization"]["dates"] == "study-day"
+    counts = {o["type"]: o["count"] for o in manifest["output"]}
+    assert counts == {"QuestionnaireResponse": 71, "ResearchSubject": 8, "Group": 1}
+    text = ""
+    for output in manifest["output"]:
+        download = requests.get(output["url"], headers=headers(token), timeout=30)
+        assert download.status_code == 200
+        text += download.text
+    real = [scenario.patient(PREFIX, s) for s in scenario.SUBJECTS]
+    assert not any(reference in text for reference in real)
+    assert server.group not in text
+    assert scenario.REFERENCE_DATE not in text  # study days: day 1 is the anchor date
+    assert text.count("PSEUDED") == 71 + 8 + 1
+    other_group = requests.get(
+        f"{server.url}/fhir/Group/other/$export", headers=headers(token, **ASYNC), timeout=30
+    )
+    assert other_group.status_code == 403
+    # ... and its token opens nothing but bulk export.
+    assert (
+        requests.get(f"{server.url}/fhir/Observation", headers=headers(token), timeout=30)
+    ).status_code == 403
 
 
 @pytest.mark.integration
