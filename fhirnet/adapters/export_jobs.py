@@ -170,11 +170,12 @@ class ExportJobs:
         return job is None or job.status is JobStatus.CANCELLED
 
     def set_progress(self, job_id: str, progress: str) -> None:
-        """Note how far a running job is (``X-Progress``), and that it is alive."""
+        """Note how far a running job is (``X-Progress``: under 100 characters), and that it is
+        alive."""
         with self._connection() as connection:
             connection.execute(
                 "UPDATE export_jobs SET progress = ?, heartbeat = ? WHERE id = ? AND status = ?",
-                (progress[:100], self._clock(), job_id, JobStatus.RUNNING.value),
+                (progress[:99], self._clock(), job_id, JobStatus.RUNNING.value),
             )
 
     def finish(
