@@ -37,6 +37,12 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.ports": frozenset({"fhirnet.errors"}),
     # Settings from FHIRNET_*: the only reader of the environment.
     "fhirnet.config": frozenset({"fhirnet.errors"}),
+    # The key that signs the access tokens fhirnet issues (a file under the data directory).
+    "fhirnet.token_key": frozenset({"fhirnet.errors", "fhirnet.config"}),
+    # Access control: bearer tokens and scopes, configured by Settings.
+    "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config", "fhirnet.token_key"}),
+    # SMART Backend Services: client assertions checked, access tokens issued (no Flask).
+    "fhirnet.authorization": frozenset({"fhirnet.errors", "fhirnet.access"}),
     # Per-patient locks on the data directory.
     "fhirnet.adapters.locks": frozenset({"fhirnet.errors"}),
     # SMART backend-services tokens (JWT signing), for the client.
@@ -61,11 +67,21 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     # Adapter: SDTM datasets as files (Dataset-JSON, CSV, SAS XPORT v5 through pyreadstat).
     "fhirnet.adapters.sdtm_files": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.trials"}),
+    # Adapter: the bulk clients registered in a file (their JWKS inline or fetched from a URL).
+    "fhirnet.adapters.bulk_clients": frozenset(
+        {"fhirnet.config", "fhirnet.access", "fhirnet.authorization"}
+    ),
+    # Adapter: the client assertion ids already used (SQLite, shared by a host's workers).
+    "fhirnet.adapters.replay_cache": frozenset({"fhirnet.authorization"}),
+    # Adapter: the per-study pseudonymization secrets file.
+    "fhirnet.adapters.study_secrets": frozenset(
+        {"fhirnet.errors", "fhirnet.config", "fhirnet.fhir"}
+    ),
+    # Adapter: Bulk Data export jobs (SQLite) and their NDJSON files.
+    "fhirnet.adapters.export_jobs": frozenset({"fhirnet.errors"}),
     # The adapters' package: its module map only. The edges of the system (store, outbox, locks,
     # client, SMART tokens) each have a row above, so one adapter cannot reach into another.
     "fhirnet.adapters": frozenset(),
-    # Access control: bearer tokens and scopes, configured by Settings.
-    "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config"}),
     # Use cases: orchestrate fhir + criteria (and the trial derivations) behind the ports; no
     # adapter, no web.
     "fhirnet.services": frozenset(
@@ -94,7 +110,13 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.adapters.outbox",
             "fhirnet.adapters.fhir_client",
             "fhirnet.adapters.sdtm_files",
+            "fhirnet.adapters.bulk_clients",
+            "fhirnet.adapters.replay_cache",
+            "fhirnet.adapters.study_secrets",
+            "fhirnet.adapters.export_jobs",
+            "fhirnet.token_key",
             "fhirnet.access",
+            "fhirnet.authorization",
             "fhirnet.services",
         }
     ),
