@@ -217,7 +217,9 @@ def load_settings(
         export_expiry=read("EXPORT_EXPIRY", _positive_int, defaults.export_expiry),
     )
     _check_auth(settings)
-    unconfigured = not settings.api_keys and settings.jwks_url is None
+    unconfigured = (
+        not settings.api_keys and settings.jwks_url is None and settings.bulk_clients_file is None
+    )
     if unconfigured and settings.jwks_file is None and settings.auth is None and default_auth:
         settings = replace(settings, auth=_auth_mode(PREFIX + "AUTH", default_auth))
     auth_methods(settings)

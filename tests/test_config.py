@@ -202,3 +202,36 @@ def test_the_public_base_url_is_read_without_a_trailing_slash() -> None:
     settings = load_settings({"FHIRNET_PUBLIC_BASE_URL": "https://fhirnet.example.org/", **OPEN})
 
     assert settings.public_base_url == "https://fhirnet.example.org"
+
+
+def test_the_sharing_settings_are_read_with_the_fhirnet_prefix() -> None:
+    settings = load_settings(
+        {
+            "FHIRNET_STUDY_SECRETS_FILE": "/etc/fhirnet/study-secrets.json",
+            "FHIRNET_BULK_CLIENTS_FILE": "/etc/fhirnet/bulk-clients.json",
+            "FHIRNET_TOKEN_KEY_FILE": "/etc/fhirnet/token-key",
+            "FHIRNET_TOKEN_LIFETIME": "120",
+            "FHIRNET_EXPORT_EXPIRY": "600",
+        }
+    )
+
+    assert settings.study_secrets_file == Path("/etc/fhirnet/study-secrets.json")
+    assert settings.bulk_clients_file == Path("/etc/fhirnet/bulk-clients.json")
+    assert settings.token_key_file == Path("/etc/fhirnet/token-key")
+    assert (settings.token_lifetime, settings.export_expiry) == (120, 600)
+
+
+@pytest.mark.parametrize("variable", ["FHIRNET_TOKEN_LIFETIME", "FHIRNET_EXPORT_EXPIRY"])
+def test_a_lifetime_must_be_a_positive_number_of_seconds(variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings({variable: "0", **OPEN})
+
+
+def test_bulk_clients_alone_are_configured_authentication_even_for_the_demo() -> None:
+    """``fhirnet demo`` opens access only when nothing is configured: registered bulk clients
+    are a configuration, so they are never silently joined by open access."""
+    settings = load_settings(
+        {"FHIRNET_BULK_CLIENTS_FILE": "/etc/fhirnet/bulk-clients.json"}, default_auth="none"
+    )
+
+    assert settings.auth is None

@@ -54,6 +54,7 @@ from fhirnet.fhir.subsetting import Summary
 from fhirnet.ports import Json
 from fhirnet.web import web_state
 from fhirnet.web.auth import may_read
+from fhirnet.web.discovery import with_token_endpoint
 from fhirnet.web.errors import FhirRequestError, unsupported_interaction
 from fhirnet.web.fhir_bundles import searchset, version_headers
 from fhirnet.web.fhir_http import (
@@ -89,7 +90,7 @@ def metadata() -> Response:
             IssueType.NOT_SUPPORTED,
             "Only mode=full of the capabilities interaction is served.",
         )
-    statement = dict(web_state().capability)
+    statement = with_token_endpoint(web_state().capability)
     statement["implementation"] = {**statement["implementation"], "url": base_url()}
     return respond(subset.apply(statement))
 

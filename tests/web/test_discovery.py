@@ -93,19 +93,21 @@ def test_rest_security_says_fhirnet_issues_no_tokens_without_bulk_clients(
     assert "issues no tokens" in security["description"]
 
 
+@pytest.mark.parametrize(
+    ("public_base_url", "expected"),
+    [(None, LOCAL_TOKEN_URL), ("https://fhirnet.example.org", PUBLIC_TOKEN_URL)],
+)
 def test_the_metadata_of_a_fhirnet_that_issues_tokens_names_its_token_url(
-    bulk_settings: Settings,
+    bulk_settings: Settings, public_base_url: str | None, expected: str
 ) -> None:
-    public = dataclasses.replace(bulk_settings, public_base_url="https://fhirnet.example.org")
-    client = create_app(public).test_client()
+    configured = dataclasses.replace(bulk_settings, public_base_url=public_base_url)
+    client = create_app(configured).test_client()
 
     statement = client.get("/fhir/metadata").get_json(force=True)
 
     [extension] = statement["rest"][0]["security"]["extension"]
     assert extension["url"] == OAUTH_URIS
-    assert extension["extension"] == [
-        {"url": "token", "valueUri": "https://fhirnet.example.org/auth/token"}
-    ]
+    assert extension["extension"] == [{"url": "token", "valueUri": expected}]
     assert statement["instantiates"] == [
         "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
     ]
