@@ -36,7 +36,7 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from flask import current_app
 
 from fhirnet.config import Settings
 from fhirnet.fhir.profiles import Catalog
+from fhirnet.fhir.pseudonymize import Regime
 from fhirnet.web.backend import Backend
 
 if TYPE_CHECKING:
@@ -70,6 +71,9 @@ class WebState:
     #: Durable delivery to the external FHIR server; ``None`` with the embedded store, or
     #: with ``FHIRNET_OUTBOX=off``.
     deliveries: Deliveries | None = None
+    #: The studies' pseudonymization regimes (``FHIRNET_STUDY_SECRETS_FILE``), read once at
+    #: start so a broken file stops the start instead of failing exports.
+    regimes: Mapping[str, Regime] = field(default_factory=dict)
 
 
 def web_state() -> WebState:

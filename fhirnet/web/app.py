@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from fhirnet import __version__
 from fhirnet.access import Authenticator
 from fhirnet.adapters.store import SearchSupport, search_support
+from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.config import Settings, load_settings
 from fhirnet.errors import OutboxUnavailableError
 from fhirnet.fhir.audit import STORED_TYPES
@@ -102,6 +103,7 @@ def create_app(
         clock=clock,
         backend=backend,
         deliveries=deliveries,
+        regimes=load_study_secrets(settings.study_secrets_file),
     )
     register_error_handlers(app)
     if deliveries is not None:  # before access control: any request starts the deliveries

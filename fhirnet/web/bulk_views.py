@@ -33,7 +33,6 @@ from werkzeug.wrappers import Response
 
 from fhirnet.access import Authenticator, Permission
 from fhirnet.adapters.export_jobs import ExportJobs, Job, JobStatus
-from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.errors import AuthorizationError
 from fhirnet.fhir.audit import ANONYMOUS
 from fhirnet.fhir.bulk_parameters import (
@@ -225,7 +224,7 @@ def _pseudonymized_study(
     pseudonymized, so they do not leave), no enrolment Group, or the kick-off names another
     Group.
     """
-    regime = load_study_secrets(web_state().settings.study_secrets_file).get(study)
+    regime = web_state().regimes.get(study)
     if regime is None:
         raise FhirRequestError(
             403,

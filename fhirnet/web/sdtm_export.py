@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Final
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 
 from fhirnet import __version__
 from fhirnet.adapters.sdtm_files import (
@@ -28,7 +28,6 @@ from fhirnet.adapters.sdtm_files import (
     read_dataset_json_rows,
     write_xpt,
 )
-from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.crf_codes import CRITERIA
 from fhirnet.fhir.pseudonymize import Regime
@@ -42,7 +41,6 @@ from fhirnet.web.study_schemas import check_id
 __all__ = [
     "FORMATS",
     "PSEUDONYMIZATION",
-    "REGIMES_EXTENSION",
     "app_regimes",
     "export_study",
     "regime_statement",
@@ -52,22 +50,11 @@ __all__ = [
 FORMATS: Final = tuple(CONTENT_TYPES)
 #: What an identified export (a study without a regime) still guarantees.
 PSEUDONYMIZATION: Final = "subject numbers only, no hospital identifiers"
-#: Key of the study regimes in ``app.extensions`` (read once per application).
-REGIMES_EXTENSION: Final = "fhirnet.study_regimes"
 
 
 def app_regimes() -> Mapping[str, Regime]:
-    """The regimes of ``FHIRNET_STUDY_SECRETS_FILE`` for the current application, read at its
-    first use and kept in ``app.extensions`` (a broken file fails every export of it, never
-    exports identified data by mistake).
-
-    :raises fhirnet.config.ConfigError: the file is broken (the message never holds a secret).
-    """
-    regimes: Mapping[str, Regime] | None = current_app.extensions.get(REGIMES_EXTENSION)
-    if regimes is None:
-        regimes = load_study_secrets(web_state().settings.study_secrets_file)
-        current_app.extensions[REGIMES_EXTENSION] = regimes
-    return regimes
+    """The regimes of ``FHIRNET_STUDY_SECRETS_FILE``, read when the application was built."""
+    return web_state().regimes
 
 
 def regime_statement(study_id: str, regime: Regime | None) -> dict[str, Any]:

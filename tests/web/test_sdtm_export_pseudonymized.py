@@ -17,11 +17,10 @@ from click.testing import CliRunner, Result
 from flask.testing import FlaskClient
 
 from fhirnet.adapters.store import EmbeddedStore
-from fhirnet.config import Settings
+from fhirnet.config import ConfigError, Settings
 from fhirnet.fhir.pseudonymize import STUDY_DAY_ANCHOR, DateRegime, Regime
 from fhirnet.web.app import create_app
 from fhirnet.web.cli import main
-from fhirnet.web.sdtm_export import REGIMES_EXTENSION
 from tests import trials_scenario as scenario
 from tests.submissions import NOW
 
@@ -285,7 +284,7 @@ def test_the_api_answers_the_pseudonymized_rows(
             names = [c["name"] for c in document["columns"]]
             rows = [dict(zip(names, r, strict=True)) for r in document["rows"]]
             assert rows == records(exports["shift"][0])[domain]
-    assert STUDY in client.application.extensions[REGIMES_EXTENSION]
+    assert STUDY in client.application.extensions["fhirnet"].regimes
 
 
 def test_a_broken_secrets_file_stops_the_export_without_showing_the_secret(
@@ -305,3 +304,17 @@ def test_a_broken_secrets_file_stops_the_export_without_showing_the_secret(
     assert str(broken) in result.output + result.stderr
     assert SECRET not in result.output + result.stderr
     assert not out.exists()
+
+
+def test_a_broken_secrets_file_stops_the_service_at_start_without_showing_the_secret(
+    folder: Path,
+) -> None:
+    broken = folder / "broken-at-start.json"
+    broken.write_text(json.dumps({STUDY: {"secret": SECRET, "dates": "monthly"}}))
+    settings = Settings(data_dir=folder / "data", auth="none", study_secrets_file=broken)
+
+    with pytest.raises(ConfigError) as raised:
+        create_app(settings)
+
+    assert STUDY in str(raised.value)
+    assert SECRET not in str(raised.value)
