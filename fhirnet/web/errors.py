@@ -18,6 +18,7 @@ from flask import Flask, current_app, json, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from fhirnet.adapters.export_jobs import ExportJobsUnavailableError
 from fhirnet.adapters.store import SearchParameterError
 from fhirnet.errors import (
     AuthenticationError,
@@ -132,6 +133,14 @@ def fhir_error_answer(error: FhirnetError) -> ErrorAnswer | None:
         )
         issue = Issue.error(IssueType.TRANSIENT, message)
         return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers={})
+    if isinstance(error, ExportJobsUnavailableError):
+        current_app.logger.error("Export jobs unavailable", exc_info=error)
+        message = (
+            "fhirnet cannot keep bulk export jobs right now (their database or files cannot be "
+            "written); kick the export off again later."
+        )
+        issue = Issue.error(IssueType.TRANSIENT, message)
+        return ErrorAnswer(status=503, outcome=operation_outcome([issue]), headers={})
     return None
 
 
@@ -214,6 +223,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(FhirServerError, _fhirnet_error)
     app.register_error_handler(PatientBusyError, _fhirnet_error)
     app.register_error_handler(OutboxUnavailableError, _fhirnet_error)
+    app.register_error_handler(ExportJobsUnavailableError, _fhirnet_error)
     app.register_error_handler(AuthenticationError, _unauthenticated)
     app.register_error_handler(AuthorizationError, _forbidden)
     app.register_error_handler(HTTPException, _http_error)
