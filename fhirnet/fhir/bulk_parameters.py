@@ -7,7 +7,10 @@ an ``_outputFormat`` other than NDJSON, an invalid or future ``_since``, an unkn
 a ``_typeFilter`` that is not one query on one exported type or uses ``_include``, ``_sort``,
 ``_elements`` and the like (export.md forbids them there), ``patient`` at system level or in a
 ``GET`` query, an unknown parameter. With ``Prefer: handling=lenient`` an unknown type or
-parameter is left out instead, and said in the manifest's ``error`` (:attr:`ExportRequest.notes`).
+parameter is left out instead, and said in the manifest's ``error`` (:attr:`ExportRequest.notes`);
+so is a ``_typeFilter`` on a type the export does not hold (an unknown type, or one ``_type``
+leaves out): leaving it out cannot widen the export. A malformed ``_typeFilter`` on an exported
+type stays refused even then: ignoring it would export more than the client asked for.
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ class ExportRequest:
     :ivar elements: ``_elements`` as ``(type or None, element)``; ``None``: whole resources.
     :ivar patients: ``Patient`` ids of the ``patient`` parameter (empty: not restricted).
     :ivar notes: what lenient handling left out, for the manifest's ``error`` file.
+    :ivar lenient: ``Prefer: handling=lenient``: a type the level does not export is noted,
+        not refused (:func:`~fhirnet.services.bulk_export.plan_export`).
     """
 
     level: Level
@@ -89,6 +94,7 @@ class ExportRequest:
     patients: tuple[str, ...] = ()
     output_format: str = NDJSON
     notes: tuple[Issue, ...] = ()
+    lenient: bool = False
 
     def filters_of(self, resource_type: str) -> tuple[TypeFilter, ...]:
         """The ``_typeFilter`` searches of ``resource_type`` (empty: the whole type)."""
@@ -210,7 +216,10 @@ def export_request(
                 IssueType.NOT_SUPPORTED, "No exported type is left in _type.", expression=TYPE
             )
         )
-    filters = [_type_filter(value, types, problems) for value in values.get(TYPE_FILTER, [])]
+    filters = [
+        _type_filter(value, types, problems, notes if lenient else None)
+        for value in values.get(TYPE_FILTER, [])
+    ]
     elements = _elements(values.get(ELEMENTS, []), problems)
     patients = _patients(level, values.get(PATIENT, []), problems)
     for value in values.get(INCLUDE_ASSOCIATED, []):
@@ -233,6 +242,7 @@ def export_request(
         patients=patients,
         output_format=output_format,
         notes=tuple(notes),
+        lenient=lenient,
     )
 
 
@@ -283,8 +293,22 @@ def _since(values: list[str], now: dt.datetime, problems: list[Issue]) -> dt.dat
     return found
 
 
-def _type_filter(value: str, types: list[str], problems: list[Issue]) -> TypeFilter | None:
+def _type_filter(
+    value: str, types: list[str], problems: list[Issue], notes: list[Issue] | None
+) -> TypeFilter | None:
+    """One ``_typeFilter``; ``notes`` (lenient handling): where a filter on a type the export
+    does not hold is noted instead of refused."""
     resource_type, mark, query = value.partition("?")
+    outside = resource_type not in EXPORTABLE_TYPES or bool(types and resource_type not in types)
+    if mark and _TYPE_NAME.fullmatch(resource_type) and outside and notes is not None:
+        notes.append(
+            Issue.warning(
+                IssueType.NOT_SUPPORTED,
+                f"_typeFilter {value!r} is left out: {resource_type} is not in this export.",
+                expression=TYPE_FILTER,
+            )
+        )
+        return None
     if not mark or resource_type not in EXPORTABLE_TYPES:
         problems.append(
             Issue.error(

@@ -205,7 +205,10 @@ def plan_export(
         holds the requested (or level's) types it may read, never others.
     :param members: the Group's patients (Group level).
     :param batch: patients (or forms) per search (:attr:`ExportPlan.batch`).
-    :raises MalformedRequestError: a ``_typeFilter`` the store cannot run (400).
+    :raises MalformedRequestError: a ``_typeFilter`` the store cannot run, or a ``_type`` the
+        level does not export (400: export.md, a server SHOULD answer a request for types
+        outside the Patient compartment with an error); with lenient handling such a type is
+        noted instead, unless no requested type is left.
     """
     level_types = {
         Level.SYSTEM: EXPORTABLE_TYPES,
@@ -214,6 +217,19 @@ def plan_export(
     }[request.level]
     notes = list(request.notes)
     asked = request.types or level_types
+    outside = [t for t in asked if t not in level_types]
+    if outside and (not request.lenient or len(outside) == len(asked)):
+        raise MalformedRequestError(
+            [
+                Issue.error(
+                    IssueType.NOT_SUPPORTED,
+                    f"{resource_type} is not exported at {request.level.value} level "
+                    f"(that exports {', '.join(level_types)}).",
+                    expression="_type",
+                )
+                for resource_type in outside
+            ]
+        )
     types = []
     for resource_type in asked:
         if resource_type not in level_types:

@@ -234,3 +234,24 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = refused([("_type", "Foo"), ("_since", "junk"), ("_outputFormat", "xml")])
 
     assert sorted(problems) == ["_outputFormat", "_since", "_type"]
+
+
+@pytest.mark.parametrize("value", ["Patient?status=active", "DiagnosticReport?status=final"])
+def test_lenient_handling_leaves_out_a_type_filter_on_a_type_not_exported(value: str) -> None:
+    # bdt's "Handles the _typeFilter parameter": Patient is no exported type here, and
+    # _type leaves DiagnosticReport out; either filter could only narrow what is not exported.
+    request = read([("_type", "Observation"), ("_typeFilter", value)], lenient=True)
+
+    assert request.type_filters == ()
+    assert [(n.severity, n.expression) for n in request.notes] == [
+        (Severity.WARNING, "_typeFilter")
+    ]
+    assert value in request.notes[0].message
+    assert refused([("_type", "Observation"), ("_typeFilter", value)]) == ["_typeFilter"]
+
+
+@pytest.mark.parametrize("value", ["Observation?_sort=date", "Observation?", "code=1"])
+def test_lenient_handling_still_refuses_a_bad_filter_on_an_exported_type(value: str) -> None:
+    # Leaving it out would export every Observation where the client wanted some.
+    with pytest.raises(MalformedRequestError):
+        read([("_type", "Observation"), ("_typeFilter", value)], lenient=True)

@@ -393,3 +393,36 @@ def test_a_server_going_away_fails_the_job_as_transient(
 
 def test_an_unknown_group_has_no_members(embedded: EmbeddedStore) -> None:
     assert group_members(embedded, "nope") is None
+
+
+def test_a_type_outside_the_level_is_refused_not_taken_for_a_missing_scope(
+    embedded: EmbeddedStore,
+) -> None:
+    # bdt asks Patient/$export?_type=Group: 400 naming the level, where fhirnet said 403
+    # "lacks the scope system/Group.r" to a token that had it.
+    request = export_request(
+        Level.PATIENT, [("_type", "Group,DiagnosticReport")], now=dt.datetime.now(dt.UTC)
+    )
+
+    with pytest.raises(MalformedRequestError) as raised:
+        plan_export(embedded, request, readable=lambda _: True)
+
+    assert [i.expression for i in raised.value.issues] == ["_type"]
+    assert "Group is not exported at patient level" in raised.value.issues[0].message
+
+
+def test_lenient_handling_notes_a_type_outside_the_level_unless_none_is_left(
+    embedded: EmbeddedStore,
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    mixed = export_request(
+        Level.PATIENT, [("_type", "Group,DiagnosticReport")], now=now, lenient=True
+    )
+    only_group = export_request(Level.PATIENT, [("_type", "Group")], now=now, lenient=True)
+
+    plan = plan_export(embedded, mixed, readable=lambda _: True)
+
+    assert plan.types == ("DiagnosticReport",)
+    assert ["Group" in n.message for n in plan.notes] == [True]
+    with pytest.raises(MalformedRequestError):
+        plan_export(embedded, only_group, readable=lambda _: True)

@@ -308,6 +308,25 @@ def test_a_kick_off_with_no_readable_type_is_403(client: FlaskClient, group: str
     assert answer.status_code == 403
 
 
+def test_a_type_the_level_does_not_export_is_400_not_403(client: FlaskClient) -> None:
+    # Group is no Patient-compartment type: the token may read it, the level does not hold it.
+    answer = kick_off(client, "/fhir/Patient/$export?_type=Group")
+
+    assert answer.status_code == 400
+    assert "not exported at patient level" in answer.get_json()["issue"][0]["diagnostics"]
+
+
+def test_a_pseudonymized_client_s_system_level_types_are_noted_not_refused(
+    pseudonymized: tuple[FlaskClient, str, str],
+) -> None:
+    client, token, _ = pseudonymized
+
+    manifest, _ = exported(client, "/fhir/$export?_type=ResearchStudy,Group", token)
+
+    assert [o["type"] for o in manifest["output"]] == ["Group"]
+    assert len(manifest["error"]) == 1
+
+
 def test_cancel_answers_202_and_then_everything_is_404(client: FlaskClient, group: str) -> None:
     answer = kick_off(client, "/fhir/$export?_type=Group")
     location = local(answer.headers["Content-Location"])
