@@ -67,6 +67,7 @@ IDENTIFIED_KEY, KEY_A, KEY_B = rsa_key("registry-rs384"), ec_key("cro-a-es384"),
 DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2}))?$")
 
 Resources = list[dict[str, Any]]
+ORIGINAL_SCAN_FORM = scenario.scan_form
 
 
 def marked_form(
@@ -86,10 +87,17 @@ def marked_form(
     resource["extension"] = [
         {"url": "http://example.org/fhir/StructureDefinition/note", "valueString": PHRASE}
     ]
+    for item in lesion_ids(resource["item"]):  # the same in every form: lesions still link
+        item["answer"] = [{"valueString": f"{MRN}-{item['answer'][0]['valueString']}"}]
     return resource
 
 
-ORIGINAL_SCAN_FORM = scenario.scan_form
+def lesion_ids(items: Resources) -> Iterator[dict[str, Any]]:
+    """The CRF lesion-id answers of a form's items, at any depth."""
+    for item in items:
+        if str(item["linkId"]).endswith("lesion-id"):
+            yield item
+        yield from lesion_ids(item.get("item", []))
 
 
 def plant_patients(store: EmbeddedStore) -> None:
@@ -132,6 +140,9 @@ def fill(data_dir: Path) -> dict[str, str]:
     # The markers are stored as submitted: what leaves identified still carries them.
     stored = json.dumps(list(store.search("QuestionnaireResponse", {"_count": "500"})))
     assert all(marker in stored for marker in (NAME, MRN, PHRASE))
+    assert f'crf-lesion-id", "value": "{MRN}-T1"' in json.dumps(
+        list(store.search("BodyStructure", {"_count": "500"}))
+    )
     groups = {}
     for group in store.search("Group", {}):
         (identifier,) = [i["value"] for i in group["identifier"] if "enrolment" in i["system"]]
@@ -378,6 +389,24 @@ def studies_of(export: Export) -> list[str]:
     ]
 
 
+def sdtm_export(served: Served, out: Path) -> None:
+    """``fhirnet study export`` of study A, a process of its own with the server's settings."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fhirnet.web.cli", "study", "export", STUDY_A, "--out", str(out)],
+        env=served.env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def dm_rows(out: Path) -> Resources:
+    document = json.loads((out / "dm.json").read_text())
+    names = [c["name"] for c in document["columns"]]
+    return [dict(zip(names, row, strict=True)) for row in document["rows"]]
+
+
 def assert_nothing_leaks(raw: bytes) -> None:
     text = raw.decode()
     for secret in (*MARKERS, *REAL_IDS, PREFIX):
@@ -411,7 +440,8 @@ def test_the_identified_client_exports_exactly_study_a_s_subjects(
     assert patients == {f"Patient/{p}" for p in REAL_IDS}
     # Study B's Group is not A's, and the identified export is what was submitted.
     assert served.groups[STUDY_B] not in b"".join(identified.plain.values()).decode()
-    assert NAME in identified.plain["QuestionnaireResponse"].decode()
+    text = b"".join(identified.plain.values()).decode()
+    assert all(marker in text for marker in (NAME, MRN, PHRASE, *REAL_IDS))
 
 
 def test_client_a_s_export_is_pseudonymized_and_leaks_no_byte(
@@ -528,24 +558,15 @@ def test_the_sdtm_export_of_a_leaks_nothing_and_agrees_with_the_ndjson(
 ) -> None:
     out = tmp_path / "sdtm"
 
-    done = subprocess.run(
-        [sys.executable, "-m", "fhirnet.web.cli", "study", "export", STUDY_A, "--out", str(out)],
-        env=served.env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    sdtm_export(served, out)
 
-    assert done.returncode == 0, done.stderr.decode()
     files = sorted(p for p in out.iterdir() if p.suffix in (".json", ".xpt", ".csv"))
     assert {p.suffix for p in files} == {".json", ".xpt", ".csv"}
     for path in files:
         raw = path.read_bytes()
         for secret in (*MARKERS, *REAL_IDS, PREFIX):
             assert secret.encode() not in raw, (path.name, secret)
-    document = json.loads((out / "dm.json").read_text())
-    names = [c["name"] for c in document["columns"]]
-    dm = [dict(zip(names, row, strict=True)) for row in document["rows"]]
+    dm = dm_rows(out)
     starts = research_subject_starts(pseudonymized)
     assert {row["SUBJID"]: row["RFSTDTC"] for row in dm} == {
         number: start[:10] for number, start in starts.items()
@@ -599,7 +620,7 @@ def test_client_a_s_export_holds_no_enrolment_in_another_study(pseudonymized: Ex
 
 
 def test_under_study_days_every_subject_starts_on_2000_01_01_and_keeps_its_intervals(
-    study_days: Served,
+    study_days: Served, tmp_path: Path
 ) -> None:
     group = f"/fhir/Group/{study_days.groups[STUDY_A]}/$export"
     identified = study_days.export(group, study_days.token(IDENTIFIED_KEY, "registry"))
@@ -617,3 +638,6 @@ def test_under_study_days_every_subject_starts_on_2000_01_01_and_keeps_its_inter
     for plain in pseudonymized.plain.values():
         assert_nothing_leaks(plain)
         assert scenario.REFERENCE_DATE.encode() not in plain
+    # SDTM: no calendar date at all, only study days.
+    sdtm_export(study_days, tmp_path / "sdtm")
+    assert {row["RFSTDTC"] for row in dm_rows(tmp_path / "sdtm")} == {None}
