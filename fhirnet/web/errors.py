@@ -262,6 +262,9 @@ SUPPORTED_OPERATIONS = (
     "QuestionnaireResponse/$submit",
     "QuestionnaireResponse/$extract",
 )
+#: The Bulk Data operations (GET or POST) and the URLs of their status and files.
+BULK_OPERATIONS = ("$export", "Patient/$export", "Group/[id]/$export")
+_BULK_URLS = ("$export-status", "$export-file")
 #: FHIR interactions by the HTTP method that asks for them on a resource's or a type's URL.
 _INTERACTIONS = {"PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
 
@@ -285,14 +288,18 @@ def unsupported_interaction(path: str) -> FhirRequestError | None:
     segments = [s for s in path[len(FHIR_PREFIX) :].split("/") if s]
     operation = next((s for s in segments if s.startswith("$")), None)
     if operation is not None:
-        where = "/".join(segments[: segments.index(operation)]) or "the system level"
-        if f"{where}/{operation}" in SUPPORTED_OPERATIONS:
+        before = segments[: segments.index(operation)]
+        # The operation's place with an instance id as ``[id]``: ``Group/[id]/$export``.
+        place = "/".join([*before[:1], *("[id]" for _ in before[1:2]), operation])
+        if place in (*SUPPORTED_OPERATIONS, *BULK_OPERATIONS, *_BULK_URLS):
             return None  # offered, with another method: 405 with Allow
+        where = "/".join(before) or "the system level"
         return FhirRequestError(
             400,
             IssueType.NOT_SUPPORTED,
             f"Operation {operation} is not supported on {where}; fhirnet offers "
-            f"{', '.join(SUPPORTED_OPERATIONS)} (POST) only (see /fhir/metadata).",
+            f"{', '.join(SUPPORTED_OPERATIONS)} (POST) and {', '.join(BULK_OPERATIONS)} "
+            "(GET or POST) only (see /fhir/metadata).",
         )
     if segments[-1:] == ["_history"]:
         return FhirRequestError(

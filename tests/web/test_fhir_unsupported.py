@@ -61,6 +61,7 @@ def test_other_operations_are_400_not_supported_naming_those_offered(
     message = not_supported(client.open(path, method=method, json={}), 400)
     assert operation in message
     assert "QuestionnaireResponse/$validate" in message
+    assert "Group/[id]/$export" in message
 
 
 def test_an_offered_operation_with_another_method_is_405_with_allow(client: FlaskClient) -> None:
@@ -68,6 +69,23 @@ def test_an_offered_operation_with_another_method_is_405_with_allow(client: Flas
     not_supported(response, 405)
     assert "POST" in response.headers["Allow"]
     assert "GET" not in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/fhir/$export"),
+        ("TRACE", "/fhir/Patient/$export"),
+        ("DELETE", "/fhir/Group/g1/$export"),
+        ("POST", "/fhir/$export-status/some-job"),
+    ],
+)
+def test_a_bulk_data_url_with_another_method_is_405_with_allow(
+    client: FlaskClient, method: str, path: str
+) -> None:
+    response = client.open(path, method=method)
+    not_supported(response, 405)
+    assert "GET" in response.headers["Allow"]
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,8 @@ def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
         ("PUT", "/api/v1/studies/<study_id>/subjects/<subject_id>/adjudication"),
         ("GET", "/api/v1/studies/<study_id>/sdtm/<domain>"),
         ("GET", "/api/v1/studies/<study_id>/plots/<plot>"),
+        ("GET", "/auth/token"),
+        ("POST", "/auth/token"),
     }
     variables = {
         "<study_id>": "{studyId}",

@@ -22,7 +22,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
-from fhirnet.web.openapi import fhir_reads, fhir_submissions, json_api, studies
+from fhirnet.web.openapi import bulk, fhir_reads, fhir_submissions, json_api, studies
 from fhirnet.web.openapi.components import add_fhir_components
 from fhirnet.web.openapi.operations import BEARER, BEARER_SCHEME
 
@@ -57,6 +57,8 @@ def build_openapi_document() -> dict[str, Any]:
     fhir_reads.add_conformance_types(spec)
     fhir_reads.add_validate(spec)
     fhir_submissions.add_submissions(spec)
+    bulk.add_bulk_export(spec)
+    bulk.add_token_endpoint(spec)
     # After the submissions: /fhir/QuestionnaireResponse lists its POST before its GET.
     fhir_reads.add_stored_types(spec)
     return spec.to_dict()
