@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -117,6 +118,7 @@ def create_app(
     app.register_blueprint(token_bp)
     app.add_url_rule("/health", endpoint="health", view_func=_health)
     app.after_request(security_headers)
+    app.after_request(reason_phrase)
     auth.install(app, authenticator)
     return app
 
@@ -133,6 +135,17 @@ def security_headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     if request.endpoint not in CACHEABLE_ENDPOINTS:
         response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def reason_phrase(response: Response) -> Response:
+    """The status line's reason phrase as RFC 9110 spells it (``401 Unauthorized``): werkzeug
+    writes it in capitals, and clients that compare it (the SMART Bulk Data test suite) fail."""
+    try:
+        phrase = HTTPStatus(response.status_code).phrase
+    except ValueError:
+        return response  # a code without a registered phrase keeps werkzeug's
+    response.status = f"{response.status_code} {phrase}"
     return response
 
 
