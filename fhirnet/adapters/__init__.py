@@ -10,7 +10,12 @@
   submissions (SQLite);
 - :mod:`~fhirnet.adapters.locks` — per-patient :class:`~fhirnet.ports.PatientLocks` (``flock``);
 - :mod:`~fhirnet.adapters.sdtm_files` — SDTM datasets as Dataset-JSON, SAS XPORT v5 and CSV files
-  (the only user of pyreadstat and pandas).
+  (the only user of pyreadstat and pandas);
+- :mod:`~fhirnet.adapters.export_jobs` — Bulk Data export jobs (SQLite, shared by a host's
+  workers) and their NDJSON files;
+- :mod:`~fhirnet.adapters.bulk_clients` — the bulk clients registered in a file, with their keys;
+- :mod:`~fhirnet.adapters.replay_cache` — the client assertion ids already used (SQLite);
+- :mod:`~fhirnet.adapters.study_secrets` — the per-study pseudonymization secrets file.
 
 The services never import this package; the web layer builds the adapters and hands them in.
 """

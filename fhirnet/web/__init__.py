@@ -27,6 +27,8 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
   :mod:`~fhirnet.web.study_endpoint_schemas` — its bodies and answers;
 - :mod:`~fhirnet.web.plots` — waterfall, spider and swimmer drawn with matplotlib (SVG, PNG);
 - :mod:`~fhirnet.web.sdtm_export` — SDTM datasets per study, for the route and the command;
+- :mod:`~fhirnet.web.bulk_views` — FHIR Bulk Data export: kick-off, status, cancel, NDJSON files;
+- :mod:`~fhirnet.web.token_views` — ``POST /auth/token``: tokens for the registered bulk clients;
 - :mod:`~fhirnet.web.cli` — the ``fhirnet`` command (assess, endpoints, serve, demo, outbox,
   reassess, study); :mod:`~fhirnet.web.demo` and :mod:`~fhirnet.web.serving` — what ``demo`` and
   ``serve`` run under gunicorn;

@@ -291,7 +291,9 @@ def add_sdtm(spec: APISpec) -> None:
         "operationId": "getStudySdtm",
         "summary": "One CDISC SDTM domain of the study (TU, TR, RS or DM) from its subjects' "
         "stored forms and reports, as Dataset-JSON v1.1, SAS XPORT v5 or CSV (audited per "
-        "subject; subject numbers only, no hospital identifiers)",
+        "subject; subject numbers only, no hospital identifiers; pseudonymized — dates "
+        "shifted per subject or given as study days only — when the study has a regime in "
+        "FHIRNET_STUDY_SECRETS_FILE)",
         "parameters": [
             _STUDY_ID,
             {
