@@ -241,6 +241,27 @@ def test_lenient_handling_and_include_associated_data(server: Server) -> None:
     assert "Unknown" in outcome["issue"][0]["diagnostics"]
 
 
+def test_what_bdt_found_a_type_outside_the_level_and_a_lenient_foreign_type_filter(
+    server: Server,
+) -> None:
+    # SMART's Bulk Data test suite: Patient/$export?_type=Group was a 403 for a scope the
+    # token had; a lenient _typeFilter on Patient (not exported) was refused.
+    outside = kick_off(server, "/fhir/Patient/$export?_type=Group")
+    lenient = kick_off(
+        server,
+        "/fhir/Patient/$export?_type=DiagnosticReport&_typeFilter=Patient%3Fstatus%3Dactive",
+        headers={"Prefer": "respond-async, handling=lenient"},
+    )
+
+    assert outside.status_code == 400
+    assert "not exported at patient level" in outside.json()["issue"][0]["diagnostics"]
+    assert lenient.status_code == 202
+    done = wait(lenient.headers["Content-Location"]).json()
+    assert [o["type"] for o in done["output"]] == ["DiagnosticReport"]
+    outcome = requests.get(done["error"][0]["url"], headers=headers(), timeout=30).json()
+    assert "Patient?status=active" in outcome["issue"][0]["diagnostics"]
+
+
 def test_a_post_with_patient_restricts_a_group_export(server: Server) -> None:
     subject = scenario.patient(PREFIX, scenario.SUBJECTS[0])
     body = {
