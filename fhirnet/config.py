@@ -34,6 +34,27 @@ DEFAULT_SMART_SCOPE = " ".join(
         "Provenance",
     )
 )
+#: What the /crf page asks the readers' authorization server for: who the reader is (OpenID
+#: Connect ``fhirUser``), the EHR's launch context, creating forms, and reading what a
+#: follow-up is pre-filled and assessed from (SMART v2 ``user/`` scopes).
+DEFAULT_READER_SCOPE = " ".join(
+    (
+        "openid",
+        "fhirUser",
+        "launch",
+        "launch/patient",
+        "user/QuestionnaireResponse.crs",
+        *(
+            f"user/{resource_type}.rs"
+            for resource_type in (
+                "Observation",
+                "DiagnosticReport",
+                "BodyStructure",
+                "Provenance",
+            )
+        ),
+    )
+)
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: Values of ``FHIRNET_AUTH``.
 AUTH_MODES = ("none", "keys", "jwt", "keys,jwt")
@@ -143,6 +164,18 @@ class Settings:
     #: Seconds the files of a finished bulk export stay downloadable (then 404).
     export_expiry: int = 3600
 
+    # --- The reader's workstation (/crf) signing in (docs/crf-page.md) ---
+    #: The authorization server readers sign in at (SMART App Launch, authorization code with
+    #: PKCE): its authorize and token endpoints, published in the SMART configuration. Its
+    #: access tokens are verified as every JWT (FHIRNET_JWKS_*, FHIRNET_JWT_ISSUER/AUDIENCE).
+    authorize_url: str | None = None
+    reader_token_url: str | None = None
+    #: The public client id the /crf page is registered with at that server; ``None``: the page
+    #: can sign in only where access is open (FHIRNET_AUTH=none).
+    reader_client_id: str | None = None
+    #: The scopes the page asks for.
+    reader_scope: str = DEFAULT_READER_SCOPE
+
 
 def load_settings(
     environ: Mapping[str, str] | None = None, *, default_auth: str | None = None
@@ -215,6 +248,10 @@ def load_settings(
         token_key_file=read("TOKEN_KEY_FILE", _path, defaults.token_key_file),
         token_lifetime=read("TOKEN_LIFETIME", _positive_int, defaults.token_lifetime),
         export_expiry=read("EXPORT_EXPIRY", _positive_int, defaults.export_expiry),
+        authorize_url=read("AUTHORIZE_URL", _base_url, defaults.authorize_url),
+        reader_token_url=read("READER_TOKEN_URL", _base_url, defaults.reader_token_url),
+        reader_client_id=read("READER_CLIENT_ID", _non_empty, defaults.reader_client_id),
+        reader_scope=read("READER_SCOPE", _non_empty, defaults.reader_scope),
     )
     _check_auth(settings)
     unconfigured = (

@@ -36,6 +36,12 @@ PUBLIC_ENDPOINTS = frozenset(
         "api.openapi_document",
         "crf.crf_page",
         "crf.static",
+        # The reader's timeline page: HTML and script only; its data comes from
+        # reader.timeline, with a token.
+        "crf.timeline_page",
+        # The /crf page's sign-in settings (the authorization server, the page's public
+        # client id): what a browser needs before it has a token.
+        "crf.crf_config",
         "static",
         # SMART discovery: how to get a token, so it cannot need one.
         "discovery.smart_configuration",
@@ -119,6 +125,12 @@ SCOPED_ENDPOINTS: Mapping[str, Callable[[Mapping[str, Any]], Permission | None]]
     # SDTM domains: the study, its subjects, their forms (lesions as entered), reports and
     # Observations (sums and responses fhirnet computed).
     "studies.sdtm_view": lambda _: Permission("ResearchStudy", "r"),
+    # The reader's workstation (issue 15): $populate reads the patient's stored forms and
+    # results to pre-fill a follow-up; the live assessment is a dry run of a submission (like
+    # $extract); the timeline reads the patient's forms and results.
+    "populate.populate": lambda _: Permission(QUESTIONNAIRE_RESPONSE, "r"),
+    "reader.assess": lambda _: _SUBMIT,
+    "reader.timeline": lambda _: Permission("DiagnosticReport", "r"),
 }
 
 #: What an endpoint needs beyond its :data:`SCOPED_ENDPOINTS` permission: a study or subject PUT
@@ -133,6 +145,12 @@ ALSO_NEEDED: Mapping[str, tuple[Permission, ...]] = {
     "studies.study_plot_view": (
         Permission("ResearchSubject", "r"),
         Permission("DiagnosticReport", "r"),
+    ),
+    "populate.populate": (Permission("DiagnosticReport", "r"), Permission("Observation", "r")),
+    "reader.assess": EXTRACT_READS,
+    "reader.timeline": (
+        Permission(QUESTIONNAIRE_RESPONSE, "r"),
+        Permission("Observation", "r"),
     ),
     "studies.sdtm_view": (
         Permission("ResearchSubject", "r"),
