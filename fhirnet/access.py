@@ -1,6 +1,7 @@
 """Who may call fhirnet: bearer tokens (static API keys, JWT access tokens verified against a
 JWKS, or the access tokens fhirnet issued itself to its bulk clients) and the SMART v2 system
-scopes they carry (docs/auth.md).
+scopes they carry; JWTs of the configured issuer may also carry ``user/`` scopes and the reader's
+``fhirUser`` (SMART App Launch: a reader signed in at the /crf page; docs/auth.md).
 
 The tokens fhirnet issues (:mod:`fhirnet.authorization`) are HS256 JWTs signed with fhirnet's
 own secret key (:mod:`fhirnet.token_key`). They name :data:`ISSUER` and :data:`KEY_ID`; a token
@@ -55,8 +56,13 @@ ISSUED_TYPE = "at+jwt"
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 
 _SCOPE = re.compile(
-    r"system/(?P<type>\*|[A-Z][A-Za-z]{0,63})\.(?P<permissions>read|write|\*|[a-z]+)"
+    r"(?P<level>system|user)/(?P<type>\*|[A-Z][A-Za-z]{0,63})\."
+    r"(?P<permissions>read|write|\*|[a-z]+)"
 )
+#: ``fhirUser`` as SMART puts it in a token: a relative or absolute reference to a FHIR
+#: resource (``Practitioner/123``, ``https://ehr.example.org/fhir/Practitioner/123``).
+_FHIR_USER = re.compile(r"(?:https?://[^\s]+/)?[A-Z][A-Za-z]{0,63}/[A-Za-z0-9\-.]{1,64}")
+MAX_FHIR_USER_LENGTH = 1024
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 
@@ -91,16 +97,20 @@ def is_resource_type(name: str) -> bool:
     return _RESOURCE_TYPE.fullmatch(name) is not None
 
 
-def parse_scope(scope: str) -> Grant | None:
-    """The grant of one ``system/`` scope; ``None`` for every other scope.
+def parse_scope(scope: str, *, user: bool = False) -> Grant | None:
+    """The grant of one ``system/`` scope (with ``user``, also of one ``user/`` scope);
+    ``None`` for every other scope.
 
-    ``patient/`` and ``user/`` scopes, and v2 scopes narrowed by a query (``?category=...``),
-    grant nothing: fhirnet cannot enforce a patient compartment or a search filter, so it
-    refuses them rather than widening them. Permissions must be in ``cruds`` order (SMART v2);
-    v1 ``read``/``write``/``*`` are accepted.
+    A ``user/`` scope grants what the same ``system/`` scope does: fhirnet keeps no per-user
+    partitions of its data, so what a user may do on a type is that interaction on the type. It
+    is honoured only in the JWTs of the configured issuer (``user``): API keys and bulk clients
+    are systems, not users. ``patient/`` scopes, and v2 scopes narrowed by a query
+    (``?category=...``), grant nothing: fhirnet cannot enforce a patient compartment or a
+    search filter, so it refuses them rather than widening them. Permissions must be in
+    ``cruds`` order (SMART v2); v1 ``read``/``write``/``*`` are accepted.
     """
     match = _SCOPE.fullmatch(scope)
-    if match is None:
+    if match is None or (match["level"] == "user" and not user):
         return None
     permissions = V1_PERMISSIONS.get(match["permissions"], match["permissions"])
     if not _in_order(permissions):
@@ -138,15 +148,20 @@ class Principal:
     #: Set for a bulk client registered as pseudonymized: its data may leave only through bulk
     #: export, pseudonymized for this study (docs/auth.md).
     pseudonymized_study: str | None = None
+    #: The signed-in user a JWT names in its ``fhirUser`` claim (SMART App Launch), e.g.
+    #: ``Practitioner/123``: the reader whose forms this caller submits (docs/auth.md).
+    fhir_user: str | None = None
 
     def allows(self, permission: Permission) -> bool:
         """Whether any of the caller's scopes covers ``permission``."""
         return any(grant.allows(permission) for grant in self.grants)
 
 
-def grants_of(scopes: Iterable[str]) -> tuple[Grant, ...]:
-    """The grants of the scopes that grant something (others are ignored)."""
-    return tuple(grant for grant in map(parse_scope, scopes) if grant is not None)
+def grants_of(scopes: Iterable[str], *, user: bool = False) -> tuple[Grant, ...]:
+    """The grants of the scopes that grant something (others are ignored); ``user``: ``user/``
+    scopes count too (:func:`parse_scope`)."""
+    grants = (parse_scope(scope, user=user) for scope in scopes)
+    return tuple(grant for grant in grants if grant is not None)
 
 
 class Authenticator:
@@ -305,7 +320,9 @@ class Authenticator:
         # Namespaced by issuer: a subject is unique per issuer only (RFC 7519 §4.1.2), and
         # client_id or azp are the client's own claims, not an identity fhirnet may trust.
         return Principal(
-            subject=f"{JWT_PREFIX}{claims['iss']}|{subject}", grants=grants_of(_scopes(claims))
+            subject=f"{JWT_PREFIX}{claims['iss']}|{subject}",
+            grants=grants_of(_scopes(claims), user=True),
+            fhir_user=_fhir_user(claims),
         )
 
     def _signing_key(self, token: str, header: Mapping[str, Any]) -> jwt.PyJWK:
@@ -334,6 +351,24 @@ def _claims_to_be_ours(token: str) -> bool:
 
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+def _fhir_user(claims: Mapping[str, Any]) -> str | None:
+    """The token's ``fhirUser`` (SMART App Launch), a reference to a FHIR resource.
+
+    :raises AuthenticationError: it is there but not such a reference: a token that cannot say
+        who signed must not sign anything.
+    """
+    value = claims.get("fhirUser")
+    if value is None:
+        return None
+    if (
+        not isinstance(value, str)
+        or len(value) > MAX_FHIR_USER_LENGTH
+        or _FHIR_USER.fullmatch(value) is None
+    ):
+        raise AuthenticationError("The access token's fhirUser is not a FHIR reference.")
+    return value
 
 
 def _scopes(claims: Mapping[str, Any]) -> list[str]:

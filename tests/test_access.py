@@ -1,6 +1,7 @@
 """The access tokens fhirnet issues to its bulk clients, as the Authenticator accepts them: with
 fhirnet's own key only, and never mixed up with the JWTs of the configured issuer (no algorithm
-confusion either way); and the configurations with bulk clients (``auth_methods``)."""
+confusion either way); the configurations with bulk clients (``auth_methods``); and the JWTs of
+readers signed in at the /crf page: ``user/`` scopes and ``fhirUser``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from fhirnet.access import (
     Authenticator,
     Grant,
     Permission,
+    parse_scope,
 )
 from fhirnet.config import ConfigError, Settings, auth_methods
 from fhirnet.errors import AuthenticationError
@@ -277,3 +279,95 @@ def test_without_bulk_clients_a_token_claiming_to_be_fhirnet_s_is_refused(
 
     with pytest.raises(AuthenticationError, match="issues no tokens"):
         without.authenticate(issued(own_key))
+
+
+# --- readers signed in at the /crf page (SMART App Launch): user/ scopes and fhirUser ---
+
+
+def external(**claims: Any) -> str:
+    """A JWT of the configured issuer, as the readers' authorization server signs it."""
+    now = int(time.time())
+    payload = {"iss": EXTERNAL_ISSUER, "aud": AUDIENCE, "sub": "reader-1", "exp": now + 60}
+    return jwt.encode(
+        {name: value for name, value in (payload | claims).items() if value is not None},
+        _EXTERNAL_KEY,
+        algorithm="RS256",
+        headers={"kid": EXTERNAL_KID},
+    )
+
+
+@pytest.mark.parametrize(
+    ("scope", "granted", "refused"),
+    [
+        ("user/QuestionnaireResponse.crs", ("QuestionnaireResponse", "c"), ("Observation", "r")),
+        ("user/Observation.rs", ("Observation", "s"), ("Observation", "c")),
+        ("user/Observation.read", ("Observation", "r"), ("Observation", "c")),  # SMART v1
+        ("user/*.write", ("QuestionnaireResponse", "c"), ("Observation", "r")),
+        ("user/*.cruds", ("DiagnosticReport", "d"), ("DiagnosticReport", "x")),
+    ],
+)
+def test_a_user_scope_in_a_jwt_grants_what_the_same_system_scope_grants(
+    authenticator: Authenticator,
+    scope: str,
+    granted: tuple[str, str],
+    refused: tuple[str, str],
+) -> None:
+    principal = authenticator.authenticate(external(scope=scope))
+
+    assert principal.allows(Permission(*granted))
+    assert not principal.allows(Permission(*refused))
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "patient/QuestionnaireResponse.crs",  # a patient compartment fhirnet cannot enforce
+        "patient/*.read",
+        "user/QuestionnaireResponse.rc",  # v2 letters out of order
+        "user/Observation.rs?category=laboratory",  # a filter fhirnet cannot enforce
+        "openid fhirUser launch launch/patient",
+    ],
+)
+def test_patient_scopes_and_malformed_user_scopes_grant_nothing(
+    authenticator: Authenticator, scope: str
+) -> None:
+    assert authenticator.authenticate(external(scope=scope)).grants == ()
+
+
+def test_user_scopes_are_refused_in_api_keys_and_bulk_clients_which_are_systems() -> None:
+    assert parse_scope("user/Observation.rs") is None
+    assert parse_scope("user/Observation.rs", user=True) == Grant("Observation", frozenset("rs"))
+
+
+def test_a_tokens_user_scope_does_not_count_in_a_token_fhirnet_issued(
+    authenticator: Authenticator, own_key: bytes
+) -> None:
+    principal = authenticator.authenticate(issued(own_key, scope="user/*.cruds"))
+
+    assert principal.grants == ()
+
+
+def test_an_api_key_listing_a_user_scope_stops_the_start(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="grant nothing"):
+        Authenticator(dataclasses.replace(settings, api_keys=((API_KEY, ("user/*.rs",)),)))
+
+
+@pytest.mark.parametrize(
+    "fhir_user",
+    ["Practitioner/reader-1", "https://ehr.example.org/fhir/Practitioner/reader-1", None],
+)
+def test_the_principal_keeps_the_token_s_fhir_user(
+    authenticator: Authenticator, fhir_user: str | None
+) -> None:
+    principal = authenticator.authenticate(external(fhirUser=fhir_user))
+
+    assert principal.fhir_user == fhir_user
+    assert principal.subject == f"jwt:{EXTERNAL_ISSUER}|reader-1"
+
+
+@pytest.mark.parametrize("fhir_user", [7, "", "reader-1", "Practitioner/", "Practitioner/a b"])
+def test_a_token_whose_fhir_user_is_not_a_reference_is_refused(
+    authenticator: Authenticator, fhir_user: object
+) -> None:
+    with pytest.raises(AuthenticationError, match="fhirUser"):
+        authenticator.authenticate(external(fhirUser=fhir_user))
