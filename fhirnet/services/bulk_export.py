@@ -41,7 +41,13 @@ from fhirnet.fhir.audit import MAX_PATIENTS_PER_EVENT, Action, Interaction, Role
 from fhirnet.fhir.bulk_parameters import EXPORTABLE_TYPES, ExportRequest, Level, parse_instant
 from fhirnet.fhir.identifiers import patient_id
 from fhirnet.fhir.outcome import Issue, IssueType, MalformedRequestError, operation_outcome
-from fhirnet.fhir.studies import GROUP, GROUP_SYSTEM, RESEARCH_STUDY
+from fhirnet.fhir.studies import (
+    GROUP,
+    GROUP_SYSTEM,
+    RESEARCH_STUDY,
+    RESEARCH_SUBJECT,
+    STUDY_SYSTEM,
+)
 from fhirnet.ports import FhirStore, Json, SearchParams
 from fhirnet.services.context import Context
 
@@ -56,6 +62,7 @@ __all__ = [
     "plan_export",
     "run_export",
     "study_group",
+    "study_reference",
 ]
 
 #: The search parameter naming a resource's patient, per patient compartment type (the store
@@ -131,6 +138,10 @@ class ExportPlan:
     types: tuple[str, ...]
     patients: tuple[str, ...] | None
     notes: tuple[Issue, ...]
+    #: A study's export (a pseudonymized client's): its ResearchStudy's reference. Its subjects'
+    #: enrolments in other studies are left out: they are not this study's data, and their
+    #: subject numbers would link the study's pseudonymous subjects to another study's.
+    study: str | None = None
     #: Patients (or forms) named in one search: :data:`PATIENT_BATCH` for a server over HTTP
     #: (fewer round trips), 1 for the embedded store (it answers one reference through its index
     #: but scans the type's index rows for several, which made an export quadratic).
@@ -161,6 +172,18 @@ class StudyGroup:
     group_id: str
     members: tuple[str, ...]
     reference_dates: Mapping[str, dt.date]
+
+
+def study_reference(store: FhirStore, study_id: str) -> str | None:
+    """``ResearchStudy/<id>`` of study ``study_id`` (by its identifier), or ``None``."""
+    wanted = {"system": STUDY_SYSTEM, "value": study_id}
+    for study in store.search(RESEARCH_STUDY, {"identifier": f"{STUDY_SYSTEM}|{study_id}"}):
+        identifiers = study.get("identifier") or []
+        if any(
+            isinstance(i, Mapping) and {k: i.get(k) for k in wanted} == wanted for i in identifiers
+        ):
+            return f"{RESEARCH_STUDY}/{study.get('id')}"
+    return None
 
 
 def study_group(store: FhirStore, study_id: str) -> StudyGroup | None:
@@ -421,6 +444,8 @@ def owned_resources(
             for resource in store.search(resource_type, params):
                 if resource.get("resourceType") != resource_type or not belongs(resource):
                     continue
+                if plan.study is not None and not _of_study(resource, plan.study):
+                    continue
                 if request.since is not None and not _updated_since(resource, request.since):
                     continue
                 if seen is not None:
@@ -429,6 +454,15 @@ def owned_resources(
                         continue
                     seen.add(key)
                 yield resource, owner(resource)
+
+
+def _of_study(resource: Json, study: str) -> bool:
+    """Whether a resource may be in ``study``'s export: a ResearchSubject only if it is an
+    enrolment in that study; everything else is its subjects' data."""
+    if resource.get("resourceType") != RESEARCH_SUBJECT:
+        return True
+    reference = resource.get("study")
+    return isinstance(reference, Mapping) and reference.get("reference") == study
 
 
 def _updated_since(resource: Json, since: dt.datetime) -> bool:

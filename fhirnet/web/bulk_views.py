@@ -52,6 +52,7 @@ from fhirnet.services.bulk_export import (
     plan_export,
     run_export,
     study_group,
+    study_reference,
 )
 from fhirnet.services.context import Context
 from fhirnet.web import web_state
@@ -180,6 +181,8 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
             raise FhirRequestError(404, IssueType.NOT_FOUND, f"No Group {group_id}.")
     batch = 1 if state.backend.embedded else PATIENT_BATCH  # see ExportPlan.batch
     plan = plan_export(store, export, readable=_may_read, members=members, batch=batch)
+    if study is not None:
+        plan = replace(plan, study=study_reference(store, str(study)) or "ResearchStudy/-")
     if not plan.types:
         first = next(iter(export.types), "*")
         raise AuthorizationError(str(Permission(first, "r")))
