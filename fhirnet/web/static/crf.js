@@ -1,14 +1,24 @@
 /*
- * The /crf page of fhirnet: render the served CRF Questionnaire with LHC-Forms, and on "Validate"
- * post the filled form as a QuestionnaireResponse to $validate and list the OperationOutcome.
+ * The reader's workstation (GET /crf): render the CRF with LHC-Forms, pre-filled for a patient by
+ * $populate, show the live assessment as the reader types, sign and submit; "Validate" posts the
+ * form to $validate and lists the OperationOutcome.
  *
  * Plain JavaScript (no build step), loaded after the LHC-Forms scripts. It talks to its own
- * origin only: the URLs come from data- attributes that the server wrote into the page.
+ * origin, and to the configured authorization server's token endpoint when access control is on
+ * (SMART App Launch: authorization code with PKCE; the authorize step is a page navigation).
+ * The URLs come from data- attributes that the server wrote into the page.
  *
- * For tests and for EHR developers poking at the page, the state is exposed as attributes (so
- * that waiting for it needs no script evaluation, which the page's CSP forbids) and globals:
+ * Query: ?patient=<id>&stream=<reader stream>, or an EHR launch ?launch=<token>&iss=<fhir base>;
+ * the authorization server redirects back with ?code=&state=.
+ *
+ * The state is exposed as attributes (waiting for it needs no script evaluation, which the
+ * page's CSP forbids) and globals:
  *   #crf[data-form]        "loading" | "ready" | "error";  window.formReady, window.formError;
+ *   #crf[data-auth]        "pending" | "open" | "signed-in" | "signed-out" | "error";
+ *   #crf[data-assessment]  "none" | "pending" | "done" | "failed" (with data-assessed = the count);
+ *   #crf[data-submission]  "none" | "pending" | "stored" | "queued" | "failed";
  *   #crf[data-validation]  "pending" | "valid" | "invalid" | "failed" after "Validate".
+ * The token is kept in sessionStorage (never localStorage), so it ends with the tab.
  */
 (function () {
   'use strict';
@@ -17,10 +27,25 @@
   /** LHC-Forms' own meta.profile for R4 (not a published profile) and its version tag. */
   var LFORMS_PROFILE_PREFIX = 'http://hl7.org/fhir/4.0/StructureDefinition/';
   var LFORMS_TAG_CODE = /^lformsVersion:/;
+  var TOKEN_KEY = 'fhirnet.crf.token';
+  var SIGN_IN_KEY = 'fhirnet.crf.signin';
+  var ASSESS_DELAY_MS = 400;
 
   var root = document.getElementById('crf');
   var container = document.getElementById('formContainer');
   var formStatus = document.getElementById('formStatus');
+  var populateIssues = document.getElementById('populateIssues');
+  var patientInput = document.getElementById('patient');
+  var streamInput = document.getElementById('stream');
+  var openButton = document.getElementById('openButton');
+  var signInButton = document.getElementById('signInButton');
+  var signInStatus = document.getElementById('signInStatus');
+  var timelineLink = document.getElementById('timelineLink');
+  var readerInput = document.getElementById('reader');
+  var submitButton = document.getElementById('submitButton');
+  var submitStatus = document.getElementById('submitStatus');
+  var submitLinks = document.getElementById('submitLinks');
+  var submitIssues = document.getElementById('submitIssues');
   var subjectInput = document.getElementById('subject');
   var validateButton = document.getElementById('validateButton');
   var validateStatus = document.getElementById('validateStatus');
@@ -28,42 +53,284 @@
   var sentDetails = document.getElementById('sentDetails');
   var sentResponse = document.getElementById('sentResponse');
 
-  function formFailed(message) {
-    window.formError = message;
-    root.dataset.form = 'error';
-    showError(formStatus, 'The form could not be rendered: ' + message);
-  }
+  var query = new URLSearchParams(window.location.search);
+  var config = null;
+  /** {access_token, patient, fhirUser, expires_at} once signed in. */
+  var session = null;
+  var patient = query.get('patient') || '';
+  var stream = query.get('stream') || '';
+  var assessTimer = null;
+  var lastAssessed = null;
+  var assessedCount = 0;
+
+  // --- small helpers ---------------------------------------------------------------------------
 
   function showError(element, message) {
     element.textContent = message;
     element.classList.add('crf-error');
   }
 
-  /** Fetch the Questionnaire and render it; sets window.formReady or window.formError. */
-  function loadForm() {
+  function clearError(element, message) {
+    element.textContent = message || '';
+    element.classList.remove('crf-error');
+  }
+
+  function formFailed(message) {
+    window.formError = message;
+    root.dataset.form = 'error';
+    showError(formStatus, 'The form could not be rendered: ' + message);
+  }
+
+  /** Text of a category, reason or coding as the assessment may give it. */
+  function label(value) {
+    if (value === null || value === undefined) return '';
+    if (typeof value === 'string' || typeof value === 'number') return String(value);
+    if (Array.isArray(value)) return value.map(label).join(', ');
+    return value.display || value.text || value.message || value.label || value.code ||
+      (value.coding ? label(value.coding[0]) : JSON.stringify(value));
+  }
+
+  function millimetres(value) {
+    return (value === null || value === undefined) ? '—' : value + ' mm';
+  }
+
+  function percent(value) {
+    if (value === null || value === undefined) return '—';
+    var rounded = Math.round(Number(value) * 10) / 10;
+    return (rounded > 0 ? '+' : '') + rounded + ' %';
+  }
+
+  function listInto(element, values) {
+    element.replaceChildren.apply(element, (values || []).map(function (value) {
+      var item = document.createElement('li');
+      item.textContent = label(value);
+      return item;
+    }));
+  }
+
+  function headers(extra) {
+    var all = Object.assign({ Accept: FHIR_JSON }, extra || {});
+    if (session && session.access_token) all.Authorization = 'Bearer ' + session.access_token;
+    return all;
+  }
+
+  function base64url(bytes) {
+    var text = '';
+    new Uint8Array(bytes).forEach(function (b) { text += String.fromCharCode(b); });
+    return btoa(text).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  function randomString() {
+    var bytes = new Uint8Array(32);
+    crypto.getRandomValues(bytes);
+    return base64url(bytes);
+  }
+
+  /** The claims of a JWT, unverified: the page only reads its own user's fhirUser and nonce. */
+  function claims(jwt) {
+    try {
+      var part = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(atob(part + '==='.slice((part.length + 3) % 4)));
+    } catch (error) {
+      return {};
+    }
+  }
+
+  function redirectUri() {
+    return window.location.origin + root.dataset.crfUrl;
+  }
+
+  // --- signing in (SMART App Launch, authorization code + PKCE) ---------------------------------
+
+  function loadConfig() {
+    return fetch(root.dataset.configUrl, { headers: { Accept: 'application/json' } })
+      .then(function (response) {
+        if (!response.ok) throw new Error('GET ' + root.dataset.configUrl + ' answered ' + response.status);
+        return response.json();
+      });
+  }
+
+  function storedSession() {
+    try {
+      var stored = JSON.parse(sessionStorage.getItem(TOKEN_KEY) || 'null');
+      if (stored && stored.expires_at && stored.expires_at < Date.now()) return null;
+      return stored;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  /** Go to the authorization server; back at /crf with ?code=&state=. */
+  function signIn(launch) {
+    var verifier = randomString();
+    var state = randomString();
+    var nonce = randomString();
+    sessionStorage.setItem(SIGN_IN_KEY, JSON.stringify({
+      verifier: verifier, state: state, nonce: nonce, patient: patient, stream: stream
+    }));
+    return crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))
+      .then(function (digest) {
+        var parameters = new URLSearchParams({
+          response_type: 'code',
+          client_id: config.client_id,
+          redirect_uri: redirectUri(),
+          scope: config.scope,
+          state: state,
+          nonce: nonce,
+          aud: config.fhir_base,
+          code_challenge: base64url(digest),
+          code_challenge_method: 'S256'
+        });
+        if (launch) parameters.set('launch', launch);
+        window.location.assign(config.authorize_url + '?' + parameters.toString());
+      });
+  }
+
+  /** Back from the authorization server: check state, exchange the code with the verifier. */
+  function finishSignIn(code, state) {
+    var pending = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY) || 'null');
+    sessionStorage.removeItem(SIGN_IN_KEY);
+    if (!pending || pending.state !== state) {
+      return Promise.reject(new Error('the sign-in answer does not belong to this page (state)'));
+    }
+    var body = new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: code,
+      redirect_uri: redirectUri(),
+      client_id: config.client_id,
+      code_verifier: pending.verifier
+    });
+    return fetch(config.token_url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+      body: body.toString()
+    })
+      .then(function (response) {
+        return response.json().then(function (answer) {
+          if (!response.ok) throw new Error('token endpoint: ' + (answer.error_description || answer.error || response.status));
+          return answer;
+        });
+      })
+      .then(function (answer) {
+        var identity = answer.id_token ? claims(answer.id_token) : {};
+        if (answer.id_token && identity.nonce !== pending.nonce) {
+          throw new Error('the identity token does not carry this sign-in\'s nonce');
+        }
+        var access = claims(answer.access_token || '');
+        session = {
+          access_token: answer.access_token,
+          patient: answer.patient || null,
+          fhirUser: identity.fhirUser || access.fhirUser || answer.fhirUser || null,
+          expires_at: Date.now() + 1000 * (Number(answer.expires_in) || 300)
+        };
+        sessionStorage.setItem(TOKEN_KEY, JSON.stringify(session));
+        patient = session.patient || pending.patient || '';
+        stream = pending.stream || '';
+        var clean = new URLSearchParams();
+        if (patient) clean.set('patient', patient);
+        if (stream) clean.set('stream', stream);
+        window.history.replaceState(null, '', root.dataset.crfUrl + (clean.toString() ? '?' + clean : ''));
+      });
+  }
+
+  /** Resolves when the page may call the API (open access, or a token), else shows "Sign in". */
+  function authenticate() {
+    return loadConfig().then(function (loaded) {
+      config = loaded;
+      if (config.auth === 'none') {
+        root.dataset.auth = 'open';
+        clearError(signInStatus, 'Access is open on this server (demo): the author is the reader field below.');
+        return true;
+      }
+      if (!config.authorize_url || !config.token_url || !config.client_id) {
+        root.dataset.auth = 'error';
+        showError(signInStatus, 'Access control is on, but no authorization server is configured for this page ' +
+          '(FHIRNET_AUTHORIZE_URL, FHIRNET_READER_TOKEN_URL, FHIRNET_READER_CLIENT_ID).');
+        return false;
+      }
+      var done = query.get('code') ? finishSignIn(query.get('code'), query.get('state') || '') : Promise.resolve();
+      return done.then(function () {
+        if (query.get('error')) throw new Error('sign-in refused: ' + query.get('error'));
+        if (!session) session = storedSession();
+        if (query.get('launch') && !query.get('code')) {
+          root.dataset.auth = 'signed-out';
+          clearError(signInStatus, 'Launched from the EHR: signing in…');
+          return signIn(query.get('launch')).then(function () { return false; });
+        }
+        if (!session) {
+          root.dataset.auth = 'signed-out';
+          clearError(signInStatus, 'Sign in to open patients\' forms and submit.');
+          signInButton.hidden = false;
+          return false;
+        }
+        if (!patient && session.patient) patient = session.patient;
+        root.dataset.auth = 'signed-in';
+        clearError(signInStatus, 'Signed in' + (session.fhirUser ? ' as ' + session.fhirUser : '') + '.');
+        if (session.fhirUser) {
+          readerInput.value = session.fhirUser;
+          readerInput.readOnly = true;
+        }
+        return true;
+      });
+    });
+  }
+
+  // --- the form ---------------------------------------------------------------------------------
+
+  function fetchJson(url, options) {
+    return fetch(url, options).then(function (response) {
+      if (!response.ok) {
+        return response.text().then(function (text) {
+          throw new Error((options && options.method || 'GET') + ' ' + url + ' answered ' + response.status + ': ' + text.slice(0, 300));
+        });
+      }
+      return response.json();
+    });
+  }
+
+  /** The patient's next form from $populate: {response, issues}. */
+  function populate() {
+    var parameters = new URLSearchParams({ subject: 'Patient/' + patient });
+    if (stream) parameters.set('stream', stream);
+    return fetchJson(root.dataset.populateUrl + '?' + parameters.toString(), { headers: headers() })
+      .then(function (answer) {
+        var found = { response: null, issues: [] };
+        (answer.parameter || []).forEach(function (parameter) {
+          if (parameter.name === 'response') found.response = parameter.resource;
+          if (parameter.name === 'issues' && parameter.resource) found.issues = parameter.resource.issue || [];
+        });
+        if (answer.resourceType === 'QuestionnaireResponse') found.response = answer;
+        return found;
+      });
+  }
+
+  /** Fetch the Questionnaire (and the patient's pre-filled form) and render it. */
+  function loadForm(signedIn) {
     root.dataset.form = 'loading';
     if (typeof LForms === 'undefined' || !LForms.Util) {
       formFailed('LHC-Forms did not load (see the browser console).');
       return;
     }
-    fetch(root.dataset.questionnaireUrl, {
-      headers: { Accept: FHIR_JSON },
-      credentials: 'same-origin'
-    })
-      .then(function (response) {
-        if (!response.ok) {
-          throw new Error('GET ' + root.dataset.questionnaireUrl + ' answered ' + response.status);
-        }
-        return response.json();
-      })
-      .then(function (questionnaire) {
-        return LForms.Util.addFormToPage(questionnaire, container, {});
+    var questionnaire = fetchJson(root.dataset.questionnaireUrl, {
+      headers: { Accept: FHIR_JSON }, credentials: 'same-origin'
+    });
+    var prefilled = (patient && signedIn) ? populate() : Promise.resolve({ response: null, issues: [] });
+    Promise.all([questionnaire, prefilled])
+      .then(function (loaded) {
+        var options = {};
+        if (loaded[1].response) options.questionnaireResponse = loaded[1].response;
+        populateIssues.replaceChildren.apply(populateIssues, loaded[1].issues.map(issueItem));
+        return LForms.Util.addFormToPage(loaded[0], container, options);
       })
       .then(function () {
-        formStatus.textContent = '';
+        clearError(formStatus, patient ?
+          'The next form of Patient/' + patient + (stream ? ' (' + stream + ')' : '') +
+          (signedIn ? ', pre-filled from the earlier forms.' : '.') : '');
         validateButton.disabled = false;
+        submitButton.disabled = !(patient && signedIn);
         window.formReady = true;
         root.dataset.form = 'ready';
+        if (patient && signedIn) scheduleAssessment();
       })
       .catch(function (error) {
         formFailed(String(error && error.message ? error.message : error));
@@ -97,21 +364,180 @@
     } else {
       delete response.subject; // the validator will say that it is required
     }
+    var author = readerInput.value.trim();
+    if (author) response.author = { reference: author };
     return response;
   }
+
+  // --- the live assessment ----------------------------------------------------------------------
+
+  function scheduleAssessment() {
+    if (!patient || root.dataset.form !== 'ready' || root.dataset.auth === 'signed-out') return;
+    window.clearTimeout(assessTimer);
+    assessTimer = window.setTimeout(assess, ASSESS_DELAY_MS);
+  }
+
+  function assess() {
+    var body;
+    try {
+      body = JSON.stringify(questionnaireResponse());
+    } catch (error) {
+      return;
+    }
+    if (body === lastAssessed) return;
+    lastAssessed = body;
+    root.dataset.assessment = 'pending';
+    fetchJson(root.dataset.assessUrl, {
+      method: 'POST',
+      headers: headers({ 'Content-Type': FHIR_JSON, Accept: 'application/json' }),
+      body: body
+    })
+      .then(function (answer) {
+        if (body !== lastAssessed) return; // a later edit is on its way
+        showAssessment(answer);
+        assessedCount += 1;
+        root.dataset.assessed = String(assessedCount);
+        root.dataset.assessment = 'done';
+      })
+      .catch(function (error) {
+        if (body !== lastAssessed) return;
+        root.dataset.assessment = 'failed';
+        lastAssessed = null;
+        showError(document.getElementById('assessmentStatus'), 'The assessment failed: ' + error.message);
+      });
+  }
+
+  function showAssessment(answer) {
+    var panel = document.getElementById('assessment');
+    var status = document.getElementById('assessmentStatus');
+    var set = function (id, text) { document.getElementById(id).textContent = text; };
+    panel.dataset.state = answer.assessable ? 'assessed' : 'incomplete';
+    clearError(status, answer.assessable ? 'Computed from the form as it is now (nothing written).' :
+      'Not assessable yet: ' + (answer.missing || []).length + ' answer(s) missing.');
+    set('overall', answer.assessable ? label(answer.overall) : '');
+    set('criteria', label(answer.criteria));
+    set('sum', millimetres(answer.sum_mm));
+    set('baselineSum', millimetres(answer.baseline_sum_mm));
+    set('nadirSum', millimetres(answer.nadir_sum_mm));
+    set('changeBaseline', percent(answer.change_from_baseline_pct));
+    set('changeNadir', percent(answer.change_from_nadir_pct));
+    set('targetResponse', label(answer.target_response));
+    set('nonTargetResponse', label(answer.non_target_response));
+    set('newLesionResponse', label(answer.new_lesion_response));
+    listInto(document.getElementById('reasons'), answer.reasons);
+    listInto(document.getElementById('missing'), (answer.missing || []).map(function (item) {
+      return 'Missing: ' + label(item);
+    }));
+    listInto(document.getElementById('warnings'), answer.warnings);
+    var banner = document.getElementById('discordance');
+    var discordances = answer.discordances || [];
+    banner.hidden = discordances.length === 0;
+    banner.textContent = discordances.map(function (d) {
+      return 'Discordance: your ' + label(d.item) + ' is ' + label(d.reader) +
+        ', fhirnet computes ' + label(d.computed) + '.';
+    }).join(' ');
+  }
+
+  // --- sign and submit --------------------------------------------------------------------------
+
+  function link(text, href, id) {
+    var anchor = document.createElement('a');
+    anchor.href = href;
+    anchor.id = id;
+    anchor.textContent = text;
+    return anchor;
+  }
+
+  function submit() {
+    var response;
+    try {
+      response = questionnaireResponse();
+    } catch (error) {
+      root.dataset.submission = 'failed';
+      showError(submitStatus, 'Could not read the form: ' + error);
+      return;
+    }
+    if (!response.author) {
+      root.dataset.submission = 'failed';
+      showError(submitStatus, 'Name the reader (author) before signing.');
+      readerInput.focus();
+      return;
+    }
+    response.status = 'completed';
+    response.authored = new Date().toISOString();
+    root.dataset.submission = 'pending';
+    submitButton.disabled = true;
+    clearError(submitStatus, 'Submitting…');
+    submitLinks.replaceChildren();
+    submitIssues.replaceChildren();
+    fetch(root.dataset.submitUrl, {
+      method: 'POST',
+      headers: headers({ 'Content-Type': FHIR_JSON, Prefer: 'return=OperationOutcome' }),
+      body: JSON.stringify(response)
+    })
+      .then(function (answer) {
+        return answer.json().catch(function () { return {}; }).then(function (outcome) {
+          showSubmitted(answer, outcome);
+        });
+      })
+      .catch(function (error) {
+        root.dataset.submission = 'failed';
+        showError(submitStatus, 'The submission failed: ' + error);
+      })
+      .finally(function () { submitButton.disabled = false; });
+  }
+
+  function showSubmitted(answer, outcome) {
+    var issues = (outcome && Array.isArray(outcome.issue)) ? outcome.issue : [];
+    submitIssues.replaceChildren.apply(submitIssues, issues.map(issueItem));
+    var links = [];
+    if (answer.status === 200 || answer.status === 201) {
+      root.dataset.submission = 'stored';
+      clearError(submitStatus, (answer.status === 201 ? 'Signed and stored' : 'Already stored, unchanged') +
+        ' (HTTP ' + answer.status + ').');
+      var location = answer.headers.get('Location');
+      if (location) links.push(link('The stored form', location, 'storedLink'));
+      issues.forEach(function (issue) {
+        var text = (issue.details && issue.details.text) || issue.diagnostics || '';
+        var found = /DiagnosticReport (\S+?)(?= \(|\.?$)/.exec(text);
+        if (found && !document.getElementById('reportLink')) {
+          links.push(link('The report', found[1].replace(/\.$/, ''), 'reportLink'));
+        }
+      });
+    } else if (answer.status === 202) {
+      root.dataset.submission = 'queued';
+      clearError(submitStatus, 'Accepted and queued (HTTP 202): the FHIR server cannot take it now; ' +
+        'it is delivered when it is back.');
+      var status = answer.headers.get('Content-Location');
+      if (status) links.push(link('Delivery status', status, 'statusLink'));
+    } else {
+      root.dataset.submission = 'failed';
+      showError(submitStatus, 'Not stored (HTTP ' + answer.status + '): see the issues below.');
+    }
+    if (patient) links.push(link('The patient\'s timeline', timelineUrl(), 'submittedTimelineLink'));
+    submitLinks.replaceChildren.apply(submitLinks, links);
+  }
+
+  function timelineUrl() {
+    var parameters = new URLSearchParams({ patient: patient });
+    if (stream) parameters.set('stream', stream);
+    return root.dataset.timelinePageUrl + '?' + parameters.toString();
+  }
+
+  // --- validate ---------------------------------------------------------------------------------
 
   function issueItem(issue) {
     var item = document.createElement('li');
     var severity = issue.severity || 'unknown';
     item.className = 'crf-issue ' + severity;
-    var label = document.createElement('span');
-    label.className = 'crf-issue-severity';
-    label.textContent = severity;
+    var severityLabel = document.createElement('span');
+    severityLabel.className = 'crf-issue-severity';
+    severityLabel.textContent = severity;
     var message = document.createElement('span');
     message.className = 'crf-issue-message';
     message.textContent =
       (issue.details && issue.details.text) || issue.diagnostics || issue.code || '';
-    item.appendChild(label);
+    item.appendChild(severityLabel);
     item.appendChild(message);
     (issue.expression || []).forEach(function (expression) {
       var code = document.createElement('code');
@@ -140,6 +566,7 @@
     var response;
     try {
       response = questionnaireResponse();
+      delete response.author; // the validator checks the form, not who signs it
     } catch (error) {
       root.dataset.validation = 'failed';
       showError(validateStatus, 'Could not read the form: ' + error);
@@ -154,7 +581,7 @@
     sentDetails.hidden = false;
     fetch(root.dataset.validateUrl, {
       method: 'POST',
-      headers: { 'Content-Type': FHIR_JSON, Accept: FHIR_JSON },
+      headers: headers({ 'Content-Type': FHIR_JSON }),
       credentials: 'same-origin',
       body: JSON.stringify(response)
     })
@@ -168,6 +595,50 @@
       .finally(function () { validateButton.disabled = false; });
   }
 
+  // --- wiring -----------------------------------------------------------------------------------
+
+  function openPatient() {
+    var parameters = new URLSearchParams();
+    if (patientInput.value.trim()) parameters.set('patient', patientInput.value.trim());
+    if (streamInput.value.trim()) parameters.set('stream', streamInput.value.trim());
+    window.location.assign(root.dataset.crfUrl + (parameters.toString() ? '?' + parameters : ''));
+  }
+
+  function start() {
+    authenticate()
+      .catch(function (error) {
+        root.dataset.auth = 'error';
+        showError(signInStatus, 'Sign-in failed: ' + (error && error.message ? error.message : error));
+        return false;
+      })
+      .then(function (signedIn) {
+        patientInput.value = patient;
+        streamInput.value = stream;
+        if (patient) {
+          subjectInput.value = 'Patient/' + patient;
+          timelineLink.href = timelineUrl();
+          timelineLink.hidden = false;
+        }
+        loadForm(signedIn);
+      });
+  }
+
   validateButton.addEventListener('click', validate);
-  loadForm();
+  submitButton.addEventListener('click', submit);
+  openButton.addEventListener('click', openPatient);
+  [patientInput, streamInput].forEach(function (input) {
+    input.addEventListener('keydown', function (event) {
+      if (event.key === 'Enter') openPatient();
+    });
+  });
+  signInButton.addEventListener('click', function () {
+    signIn(null).catch(function (error) { showError(signInStatus, 'Sign-in failed: ' + error); });
+  });
+  // LHC-Forms changes its model on input, change and selection; any of them may change the
+  // exported form, and assess() sends only a form that differs from the last one it sent.
+  ['input', 'change', 'keyup', 'click', 'focusout'].forEach(function (type) {
+    container.addEventListener(type, scheduleAssessment, true);
+  });
+  readerInput.addEventListener('input', scheduleAssessment);
+  start();
 })();
