@@ -36,6 +36,7 @@ from fhirnet.web.errors import register_error_handlers
 from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
+from fhirnet.web.populate_views import bp as populate_bp
 from fhirnet.web.study_views import bp as studies_bp
 from fhirnet.web.token_views import bp as token_bp
 
@@ -112,6 +113,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(studies_bp)
     app.register_blueprint(fhir_bp)
+    app.register_blueprint(populate_bp)
     app.register_blueprint(crf_bp)
     app.register_blueprint(discovery_bp)
     app.register_blueprint(bulk_bp)
