@@ -12,6 +12,11 @@
   the outbox before they are answered, ``202 Accepted`` when the server cannot take them now, and
   ``GET /fhir/_submission/<id>`` tells what became of them (FHIR R4 async.html).
 
+A caller whose token names the signed-in reader (``fhirUser``, SMART App Launch) submits forms as
+that reader: a form without ``author`` gets the reader as author before it is checked, and a form
+naming another author is refused (422 at ``author``): the server, not the page, decides who
+signed (:func:`signed_by_reader`).
+
 Every submission and ``$extract`` is audited by the use cases (:mod:`fhirnet.services.audits`).
 Views raise and never catch; :mod:`fhirnet.web.errors` renders every error as an OperationOutcome.
 """
@@ -24,6 +29,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from flask import g
 from werkzeug.wrappers import Response
 
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
@@ -39,6 +45,7 @@ from fhirnet.services import (
     submit_bundle,
 )
 from fhirnet.services.delivery import Attempt
+from fhirnet.services.streams import reader_key
 from fhirnet.web import web_state
 from fhirnet.web.delivery import Deliveries
 from fhirnet.web.errors import FhirRequestError
@@ -89,7 +96,7 @@ def submit_form() -> Response:
 
 def _submit_form(*, report_answer: bool) -> Response:
     check_parameters(FORMAT_PARAMETERS)
-    resource = resource_of(json_body(), "QuestionnaireResponse")
+    resource = signed_by_reader(resource_of(json_body(), "QuestionnaireResponse"))
     deliveries = web_state().deliveries
     if deliveries is None:
         return _submitted(submit(resource, _context()), resource, report_answer=report_answer)
@@ -104,7 +111,7 @@ def _submit_form(*, report_answer: bool) -> Response:
 def transaction() -> Response:
     """Submit several forms in a ``transaction`` (all or nothing) or ``batch`` Bundle."""
     check_parameters(FORMAT_PARAMETERS)
-    bundle = resource_of(json_body(), "Bundle")
+    bundle = _signed_forms(resource_of(json_body(), "Bundle"))
     deliveries = web_state().deliveries
     if deliveries is None:
         outcome = submit_bundle(bundle, _context())
@@ -134,7 +141,7 @@ def extract_resources() -> Response:
     check_parameters(FORMAT_PARAMETERS)
     body = json_body()
     resource = resource_of(body, "QuestionnaireResponse", parameter="questionnaire-response")
-    return respond(extract(resource, _context()))
+    return respond(extract(signed_by_reader(resource), _context()))
 
 
 @bp.get("/_submission/<submission_id>")
@@ -168,6 +175,59 @@ def submission_status(submission_id: str) -> Response:
         when = datetime.fromtimestamp(entry.finished, UTC).isoformat(timespec="milliseconds")
         bundle["meta"] = {"lastUpdated": when.replace("+00:00", "Z")}
     return respond(bundle)
+
+
+def signed_by_reader(form: Json, *, where: str = "QuestionnaireResponse") -> Json:
+    """``form`` as the signed-in reader submits it: unchanged without one (no ``fhirUser`` in
+    the token, API keys, open access); with one, authored by that reader (set when the form
+    names no author).
+
+    :param where: the form's FHIRPath in the request, for the error's expression.
+    :raises FhirRequestError: 422 at ``author`` when the form names another author, or the
+        signed-in user is not a Practitioner or PractitionerRole (only readers sign reads).
+    """
+    fhir_user = getattr(g.get("fhirnet_principal"), "fhir_user", None)
+    if fhir_user is None:
+        return form
+    reader = reader_key(fhir_user)
+    expression = f"{where}.author"
+    if reader is None:
+        raise FhirRequestError(
+            422,
+            IssueType.BUSINESS_RULE,
+            f"The signed-in user {fhir_user} is not a Practitioner or PractitionerRole: only a "
+            "reader can author a form.",
+            expression=expression,
+        )
+    author = form.get("author")
+    if author is None:
+        return {**form, "author": {"reference": reader}}
+    named = author.get("reference") if isinstance(author, dict) else None
+    if not isinstance(named, str) or reader_key(named) != reader:
+        raise FhirRequestError(
+            422,
+            IssueType.BUSINESS_RULE,
+            f"The form's author must be the signed-in reader {reader} (or left out: then it is "
+            f"set to the reader), not {named if isinstance(named, str) else 'that'}.",
+            expression=expression,
+        )
+    return form
+
+
+def _signed_forms(bundle: Json) -> Json:
+    """``bundle`` with each of its forms :func:`signed_by_reader` (its other entries, and
+    malformed ones, left to the submission's checks)."""
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        return bundle
+    signed = []
+    for number, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "QuestionnaireResponse":
+            where = f"Bundle.entry[{number}].resource"
+            entry = {**entry, "resource": signed_by_reader(resource, where=where)}
+        signed.append(entry)
+    return {**bundle, "entry": signed}
 
 
 def _context(*, server: bool = True) -> Context:
