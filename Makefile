@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The embedded demo serves without authentication (FHIRNET_AUTH=none, logged at start-up).
+# The reader's page (/crf) needs LHC-Forms, pinned and fetched once with npm pack (quick no-op
+# when present; without npm the script says how to install it).
 run: $(STAMP)
+	bash tools/browser/install.sh --no-chromium
 	FHIRNET_AUTH=none $(BIN)/fhirnet demo
 
 lint: $(STAMP)

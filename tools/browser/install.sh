@@ -6,6 +6,8 @@
 # `playwright install` (it downloads a browser build; we use Debian's).
 # The vendored files are not committed (.gitignore: /fhirnet/web/static/lforms/).
 # Usage: bash tools/browser/install.sh [--no-chromium]
+# `make run` calls it with --no-chromium before serving: when LHC-Forms is there in the pinned
+# version it only checks the files (a few milliseconds, no network).
 set -euo pipefail
 
 LFORMS_VERSION="40.1.3"
@@ -57,7 +59,9 @@ install_lforms() {
     fi
   fi
   if ! command -v npm >/dev/null; then
-    log "npm is needed to fetch lforms@$LFORMS_VERSION (Debian: apt-get install -y npm)"
+    log "npm was not found: it is needed once, to fetch the form renderer lforms@$LFORMS_VERSION"
+    log "  Debian/Ubuntu: sudo apt-get install -y nodejs npm   (elsewhere: https://nodejs.org)"
+    log "  then run the same command again (only the /crf pages need it; `fhirnet demo` serves the rest)"
     exit 1
   fi
   WORK="$(mktemp -d)"
