@@ -61,7 +61,7 @@ install_lforms() {
   if ! command -v npm >/dev/null; then
     log "npm was not found: it is needed once, to fetch the form renderer lforms@$LFORMS_VERSION"
     log "  Debian/Ubuntu: sudo apt-get install -y nodejs npm   (elsewhere: https://nodejs.org)"
-    log "  then run the same command again (only the /crf pages need it; `fhirnet demo` serves the rest)"
+    log "  then run the same command again (only the /crf pages need it; fhirnet demo serves the rest)"
     exit 1
   fi
   WORK="$(mktemp -d)"
