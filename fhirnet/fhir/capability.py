@@ -26,6 +26,8 @@ READABLE_TYPES = ("Questionnaire", "StructureDefinition", "ValueSet", "CodeSyste
 VALIDATE_OPERATION = "http://hl7.org/fhir/OperationDefinition/Resource-validate"
 #: ``POST [base]/QuestionnaireResponse/$extract`` (SDC): the transaction a form gives, unwritten.
 EXTRACT_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/QuestionnaireResponse-extract"
+#: ``GET|POST [base]/Questionnaire/[id]/$populate`` (SDC): a patient's next form, pre-filled.
+POPULATE_OPERATION = "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate"
 
 #: ``POST [base]/QuestionnaireResponse/$submit``: fhirnet's own operation, the submission answered
 #: with the DiagnosticReport.
@@ -184,6 +186,7 @@ def capability_statement(
         if resource["type"] in profiles:
             resource["supportedProfile"] = profiles[resource["type"]]
     _add_export_operations(resources)
+    _add_populate_operation(resources)
     rest: dict[str, Any] = {"mode": "server"}
     if security is not None:
         rest["security"] = dict(security)
@@ -282,6 +285,30 @@ _TYPE_EXPORTS = (
     ("Patient", PATIENT_EXPORT_OPERATION, "patient-level"),
     ("Group", GROUP_EXPORT_OPERATION, "group-level"),
 )
+
+
+_POPULATE_DOCUMENTATION = (
+    "SDC $populate of the CRF (GET or POST, type or instance level): Parameters with subject "
+    "(Patient) and optionally a context 'stream' (site, or a central reader) or 'author' in, "
+    "Parameters with 'response' out: an in-progress QuestionnaireResponse, the patient's next "
+    "follow-up pre-filled from the forms on file (baseline targets with label, location and "
+    "nodal flag, non-targets, baseline and nadir dates, criteria, therapy type, modalities, new "
+    "lesions already counted; sizes and statuses left to the reader), or a blank baseline for "
+    "a patient with none; 'issues' (OperationOutcome) when something could not be filled. "
+    "Needs read scopes on QuestionnaireResponse, DiagnosticReport and Observation."
+)
+
+
+def _add_populate_operation(resources: list[dict[str, Any]]) -> None:
+    """SDC ``populate`` on the Questionnaire entry (always listed: a readable type)."""
+    entry = next(r for r in resources if r["type"] == "Questionnaire")
+    entry.setdefault("operation", []).append(
+        {
+            "name": "populate",
+            "definition": POPULATE_OPERATION,
+            "documentation": _POPULATE_DOCUMENTATION,
+        }
+    )
 
 
 def _add_export_operations(resources: list[dict[str, Any]]) -> None:

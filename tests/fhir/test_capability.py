@@ -48,3 +48,17 @@ def test_the_three_export_operations_are_all_named_export_where_the_ig_puts_them
 
 def test_the_statement_stays_a_valid_r4_capability_statement(statement: dict[str, Any]) -> None:
     CapabilityStatement.model_validate(statement)
+
+
+def test_populate_is_listed_on_the_questionnaire_with_the_sdc_definition(
+    statement: dict[str, Any],
+) -> None:
+    [rest] = statement["rest"]
+    resources = {resource["type"]: resource for resource in rest["resource"]}
+
+    assert [(o["name"], o["definition"]) for o in resources["Questionnaire"]["operation"]] == [
+        ("populate", "http://hl7.org/fhir/uv/sdc/OperationDefinition/Questionnaire-populate")
+    ]
+    # Only there: the other conformance types have no operation.
+    for resource_type in ("StructureDefinition", "ValueSet", "CodeSystem", "ConceptMap"):
+        assert "operation" not in resources[resource_type]
