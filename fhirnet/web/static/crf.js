@@ -426,9 +426,10 @@
     set('newLesionResponse', label(answer.new_lesion_response));
     listInto(document.getElementById('reasons'), answer.reasons);
     listInto(document.getElementById('missing'), (answer.missing || []).map(function (item) {
-      return 'Missing: ' + label(item);
+      return 'Missing: ' + (item && item.item ? item.item + ' — ' : '') + label(item);
     }));
-    listInto(document.getElementById('warnings'), answer.warnings);
+    listInto(document.getElementById('warnings'), (answer.warnings || []).concat(
+      (answer.problems || []).map(function (problem) { return 'Would be refused: ' + label(problem); })));
     var banner = document.getElementById('discordance');
     var discordances = answer.discordances || [];
     banner.hidden = discordances.length === 0;
@@ -457,7 +458,8 @@
       showError(submitStatus, 'Could not read the form: ' + error);
       return;
     }
-    if (!response.author) {
+    // Signed in, the server makes the reader's fhirUser the author; open access needs a name.
+    if (!response.author && root.dataset.auth !== 'signed-in') {
       root.dataset.submission = 'failed';
       showError(submitStatus, 'Name the reader (author) before signing.');
       readerInput.focus();

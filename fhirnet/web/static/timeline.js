@@ -68,9 +68,14 @@
     return ul;
   }
 
+  /** A FHIR URL as given, or ``Type/id`` relative to this server's FHIR base. */
+  function fhirUrl(reference) {
+    return /^(https?:)?\//.test(reference) ? reference : '/fhir/' + reference;
+  }
+
   function anchor(text, href) {
     var a = document.createElement('a');
-    a.href = href;
+    a.href = fhirUrl(href);
     a.textContent = text;
     return a;
   }
@@ -135,7 +140,7 @@
       lesions.forEach(function (lesion) {
         var id = label(pick(lesion, ['id', 'lesion_id', 'label']));
         var size = pick(lesion, ['size_mm', 'size', 'diameter_mm']);
-        if (id && size !== null) sizes[id] = Number(size);
+        if (id && size !== null && lesion.role !== 'non-target') sizes[id] = Number(size);
       });
     } else {
       Object.keys(lesions).forEach(function (id) {
@@ -156,9 +161,9 @@
       };
     }).filter(function (p) { return !isNaN(p.date.getTime()); });
     var thresholds = pick(data, ['thresholds']) || {};
-    var pr = pick(thresholds, ['pr_mm', 'pr', 'partial_response_mm']);
+    var pr = pick(thresholds, ['partial_response_mm', 'pr_mm', 'pr']);
     if (pr === null) pr = pick(data, ['pr_threshold_mm', 'pr_threshold']);
-    var pd = pick(thresholds, ['pd_mm', 'pd', 'progression_mm']);
+    var pd = pick(thresholds, ['progression_mm', 'pd_mm', 'pd']);
     if (pd === null) pd = pick(data, ['pd_threshold_mm', 'pd_threshold']);
     var baselineDate = label(pick(data, ['baseline_date']));
     var nadirDate = label(pick(data, ['nadir_date']));
@@ -185,6 +190,7 @@
       sums.map(function (p) { return p.day + ': ' + p.sum + ' mm'; }).join('; ') +
       (baselineDate ? '. Baseline ' + baselineDate : '') + (nadirDate ? ', nadir ' + nadirDate : '') +
       (pr !== null ? '. PR threshold ' + pr + ' mm' : '') + (pd !== null ? ', PD threshold ' + pd + ' mm' : '') +
+      (thresholds.basis ? ' (' + thresholds.basis + ')' : '') +
       '. The table below holds every figure.'));
     if (points.length === 0 || values.length === 0) {
       chart.replaceChildren(figure);

@@ -1,0 +1,298 @@
+"""The reader's workstation in a real browser: Debian Chromium driven by Playwright against
+``fhirnet serve``, with the RECIST 1.1 example patient's baseline on file.
+
+A reader opens the patient's next form at ``/crf?patient=...``: it arrives pre-filled by
+``$populate`` (every baseline target with its label, location and nodal flag; sizes empty). As
+the reader types sizes, the panel shows what fhirnet computes (``POST /api/v1/forms/assessment``,
+a dry run): PR, then SD, then PD, with the sums and changes; a conclusion answered differently
+shows the discordance before signing; "Sign and submit" stores the form and links the report;
+the patient's timeline lists the exam with its category. The form can be completed with the
+keyboard alone, and the page sends no request outside its origin. The run writes the
+screenshots of ``docs/crf-page.md`` (``docs/images/crf-form.png``, ``crf-timeline.png``).
+
+The baseline (``examples/questionnaire-responses/small-bowel-net-prrt/01-...-baseline.json``):
+T1 42 mm and T2 28 mm (liver), T3 22 mm (lymph node, short axis): 92 mm. Each test gives it a
+patient of its own, so that each passes alone and in any order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import free_port, serving
+from tests.web.test_crf_page import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SERVE_WITH_CRF,
+    CrfPage,
+    _failure,
+    pick,
+)
+
+try:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - test_crf_page skips (or fails in CI) first
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+ROOT = Path(__file__).parents[2]
+EXAMPLES = ROOT / "examples" / "questionnaire-responses" / "small-bowel-net-prrt"
+BASELINE = EXAMPLES / "01-2025-01-13-baseline.json"
+IMAGES = ROOT / "docs" / "images"
+#: The screenshots' size, whatever the form's length: the viewport, not the full page.
+VIEWPORT = {"width": 1400, "height": 1000}
+NON_TARGET_STATUS = "https://fhirnet.dev/fhir/CodeSystem/non-target-status"
+#: The follow-up's date as LHC-Forms' picker takes it, and as FHIR has it.
+FOLLOW_UP_DATE = ("04/14/2025", "2025-04-14")
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``fhirnet serve`` (open access, as ``make run``) on a store of its own."""
+    port = free_port()
+    directory = tmp_path_factory.mktemp("workstation")
+    env = {
+        **os.environ,
+        "FHIRNET_PORT": str(port),
+        "FHIRNET_AUTH": "none",
+        "FHIRNET_DATA_DIR": str(directory / "data"),
+    }
+    with serving(
+        [sys.executable, "-c", SERVE_WITH_CRF],
+        port=port,
+        env=env,
+        log_path=directory / "gunicorn.log",
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def browser(browser_tools: None) -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the whole module."""
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """POST a FHIR resource; the status and the answer's JSON."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        return answer.status, json.load(answer)
+
+
+@pytest.fixture
+def patient(base_url: str) -> str:
+    """A patient of this test's own with the RECIST example's baseline form on file."""
+    patient_id = f"recist-{uuid.uuid4().hex[:12]}"
+    form = json.loads(BASELINE.read_text(encoding="utf-8"))
+    form.pop("id", None)
+    form["identifier"]["value"] = f"{patient_id}-01"
+    form["subject"] = {"reference": f"Patient/{patient_id}"}
+    status, _ = post_json(f"{base_url}/fhir/QuestionnaireResponse", form)
+    assert status == 201
+    return patient_id
+
+
+def open_page(browser: Browser, base_url: str, path: str) -> tuple[CrfPage, Any]:
+    """A fresh context with ``path`` open; requests and problems recorded from the start."""
+    context = browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    opened = CrfPage(page=page, origin=base_url)
+    page.on("request", lambda request: opened.requests.append(request.url))
+    page.on("console", lambda message: _note_console(opened, message))
+    page.on("pageerror", lambda error: opened.problems.append(f"page error: {error}"))
+    page.on("requestfailed", lambda request: opened.problems.append(_failure(request)))
+    page.goto(base_url + path)
+    return opened, context
+
+
+def _note_console(opened: CrfPage, message: ConsoleMessage) -> None:
+    if message.type == "error":
+        opened.problems.append(f"console error: {message.text}")
+
+
+@pytest.fixture
+def workstation(browser: Browser, base_url: str, patient: str) -> Iterator[CrfPage]:
+    """``/crf?patient=...`` with the pre-filled follow-up rendered."""
+    opened, context = open_page(browser, base_url, f"/crf?patient={patient}")
+    try:
+        page = opened.page
+        page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+        assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
+        yield opened
+    finally:
+        context.close()
+
+
+# --- what the reader does ------------------------------------------------------------------------
+
+
+def value(page: Page, element_id: str) -> str:
+    return page.locator(f'[id="{element_id}"]').input_value()
+
+
+def status(page: Page, lesion: int, code: str) -> str:
+    """The id of a non-target lesion's status radio button."""
+    return f"lesion-status/{lesion}/1|{NON_TARGET_STATUS}|{code}"
+
+
+def size(page: Page, lesion: int, millimetres: str) -> None:
+    """Type a target's size as a reader does: select what is there, type, leave the field."""
+    field = page.locator(f'[id="lesion-size/{lesion}/1"]')
+    field.fill(millimetres)
+    field.press("Tab")
+
+
+def assessed(page: Page, overall: str, **shown: str) -> None:
+    """Wait until the panel shows ``overall`` and each of ``shown`` (element id → text)."""
+    expect(page.locator("#overall")).to_have_text(re.compile(rf"\b{overall}\b"), timeout=15_000)
+    for element_id, text in shown.items():
+        expect(page.locator(f"#{element_id}")).to_have_text(text)
+
+
+# --- the reader's workstation -------------------------------------------------------------------
+
+
+def test_a_follow_up_arrives_with_every_baseline_target_pre_filled(workstation: CrfPage) -> None:
+    page = workstation.page
+
+    targets = [
+        (value(page, f"lesion-id/{n}/1"), value(page, f"lesion-location/{n}/1")) for n in (1, 2, 3)
+    ]
+    non_targets = [
+        (
+            value(page, f"non-target-lesion.lesion-id/{n}/1"),
+            value(page, f"non-target-lesion.lesion-location/{n}/1"),
+        )
+        for n in (1, 2)
+    ]
+
+    assert targets == [("T1", "Liver"), ("T2", "Liver"), ("T3", "Lymph node")]
+    assert non_targets == [("NT1", "Bone"), ("NT2", "Peritoneum")]
+    assert [value(page, f"lesion-size/{n}/1") for n in (1, 2, 3)] == ["", "", ""]
+    # The nodal flags: T3 is a node, T1 and T2 are not.
+    assert page.locator('[id="lesion-nodal/3/1|true"] input').is_checked()
+    assert page.locator('[id="lesion-nodal/1/1|false"] input').is_checked()
+    assert page.locator('[id="baseline-date/1"] input').input_value() == "01/13/2025"
+    assert workstation.foreign_requests() == []
+    assert workstation.problems == []
+
+
+def test_the_category_follows_the_sizes_and_a_different_conclusion_is_flagged(
+    workstation: CrfPage, base_url: str, patient: str
+) -> None:
+    page = workstation.page
+    page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
+    page.keyboard.press("Enter")
+    for lesion in (1, 2):
+        page.locator(f'[id="{status(page, lesion, "present")}"]').click()
+
+    size(page, 1, "30")
+    size(page, 2, "20")
+    size(page, 3, "10")  # 60 mm: -34.8 % from 92 mm
+    assessed(page, "PR", sum="60 mm", baselineSum="92 mm", changeBaseline="-34.8 %")
+    reasons_pr = page.locator("#reasons li").all_text_contents()
+
+    size(page, 1, "40")  # 70 mm: -23.9 %
+    assessed(page, "SD", sum="70 mm", changeBaseline="-23.9 %")
+
+    size(page, 1, "50")
+    size(page, 2, "35")
+    size(page, 3, "30")  # 115 mm: +25 % from the nadir (the baseline)
+    assessed(page, "PD", sum="115 mm", changeNadir="+25 %")
+    reasons_pd = page.locator("#reasons li").all_text_contents()
+    expect(page.locator("#discordance")).to_be_hidden()
+
+    pick(page, "response-vs-baseline/1", "Stable Disease")
+    expect(page.locator("#discordance")).to_be_visible()
+    expect(page.locator("#discordance")).to_contain_text("PD")
+    page.locator('[id="lesion-size/1/1"]').scroll_into_view_if_needed()
+    page.screenshot(path=IMAGES / "crf-form.png")
+
+    page.click("#submitButton")
+    page.wait_for_selector("#crf[data-submission=stored], #crf[data-submission=failed]")
+    assert page.get_attribute("#crf", "data-submission") == "stored", page.text_content(
+        "#submitIssues"
+    )
+    report = page.get_attribute("#reportLink", "href") or ""
+    stored = page.get_attribute("#storedLink", "href") or ""
+
+    page.click("#submittedTimelineLink")
+    page.wait_for_selector("#timeline[data-timeline=ready], #timeline[data-timeline=error]")
+    assert page.get_attribute("#timeline", "data-timeline") == "ready", page.text_content(
+        "#timelineStatus"
+    )
+    rows = page.locator("#exams tbody tr")
+    follow_up = rows.filter(has_text=FOLLOW_UP_DATE[1])
+    page.screenshot(path=IMAGES / "crf-timeline.png")
+
+    assert reasons_pr
+    assert reasons_pd != reasons_pr
+    assert "/DiagnosticReport/" in report
+    assert "/QuestionnaireResponse/" in stored
+    assert rows.count() == 2
+    assert re.search(r"\bPD\b", follow_up.locator(".tl-category").text_content() or "")
+    assert "115 mm" in (follow_up.text_content() or "")
+    assert follow_up.locator(".tl-discordant").count() >= 1
+    assert page.locator("#chart svg title").text_content()
+    assert page.locator("#chart svg polyline.tl-sum").count() == 1
+    assert workstation.foreign_requests() == []
+    assert workstation.problems == []
+
+
+def tab_to(page: Page, selector: str, presses: int = 400) -> None:
+    """Press Tab until the focused element is (or is inside) ``selector``."""
+    check = (
+        "(s) => { const e = document.activeElement;"
+        " return !!e && (e.matches(s) || !!e.closest(s)); }"
+    )
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        if page.evaluate(check, selector):
+            return
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_form_is_completed_signed_and_submitted_with_the_keyboard_alone(
+    workstation: CrfPage,
+) -> None:
+    page = workstation.page
+
+    tab_to(page, '[id="imaging-date/1"] input')
+    page.keyboard.type(FOLLOW_UP_DATE[0])
+    page.keyboard.press("Enter")
+    for lesion, millimetres in ((1, "30"), (2, "20"), (3, "10")):
+        tab_to(page, f'[id="lesion-size/{lesion}/1"]')
+        page.keyboard.type(millimetres)
+    for lesion in (1, 2):
+        tab_to(page, f'[id="{status(page, lesion, "present")}"]')
+        page.keyboard.press("Space")
+    assessed(page, "PR", sum="60 mm")
+    tab_to(page, "#submitButton")
+    page.keyboard.press("Enter")
+
+    page.wait_for_selector("#crf[data-submission=stored], #crf[data-submission=failed]")
+    assert page.get_attribute("#crf", "data-submission") == "stored", page.text_content(
+        "#submitIssues"
+    )
+    assert workstation.foreign_requests() == []
+    assert workstation.problems == []
