@@ -16,6 +16,16 @@ verifies them (API keys, or JWTs of ``FHIRNET_JWT_ISSUER``), and publishes no to
 (``FHIRNET_SMART_TOKEN_URL`` is the token endpoint fhirnet itself uses towards the external FHIR
 server, not one its callers use); ``issuer``/``jwks_uri`` are published when tokens are those
 JWTs.
+
+Readers sign in at the /crf page with SMART App Launch (authorization code with PKCE, standalone
+or EHR launch) at an authorization server of their site: with ``FHIRNET_AUTHORIZE_URL`` and
+``FHIRNET_READER_TOKEN_URL`` set, the document publishes that server's
+``authorization_endpoint`` and ``token_endpoint``, PKCE ``S256``, the ``code`` response type, the
+App Launch capabilities and the ``user/`` scopes fhirnet honours. The document has one
+``token_endpoint``; the rule (docs/auth.md): it is always the token endpoint of the server whose
+``authorization_endpoint`` it names (a code is redeemed where it was issued), so with readers'
+sign-in configured it is the readers' server's, and fhirnet's own (bulk clients) is then named
+only in the CapabilityStatement's ``oauth-uris``, which never names an authorize endpoint.
 """
 
 from __future__ import annotations
@@ -44,6 +54,24 @@ SCOPES = (
 )
 #: What a bulk client may ask fhirnet's token endpoint for: read of every type, SMART v2 and v1.
 BULK_SCOPES = ("system/*.rs", "system/*.read")
+#: What a reader signing in at /crf may hold: who they are, the EHR's launch context, and the
+#: same interactions as :data:`SCOPES` as ``user/`` scopes (SMART v2; v1 accepted too).
+READER_SCOPES = (
+    "openid",
+    "fhirUser",
+    "launch",
+    "launch/patient",
+    *(scope.replace("system/", "user/", 1) for scope in SCOPES),
+)
+#: SMART App Launch capabilities of a fhirnet whose readers sign in (App Launch 2.x §2.1.2).
+READER_CAPABILITIES = (
+    "launch-ehr",
+    "launch-standalone",
+    "client-public",
+    "context-ehr-patient",
+    "context-standalone-patient",
+    "sso-openid-connect",
+)
 #: The SMART extension that names the OAuth endpoints in a CapabilityStatement.
 OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 SMART_SERVICE = {
@@ -62,6 +90,12 @@ def issues_tokens(settings: Settings) -> bool:
     return settings.bulk_clients_file is not None
 
 
+def readers_sign_in(settings: Settings) -> bool:
+    """Whether readers sign in with SMART App Launch: the authorization server's authorize and
+    token endpoints are both configured (one without the other is no usable flow)."""
+    return settings.authorize_url is not None and settings.reader_token_url is not None
+
+
 def smart_configuration(settings: Settings, *, token_endpoint: str | None = None) -> dict[str, Any]:
     """The SMART configuration document of a fhirnet instance with ``settings``.
 
@@ -74,17 +108,35 @@ def smart_configuration(settings: Settings, *, token_endpoint: str | None = None
     if settings.jwks_url is not None:
         document["jwks_uri"] = settings.jwks_url
     own = issues_tokens(settings) and token_endpoint is not None
-    if own:
+    readers = readers_sign_in(settings)
+    if readers:
+        # The one token endpoint is the authorize endpoint's: a code is redeemed where issued.
+        document["authorization_endpoint"] = settings.authorize_url
+        document["token_endpoint"] = settings.reader_token_url
+    elif own:
         document["token_endpoint"] = token_endpoint
+    scopes = [*SCOPES, *BULK_SCOPES] if own else list(SCOPES)
     document |= {
-        "grant_types_supported": ["client_credentials"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "grant_types_supported": (
+            ["authorization_code", "client_credentials"] if readers else ["client_credentials"]
+        ),
+        "token_endpoint_auth_methods_supported": (
+            ["none", "private_key_jwt"] if readers else ["private_key_jwt"]
+        ),
         "token_endpoint_auth_signing_alg_values_supported": (
             list(ASSERTION_ALGORITHMS) if own else list(settings.jwt_algorithms)
         ),
-        "scopes_supported": [*SCOPES, *BULK_SCOPES] if own else list(SCOPES),
-        "capabilities": ["client-confidential-asymmetric", "permission-v2", "permission-v1"],
+        "scopes_supported": [*scopes, *READER_SCOPES] if readers else scopes,
+        "capabilities": [
+            *(READER_CAPABILITIES if readers else ()),
+            "client-confidential-asymmetric",
+            "permission-v2",
+            "permission-v1",
+        ],
     }
+    if readers:
+        document["response_types_supported"] = ["code"]
+        document["code_challenge_methods_supported"] = ["S256"]
     return document
 
 
@@ -122,7 +174,8 @@ def rest_security(settings: Settings) -> dict[str, Any]:
         "carrying SMART v2 system scopes (system/<Type>.<cruds>; v1 .read/.write accepted). "
         "Scopes honoured: "
         + ", ".join(SCOPES)
-        + " (system/*.<cruds> covers every type). patient/ and user/ scopes grant nothing. "
+        + " (system/*.<cruds> covers every type). user/ scopes in the JWTs of the configured "
+        "issuer grant what the same system/ scopes grant; patient/ scopes grant nothing. "
         "Discovery: [base]/.well-known/smart-configuration."
     )
     if open_access:
@@ -135,6 +188,13 @@ def rest_security(settings: Settings) -> dict[str, Any]:
         )
     else:
         description += " fhirnet issues no tokens itself (no bulk client is registered)."
+    if readers_sign_in(settings):
+        description += (
+            f" Readers sign in with SMART App Launch (authorization code with PKCE S256) at "
+            f"{settings.authorize_url}; the smart-configuration's token_endpoint is that "
+            "server's"
+            + (", not fhirnet's own (named in oauth-uris)." if issues_tokens(settings) else ".")
+        )
     security: dict[str, Any] = {"cors": False, "service": [SMART_SERVICE]}
     if issues_tokens(settings) and settings.public_base_url is not None:
         security["extension"] = [oauth_uris(settings.public_base_url + TOKEN_PATH)]
