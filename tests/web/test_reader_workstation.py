@@ -21,14 +21,18 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
+from tests.oauth_server import OAuthServer
 from tests.servers import free_port, serving
 from tests.web.test_crf_page import (
     CHROMIUM,
@@ -86,16 +90,41 @@ def browser(browser_tools: None) -> Iterator[Browser]:
             launched.close()
 
 
-def post_json(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def post_json(
+    url: str, body: dict[str, Any], *, token: str | None = None
+) -> tuple[int, dict[str, Any]]:
     """POST a FHIR resource; the status and the answer's JSON."""
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(  # noqa: S310 - loopback
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"},
-        method="POST",
+        url, data=json.dumps(body).encode(), headers=headers, method="POST"
     )
     with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
         return answer.status, json.load(answer)
+
+
+def post_plain_json(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST JSON to the authorization server (an EHR registering a launch)."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        answered: dict[str, Any] = json.load(answer)
+        return answered
+
+
+def get_json(url: str, *, token: str) -> dict[str, Any]:
+    """GET a FHIR resource with a token."""
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        url, headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        answered: dict[str, Any] = json.load(answer)
+        return answered
 
 
 @pytest.fixture
@@ -296,3 +325,173 @@ def test_the_form_is_completed_signed_and_submitted_with_the_keyboard_alone(
     )
     assert workstation.foreign_requests() == []
     assert workstation.problems == []
+
+
+# --- with access control on: signing in at the authorization server ------------------------------
+
+CLIENT_ID = "fhirnet-crf"
+READER = "reader-1"
+
+
+@dataclass(frozen=True)
+class SignedInServer:
+    """``fhirnet serve`` with access control on, and the authorization server readers use."""
+
+    base_url: str
+    authorization: OAuthServer
+
+    def system_token(self) -> str:
+        """A token of the authorization server for the test's own set-up (not the page's)."""
+        now = int(time.time())
+        claims = {
+            "iss": self.authorization.base_url,
+            "aud": f"{self.base_url}/fhir",
+            "sub": "test-setup",
+            "iat": now,
+            "exp": now + 300,
+            "scope": "system/*.cruds",
+        }
+        return self.authorization.state.sign(claims, typ="at+jwt")
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedInServer]:
+    """fhirnet verifying the authorization server's tokens, the page registered there."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    config = {
+        "fhir_base": f"{base_url}/fhir",
+        "clients": [{"client_id": CLIENT_ID, "redirect_uris": [f"{base_url}/crf"]}],
+        "users": [{"id": READER, "name": "Dr Reader"}],
+        "patients": [],
+        "cors_origins": [base_url],
+    }
+    directory = tmp_path_factory.mktemp("workstation-secured")
+    with OAuthServer(config) as authorization:
+        env = {
+            **os.environ,
+            "FHIRNET_PORT": str(port),
+            "FHIRNET_DATA_DIR": str(directory / "data"),
+            "FHIRNET_JWKS_URL": f"{authorization.base_url}/jwks",
+            "FHIRNET_JWT_ISSUER": authorization.base_url,
+            "FHIRNET_JWT_AUDIENCE": f"{base_url}/fhir",
+            "FHIRNET_AUTHORIZE_URL": f"{authorization.base_url}/authorize",
+            "FHIRNET_READER_TOKEN_URL": f"{authorization.base_url}/token",
+            "FHIRNET_READER_CLIENT_ID": CLIENT_ID,
+        }
+        env.pop("FHIRNET_AUTH", None)
+        with serving(
+            [sys.executable, "-c", SERVE_WITH_CRF],
+            port=port,
+            env=env,
+            log_path=directory / "gunicorn.log",
+        ):
+            yield SignedInServer(base_url=base_url, authorization=authorization)
+
+
+@pytest.fixture
+def secured_patient(secured: SignedInServer) -> str:
+    """A patient with the RECIST baseline on file, written with a set-up token."""
+    patient_id = f"recist-{uuid.uuid4().hex[:12]}"
+    form = json.loads(BASELINE.read_text(encoding="utf-8"))
+    form.pop("id", None)
+    form["identifier"]["value"] = f"{patient_id}-01"
+    form["subject"] = {"reference": f"Patient/{patient_id}"}
+    status, _ = post_json(
+        f"{secured.base_url}/fhir/QuestionnaireResponse", form, token=secured.system_token()
+    )
+    assert status == 201
+    return patient_id
+
+
+def allowed_origins(opened: CrfPage, authorization: OAuthServer) -> list[str]:
+    """Requests that went neither to fhirnet nor to the configured authorization server."""
+    return [url for url in opened.foreign_requests() if not url.startswith(authorization.base_url)]
+
+
+def fill_follow_up_to_pr(page: Page) -> None:
+    """Date, both non-targets present, sizes 30/20/10 mm (60 mm: PR)."""
+    page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
+    page.keyboard.press("Enter")
+    for lesion in (1, 2):
+        page.locator(f'[id="{status(page, lesion, "present")}"]').click()
+    size(page, 1, "30")
+    size(page, 2, "20")
+    size(page, 3, "10")
+
+
+def test_with_access_control_on_the_reader_signs_in_with_pkce_and_submits_as_author(
+    browser: Browser, secured: SignedInServer, secured_patient: str
+) -> None:
+    opened, context = open_page(browser, secured.base_url, f"/crf?patient={secured_patient}")
+    try:
+        page = opened.page
+        page.wait_for_selector("#crf[data-auth=signed-out]")
+        authorize_request: list[str] = []
+        page.on(
+            "request",
+            lambda r: authorize_request.append(r.url) if "/authorize?" in r.url else None,
+        )
+        page.click("#signInButton")
+        page.wait_for_url(f"{secured.authorization.base_url}/authorize*")
+        page.click("button[value=sign-in]")
+        page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+        assert page.get_attribute("#crf", "data-auth") == "signed-in", page.text_content(
+            "#signInStatus"
+        )
+        assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
+        assert value(page, "lesion-id/3/1") == "T3"  # $populate answered with the token
+        fill_follow_up_to_pr(page)
+        assessed(page, "PR", sum="60 mm")
+        page.click("#submitButton")
+        page.wait_for_selector("#crf[data-submission=stored], #crf[data-submission=failed]")
+        submitted = page.get_attribute("#crf", "data-submission")
+        submit_text = page.text_content("#submitIssues")
+        stored = page.get_attribute("#storedLink", "href") or ""
+        token_in_storage = page.evaluate("Object.keys(window.localStorage)")
+        signed_in_as = page.text_content("#signInStatus") or ""
+        current_url = page.url
+    finally:
+        context.close()
+
+    query = parse_qs(urlsplit(authorize_request[0]).query)
+    assert query["response_type"] == ["code"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["client_id"] == [CLIENT_ID]
+    assert query["aud"] == [f"{secured.base_url}/fhir"]
+    assert query["state"][0]
+    assert query["nonce"][0]
+    assert "code=" not in current_url  # the code is not left in the address bar
+    assert f"Practitioner/{READER}" in signed_in_as
+    assert submitted == "stored", submit_text
+    form = get_json(stored, token=secured.system_token())
+    assert form["author"] == {"reference": f"Practitioner/{READER}"}
+    assert form["subject"] == {"reference": f"Patient/{secured_patient}"}
+    assert token_in_storage == []  # never localStorage
+    assert allowed_origins(opened, secured.authorization) == []
+    assert opened.problems == []
+
+
+def test_an_ehr_launch_opens_the_launched_patients_form(
+    browser: Browser, secured: SignedInServer, secured_patient: str
+) -> None:
+    launch = post_plain_json(
+        f"{secured.authorization.base_url}/launch", {"patient": secured_patient}
+    )["launch"]
+    iss = quote(f"{secured.base_url}/fhir", safe="")
+    opened, context = open_page(browser, secured.base_url, f"/crf?launch={launch}&iss={iss}")
+    try:
+        page = opened.page
+        page.wait_for_url(f"{secured.authorization.base_url}/authorize*")
+        page.click("button[value=sign-in]")
+        page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+        patient_field = page.locator("#patient").input_value()
+        target = value(page, "lesion-id/1/1")
+        auth = page.get_attribute("#crf", "data-auth")
+    finally:
+        context.close()
+
+    assert auth == "signed-in"
+    assert patient_field == secured_patient  # from the token response, not the address
+    assert target == "T1"
+    assert allowed_origins(opened, secured.authorization) == []
