@@ -30,7 +30,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhirnet.config import DEFAULT_READER_SCOPE, Settings
 from fhirnet.web import crf_views
+from fhirnet.web.app import create_app
 from tests.servers import free_port, serving
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -470,3 +472,69 @@ def test_the_page_allows_its_own_origin_only_and_has_no_inline_script(
     ]
     assert not re.search(r"\son[a-z]+\s*=", page)  # no inline event handlers
     assert 'data-validate-url="/fhir/QuestionnaireResponse/$validate"' in page
+
+
+# --- signing in: /crf/config.json and the policy that lets the page reach the token endpoint ---
+
+
+def test_with_open_access_the_config_says_there_is_no_sign_in(crf_client: FlaskClient) -> None:
+    answer = crf_client.get("/crf/config.json")
+
+    assert answer.status_code == 200
+    config = answer.get_json()
+    assert config["auth"] == "none"
+    assert config["fhir_base"] == "http://localhost/fhir"
+    assert set(config) == {"auth", "authorize_url", "token_url", "client_id", "scope", "fhir_base"}
+
+
+def _secured_client(tmp_path: Path) -> FlaskClient:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_keys=(("set-up-key", ("system/*.cruds",)),),
+        authorize_url="https://login.example.org/oauth/authorize",
+        reader_token_url="https://login.example.org/oauth/token",  # noqa: S106 - a URL
+        reader_client_id="fhirnet-crf",
+        public_base_url="https://fhirnet.example.org",
+    )
+    return create_app(settings).test_client()
+
+
+def test_with_access_control_the_config_names_the_authorization_server(tmp_path: Path) -> None:
+    answer = _secured_client(tmp_path).get("/crf/config.json")
+
+    assert answer.status_code == 200  # public: the page needs it before it has a token
+    assert answer.get_json() == {
+        "auth": "smart",
+        "authorize_url": "https://login.example.org/oauth/authorize",
+        "token_url": "https://login.example.org/oauth/token",
+        "client_id": "fhirnet-crf",
+        "scope": DEFAULT_READER_SCOPE,
+        "fhir_base": "https://fhirnet.example.org/fhir",
+    }
+
+
+def test_with_access_control_the_page_may_call_the_token_endpoint_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(crf_views, "lforms_installed", lambda directory=None: True)
+    client = _secured_client(tmp_path)
+
+    for path in ("/crf", "/crf/timeline?patient=x"):
+        response = client.get(path)
+        policy = dict(
+            directive.split(" ", 1)
+            for directive in response.headers["Content-Security-Policy"].split("; ")
+        )
+        assert response.status_code == 200
+        assert policy["connect-src"] == "'self' https://login.example.org"
+        assert policy["default-src"] == policy["script-src"] == "'self'"
+
+
+def test_the_timeline_page_loads_its_own_script_only(crf_client: FlaskClient) -> None:
+    response = crf_client.get("/crf/timeline?patient=small-bowel-net-prrt&stream=site")
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/crf/static/timeline.js">']
+    assert 'data-api-url="/api/v1/patients/{patient}/timeline"' in page
+    assert "<caption" in page  # the table is the record; the chart is drawn from it
