@@ -37,6 +37,7 @@ from fhirnet.web.fhir_http import bp as fhir_bp
 from fhirnet.web.logs import install_logging
 from fhirnet.web.openapi import build_openapi_document
 from fhirnet.web.populate_views import bp as populate_bp
+from fhirnet.web.reader_views import bp as reader_bp
 from fhirnet.web.study_views import bp as studies_bp
 from fhirnet.web.token_views import bp as token_bp
 
@@ -115,6 +116,7 @@ def create_app(
     app.register_blueprint(fhir_bp)
     app.register_blueprint(populate_bp)
     app.register_blueprint(crf_bp)
+    app.register_blueprint(reader_bp)
     app.register_blueprint(discovery_bp)
     app.register_blueprint(bulk_bp)
     app.register_blueprint(token_bp)
