@@ -124,6 +124,20 @@ EXPECTED: dict[str, Callable[[str | None], str]] = {
         "system/ResearchStudy.r system/ResearchSubject.r system/QuestionnaireResponse.r "
         "system/DiagnosticReport.r system/Observation.r"
     ),
+    # The live assessment: a dry run of a submission that answers what the form derives from the
+    # patient's stored forms (as $extract): create, and read on every type it could disclose.
+    "reader.assess": lambda _: " ".join(
+        ["system/QuestionnaireResponse.c", *(f"system/{t}.r" for t in WRITTEN_TYPES)]
+    ),
+    # The reader's timeline: the patient's reports, forms and the results derived from them.
+    "reader.timeline": lambda _: (
+        "system/DiagnosticReport.r system/QuestionnaireResponse.r system/Observation.r"
+    ),
+    # $populate pre-fills a follow-up from the patient's forms and the results derived from
+    # them (the nadir, the new lesions counted): read on all three.
+    "populate.populate": lambda _: (
+        "system/QuestionnaireResponse.r system/DiagnosticReport.r system/Observation.r"
+    ),
 }
 
 #: Types the generic read/search routes are called with: what fhirnet writes, the conformance
@@ -168,6 +182,8 @@ def calls_of(app: Flask) -> list[Call]:
                 path = path.replace("<domain>", "TU")
                 path = path.replace("<group_id>", "cohort-1").replace("<job_id>", "0" * 32)
                 path = path.replace("<file_name>", "Observation-1.ndjson")
+                path = path.replace("<patient_id>", "some-patient")
+                path = path.replace("<questionnaire_id>", "gep-net-imaging-crf")
                 assert "<" not in path, f"fill in the variables of {rule.rule}"
                 calls.append(Call(rule.endpoint, method, path, resource_type))
     return calls
@@ -472,6 +488,50 @@ def test_extract_needs_read_on_every_type_its_bundle_can_hold(
         assert response.status_code == 200, response.get_data(as_text=True)
     else:
         assert_challenge(response, 403, "insufficient_scope", scope=missing)
+
+
+POPULATE = f"/fhir/Questionnaire/gep-net-imaging-crf/$populate?subject=Patient/{RECIST}"
+POPULATE_READS = [
+    "system/QuestionnaireResponse.r",
+    "system/DiagnosticReport.r",
+    "system/Observation.r",
+]
+
+
+@pytest.mark.parametrize(
+    ("scopes", "missing"),
+    [
+        pytest.param(POPULATE_READS[:1], POPULATE_READS[1], id="QuestionnaireResponse.r only"),
+        pytest.param(POPULATE_READS[:2], POPULATE_READS[2], id="without Observation.r"),
+        pytest.param(POPULATE_READS[1:], POPULATE_READS[0], id="without QuestionnaireResponse.r"),
+        pytest.param(POPULATE_READS, None, id="all three"),
+        pytest.param(["system/*.r"], None, id="read on everything"),
+    ],
+)
+def test_populate_needs_read_on_the_forms_and_the_results_derived_from_them(
+    protected: FlaskClient, keys: Keys, scopes: list[str], missing: str | None
+) -> None:
+    response = protected.get(
+        POPULATE, headers={"Authorization": f"Bearer {keys.token(' '.join(scopes))}"}
+    )
+
+    if missing is None:
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json(force=True)["resourceType"] == "Parameters"
+    else:
+        assert_challenge(response, 403, "insufficient_scope", scope=missing)
+
+
+def test_populate_makes_the_signed_in_reader_the_author(protected: FlaskClient, keys: Keys) -> None:
+    token = keys.token(
+        " ".join(POPULATE_READS), fhirUser="https://ehr.example/fhir/Practitioner/r-9"
+    )
+
+    response = protected.get(POPULATE, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    (answer,) = response.get_json(force=True)["parameter"]
+    assert answer["resource"]["author"] == {"reference": "Practitioner/r-9"}
 
 
 def test_the_right_scope_really_reaches_the_view(protected: FlaskClient, keys: Keys) -> None:
