@@ -334,6 +334,39 @@ class AuthorizationServer:
         return launch_id
 
 
+def site_config(
+    fhirnet_root: str,
+    *,
+    client_id: str = "crf",
+    users: Iterable[tuple[str, str]] = (("reader-nuclear-radiology", "Dr Nuclear"),),
+    patients: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The configuration of a server for the /crf page of the fhirnet at ``fhirnet_root``
+    (``http://127.0.0.1:8000``): aud and audience its FHIR base, the page registered with its
+    redirect URI, its origin allowed by CORS; ``users`` as (id, name)."""
+    return {
+        "fhir_base": f"{fhirnet_root}/fhir",
+        "audience": f"{fhirnet_root}/fhir",
+        "clients": [{"client_id": client_id, "redirect_uris": [f"{fhirnet_root}/crf"]}],
+        "users": [{"id": user_id, "name": name} for user_id, name in users],
+        "patients": list(patients),
+        "cors_origins": [fhirnet_root],
+    }
+
+
+def fhirnet_environment(issuer: str, fhirnet_root: str, client_id: str = "crf") -> dict[str, str]:
+    """The ``FHIRNET_*`` variables of a fhirnet whose readers sign in at the server at
+    ``issuer`` (its tokens verified through its JWKS, the page sent to it)."""
+    return {
+        "FHIRNET_JWKS_URL": f"{issuer}/jwks",
+        "FHIRNET_JWT_ISSUER": issuer,
+        "FHIRNET_JWT_AUDIENCE": f"{fhirnet_root}/fhir",
+        "FHIRNET_AUTHORIZE_URL": f"{issuer}/authorize",
+        "FHIRNET_READER_TOKEN_URL": f"{issuer}/token",
+        "FHIRNET_READER_CLIENT_ID": client_id,
+    }
+
+
 def s256(verifier: str) -> str:
     """The PKCE S256 challenge of ``verifier`` (RFC 7636 §4.2)."""
     digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()

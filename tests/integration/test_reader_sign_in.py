@@ -27,6 +27,7 @@ import pytest
 import requests
 
 from fhirnet.config import DEFAULT_READER_SCOPE
+from tests.oauth_server import fhirnet_environment, site_config
 from tests.servers import free_port, serving
 from tests.submissions import RECIST, form
 
@@ -57,29 +58,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port, as_port = free_port(), free_port()
     fhirnet, issuer = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{as_port}"
     config = directory / "authorization-server.json"
+    users = ((READER, "Dr Nuclear"), ("reader-2", "Dr Two"))
     config.write_text(
-        json.dumps(
-            {
-                "fhir_base": f"{fhirnet}/fhir",
-                "audience": f"{fhirnet}/fhir",
-                "clients": [{"client_id": CLIENT_ID, "redirect_uris": [f"{fhirnet}/crf"]}],
-                "users": [{"id": READER, "name": "Dr Nuclear"}, {"id": "reader-2"}],
-                "patients": [RECIST],
-                "cors_origins": [fhirnet],
-            }
-        )
+        json.dumps(site_config(fhirnet, client_id=CLIENT_ID, users=users, patients=[RECIST]))
     )
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
-    env = clean | {
-        "FHIRNET_PORT": str(port),
-        "FHIRNET_DATA_DIR": str(directory / "data"),
-        "FHIRNET_JWKS_URL": f"{issuer}/jwks",
-        "FHIRNET_JWT_ISSUER": issuer,
-        "FHIRNET_JWT_AUDIENCE": f"{fhirnet}/fhir",
-        "FHIRNET_AUTHORIZE_URL": f"{issuer}/authorize",
-        "FHIRNET_READER_TOKEN_URL": f"{issuer}/token",
-        "FHIRNET_READER_CLIENT_ID": CLIENT_ID,
-    }
+    env = clean | fhirnet_environment(issuer, fhirnet, CLIENT_ID)
+    env |= {"FHIRNET_PORT": str(port), "FHIRNET_DATA_DIR": str(directory / "data")}
     as_command = [sys.executable, "-m", "tests.oauth_server", "--port", str(as_port)]
     as_command += ["--config", str(config)]
     serve = [sys.executable, "-m", "fhirnet.web.cli", "serve"]
