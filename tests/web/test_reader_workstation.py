@@ -17,13 +17,13 @@ patient of its own, so that each passes alone and in any order.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +127,16 @@ def get_json(url: str, *, token: str) -> dict[str, Any]:
         return answered
 
 
+def patient_of(request: pytest.FixtureRequest) -> str:
+    """A patient id of the test's own, the same at every run (the screenshots show it)."""
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:6]
+    return f"recist-example-{digest}"
+
+
 @pytest.fixture
-def patient(base_url: str) -> str:
+def patient(base_url: str, request: pytest.FixtureRequest) -> str:
     """A patient of this test's own with the RECIST example's baseline form on file."""
-    patient_id = f"recist-{uuid.uuid4().hex[:12]}"
+    patient_id = patient_of(request)
     form = json.loads(BASELINE.read_text(encoding="utf-8"))
     form.pop("id", None)
     form["identifier"]["value"] = f"{patient_id}-01"
@@ -155,8 +161,11 @@ def open_page(browser: Browser, base_url: str, path: str) -> tuple[CrfPage, Any]
 
 
 def _note_console(opened: CrfPage, message: ConsoleMessage) -> None:
-    if message.type == "error":
-        opened.problems.append(f"console error: {message.text}")
+    """Console errors of fhirnet's pages; the authorization server's login page (its favicon
+    404, say) is not the page under test."""
+    page_url = message.page.url if message.page else ""
+    if message.type == "error" and page_url.startswith(opened.origin):
+        opened.problems.append(f"console error: {message.text} ({page_url})")
 
 
 @pytest.fixture
@@ -390,9 +399,9 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SignedInServer
 
 
 @pytest.fixture
-def secured_patient(secured: SignedInServer) -> str:
+def secured_patient(secured: SignedInServer, request: pytest.FixtureRequest) -> str:
     """A patient with the RECIST baseline on file, written with a set-up token."""
-    patient_id = f"recist-{uuid.uuid4().hex[:12]}"
+    patient_id = patient_of(request)
     form = json.loads(BASELINE.read_text(encoding="utf-8"))
     form.pop("id", None)
     form["identifier"]["value"] = f"{patient_id}-01"

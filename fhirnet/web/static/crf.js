@@ -62,6 +62,13 @@
   var assessTimer = null;
   var lastAssessed = null;
   var assessedCount = 0;
+  /**
+   * The form's business identifier, made once per opened form: fhirnet keys the results on it,
+   * so a second "Sign and submit" of the same form amends it instead of adding an exam.
+   */
+  var SUBMISSION_SYSTEM = 'https://fhirnet.dev/fhir/sid/crf-submission';
+  var formIdentifier = null;
+  var stored = false;
 
   // --- small helpers ---------------------------------------------------------------------------
 
@@ -465,7 +472,12 @@
       readerInput.focus();
       return;
     }
-    response.status = 'completed';
+    if (!formIdentifier) {
+      formIdentifier = response.identifier && response.identifier.value ? response.identifier :
+        { system: SUBMISSION_SYSTEM, value: 'crf-' + crypto.randomUUID() };
+    }
+    response.identifier = formIdentifier;
+    response.status = stored ? 'amended' : 'completed';
     response.authored = new Date().toISOString();
     root.dataset.submission = 'pending';
     submitButton.disabled = true;
@@ -495,6 +507,7 @@
     var links = [];
     if (answer.status === 200 || answer.status === 201) {
       root.dataset.submission = 'stored';
+      stored = true;
       clearError(submitStatus, (answer.status === 201 ? 'Signed and stored' : 'Already stored, unchanged') +
         ' (HTTP ' + answer.status + ').');
       var location = answer.headers.get('Location');

@@ -98,7 +98,7 @@
       cell(row, label(pick(exam, ['date', 'imaging_date'])));
       cell(row, label(pick(exam, ['assessment_type', 'type'])));
       cell(row, label(pick(exam, ['criteria'])));
-      cell(row, label(pick(exam, ['overall', 'category'])), 'tl-category');
+      cell(row, label(pick(exam, ['overall', 'category'])) || '—', 'tl-category');
       var sum = pick(exam, ['sum_mm', 'sum']);
       cell(row, sum === null ? '—' : sum + ' mm', 'num');
       cell(row, percent(pick(exam, ['change_from_baseline_pct'])), 'num');
@@ -176,7 +176,7 @@
     var width = 900;
     var height = 360;
     var left = 60;
-    var right = 20;
+    var right = 110;
     var top = 20;
     var bottom = 40;
     var figure = svg('svg', {
@@ -212,7 +212,7 @@
         x1: left, y1: y(value), x2: width - right, y2: y(value), stroke: colour,
         'stroke-dasharray': '6 4', class: 'tl-threshold-' + name.toLowerCase()
       }));
-      figure.appendChild(svg('text', { x: width - right - 110, y: y(value) - 4, fill: colour, 'font-size': 12 },
+      figure.appendChild(svg('text', { x: left + 6, y: y(value) - 4, fill: colour, 'font-size': 12 },
         name + ' threshold ' + value + ' mm'));
     }
     threshold(pr === null ? null : Number(pr), 'PR', '#1a7f37');
@@ -223,15 +223,23 @@
     Object.keys(ids).forEach(function (id, index) {
       var coordinates = points.filter(function (p) { return p.lesions[id] !== undefined; })
         .map(function (p) { return x(p.date) + ',' + y(p.lesions[id]); });
+      var colour = palette[index % palette.length];
       figure.appendChild(svg('polyline', {
-        points: coordinates.join(' '), fill: 'none', stroke: palette[index % palette.length],
+        points: coordinates.join(' '), fill: 'none', stroke: colour,
         'stroke-width': 1.5, class: 'tl-lesion', 'data-lesion': id
       }));
+      var end = coordinates[coordinates.length - 1].split(',');
+      figure.appendChild(svg('text', { x: Number(end[0]) + 8, y: Number(end[1]) + 4, fill: colour, 'font-size': 12 }, id));
     });
     figure.appendChild(svg('polyline', {
       points: sums.map(function (p) { return x(p.date) + ',' + y(Number(p.sum)); }).join(' '),
       fill: 'none', stroke: '#0969da', 'stroke-width': 3, class: 'tl-sum'
     }));
+    if (sums.length) {
+      var lastSum = sums[sums.length - 1];
+      figure.appendChild(svg('text', { x: x(lastSum.date) + 10, y: y(Number(lastSum.sum)) + 4, fill: '#0969da',
+        'font-size': 12, 'font-weight': 'bold' }, 'sum ' + lastSum.sum + ' mm'));
+    }
     sums.forEach(function (p) {
       var marker = p.day === baselineDate ? 'baseline' : (p.day === nadirDate ? 'nadir' : '');
       figure.appendChild(svg('circle', {
