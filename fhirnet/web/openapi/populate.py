@@ -8,8 +8,10 @@ from typing import Any
 
 from apispec import APISpec
 
+from fhirnet.web import auth
 from fhirnet.web.openapi.components import const
 from fhirnet.web.openapi.operations import (
+    BEARER,
     FORMATS,
     NOT_ACCEPTABLE,
     PREFER,
@@ -90,6 +92,8 @@ _ERRORS = {
     ),
     "404": outcome("Another Questionnaire than the CRF."),
     "406": NOT_ACCEPTABLE,
+    "502": outcome("The FHIR server refused a read or the audit record; nothing is disclosed."),
+    "503": outcome("The FHIR server is unavailable; retry."),
 }
 _BODY_ERRORS = {
     **_ERRORS,
@@ -106,6 +110,16 @@ _DESCRIPTION = (
 )
 
 
+def _secured(operation: dict[str, Any]) -> dict[str, Any]:
+    """``operation`` with the scopes :mod:`fhirnet.web.auth` checks: its permission and every
+    one it also needs (read on the forms, the reports and the Observations), all required."""
+    found = secured(operation, ENDPOINT)
+    also = [str(p) for p in auth.ALSO_NEEDED.get(ENDPOINT, ())]
+    if found["security"] and also:
+        found["security"] = [{BEARER: found["security"][0][BEARER] + also}]
+    return found
+
+
 def add_populate(spec: APISpec) -> None:
     """``GET`` and ``POST`` of ``$populate`` at both levels."""
     instance = {
@@ -120,7 +134,7 @@ def add_populate(spec: APISpec) -> None:
         (INSTANCE_PATH, "Instance", [instance]),
     ):
         operations: dict[str, Any] = {
-            "get": secured(
+            "get": _secured(
                 {
                     "operationId": f"fhirPopulate{level}Get",
                     "summary": "A patient's next form, pre-filled (SDC $populate)",
@@ -132,9 +146,8 @@ def add_populate(spec: APISpec) -> None:
                         **_ERRORS,
                     },
                 },
-                ENDPOINT,
             ),
-            "post": secured(
+            "post": _secured(
                 {
                     "operationId": f"fhirPopulate{level}Post",
                     "summary": "A patient's next form, pre-filled (SDC $populate)",
@@ -147,7 +160,6 @@ def add_populate(spec: APISpec) -> None:
                         **_BODY_ERRORS,
                     },
                 },
-                ENDPOINT,
             ),
         }
         spec.path(path=path, operations=operations)
