@@ -4,6 +4,7 @@ the chart's baseline, nadir and thresholds, read streams, and the audit of the r
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -11,9 +12,20 @@ import pytest
 from fhirnet.criteria.models import Criteria, Response
 from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.identifiers import ExamKey, Kind
+from fhirnet.fhir.studies import Arm, Enrolment, Reader, ReaderRole, Site, Study
 from fhirnet.services import Context, submit
 from fhirnet.services.patient_timeline import SITE, patient_timeline, thresholds_of
-from tests.submissions import CHOI, IRECIST, RECIST, RecordingStore, form, form_paths
+from fhirnet.services.studies import enrol, put_study
+from tests.submissions import (
+    CHOI,
+    IRECIST,
+    RECIST,
+    RecordingStore,
+    form,
+    form_paths,
+    set_answer,
+    target,
+)
 
 CODES = {coding.code: response for response, coding in RESPONSE_CATEGORIES.items()}
 
@@ -193,3 +205,53 @@ def test_the_read_is_audited_with_every_resource_it_refers_to(
     assert f"Patient/{RECIST}" in named
     for exam in timeline.exams:
         assert {exam.questionnaire_response, exam.diagnostic_report} <= named
+
+
+def test_stream_selects_a_central_reader_s_own_reads(context: Context) -> None:
+    """A patient enrolled in a study whose central reader reads the baseline and a follow-up:
+    the site's timeline keeps the site's forms, the reader's (by reference or label) its own."""
+    central = Reader(reference="Practitioner/central-1", role=ReaderRole.CENTRAL, label="CR 1")
+    put_study(
+        Study(
+            study_id="NET-01",
+            title="Study NET-01",
+            criteria=Criteria.RECIST_1_1,
+            arms=(Arm(code="A", name="177Lu-DOTATATE"),),
+            sites=(Site(id="001", name="Uppsala"),),
+            readers=(central,),
+        ),
+        context,
+    )
+    enrol(
+        Enrolment(
+            study_id="NET-01",
+            subject_id="001-0001",
+            patient=RECIST,
+            site="001",
+            arm="A",
+            reference_date=dt.date(2025, 1, 14),
+        ),
+        context,
+    )
+    submit(form(RECIST, 1), context)
+    submit(form(RECIST, 2), context)
+    for number, sizes in ((1, (42.0, 28.0, 22.0)), (2, (28.0, 20.0, 16.0))):  # 92 -> 64: PR
+        read = form(RECIST, number)
+        read["identifier"]["value"] = f"cr1-{number}"
+        read["author"] = {"reference": central.reference}
+        for lesion, size in zip(("T1", "T2", "T3"), sizes, strict=True):
+            set_answer(target(read, lesion), "lesion-size", "valueDecimal", size)
+        submit(read, context)
+
+    site = patient_timeline(RECIST, context)
+    by_reference = patient_timeline(RECIST, context, stream=central.reference)
+    by_label = patient_timeline(RECIST, context, stream="CR 1")
+
+    assert site.streams == (SITE, central.reference)
+    assert [e.overall for e in site.exams] == [None, Response.SD]
+    assert [e.overall for e in by_reference.exams] == [None, Response.PR]
+    assert [e.sum_mm for e in by_reference.exams] == [Decimal(92), Decimal(64)]
+    assert by_label.stream == central.reference
+    assert by_label.exams == by_reference.exams
+    reports = {e.diagnostic_report for e in (*site.exams, *by_reference.exams)}
+    assert len(reports) == 4  # each stream's own reports
