@@ -294,3 +294,18 @@ def test_it_runs_as_a_process(tmp_path: Path) -> None:
         smart = requests.get(f"http://127.0.0.1:{port}/.well-known/smart-configuration", timeout=10)
 
     assert smart.json()["issuer"] == f"http://127.0.0.1:{port}"
+
+
+def test_the_id_token_carries_the_nonce_of_the_request(server: OAuthServer) -> None:
+    verifier = secrets.token_urlsafe(48)
+
+    body = token(server, code_for(server, verifier, nonce="nonce-7"), verifier).json()
+
+    assert verified(server, body["id_token"], CLIENT)["nonce"] == "nonce-7"
+
+
+def test_a_launch_with_a_patient_that_is_not_a_string_is_refused(server: OAuthServer) -> None:
+    answer = requests.post(f"{server.base_url}/launch", json={"patient": 7}, timeout=10)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
