@@ -6,7 +6,8 @@ response thresholds of the sum of diameters.
 The exams are assessed as a submission assesses them (:func:`fhirnet.services.timelines.
 assess_streams` on the stored forms, :mod:`fhirnet.services.streams` for the read streams), so the
 page shows what the stored reports say; the report of each exam is found by the business
-identifier the submission wrote it under.
+identifier the submission wrote it under, and its concluded category is given beside the computed
+one (a warning when they differ: a report not re-assessed, ``fhirnet reassess``).
 
 **Thresholds** of the chart, for the latest timeline (the current baseline and nadir):
 
@@ -33,8 +34,10 @@ from fhirnet.criteria.models import Criteria, Response
 from fhirnet.fhir import audit as events
 from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.build import ExamResult
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.identifiers import ExamKey, Kind
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
+from fhirnet.ports import Json
 from fhirnet.services import history
 from fhirnet.services.context import Context
 from fhirnet.services.live_assessment import (
@@ -60,6 +63,8 @@ __all__ = [
 SITE: Final = "site"
 _QUESTIONNAIRE_RESPONSE: Final = "QuestionnaireResponse"
 _REPORT: Final = "DiagnosticReport"
+#: A report's ``conclusionCode`` (system, code) → the category it codes.
+_CATEGORY_CODES: Final = {(c.system, c.code): r for r, c in RESPONSE_CATEGORIES.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,10 @@ class ExamEntry:
     #: found, e.g. results not written yet).
     questionnaire_response: str | None
     diagnostic_report: str | None
+    #: The category the stored report concludes (``None``: no report, or none concluded, as
+    #: for a baseline); it differs from ``overall`` only when the report predates a change of
+    #: the rules or of an earlier form and was not re-assessed (a warning then says so).
+    report_overall: Response | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +269,17 @@ def _entry(context: Context, patient: str, result: ExamResult) -> ExamEntry:
         *(LesionSize(id=n.id, role="non-target", status=n.status.value) for n in form.non_targets),
         *(LesionSize(id=n.id, role="new", size_mm=n.diameter_mm) for n in form.new_lesions),
     )
+    form_found = _stored(context, _QUESTIONNAIRE_RESPONSE, result)
+    report = _stored(context, _REPORT, result, patient=patient)
+    stored_category = _concluded(report)
+    overall = None if assessment is None else assessment.overall_response
+    warnings = result.warnings
+    if report is not None and stored_category != overall:
+        warnings += (
+            f"stored-report: DiagnosticReport/{report['id']} concludes "
+            f"{stored_category or 'nothing'}, the rules now give {overall or 'nothing'} "
+            "(not re-assessed: fhirnet reassess)",
+        )
     return ExamEntry(
         date=form.imaging_date,
         assessment_type=form.assessment_type.value,
@@ -278,23 +298,40 @@ def _entry(context: Context, patient: str, result: ExamResult) -> ExamEntry:
         new_lesion_response=(
             None if assessment is None else new_lesion_response(assessment.new_lesions)
         ),
-        overall=None if assessment is None else assessment.overall_response,
+        overall=overall,
         reasons=() if assessment is None else assessment.reasons,
-        warnings=result.warnings,
+        warnings=warnings,
         reader=reader,
         discordances=(
             () if assessment is None else discordances(reader, assessment.overall_response)
         ),
         lesions=lesions,
-        questionnaire_response=_stored(context, _QUESTIONNAIRE_RESPONSE, result),
-        diagnostic_report=_stored(context, _REPORT, result, patient=patient),
+        questionnaire_response=_reference(form_found),
+        diagnostic_report=_reference(report),
+        report_overall=stored_category,
     )
+
+
+def _reference(resource: Json | None) -> str | None:
+    return None if resource is None else f"{resource['resourceType']}/{resource['id']}"
+
+
+def _concluded(report: Json | None) -> Response | None:
+    """The category a stored report concludes, if any."""
+    if report is None:
+        return None
+    for concept in report.get("conclusionCode") or []:
+        for coding in (concept or {}).get("coding") or []:
+            found = _CATEGORY_CODES.get((coding.get("system"), coding.get("code")))
+            if found is not None:
+                return found
+    return None
 
 
 def _stored(
     context: Context, resource_type: str, result: ExamResult, *, patient: str | None = None
-) -> str | None:
-    """``<type>/<id>`` of the exam's stored form, or (with ``patient``) of its report."""
+) -> Json | None:
+    """The exam's stored form, or (with ``patient``) its report."""
     identifier = result.form.identifier
     if identifier is None:
         return None
@@ -302,8 +339,7 @@ def _stored(
         reader = None if result.reader is None else result.reader.reference
         key = ExamKey.of(patient, identifier, reader=reader)
         identifier = key.identifier(Kind.IMAGING_RESPONSE_REPORT)
-    found = history.find(context.store, resource_type, identifier)
-    return None if found is None else f"{resource_type}/{found['id']}"
+    return history.find(context.store, resource_type, identifier)
 
 
 def _audit(context: Context, patient: str, exams: Sequence[ExamEntry]) -> None:

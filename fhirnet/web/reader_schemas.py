@@ -176,6 +176,11 @@ class TimelineExamSchema(_Figures):
     lesions = fields.List(fields.Nested(TimelineLesionSchema))
     questionnaire_response_url = fields.String(allow_none=True, attribute="questionnaire_response")
     diagnostic_report_url = fields.String(allow_none=True, attribute="diagnostic_report")
+    report_overall = _code(
+        Response,
+        allow_none=True,
+        metadata={"description": "The category the stored DiagnosticReport concludes."},
+    )
 
 
 class TimelineThresholdsSchema(Schema):

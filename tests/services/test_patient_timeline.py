@@ -255,3 +255,26 @@ def test_stream_selects_a_central_reader_s_own_reads(context: Context) -> None:
     assert by_label.exams == by_reference.exams
     reports = {e.diagnostic_report for e in (*site.exams, *by_reference.exams)}
     assert len(reports) == 4  # each stream's own reports
+
+
+def test_each_exam_gives_its_stored_report_s_category_and_warns_when_it_differs(
+    recist: Context, store: RecordingStore
+) -> None:
+    exams = patient_timeline(RECIST, recist).exams
+    assert [e.report_overall for e in exams] == [e.overall for e in exams]
+    assert not any(w.startswith("stored-report") for e in exams for w in e.warnings)
+    # A report written under other rules, never re-assessed: it concludes PD.
+    assert exams[1].diagnostic_report is not None
+    report = store.read(*exams[1].diagnostic_report.split("/"))
+    assert report is not None
+    pd = RESPONSE_CATEGORIES[Response.PD]
+    report["conclusionCode"] = [{"coding": [{"system": pd.system, "code": pd.code}]}]
+    entry = {"resource": report, "request": {"method": "PUT", "url": exams[1].diagnostic_report}}
+    store.inner.transaction({"resourceType": "Bundle", "type": "transaction", "entry": [entry]})
+
+    again = patient_timeline(RECIST, recist).exams[1]
+
+    assert (again.overall, again.report_overall) == (Response.SD, Response.PD)
+    assert again.warnings[-1].startswith(
+        f"stored-report: {exams[1].diagnostic_report} concludes PD"
+    )
