@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -538,3 +540,46 @@ def test_the_timeline_page_loads_its_own_script_only(crf_client: FlaskClient) ->
     assert re.findall(r"<script\b[^>]*>", page) == ['<script src="/crf/static/timeline.js">']
     assert 'data-api-url="/api/v1/patients/{patient}/timeline"' in page
     assert "<caption" in page  # the table is the record; the chart is drawn from it
+
+
+# --- make run's installation of LHC-Forms ------------------------------------------------------
+
+INSTALL_SCRIPT = Path(__file__).parents[2] / "tools" / "browser" / "install.sh"
+
+
+def test_the_install_script_is_a_quick_file_check_when_lforms_is_there(lforms: None) -> None:
+    started = time.monotonic()
+    done = subprocess.run(
+        ["/usr/bin/bash", str(INSTALL_SCRIPT), "--no-chromium"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert f"lforms {crf_views.LFORMS_VERSION} present" in done.stderr
+    assert time.monotonic() - started < 5  # no npm, no network
+
+
+def test_without_npm_the_install_script_says_how_to_get_it(tmp_path: Path) -> None:
+    script = tmp_path / "tools" / "browser" / "install.sh"
+    script.parent.mkdir(parents=True)
+    shutil.copy(INSTALL_SCRIPT, script)
+    tools = tmp_path / "bin"  # what the script needs before npm, and no npm
+    tools.mkdir()
+    (tools / "dirname").symlink_to(shutil.which("dirname") or "/usr/bin/dirname")
+
+    done = subprocess.run(
+        ["/usr/bin/bash", str(script), "--no-chromium"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"PATH": str(tools)},
+    )
+
+    assert done.returncode == 1
+    assert "npm was not found" in done.stderr
+    assert "apt-get install -y nodejs npm" in done.stderr
+    assert not (tmp_path / "fhirnet").exists()  # nothing half-installed
