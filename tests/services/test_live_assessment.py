@@ -19,7 +19,16 @@ from fhirnet.services.live_assessment import (
     assess_live,
     item_path,
 )
-from tests.submissions import RECIST, RecordingStore, counts, form, items, set_answer, target
+from tests.submissions import (
+    RECIST,
+    WRITTEN,
+    RecordingStore,
+    counts,
+    form,
+    items,
+    set_answer,
+    target,
+)
 
 #: The RECIST patient's exam of 2025-07-14 (CT + SSTR-PET, as at baseline): its targets T1-T3
 #: had 42 + 28 + 22 = 92 mm at baseline.
@@ -74,6 +83,15 @@ def new_lesion(resource: Json, lesion_id: str = "N1") -> Json:
     position = max(i for i, item in enumerate(changed["item"]) if item["linkId"].endswith("lesion"))
     changed["item"].insert(position + 1, group)
     return changed
+
+
+def stored_versions(store: RecordingStore) -> set[tuple[str, str, str]]:
+    """Every resource of a type fhirnet writes, with its version."""
+    return {
+        (kind, resource["id"], resource["meta"]["versionId"])
+        for kind in WRITTEN
+        for resource in store.inner.search(kind, {})
+    }
 
 
 @pytest.fixture
@@ -248,11 +266,13 @@ def test_nothing_is_written_but_the_audit_of_the_read(
     with_baseline: Context, store: RecordingStore
 ) -> None:
     before = counts(store.inner)
+    versions = stored_versions(store)
     sent = len(store.sent)
     for sizes in ({"T1": 30.0, "T2": 20.0, "T3": 14.0}, {"T1": 50.0, "T2": 35.0, "T3": 26.0}):
         assess_live(typed(sizes, status="completed"), with_baseline)
 
     assert counts(store.inner) == before
+    assert stored_versions(store) == versions
     written = store.sent[sent:]
     assert len(written) == 2
     for bundle in written:
