@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from fhirnet.criteria.models import Criteria, Response
+from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.ports import Json
 from fhirnet.services import Context, submit
 from fhirnet.services.live_assessment import (
@@ -20,16 +21,20 @@ from fhirnet.services.live_assessment import (
     item_path,
 )
 from tests.submissions import (
+    CHOI,
+    IRECIST,
     RECIST,
     WRITTEN,
     RecordingStore,
     counts,
     form,
+    form_paths,
     items,
     set_answer,
     target,
 )
 
+CATEGORY_CODES = {coding.code: response for response, coding in RESPONSE_CATEGORIES.items()}
 #: The RECIST patient's exam of 2025-07-14 (CT + SSTR-PET, as at baseline): its targets T1-T3
 #: had 42 + 28 + 22 = 92 mm at baseline.
 FOLLOW_UP = 3
@@ -319,3 +324,25 @@ def test_a_form_without_identifier_or_id_is_assessed_as_a_new_exam(
 )
 def test_an_expression_is_named_by_linkids_and_occurrences(expression: str, path: str) -> None:
     assert item_path(form(RECIST, FOLLOW_UP), expression) == path
+
+
+@pytest.mark.parametrize("patient", [RECIST, CHOI, IRECIST])
+def test_before_each_example_exam_is_signed_the_dry_run_shows_what_its_report_then_says(
+    context: Context, patient: str
+) -> None:
+    """Every exam of each criteria's example patient, typed (in-progress) with the earlier exams
+    on file: the live category is the one the submitted report concludes."""
+    first = 0 if patient == IRECIST else 1
+    for number in range(first, len(form_paths(patient)) + 1):
+        typed_form = form(patient, number)
+        typed_form["status"] = "in-progress"
+        live = assess_live(typed_form, context)
+        report = submit(form(patient, number), context).report
+
+        assert live.assessable, live
+        codes = [
+            c["code"] for concept in report.get("conclusionCode", []) for c in concept["coding"]
+        ]
+        assert [CATEGORY_CODES[code] for code in codes][:1] == (
+            [live.overall] if live.overall else []
+        )
