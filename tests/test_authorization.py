@@ -97,7 +97,8 @@ def refused(issuer: TokenIssuer, form: dict[str, Any], *, now: int = NOW) -> Tok
 
 
 def rsa_assertion(rsa: ClientKey, **changes: Any) -> str:
-    return assertion(rsa, **({"client_id": "rsa-client", "aud": TOKEN_URL, "now": NOW} | changes))
+    arguments: dict[str, Any] = {"client_id": "rsa-client", "aud": TOKEN_URL, "now": NOW}
+    return assertion(rsa, **(arguments | changes))
 
 
 # --- what is granted ---
@@ -229,7 +230,8 @@ def test_a_scope_outside_the_registration_is_refused_with_invalid_scope(
     "missing", ["grant_type", "client_assertion_type", "client_assertion", "scope"]
 )
 def test_each_parameter_must_be_present(issuer: TokenIssuer, rsa: ClientKey, missing: str) -> None:
-    error = refused(issuer, token_form(rsa_assertion(rsa), **{missing: None}))
+    left_out: dict[str, Any] = {missing: None}
+    error = refused(issuer, token_form(rsa_assertion(rsa), **left_out))
 
     assert (error.error, error.status) == ("invalid_request", 400)
     assert missing in error.description
@@ -285,7 +287,7 @@ def _invalid_assertions(rsa: ClientKey, stranger: ClientKey) -> dict[str, Any]:
                 "exp": NOW + 60,
                 "jti": "n",
             },
-            key=None,
+            key="",
             algorithm="none",
             headers={"kid": rsa.kid},
         ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from fhirnet.adapters.bulk_clients import UrlKeys, load_bulk_clients
@@ -60,6 +61,7 @@ def test_clients_are_read_by_client_id_with_their_keys_scopes_and_study(tmp_path
 
 
 def _private_jwk(key: ClientKey) -> dict[str, Any]:
+    assert isinstance(key.private, rsa.RSAPrivateKey)
     return {**json.loads(RSAAlgorithm.to_jwk(key.private)), "kid": key.kid}
 
 
