@@ -8,9 +8,10 @@ continues the **latest timeline** (the latest baseline: a patient re-baselined f
 treatment continues the new one). A patient with no form in the stream, or whose forms cannot be
 assessed, gets a blank baseline, with an issue saying why when forms were there.
 
-**Which stream.** ``stream`` names a reader (``Practitioner/<id>`` or ``PractitionerRole/<id>``)
-or ``site``; without it, the ``author``'s stream when the author is one of the patient's central
-readers, else the site's.
+**Which stream.** ``stream`` names a reader (``Practitioner/<id>`` or ``PractitionerRole/<id>``,
+or the label the patient's study gives a central reader, as the timeline takes it) or ``site``;
+without it, the ``author``'s stream when the author is one of the patient's central readers, else
+the site's. A reader who is none of the patient's central readers reads for the site.
 
 **Audit.** A read of patient data: one AuditEvent naming the patient (operation, execute),
 written before the answer, like ``$extract`` (:mod:`fhirnet.services.audits`); if it cannot be
@@ -32,7 +33,14 @@ from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.ports import Json
 from fhirnet.services import history
 from fhirnet.services.context import Context
-from fhirnet.services.streams import CentralRead, Stream, reader_key, readers_for, split
+from fhirnet.services.streams import (
+    CentralRead,
+    Stream,
+    central_readers,
+    reader_key,
+    readers_for,
+    split,
+)
 from fhirnet.services.timelines import assess_forms
 
 __all__ = ["SITE", "Populated", "populate"]
@@ -56,17 +64,23 @@ def populate(
 
     :param patient: the Patient id.
     :param author: the reader filling the form in (``Practitioner/<id>``...), set as ``author``.
-    :param stream: ``site`` or a reader reference; ``None``: the author's stream, if any.
-    :raises InvalidInputError: ``stream`` is neither ``site`` nor a reader reference.
+    :param stream: ``site``, a reader reference or a central reader's label; ``None`` (or
+        empty): the author's stream, if any.
+    :raises InvalidInputError: ``stream`` is neither ``site``, a reader reference, nor the label
+        of one of the patient's central readers.
     :raises fhirnet.errors.FhirServerError: reading the patient's forms failed, or (with an audit
         trail) the AuditEvent could not be written.
     """
-    wanted = _stream_key(stream)
     forms, issues = history.stored_forms(
         context.store, patient=patient, questionnaire=QUESTIONNAIRE_URL
     )
-    readers, found = readers_for(context.store, patient, forms)
+    # A reader asked for by name may have read nothing yet: their study is read all the same.
+    if (stream and stream != SITE) or reader_key(author) is not None:
+        readers, found = central_readers(context.store, patient)
+    else:
+        readers, found = readers_for(context.store, patient, forms)
     issues += found
+    wanted = _stream_key(stream, readers)
     chosen = _chosen(split(forms, readers), readers, wanted or reader_key(author) or SITE)
     results, problems = assess_forms(chosen.forms, {}, reader=chosen.reader)
     issues += problems
@@ -97,17 +111,21 @@ def populate(
     return Populated(response=response, issues=tuple(issues))
 
 
-def _stream_key(stream: str | None) -> str | None:
-    if stream is None or stream == SITE:
-        return stream
-    key = reader_key(stream)
+def _stream_key(stream: str | None, readers: Sequence[CentralRead]) -> str | None:
+    """The stream asked for as :data:`SITE` or a reader key; ``None`` when not asked."""
+    if not stream:
+        return None
+    if stream == SITE:
+        return SITE
+    key = {read.reader.label: read.key for read in readers}.get(stream) or reader_key(stream)
     if key is None:
         raise InvalidInputError(
             [
                 FieldError(
                     path=("stream",),
-                    message=f"stream must be {SITE!r} or a reader reference (Practitioner/<id> "
-                    "or PractitionerRole/<id>).",
+                    message=f"stream must be {SITE!r}, a reader (Practitioner/<id> or "
+                    "PractitionerRole/<id>) or the label of one of the patient's central "
+                    "readers.",
                 )
             ]
         )

@@ -6,7 +6,8 @@ forms on file (:mod:`fhirnet.services.populate`).
 * **In**: a ``Parameters`` body with ``subject`` (``valueReference`` ``Patient/<id>``), and
   optionally ``local``, ``canonical`` (the form's URL, any of its versions; at the type level),
   ``author`` (``valueReference``: the reader) and ``context`` parts (``name`` + ``content``): a
-  context ``stream`` (``valueString`` ``site`` or a reader reference) selects the read stream,
+  context ``stream`` (``valueString``: ``site``, a reader reference, or the study's label for a
+  central reader, as the timeline takes it) selects the read stream,
   a context ``author`` (``valueReference``) names the reader. ``GET`` takes the same as query
   parameters: ``subject=Patient/x``, ``stream=``, ``author=``, ``canonical=``, ``local=``.
   Without an author, the signed-in reader's ``fhirUser`` is the author.
@@ -14,8 +15,9 @@ forms on file (:mod:`fhirnet.services.populate`).
   when something could not be filled, ``issues`` (an OperationOutcome). A patient with nothing on
   file gets a blank baseline.
 
-Bad input (no or several subjects, a subject that is not a Patient, an unknown Questionnaire, an
-unknown parameter) is a 400 OperationOutcome, like every FHIR route (:mod:`fhirnet.web.errors`).
+Bad input (no or several subjects, a subject that is not a Patient, an unknown parameter) is a
+400 OperationOutcome, like every FHIR route (:mod:`fhirnet.web.errors`); another Questionnaire is
+a 404, and a stream that names none of the patient's readers a 422.
 The read is audited by the use case (one AuditEvent naming the patient).
 """
 
@@ -32,7 +34,7 @@ from fhirnet.fhir.outcome import IssueType, operation_outcome
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.ports import Json
 from fhirnet.services.context import Context
-from fhirnet.services.populate import SITE, populate
+from fhirnet.services.populate import populate
 from fhirnet.services.streams import reader_key
 from fhirnet.web import web_state
 from fhirnet.web.errors import FhirRequestError
@@ -61,6 +63,8 @@ GET_PARAMETERS: Final = (*FORMAT_PARAMETERS, "subject", "stream", "author", "can
 #: the SDC inputs fhirnet does not need (``identifier``, ``questionnaire``,
 #: ``questionnaireRef``, ``content``) are refused rather than silently ignored.
 POST_PARAMETERS: Final = ("subject", "local", "canonical", "context", "author")
+#: The longest ``stream``: a reader's reference or a study's label for them.
+MAX_STREAM_LENGTH: Final = 200
 
 
 @bp.route("/Questionnaire/$populate", methods=["GET", "POST"], endpoint="populate")
@@ -185,11 +189,11 @@ def _patient(subject: str | None) -> str:
 
 
 def _stream(stream: str | None) -> str | None:
-    if stream is None or stream == SITE or reader_key(stream) is not None:
-        return stream
-    raise _bad(
-        f"The stream must be {SITE!r} or a reader (Practitioner/<id> or PractitionerRole/<id>)."
-    )
+    """A stream name the use case can look up (``site``, a reader or a study's label for one);
+    which reader it names is the use case's to decide (422 when none of the patient's)."""
+    if stream is not None and len(stream) > MAX_STREAM_LENGTH:
+        raise _bad(f"The stream is at most {MAX_STREAM_LENGTH} characters.")
+    return stream
 
 
 def _author(author: str | None) -> str | None:

@@ -183,6 +183,29 @@ def test_a_reader_who_is_no_central_reader_reads_for_the_site(two_streams: Conte
     assert answers(found.response, "nadir-date") == ["2025-07-14"]
 
 
+def test_a_central_reader_is_also_named_by_the_study_s_label(two_streams: Context) -> None:
+    found = populate(two_streams, patient=RECIST, stream=CENTRAL_1.label)
+
+    assert answers(found.response, "nadir-date") == ["2025-04-14"]
+
+
+def test_a_central_reader_starts_their_own_read_even_when_no_form_names_a_reader(
+    context: Context,
+) -> None:
+    put_study(study("NET-01", CENTRAL_1), context)
+    enrol(enrolment("NET-01"), context)
+    for number in (1, 2):
+        resource = form(RECIST, number)
+        resource["author"] = {"reference": "Organization/site-radiology"}
+        submit(resource, context)
+
+    mine = populate(context, patient=RECIST, author=CENTRAL_1.reference)
+    site = populate(context, patient=RECIST)
+
+    assert [a["code"] for a in answers(mine.response, "assessment-type")] == ["baseline"]
+    assert [a["code"] for a in answers(site.response, "assessment-type")] == ["follow-up"]
+
+
 def test_a_stream_that_names_no_reader_is_refused(context: Context) -> None:
     with pytest.raises(InvalidInputError, match="stream"):
         populate(context, patient=RECIST, stream="Patient/x")

@@ -164,7 +164,7 @@ def test_an_author_context_names_the_reader(client: FlaskClient) -> None:
         ("GET", {}, "needs the subject"),
         ("GET", {"subject": "Group/x"}, "must be a Patient"),
         ("GET", {"subject": "nonsense"}, "must be a Patient"),
-        ("GET", {"subject": "Patient/x", "stream": "everyone"}, "stream"),
+        ("GET", {"subject": "Patient/x", "stream": "x" * 201}, "stream"),
         ("GET", {"subject": "Patient/x", "author": "Patient/x"}, "author"),
         ("GET", {"subject": "Patient/x", "colour": "blue"}, "not supported"),
         ("POST", {"resourceType": "Bundle"}, "Parameters"),
@@ -217,7 +217,7 @@ def test_an_author_context_names_the_reader(client: FlaskClient) -> None:
         "no-subject",
         "group-subject",
         "no-reference",
-        "bad-stream",
+        "overlong-stream",
         "author-not-a-reader",
         "unknown-query-parameter",
         "not-parameters",
@@ -240,6 +240,14 @@ def test_bad_input_is_a_400_operation_outcome(
 
     issues = issues_of(answer, 400)
     assert says in issues[0]["diagnostics"]
+
+
+def test_a_stream_that_names_no_reader_of_the_patient_is_a_422(client: FlaskClient) -> None:
+    issues = issues_of(
+        client.get(TYPE, query_string={"subject": "Patient/x", "stream": "everyone"}), 422
+    )
+
+    assert "stream" in issues[0]["diagnostics"]
 
 
 def test_another_questionnaire_is_a_404(client: FlaskClient) -> None:
