@@ -77,8 +77,9 @@ _QUERY = [
     query("subject", "The Patient: Patient/<id> (required).", {"type": "string"}),
     query(
         "stream",
-        "The read stream: 'site' or a central reader (Practitioner/<id>); default: the "
-        "author's, when a central reader of the patient, else the site's.",
+        "The read stream: 'site' or a central reader (Practitioner/<id>, or the study's label "
+        "for them); default: the author's, when a central reader of the patient, else the "
+        "site's.",
         {"type": "string"},
     ),
     query("author", "The reader filling the form in (Practitioner/<id>).", {"type": "string"}),
@@ -87,9 +88,11 @@ _QUERY = [
 ]
 _ERRORS = {
     "400": outcome(
-        "No subject, or one that is not a Patient; a stream or author that is not a reader; "
-        "an unknown or repeated parameter; a body that is not a Parameters resource."
+        "No subject, or one that is not a Patient; an author that is not a reader; an "
+        "overlong stream; an unknown or repeated parameter; a body that is not a Parameters "
+        "resource."
     ),
+    "422": outcome("The stream names none of the patient's readers (nor 'site')."),
     "404": outcome("Another Questionnaire than the CRF."),
     "406": NOT_ACCEPTABLE,
     "502": outcome("The FHIR server refused a read or the audit record; nothing is disclosed."),
