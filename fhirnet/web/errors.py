@@ -262,8 +262,15 @@ SUPPORTED_OPERATIONS = (
     "QuestionnaireResponse/$submit",
     "QuestionnaireResponse/$extract",
 )
-#: The Bulk Data operations (GET or POST) and the URLs of their status and files.
-BULK_OPERATIONS = ("$export", "Patient/$export", "Group/[id]/$export")
+#: The operations served with GET or POST: SDC $populate and Bulk Data's $export (then the
+#: URLs of an export's status and files).
+READ_OPERATIONS = (
+    "Questionnaire/$populate",
+    "Questionnaire/[id]/$populate",
+    "$export",
+    "Patient/$export",
+    "Group/[id]/$export",
+)
 _BULK_URLS = ("$export-status", "$export-file")
 #: FHIR interactions by the HTTP method that asks for them on a resource's or a type's URL.
 _INTERACTIONS = {"PUT": "update", "PATCH": "patch", "DELETE": "delete", "POST": "create"}
@@ -291,14 +298,14 @@ def unsupported_interaction(path: str) -> FhirRequestError | None:
         before = segments[: segments.index(operation)]
         # The operation's place with an instance id as ``[id]``: ``Group/[id]/$export``.
         place = "/".join([*before[:1], *("[id]" for _ in before[1:2]), operation])
-        if place in (*SUPPORTED_OPERATIONS, *BULK_OPERATIONS, *_BULK_URLS):
+        if place in (*SUPPORTED_OPERATIONS, *READ_OPERATIONS, *_BULK_URLS):
             return None  # offered, with another method: 405 with Allow
         where = "/".join(before) or "the system level"
         return FhirRequestError(
             400,
             IssueType.NOT_SUPPORTED,
             f"Operation {operation} is not supported on {where}; fhirnet offers "
-            f"{', '.join(SUPPORTED_OPERATIONS)} (POST) and {', '.join(BULK_OPERATIONS)} "
+            f"{', '.join(SUPPORTED_OPERATIONS)} (POST) and {', '.join(READ_OPERATIONS)} "
             "(GET or POST) only (see /fhir/metadata).",
         )
     if segments[-1:] == ["_history"]:

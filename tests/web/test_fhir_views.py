@@ -968,6 +968,8 @@ def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[
         "/fhir/Group/{id}/$export",
         "/fhir/$export-status/{job_id}",
         "/fhir/$export-file/{job_id}/{file_name}",
+        "/fhir/Questionnaire/$populate",
+        "/fhir/Questionnaire/{questionnaire_id}/$populate",
     }
     fhir_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/fhir")}
 
@@ -981,6 +983,7 @@ def test_every_fhir_route_is_in_the_openapi_document(app: Flask, document: dict[
         "/fhir/_submission/<submission_id>",
         "/fhir/$export", "/fhir/Patient/$export", "/fhir/Group/<group_id>/$export",
         "/fhir/$export-status/<job_id>", "/fhir/$export-file/<job_id>/<file_name>",
+        "/fhir/Questionnaire/$populate", "/fhir/Questionnaire/<questionnaire_id>/$populate",
     }  # fmt: skip
 
 

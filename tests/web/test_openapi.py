@@ -181,12 +181,17 @@ def test_every_route_outside_the_fhir_endpoint_is_in_the_document(
         ("GET", "/api/v1/studies/<study_id>/plots/<plot>"),
         ("GET", "/auth/token"),
         ("POST", "/auth/token"),
+        ("POST", "/api/v1/forms/assessment"),
+        ("GET", "/api/v1/patients/<patient_id>/timeline"),
+        ("GET", "/crf/timeline"),
+        ("GET", "/crf/config.json"),
     }
     variables = {
         "<study_id>": "{studyId}",
         "<subject_id>": "{subjectId}",
         "<domain>": "{domain}",
         "<plot>": "{plot}",
+        "<patient_id>": "{patientId}",
     }
     named = set()
     for method, path in served:

@@ -22,7 +22,15 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from fhirnet import __version__
-from fhirnet.web.openapi import bulk, fhir_reads, fhir_submissions, json_api, studies
+from fhirnet.web.openapi import (
+    bulk,
+    fhir_reads,
+    fhir_submissions,
+    json_api,
+    populate,
+    reader,
+    studies,
+)
 from fhirnet.web.openapi.components import add_fhir_components
 from fhirnet.web.openapi.operations import BEARER, BEARER_SCHEME
 
@@ -50,6 +58,7 @@ def build_openapi_document() -> dict[str, Any]:
     json_api.add_assessments(spec)
     json_api.add_endpoints(spec)
     studies.add_studies(spec)
+    reader.add_reader(spec)
     json_api.add_service_endpoints(spec)
     add_fhir_components(spec)
     fhir_reads.add_metadata(spec)
@@ -57,6 +66,7 @@ def build_openapi_document() -> dict[str, Any]:
     fhir_reads.add_conformance_types(spec)
     fhir_reads.add_validate(spec)
     fhir_submissions.add_submissions(spec)
+    populate.add_populate(spec)
     bulk.add_bulk_export(spec)
     bulk.add_token_endpoint(spec)
     # After the submissions: /fhir/QuestionnaireResponse lists its POST before its GET.

@@ -182,3 +182,51 @@ def add_service_endpoints(spec: APISpec) -> None:
         },
     }
     spec.path(path="/crf", operations={"get": secured(page, "crf.crf_page")})
+    timeline = {
+        "operationId": "crfTimelinePage",
+        "summary": "A patient's timeline in the browser: the page and its script; the data comes "
+        "from GET /api/v1/patients/{patientId}/timeline with the reader's token",
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": description,
+                "schema": {"type": "string"},
+            }
+            for name, description in (
+                ("patient", "The patient's id (the page asks when it is missing)."),
+                ("stream", "The read stream: site (default), a reader reference or label."),
+            )
+        ],
+        "responses": {"200": {"description": "The page.", "content": html}},
+    }
+    spec.path(path="/crf/timeline", operations={"get": secured(timeline, "crf.timeline_page")})
+    nullable = {"type": ["string", "null"]}
+    config = {
+        "operationId": "crfConfig",
+        "summary": "How the /crf page signs readers in: the authorization server, the page's "
+        "public client id and scopes, the FHIR base (no secret: the page uses PKCE)",
+        "responses": {
+            "200": {
+                "description": "The sign-in settings.",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["auth", "fhir_base"],
+                            "properties": {
+                                "auth": {"enum": ["none", "smart"]},
+                                "authorize_url": nullable,
+                                "token_url": nullable,
+                                "client_id": nullable,
+                                "scope": {"type": "string"},
+                                "fhir_base": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    }
+    spec.path(path="/crf/config.json", operations={"get": secured(config, "crf.crf_config")})
