@@ -504,3 +504,93 @@ def test_an_ehr_launch_opens_the_launched_patients_form(
     assert patient_field == secured_patient  # from the token response, not the address
     assert target == "T1"
     assert allowed_origins(opened, secured.authorization) == []
+
+
+def test_an_expired_sign_in_asks_to_sign_in_again_and_keeps_what_was_typed(
+    browser: Browser, secured: SignedInServer, secured_patient: str
+) -> None:
+    """The authorization server issues tokens that fhirnet refuses a few seconds later
+    (``exp`` in the past, within fhirnet's 30 s leeway): the next live assessment is a 401."""
+    config = secured.authorization.state.config
+    assert isinstance(config, dict)
+    valid_seconds = 6
+    config["token_seconds"] = valid_seconds - 30
+    opened, context = open_page(browser, secured.base_url, f"/crf?patient={secured_patient}")
+    try:
+        page = opened.page
+        page.click("#signInButton")
+        page.click("button[value=sign-in]")
+        page.wait_for_selector("#crf[data-form=ready]")
+        signed_in = time.monotonic()
+        config["token_seconds"] = 300
+        size(page, 1, "30")
+        page.wait_for_timeout(max(0.0, valid_seconds + 1.5 - (time.monotonic() - signed_in)) * 1000)
+        size(page, 2, "20")
+        page.wait_for_selector("#crf[data-auth=signed-out]")
+        expect(page.locator("#signInButton")).to_be_visible()
+        page.click("#signInButton")
+        page.click("button[value=sign-in]")
+        page.wait_for_selector("#crf[data-form=ready]")
+        kept = [value(page, f"lesion-size/{n}/1") for n in (1, 2)]
+        auth = page.get_attribute("#crf", "data-auth")
+        status_text = page.text_content("#formStatus") or ""
+        # The form is assessed again with the new token.
+        expect(page.locator("#crf")).to_have_attribute("data-assessment", "done")
+    finally:
+        config["token_seconds"] = 300
+        context.close()
+
+    assert auth == "signed-in"
+    assert kept == ["30", "20"]
+    assert "as you left it" in status_text
+    unexpected = [p for p in opened.problems if "401" not in p]
+    assert unexpected == []
+
+
+def test_the_timeline_marks_baseline_nadir_and_thresholds_over_several_exams(
+    browser: Browser, base_url: str, patient: str
+) -> None:
+    """Forms 2-4 of the example after the baseline: SD, SD (the reader said PR), PR."""
+    for path in sorted(EXAMPLES.glob("0[234]-*.json")):
+        form = json.loads(path.read_text(encoding="utf-8"))
+        form.pop("id", None)
+        form["identifier"]["value"] = f"{patient}-{path.name[:2]}"
+        form["subject"] = {"reference": f"Patient/{patient}"}
+        status, _ = post_json(f"{base_url}/fhir/QuestionnaireResponse", form)
+        assert status == 201
+    opened, context = open_page(browser, base_url, f"/crf/timeline?patient={patient}")
+    try:
+        page = opened.page
+        page.wait_for_selector("#timeline[data-timeline=ready], #timeline[data-timeline=error]")
+        assert page.get_attribute("#timeline", "data-timeline") == "ready", page.text_content(
+            "#timelineStatus"
+        )
+        categories = page.locator("#exams tbody .tl-category").all_text_contents()
+        dates = [row.split()[0] for row in page.locator("#exams tbody tr").all_inner_texts()]
+        discordant = page.locator("#exams tbody tr").nth(2).locator(".tl-discordant").count()
+        chart = page.locator("#chart svg")
+        description = chart.locator("desc").text_content() or ""
+        lesions = chart.locator("polyline.tl-lesion").count()
+        marks = (chart.locator(".tl-baseline").count(), chart.locator(".tl-nadir").count())
+        lines = (
+            chart.locator(".tl-threshold-pr").count(),
+            chart.locator(".tl-threshold-pd").count(),
+        )
+        links = page.locator("#exams tbody tr").nth(3).locator("a").all()
+        hrefs = [link.get_attribute("href") or "" for link in links]
+    finally:
+        context.close()
+
+    assert dates == ["2025-01-13", "2025-04-14", "2025-07-14", "2025-10-13"]
+    assert categories == ["—", "SD", "SD", "PR"]
+    assert discordant == 1  # the reader's PR against the computed SD
+    assert lesions == 3  # T1, T2, T3
+    assert marks == (1, 1)
+    assert lines == (1, 1)
+    assert "2025-10-13: 60 mm" in description
+    assert [h.split("/fhir/")[1].split("/")[0] for h in hrefs] == [
+        "QuestionnaireResponse",
+        "DiagnosticReport",
+    ]
+    assert opened.foreign_requests() == []
+    assert opened.problems == []

@@ -13,7 +13,8 @@
  *
  * The state is exposed as attributes (waiting for it needs no script evaluation, which the
  * page's CSP forbids) and globals:
- *   #crf[data-form]        "loading" | "ready" | "error";  window.formReady, window.formError;
+ *   #crf[data-form]        "loading" | "ready" | "error" | "signed-out" (a patient's form waits
+ *                          for the sign-in);  window.formReady, window.formError;
  *   #crf[data-auth]        "pending" | "open" | "signed-in" | "signed-out" | "error";
  *   #crf[data-assessment]  "none" | "pending" | "done" | "failed" (with data-assessed = the count);
  *   #crf[data-submission]  "none" | "pending" | "stored" | "queued" | "failed";
@@ -29,6 +30,7 @@
   var LFORMS_TAG_CODE = /^lformsVersion:/;
   var TOKEN_KEY = 'fhirnet.crf.token';
   var SIGN_IN_KEY = 'fhirnet.crf.signin';
+  var DRAFT_KEY = 'fhirnet.crf.draft';
   var ASSESS_DELAY_MS = 400;
 
   var root = document.getElementById('crf');
@@ -69,6 +71,8 @@
   var SUBMISSION_SYSTEM = 'https://fhirnet.dev/fhir/sid/crf-submission';
   var formIdentifier = null;
   var stored = false;
+  /** Whether the form on screen is the patient's (pre-filled, or resumed), not a blank one. */
+  var patientsForm = false;
 
   // --- small helpers ---------------------------------------------------------------------------
 
@@ -169,6 +173,14 @@
 
   /** Go to the authorization server; back at /crf with ?code=&state=. */
   function signIn(launch) {
+    if (root.dataset.form === 'ready' && patient && patientsForm) {
+      // Signing in again leaves the page: keep what was typed, for this tab only.
+      try {
+        sessionStorage.setItem(DRAFT_KEY, JSON.stringify({
+          patient: patient, stream: stream, response: questionnaireResponse()
+        }));
+      } catch (error) { /* nothing typed worth keeping */ }
+    }
     var verifier = randomString();
     var state = randomString();
     var nonce = randomString();
@@ -284,8 +296,19 @@
 
   // --- the form ---------------------------------------------------------------------------------
 
+  /** The token was refused (expired, revoked): forget it and offer to sign in again. */
+  function signedOut() {
+    if (!config || config.auth === 'none') return;
+    session = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    root.dataset.auth = 'signed-out';
+    showError(signInStatus, 'Your sign-in has ended: sign in again (the form stays as it is).');
+    signInButton.hidden = false;
+  }
+
   function fetchJson(url, options) {
     return fetch(url, options).then(function (response) {
+      if (response.status === 401) signedOut();
       if (!response.ok) {
         return response.text().then(function (text) {
           throw new Error((options && options.method || 'GET') + ' ' + url + ' answered ' + response.status + ': ' + text.slice(0, 300));
@@ -313,6 +336,12 @@
 
   /** Fetch the Questionnaire (and the patient's pre-filled form) and render it. */
   function loadForm(signedIn) {
+    if (patient && !signedIn && config && config.auth !== 'none') {
+      // No blank form to type into and lose: the patient's form comes after signing in.
+      root.dataset.form = 'signed-out';
+      clearError(formStatus, 'Sign in to open the next form of Patient/' + patient + '.');
+      return;
+    }
     root.dataset.form = 'loading';
     if (typeof LForms === 'undefined' || !LForms.Util) {
       formFailed('LHC-Forms did not load (see the browser console).');
@@ -321,7 +350,12 @@
     var questionnaire = fetchJson(root.dataset.questionnaireUrl, {
       headers: { Accept: FHIR_JSON }, credentials: 'same-origin'
     });
-    var prefilled = (patient && signedIn) ? populate() : Promise.resolve({ response: null, issues: [] });
+    var draft = JSON.parse(sessionStorage.getItem(DRAFT_KEY) || 'null');
+    sessionStorage.removeItem(DRAFT_KEY);
+    var resumed = draft && draft.patient === patient && (draft.stream || '') === stream;
+    var prefilled = (patient && signedIn) ?
+      (resumed ? Promise.resolve({ response: draft.response, issues: [] }) : populate()) :
+      Promise.resolve({ response: null, issues: [] });
     Promise.all([questionnaire, prefilled])
       .then(function (loaded) {
         var options = {};
@@ -332,9 +366,11 @@
       .then(function () {
         clearError(formStatus, patient ?
           'The next form of Patient/' + patient + (stream ? ' (' + stream + ')' : '') +
-          (signedIn ? ', pre-filled from the earlier forms.' : '.') : '');
+          (signedIn ? (resumed ? ', as you left it before signing in again.' :
+            ', pre-filled from the earlier forms.') : '.') : '');
         validateButton.disabled = false;
         submitButton.disabled = !(patient && signedIn);
+        patientsForm = Boolean(patient && signedIn);
         window.formReady = true;
         root.dataset.form = 'ready';
         if (patient && signedIn) scheduleAssessment();
@@ -490,6 +526,7 @@
       body: JSON.stringify(response)
     })
       .then(function (answer) {
+        if (answer.status === 401) signedOut();
         return answer.json().catch(function () { return {}; }).then(function (outcome) {
           showSubmitted(answer, outcome);
         });
