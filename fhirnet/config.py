@@ -275,6 +275,20 @@ def _check_auth(settings: Settings) -> None:
             f"SMART Backend Services needs both {PREFIX}SMART_CLIENT_ID and "
             f"{PREFIX}SMART_PRIVATE_KEY_FILE"
         )
+    if (settings.authorize_url is None) != (settings.reader_token_url is None):
+        raise ConfigError(
+            f"readers sign in with both {PREFIX}AUTHORIZE_URL and {PREFIX}READER_TOKEN_URL "
+            "(the authorization server's authorize and token endpoints): set both or neither"
+        )
+    if (
+        settings.authorize_url is not None
+        and settings.jwks_url is None
+        and (settings.jwks_file is None)
+    ):
+        raise ConfigError(
+            f"{PREFIX}AUTHORIZE_URL is set but no {PREFIX}JWKS_URL (or {PREFIX}JWKS_FILE): the "
+            "readers' access tokens could not be verified"
+        )
     if (smart or settings.fhir_bearer_token is not None) and settings.fhir_base_url is None:
         raise ConfigError(
             f"FHIR server credentials are set but {PREFIX}FHIR_BASE_URL is not: without it "

@@ -235,3 +235,28 @@ def test_bulk_clients_alone_are_configured_authentication_even_for_the_demo() ->
     )
 
     assert settings.auth is None
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"FHIRNET_AUTHORIZE_URL": "https://login.example.org/authorize"},
+        {"FHIRNET_READER_TOKEN_URL": "https://login.example.org/token"},
+    ],
+)
+def test_readers_sign_in_with_both_endpoints_of_the_authorization_server(
+    variables: dict[str, str],
+) -> None:
+    with pytest.raises(ConfigError, match="set both or neither"):
+        load_settings({**variables, "FHIRNET_JWKS_URL": "https://login.example.org/jwks"})
+
+
+def test_readers_sign_in_only_where_their_tokens_can_be_verified() -> None:
+    with pytest.raises(ConfigError, match="could not be verified"):
+        load_settings(
+            {
+                "FHIRNET_AUTHORIZE_URL": "https://login.example.org/authorize",
+                "FHIRNET_READER_TOKEN_URL": "https://login.example.org/token",
+                "FHIRNET_API_KEYS": "a-key-of-at-least-thirty-two-characters",
+            }
+        )
