@@ -36,6 +36,7 @@ from fhirnet.fhir.audit import Action, Interaction
 from fhirnet.fhir.build import ExamResult
 from fhirnet.fhir.crf_codes import RESPONSE_CATEGORIES
 from fhirnet.fhir.identifiers import ExamKey, Kind
+from fhirnet.fhir.populate import next_nadir_date
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.ports import Json
 from fhirnet.services import history
@@ -244,10 +245,13 @@ def _chosen(stream: str | None, *, readers_labels: dict[str, str]) -> str:
 
 
 def _nadir(timeline: Sequence[ExamResult]) -> ExamResult | None:
-    """The exam with the smallest sum of the timeline, the earliest of equal ones
-    (``criteria.md`` §1: the nadir, here over every exam, the next one's)."""
-    measured = [r for r in timeline if r.sum_mm is not None and not r.pre_baseline]
-    return min(measured, key=lambda r: (r.sum_mm, r.form.imaging_date), default=None)
+    """The exam the next one's nadir is: as the domain core's nadir rule gives it
+    (:func:`fhirnet.fhir.populate.next_nadir_date`, the date ``$populate`` pre-fills)."""
+    exams = [r for r in timeline if not r.pre_baseline]
+    if not exams:
+        return None
+    date = next_nadir_date([r.form for r in exams])
+    return next((r for r in exams if r.form.imaging_date == date), None)
 
 
 def _entry(context: Context, patient: str, result: ExamResult) -> ExamEntry:

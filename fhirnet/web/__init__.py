@@ -13,7 +13,11 @@ requests live in ``app.extensions["fhirnet"]`` as a :class:`WebState`, never in 
 - :mod:`~fhirnet.web.api_views` — the plain-JSON assessment API;
 - :mod:`~fhirnet.web.assessment_schemas` — marshmallow schemas of the assessment API;
 - :mod:`~fhirnet.web.schema_fields` — the marshmallow toolkit every JSON API body uses;
-- :mod:`~fhirnet.web.crf_views` — ``GET /crf``: the CRF rendered in the browser;
+- :mod:`~fhirnet.web.crf_views` — ``GET /crf``: the reader's form page, its timeline page and
+  sign-in settings;
+- :mod:`~fhirnet.web.populate_views` — SDC ``$populate``: a patient's next form, pre-filled;
+- :mod:`~fhirnet.web.reader_views` — the live assessment of a form being typed and a patient's
+  timeline (JSON), :mod:`~fhirnet.web.reader_schemas` their answers;
 - :mod:`~fhirnet.web.fhir_http` — the ``/fhir`` blueprint and its HTTP plumbing;
 - :mod:`~fhirnet.web.fhir_views` — reads at ``/fhir``: metadata, conformance, store, ``$validate``;
 - :mod:`~fhirnet.web.fhir_search` — search of the conformance resources;

@@ -60,8 +60,9 @@ def _register_converters(state: BlueprintSetupState) -> None:
 
 
 @bp.before_request
-def _negotiate() -> None:
-    """Refuse, with 406, a request that does not accept JSON; check ``_pretty``.
+def negotiate() -> None:
+    """Refuse, with 406, a request that does not accept JSON; check ``_pretty`` (every blueprint
+    serving under ``/fhir`` installs it).
 
     ``_format`` overrides ``Accept`` (FHIR R4 http §3.1.0.1.8), so a browser can ask for
     ``?_format=json``.
@@ -90,7 +91,7 @@ def _negotiate() -> None:
 
 
 @bp.after_request
-def _options_without_body(response: Response) -> Response:
+def options_without_body(response: Response) -> Response:
     """``OPTIONS`` on a FHIR URL: ``200`` with ``Allow`` and no body. Flask's automatic answer
     labels its empty body ``text/html``, the only non-FHIR media type the endpoint would send."""
     if request.method == "OPTIONS" and response.status_code == 200 and not response.data:

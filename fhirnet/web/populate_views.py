@@ -40,11 +40,11 @@ from fhirnet.web import web_state
 from fhirnet.web.errors import FhirRequestError
 from fhirnet.web.fhir_http import (
     FORMAT_PARAMETERS,
-    _negotiate,
-    _options_without_body,
     audit_trail,
     check_parameters,
     json_body,
+    negotiate,
+    options_without_body,
     parameters,
     respond,
 )
@@ -52,8 +52,8 @@ from fhirnet.web.fhir_http import (
 __all__ = ["bp"]
 
 bp = Blueprint("populate", __name__, url_prefix="/fhir")
-bp.before_request(_negotiate)
-bp.after_request(_options_without_body)
+bp.before_request(negotiate)
+bp.after_request(options_without_body)
 
 #: The one Questionnaire fhirnet populates: its id.
 QUESTIONNAIRE_ID: Final = QUESTIONNAIRE_URL.rsplit("/", 1)[1]
