@@ -325,6 +325,13 @@ def test_the_form_is_completed_signed_and_submitted_with_the_keyboard_alone(
         tab_to(page, f'[id="{status(page, lesion, "present")}"]')
         page.keyboard.press("Space")
     assessed(page, "PR", sum="60 mm")
+    tab_to(page, '[id="response-vs-baseline/1"]')
+    page.keyboard.type("Stable")
+    # LHC-Forms narrows its list as the reader types; then the first match is chosen.
+    expect(page.locator("#lhc-tools-searchResults li").first).to_contain_text("Stable Disease")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#discordance")).to_contain_text("is SD, fhirnet computes PR")
     tab_to(page, "#submitButton")
     page.keyboard.press("Enter")
 
