@@ -467,6 +467,11 @@ def test_with_access_control_on_the_reader_signs_in_with_pkce_and_submits_as_aut
         token_in_storage = page.evaluate("Object.keys(window.localStorage)")
         signed_in_as = page.text_content("#signInStatus") or ""
         current_url = page.url
+        # The timeline page of the same tab reads with the same sign-in.
+        page.click("#submittedTimelineLink")
+        page.wait_for_selector("#timeline[data-timeline=ready], #timeline[data-timeline=error]")
+        timeline_status = page.text_content("#timelineStatus") or ""
+        categories = page.locator("#exams tbody .tl-category").all_text_contents()
     finally:
         context.close()
 
@@ -484,6 +489,7 @@ def test_with_access_control_on_the_reader_signs_in_with_pkce_and_submits_as_aut
     assert form["author"] == {"reference": f"Practitioner/{READER}"}
     assert form["subject"] == {"reference": f"Patient/{secured_patient}"}
     assert token_in_storage == []  # never localStorage
+    assert categories == ["—", "PR"], timeline_status
     assert allowed_origins(opened, secured.authorization) == []
     assert opened.problems == []
 
@@ -601,3 +607,22 @@ def test_the_timeline_marks_baseline_nadir_and_thresholds_over_several_exams(
     ]
     assert opened.foreign_requests() == []
     assert opened.problems == []
+
+
+def test_a_reader_who_cancels_at_the_authorization_server_is_told_so(
+    browser: Browser, secured: SignedInServer, secured_patient: str
+) -> None:
+    opened, context = open_page(browser, secured.base_url, f"/crf?patient={secured_patient}")
+    try:
+        page = opened.page
+        page.click("#signInButton")
+        page.click("button[value=deny]")
+        page.wait_for_selector("#crf[data-auth=error]")
+        message = page.text_content("#signInStatus") or ""
+        form = page.get_attribute("#crf", "data-form")
+    finally:
+        context.close()
+
+    assert "access_denied" in message
+    assert form == "signed-out"  # no form to type into without a reader
+    assert allowed_origins(opened, secured.authorization) == []

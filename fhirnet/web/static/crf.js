@@ -269,7 +269,18 @@
       }
       var done = query.get('code') ? finishSignIn(query.get('code'), query.get('state') || '') : Promise.resolve();
       return done.then(function () {
-        if (query.get('error')) throw new Error('sign-in refused: ' + query.get('error'));
+        if (query.get('error')) {
+          // Back from the authorization server without a code: the reader's patient is kept.
+          var pending = JSON.parse(sessionStorage.getItem(SIGN_IN_KEY) || 'null');
+          sessionStorage.removeItem(SIGN_IN_KEY);
+          if (pending && pending.state === query.get('state')) {
+            patient = pending.patient || '';
+            stream = pending.stream || '';
+          }
+          signInButton.hidden = false;
+          throw new Error('sign-in refused: ' + query.get('error') +
+            (query.get('error_description') ? ' (' + query.get('error_description') + ')' : ''));
+        }
         if (!session) session = storedSession();
         if (query.get('launch') && !query.get('code')) {
           root.dataset.auth = 'signed-out';
