@@ -92,8 +92,15 @@ except ImportError:  # pragma: no cover - depends on the environment
 def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``fhirnet serve`` with /crf on a free loopback port; stopped after the module."""
     port = free_port()
-    env = {**os.environ, "FHIRNET_PORT": str(port), "FHIRNET_AUTH": "none"}
-    log_path = tmp_path_factory.mktemp("crf-serve") / "gunicorn.log"
+    directory = tmp_path_factory.mktemp("crf-serve")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
+    env |= {
+        "FHIRNET_PORT": str(port),
+        "FHIRNET_AUTH": "none",
+        # Its own data directory: never the checkout's data/, which make run uses.
+        "FHIRNET_DATA_DIR": str(directory / "data"),
+    }
+    log_path = directory / "gunicorn.log"
     with serving([sys.executable, "-c", SERVE_WITH_CRF], port=port, env=env, log_path=log_path):
         yield f"http://127.0.0.1:{port}"
 
