@@ -55,6 +55,8 @@ def _submit_examples(
                 reports = f"{server}/DiagnosticReport?subject=Patient/{patient.name}&_sort=-date"
         if reports is not None:
             click.echo(f"  reports: {reports}")
+        click.echo(f"  next follow-up, pre-filled: {base_url}/crf?patient={patient.name}")
+        click.echo(f"  timeline: {base_url}/crf/timeline?patient={patient.name}")
     first = sorted(patients[0].glob("*.json"))[:1] if patients else []
     example = os.path.relpath(first[0]) if first else "FORM.json"
     click.echo(

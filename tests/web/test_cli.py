@@ -285,6 +285,9 @@ def test_demo_submits_the_example_forms_over_http_and_prints_the_reports_categor
             )
         reports = f"http://127.0.0.1:{port}/fhir/DiagnosticReport?subject=Patient/{patient}"
         assert f"reports: {reports}&_sort=-date" in section
+        base = f"http://127.0.0.1:{port}"
+        assert f"next follow-up, pre-filled: {base}/crf?patient={patient}" in section
+        assert f"timeline: {base}/crf/timeline?patient={patient}" in section
     discordant = patient_section(output, "small-bowel-net-prrt").split("2025-07-14", 1)[1]
     assert discordant.split("\n")[1].startswith("      warning: Discordant")
 
