@@ -68,3 +68,10 @@ def lforms() -> None:
 def browser_tools(lforms: None) -> None:
     """Chromium and LHC-Forms, installed by ``tools/browser/install.sh`` when missing."""
     _install(missing=_missing_chromium, needed_by="BROWSER TESTS")
+
+
+def require_browser_tools() -> None:
+    """What :func:`browser_tools` does, for browser tests outside ``tests/web`` (whose fixtures
+    they do not see): install Chromium and LHC-Forms when missing; fail (CI) or skip without."""
+    _install("--no-chromium", missing=_missing_lforms, needed_by="TESTS OF THE /crf PAGE")
+    _install(missing=_missing_chromium, needed_by="BROWSER TESTS")

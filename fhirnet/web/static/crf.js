@@ -17,7 +17,9 @@
  *                          for the sign-in);  window.formReady, window.formError;
  *   #crf[data-auth]        "pending" | "open" | "signed-in" | "signed-out" | "error";
  *   #crf[data-assessment]  "none" | "pending" | "done" | "failed" (with data-assessed = the count);
- *   #crf[data-submission]  "none" | "pending" | "stored" | "queued" | "failed";
+ *   #crf[data-submission]  "none" | "pending" | "stored" | "queued" | "delivered" | "failed";
+ *                          (a 202 is "queued" while its status says so, with data-delivery-attempts,
+ *                          then "delivered" or "failed");
  *   #crf[data-validation]  "pending" | "valid" | "invalid" | "failed" after "Validate".
  * The token is kept in sessionStorage (never localStorage), so it ends with the tab.
  */
@@ -32,6 +34,12 @@
   var SIGN_IN_KEY = 'fhirnet.crf.signin';
   var DRAFT_KEY = 'fhirnet.crf.draft';
   var ASSESS_DELAY_MS = 400;
+  /** Polling a queued submission's status: its Retry-After, within these bounds (ms). */
+  var STATUS_DEFAULT_MS = 3000;
+  var STATUS_MIN_MS = 1000;
+  var STATUS_MAX_MS = 30000;
+  /** The link relation of a delivered form's DiagnosticReport in its status (fhir_bundles.py). */
+  var REPORT_RELATION = 'https://fhirnet.dev/fhir/link-relation/diagnostic-report';
 
   var root = document.getElementById('crf');
   var container = document.getElementById('formContainer');
@@ -73,6 +81,8 @@
   var stored = false;
   /** Whether the form on screen is the patient's (pre-filled, or resumed), not a blank one. */
   var patientsForm = false;
+  /** The queued submission being followed: {url, timer, controller}; null when none. */
+  var following = null;
 
   // --- small helpers ---------------------------------------------------------------------------
 
@@ -526,6 +536,7 @@
     response.identifier = formIdentifier;
     response.status = stored ? 'amended' : 'completed';
     response.authored = new Date().toISOString();
+    stopFollowing();
     root.dataset.submission = 'pending';
     submitButton.disabled = true;
     clearError(submitStatus, 'Submitting…');
@@ -572,7 +583,10 @@
       clearError(submitStatus, 'Accepted and queued (HTTP 202): the FHIR server cannot take it now; ' +
         'it is delivered when it is back.');
       var status = answer.headers.get('Content-Location');
-      if (status) links.push(link('Delivery status', status, 'statusLink'));
+      if (status) {
+        links.push(link('Delivery status', status, 'statusLink'));
+        followDelivery(status, answer);
+      }
     } else {
       root.dataset.submission = 'failed';
       showError(submitStatus, 'Not stored (HTTP ' + answer.status + '): see the issues below.');
@@ -580,6 +594,130 @@
     if (patient) links.push(link('The patient\'s timeline', timelineUrl(), 'submittedTimelineLink'));
     submitLinks.replaceChildren.apply(submitLinks, links);
   }
+
+  // --- a queued submission, followed to its end ---------------------------------------------------
+  //
+  // A 202 means fhirnet kept the form and delivers it when the FHIR server takes it. The page asks
+  // GET /fhir/_submission/<id> (the Content-Location) again after its Retry-After until the answer
+  // is 200 (delivered or failed), and stops when the page is left or the form is signed again.
+
+  function stopFollowing() {
+    if (!following) return;
+    window.clearTimeout(following.timer);
+    if (following.controller) following.controller.abort();
+    following = null;
+  }
+
+  function followDelivery(url, answer) {
+    stopFollowing();
+    following = { url: url, timer: null, controller: null };
+    showQueued(answer);
+    scheduleStatus(following, answer);
+  }
+
+  /** The next look at the status: after its Retry-After (bounded), or a default. */
+  function scheduleStatus(current, answer) {
+    var seconds = answer ? Number(answer.headers.get('Retry-After')) : NaN;
+    var delay = isFinite(seconds) && seconds > 0 ? seconds * 1000 : STATUS_DEFAULT_MS;
+    delay = Math.min(STATUS_MAX_MS, Math.max(STATUS_MIN_MS, delay));
+    current.timer = window.setTimeout(function () { checkStatus(current); }, delay);
+  }
+
+  function checkStatus(current) {
+    if (following !== current) return;
+    current.controller = new AbortController();
+    fetch(current.url, { headers: headers(), signal: current.controller.signal })
+      .then(function (answer) {
+        if (following !== current) return null;
+        if (answer.status === 202) {
+          showQueued(answer);
+          scheduleStatus(current, answer);
+          return null;
+        }
+        return answer.json().catch(function () { return {}; }).then(function (body) {
+          if (following !== current) return;
+          if (answer.status === 200) {
+            following = null;
+            showDelivery(body);
+            return;
+          }
+          if (answer.status === 401) {
+            signedOut();  // sign in again: the submission stays queued on the server
+            following = null;
+            showError(submitStatus, 'Queued for delivery; sign in again to follow its status.');
+            return;
+          }
+          following = null;
+          showError(submitStatus, 'The delivery status answered HTTP ' + answer.status +
+            '; the submission itself stays with fhirnet.');
+          submitIssues.replaceChildren.apply(submitIssues, ((body && body.issue) || []).map(issueItem));
+        });
+      })
+      .catch(function (error) {
+        if (following !== current || (error && error.name === 'AbortError')) return;
+        // fhirnet itself out of reach for a moment: keep the last status and look again.
+        scheduleStatus(current, null);
+      });
+  }
+
+  /** "Queued (attempt n, next try hh:mm:ss)" from the status's X-Progress (R4 async.html). */
+  function showQueued(answer) {
+    var progress = answer.headers.get('X-Progress') || '';
+    var attempts = /Attempts: (\d+)/.exec(progress);
+    var lastError = /the last one failed: ([^;]+)/.exec(progress);
+    var next = /next attempt not before (\S+)/.exec(progress);
+    var made = attempts ? Number(attempts[1]) : 0;
+    root.dataset.submission = 'queued';
+    root.dataset.deliveryAttempts = String(made);
+    var parts = ['attempt ' + made];
+    if (next && !isNaN(Date.parse(next[1]))) {
+      parts.push('next try ' + new Date(next[1]).toLocaleTimeString());
+    }
+    var text = 'Queued for the FHIR server (' + parts.join(', ') + ')';
+    if (lastError) text += '; the last attempt failed: ' + lastError[1].trim();
+    clearError(submitStatus, text + '. Accepted (HTTP 202): fhirnet keeps it and delivers it when the server takes it.');
+  }
+
+  /** The status's batch-response: its single entry is the answer the submission finally got. */
+  function showDelivery(bundle) {
+    var entry = (bundle && bundle.entry && bundle.entry[0]) || {};
+    var result = entry.response || {};
+    var status = parseInt(String(result.status || '0'), 10);
+    var outcome = result.outcome || {};
+    var issues = Array.isArray(outcome.issue) ? outcome.issue : [];
+    submitIssues.replaceChildren.apply(submitIssues, issues.map(issueItem));
+    var links = [];
+    if (status >= 200 && status < 300) {
+      root.dataset.submission = 'delivered';
+      stored = true;
+      clearError(submitStatus, 'Delivered: signed and stored on the FHIR server (' + result.status + ').');
+      if (result.location) links.push(link('The stored form', result.location, 'storedLink'));
+      var report = reportOf(entry, issues);
+      if (report) links.push(link('The report', report, 'reportLink'));
+    } else {
+      root.dataset.submission = 'failed';
+      showError(submitStatus, 'Delivery failed (' + (result.status || 'no status') +
+        '): not stored; see the issues below, correct the form and sign again.');
+    }
+    var statusLink = document.getElementById('statusLink');
+    if (statusLink) links.push(statusLink);
+    if (patient) links.push(link('The patient\'s timeline', timelineUrl(), 'submittedTimelineLink'));
+    submitLinks.replaceChildren.apply(submitLinks, links);
+  }
+
+  /** The DiagnosticReport of a delivered form: the entry's link, or named in its outcome. */
+  function reportOf(entry, issues) {
+    var found = (entry.link || []).filter(function (l) { return l.relation === REPORT_RELATION; })[0];
+    if (found && found.url) return found.url;
+    for (var i = 0; i < issues.length; i += 1) {
+      var text = (issues[i].details && issues[i].details.text) || issues[i].diagnostics || '';
+      var named = /DiagnosticReport (\S+?)(?= \(|\.?$|\. )/.exec(text);
+      if (named) return named[1].replace(/\.$/, '');
+    }
+    return null;
+  }
+
+  window.addEventListener('pagehide', stopFollowing);
 
   function timelineUrl() {
     var parameters = new URLSearchParams({ patient: patient });

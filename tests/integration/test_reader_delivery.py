@@ -1,0 +1,162 @@
+"""A reader's form that the FHIR server cannot take now, followed by the page to its delivery.
+
+``fhirnet serve`` (open access, durable delivery on, a short backoff) writes to the session's
+FHIR server through a fault proxy. The RECIST 1.1 example patient's baseline is submitted first,
+so the reader's follow-up at ``/crf?patient=...`` arrives pre-filled; the reader types sizes
+(70 mm against 92 mm: SD). Then the proxy answers every transaction of results ``503``: "Sign
+and submit" is answered ``202 Accepted``, and the page shows the submission queued with its
+attempts, from ``GET /fhir/_submission/<id>``. Once the fault is cleared the page, still polling,
+shows it delivered with links to the stored form and to the report, and the report is on the FHIR
+server with the computed category. The browser sends no request outside fhirnet's origin.
+
+Debian's Chromium and Playwright as in ``tests/web/test_reader_workstation.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from fhirnet.adapters.fhir_client import FhirClient
+from tests.integration.fault_proxy import TRANSACTION, FaultProxy, ProxiedRequest, unavailable
+from tests.integration.test_submission_scenarios import DATA_WRITE, category, new_patient
+from tests.servers import free_port, serving
+from tests.web.conftest import require_browser_tools
+from tests.web.test_crf_page import CHROMIUM, CHROMIUM_ARGS, SERVE_WITH_CRF
+from tests.web.test_reader_workstation import FOLLOW_UP_DATE, assessed, open_page, size, status
+
+try:
+    from playwright.sync_api import Browser, expect, sync_playwright
+except ImportError:  # pragma: no cover - test_reader_workstation skips (or fails in CI) first
+    pytest.skip("playwright is not installed", allow_module_level=True)
+
+pytestmark = pytest.mark.integration
+
+SERIES = "small-bowel-net-prrt"
+FHIR_JSON = "application/fhir+json"
+#: Seconds before the first retry of a queued submission: short, so the test does not wait.
+BACKOFF, MAX_BACKOFF = 0.5, 2.0
+
+
+def results_transaction(request: ProxiedRequest) -> bool:
+    """A transaction of results, not a failure's AuditEvent alone."""
+    return TRANSACTION(request) and DATA_WRITE(request)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless (installed with LHC-Forms when missing)."""
+    require_browser_tools()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def served(fault_proxy: FaultProxy, tmp_path: Path) -> Iterator[str]:
+    """``fhirnet serve`` writing through ``fault_proxy``; its URL."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
+    env = clean | {
+        "FHIRNET_PORT": str(port),
+        "FHIRNET_AUTH": "none",
+        "FHIRNET_FHIR_BASE_URL": fault_proxy.base_url,
+        "FHIRNET_DATA_DIR": str(tmp_path / "data"),
+        "FHIRNET_OUTBOX": "on",
+        "FHIRNET_WORKERS": "1",
+        "FHIRNET_FHIR_TIMEOUT": "10",
+        "FHIRNET_DELIVERY_BACKOFF": f"{BACKOFF:g}",
+        "FHIRNET_DELIVERY_MAX_BACKOFF": f"{MAX_BACKOFF:g}",
+    }
+    with serving(
+        [sys.executable, "-c", SERVE_WITH_CRF],
+        port=port,
+        env=env,
+        log_path=tmp_path / "fhirnet.log",
+        startup_seconds=60,
+    ):
+        yield f"http://127.0.0.1:{port}"
+
+
+def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
+    browser: Browser, served: str, fault_proxy: FaultProxy, fhir: FhirClient
+) -> None:
+    patient = new_patient(fhir, SERIES)
+    baseline = patient.form(1)
+    stored = requests.post(
+        f"{served}/fhir/QuestionnaireResponse",
+        data=json.dumps(baseline),
+        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+        timeout=120,
+    )
+    assert stored.status_code == 201, stored.text
+    reader = baseline["author"]["reference"]  # a Practitioner the server has
+
+    opened, context = open_page(browser, served, f"/crf?patient={patient.id}")
+    try:
+        page = opened.page
+        page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+        assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
+        assert page.locator('[id="lesion-id/3/1"]').input_value() == "T3"  # pre-filled
+        page.locator("#reader").fill(reader)
+        page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
+        page.keyboard.press("Enter")
+        for lesion in (1, 2):
+            page.locator(f'[id="{status(page, lesion, "present")}"]').click()
+        size(page, 1, "40")
+        size(page, 2, "20")
+        size(page, 3, "10")  # 70 mm against 92 mm: -23.9 %
+        assessed(page, "SD", sum="70 mm", changeBaseline="-23.9 %")
+
+        fault_proxy.inject(unavailable(retry_after=1), when=results_transaction)
+        page.click("#submitButton")
+        page.wait_for_selector("#crf[data-submission=queued], #crf[data-submission=failed]")
+        assert page.get_attribute("#crf", "data-submission") == "queued", page.text_content(
+            "#submitStatus"
+        )
+        status_url = page.get_attribute("#statusLink", "href") or ""
+        # The page asks the status again: later attempts (all refused) are counted on it.
+        expect(page.locator("#crf")).to_have_attribute(
+            "data-delivery-attempts", re.compile(r"^([2-9]|\d{2,})$"), timeout=30_000
+        )
+        queued_text = page.text_content("#submitStatus") or ""
+        assert page.locator("#reportLink").count() == 0
+
+        fault_proxy.pass_through()
+        expect(page.locator("#crf")).to_have_attribute(
+            "data-submission", re.compile("^(delivered|failed)$"), timeout=60_000
+        )
+        assert page.get_attribute("#crf", "data-submission") == "delivered", page.text_content(
+            "#submitIssues"
+        )
+        report_url = page.get_attribute("#reportLink", "href") or ""
+        form_url = page.get_attribute("#storedLink", "href") or ""
+        delivered_text = page.text_content("#submitStatus") or ""
+        foreign = opened.foreign_requests()
+        problems = list(opened.problems)
+    finally:
+        context.close()
+
+    assert status_url.startswith(f"{served}/fhir/_submission/")
+    assert re.search(r"Queued for the FHIR server \(attempt \d+, next try ", queued_text)
+    assert "503" in queued_text
+    assert delivered_text.startswith("Delivered")
+    assert "/QuestionnaireResponse/" in form_url
+    report_id = re.search(r"/DiagnosticReport/([^/]+)", report_url)
+    assert report_id is not None, report_url
+    report = fhir.read("DiagnosticReport", report_id[1])  # on the server itself
+    assert report is not None
+    assert report["subject"]["reference"].endswith(patient.reference)
+    assert category(report) == "SD"
+    assert foreign == []
+    assert problems == []
