@@ -374,7 +374,7 @@ def run_export(
         _log.warning("bulk export %s failed: %s", job_id[:6], type(error).__name__)
         if not isinstance(error, FhirnetError):
             _log.exception("bulk export failed unexpectedly")
-        _audit_failure(context, request_url, tally, error)
+        _audit(context, request_url, tally, error)
         transient = isinstance(error, FhirServerError) and not isinstance(
             error, FhirServerRejectedError
         )
@@ -569,20 +569,11 @@ def _entities(request_url: str, tally: _Tally) -> list[events.Entity]:
     return [query, *(events.patient(reference) for reference in named)]
 
 
-def _audit(context: Context, request_url: str, tally: _Tally) -> None:
-    """Write the export's AuditEvent (raises: no files without their audit record)."""
-    if context.audit is None:
-        return
-    event = context.audit.event(
-        interaction=Interaction.OPERATION,
-        action=Action.EXECUTE,
-        now=context.now,
-        entities=_entities(request_url, tally),
-    )
-    context.audit.write(context.store, [event])
-
-
-def _audit_failure(context: Context, request_url: str, tally: _Tally, error: Exception) -> None:
+def _audit(
+    context: Context, request_url: str, tally: _Tally, error: Exception | None = None
+) -> None:
+    """Write the export's AuditEvent, a failure one when ``error`` ended it (raises: no files
+    without their audit record)."""
     if context.audit is None:
         return
     event = context.audit.event(
@@ -592,4 +583,7 @@ def _audit_failure(context: Context, request_url: str, tally: _Tally, error: Exc
         entities=_entities(request_url, tally),
         error=error,
     )
-    context.audit.write_failure(context.store, [event])
+    if error is None:
+        context.audit.write(context.store, [event])
+    else:
+        context.audit.write_failure(context.store, [event])
