@@ -25,15 +25,27 @@ import pytest
 import requests
 
 from fhirnet.adapters.fhir_client import FhirClient
-from tests.integration.fault_proxy import TRANSACTION, FaultProxy, ProxiedRequest, unavailable
-from tests.integration.test_submission_scenarios import DATA_WRITE, category, new_patient
+from tests.integration.fault_proxy import (
+    TRANSACTION,
+    FaultProxy,
+    ProxiedRequest,
+    refuse,
+    unavailable,
+)
+from tests.integration.test_submission_scenarios import (
+    DATA_WRITE,
+    Patient,
+    category,
+    new_patient,
+    written,
+)
 from tests.servers import free_port, serving
 from tests.web.conftest import require_browser_tools
 from tests.web.test_crf_page import CHROMIUM, CHROMIUM_ARGS, SERVE_WITH_CRF
 from tests.web.test_reader_workstation import FOLLOW_UP_DATE, assessed, open_page, size, status
 
 try:
-    from playwright.sync_api import Browser, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - test_reader_workstation skips (or fails in CI) first
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -88,9 +100,10 @@ def served(fault_proxy: FaultProxy, tmp_path: Path) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
-    browser: Browser, served: str, fault_proxy: FaultProxy, fhir: FhirClient
-) -> None:
+def baseline_on_file(served: str, fhir: FhirClient) -> tuple[Patient, str]:
+    """A new patient on the FHIR server with the example's baseline submitted through fhirnet
+    (so the follow-up is pre-filled); the patient and the baseline's author (a Practitioner the
+    server has)."""
     patient = new_patient(fhir, SERIES)
     baseline = patient.form(1)
     stored = requests.post(
@@ -100,24 +113,34 @@ def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
         timeout=120,
     )
     assert stored.status_code == 201, stored.text
-    reader = baseline["author"]["reference"]  # a Practitioner the server has
+    return patient, str(baseline["author"]["reference"])
+
+
+def type_follow_up(page: Page, reader: str) -> None:
+    """The pre-filled follow-up, completed: 70 mm against 92 mm (-23.9 %), SD."""
+    page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+    assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
+    assert page.locator('[id="lesion-id/3/1"]').input_value() == "T3"  # pre-filled
+    page.locator("#reader").fill(reader)
+    page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
+    page.keyboard.press("Enter")
+    for lesion in (1, 2):
+        page.locator(f'[id="{status(page, lesion, "present")}"]').click()
+    size(page, 1, "40")
+    size(page, 2, "20")
+    size(page, 3, "10")
+    assessed(page, "SD", sum="70 mm", changeBaseline="-23.9 %")
+
+
+def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
+    browser: Browser, served: str, fault_proxy: FaultProxy, fhir: FhirClient
+) -> None:
+    patient, reader = baseline_on_file(served, fhir)
 
     opened, context = open_page(browser, served, f"/crf?patient={patient.id}")
     try:
         page = opened.page
-        page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
-        assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
-        assert page.locator('[id="lesion-id/3/1"]').input_value() == "T3"  # pre-filled
-        page.locator("#reader").fill(reader)
-        page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
-        page.keyboard.press("Enter")
-        for lesion in (1, 2):
-            page.locator(f'[id="{status(page, lesion, "present")}"]').click()
-        size(page, 1, "40")
-        size(page, 2, "20")
-        size(page, 3, "10")  # 70 mm against 92 mm: -23.9 %
-        assessed(page, "SD", sum="70 mm", changeBaseline="-23.9 %")
-
+        type_follow_up(page, reader)
         fault_proxy.inject(unavailable(retry_after=1), when=results_transaction)
         page.click("#submitButton")
         page.wait_for_selector("#crf[data-submission=queued], #crf[data-submission=failed]")
@@ -158,5 +181,43 @@ def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
     assert report is not None
     assert report["subject"]["reference"].endswith(patient.reference)
     assert category(report) == "SD"
+    assert foreign == []
+    assert problems == []
+
+
+def test_a_queued_form_the_server_then_refuses_is_shown_failed_with_its_issues(
+    browser: Browser, served: str, fault_proxy: FaultProxy, fhir: FhirClient
+) -> None:
+    patient, reader = baseline_on_file(served, fhir)
+
+    opened, context = open_page(browser, served, f"/crf?patient={patient.id}")
+    try:
+        page = opened.page
+        type_follow_up(page, reader)
+        # Rules apply in order: a 503 first (the form is queued), then a refusal of the server.
+        fault_proxy.inject(unavailable(retry_after=1), when=results_transaction, times=1)
+        fault_proxy.inject(
+            refuse(422, "Injected: rule R-9 failed", "business-rule"), when=results_transaction
+        )
+        page.click("#submitButton")
+        page.wait_for_selector("#crf[data-submission=queued], #crf[data-submission=failed]")
+        first = page.get_attribute("#crf", "data-submission")
+        expect(page.locator("#crf")).to_have_attribute(
+            "data-submission", re.compile("^(delivered|failed)$"), timeout=60_000
+        )
+        finished = page.get_attribute("#crf", "data-submission")
+        failed_text = page.text_content("#submitStatus") or ""
+        issues = page.locator("#submitIssues li").all_text_contents()
+        links = page.locator("#reportLink, #storedLink").count()
+        foreign = opened.foreign_requests()
+        problems = list(opened.problems)
+    finally:
+        context.close()
+
+    assert (first, finished) == ("queued", "failed")
+    assert failed_text.startswith("Delivery failed (502 Bad Gateway)")
+    assert any("Injected: rule R-9 failed" in issue for issue in issues), issues
+    assert links == 0
+    assert len(written(fhir, patient).reports) == 1  # the baseline's only
     assert foreign == []
     assert problems == []
