@@ -18,7 +18,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,7 @@ from tests.integration.test_submission_scenarios import (
     new_patient,
     written,
 )
+from tests.oauth_server import OAuthServer, fhirnet_environment, site_config
 from tests.servers import free_port, serving
 from tests.web.conftest import require_browser_tools
 from tests.web.test_crf_page import CHROMIUM, CHROMIUM_ARGS, SERVE_WITH_CRF
@@ -74,54 +77,69 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture
-def served(fault_proxy: FaultProxy, tmp_path: Path) -> Iterator[str]:
-    """``fhirnet serve`` writing through ``fault_proxy``; its URL."""
-    port = free_port()
+@contextmanager
+def fhirnet_serve(
+    proxy: FaultProxy, directory: Path, port: int, settings: Mapping[str, str]
+) -> Iterator[str]:
+    """``fhirnet serve`` on ``port`` writing through ``proxy``, with the outbox on and a short
+    backoff, and ``settings`` (FHIRNET_*); its URL."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
     env = clean | {
         "FHIRNET_PORT": str(port),
-        "FHIRNET_AUTH": "none",
-        "FHIRNET_FHIR_BASE_URL": fault_proxy.base_url,
-        "FHIRNET_DATA_DIR": str(tmp_path / "data"),
+        "FHIRNET_FHIR_BASE_URL": proxy.base_url,
+        "FHIRNET_DATA_DIR": str(directory / "data"),
         "FHIRNET_OUTBOX": "on",
         "FHIRNET_WORKERS": "1",
         "FHIRNET_FHIR_TIMEOUT": "10",
         "FHIRNET_DELIVERY_BACKOFF": f"{BACKOFF:g}",
         "FHIRNET_DELIVERY_MAX_BACKOFF": f"{MAX_BACKOFF:g}",
+        **settings,
     }
     with serving(
         [sys.executable, "-c", SERVE_WITH_CRF],
         port=port,
         env=env,
-        log_path=tmp_path / "fhirnet.log",
+        log_path=directory / "fhirnet.log",
         startup_seconds=60,
     ):
         yield f"http://127.0.0.1:{port}"
 
 
-def baseline_on_file(served: str, fhir: FhirClient) -> tuple[Patient, str]:
+@pytest.fixture
+def served(fault_proxy: FaultProxy, tmp_path: Path) -> Iterator[str]:
+    """``fhirnet serve`` with open access (the demo) writing through ``fault_proxy``."""
+    with fhirnet_serve(fault_proxy, tmp_path, free_port(), {"FHIRNET_AUTH": "none"}) as url:
+        yield url
+
+
+def baseline_on_file(
+    served: str, fhir: FhirClient, *, token: str | None = None
+) -> tuple[Patient, str]:
     """A new patient on the FHIR server with the example's baseline submitted through fhirnet
     (so the follow-up is pre-filled); the patient and the baseline's author (a Practitioner the
     server has)."""
     patient = new_patient(fhir, SERIES)
     baseline = patient.form(1)
+    headers = {"Content-Type": FHIR_JSON, "Accept": FHIR_JSON}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
     stored = requests.post(
         f"{served}/fhir/QuestionnaireResponse",
         data=json.dumps(baseline),
-        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+        headers=headers,
         timeout=120,
     )
     assert stored.status_code == 201, stored.text
     return patient, str(baseline["author"]["reference"])
 
 
-def type_follow_up(page: Page, reader: str) -> None:
+def type_follow_up(page: Page, reader: str | None) -> None:
     """The pre-filled follow-up, completed: 70 mm against 92 mm (-23.9 %), SD."""
     page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
     assert page.get_attribute("#crf", "data-form") == "ready", page.text_content("#formStatus")
     assert page.locator('[id="lesion-id/3/1"]').input_value() == "T3"  # pre-filled
-    page.locator("#reader").fill(reader)
+    if reader is not None:  # signed in, the reader is the token's fhirUser
+        page.locator("#reader").fill(reader)
     page.locator('[id="imaging-date/1"] input').fill(FOLLOW_UP_DATE[0])
     page.keyboard.press("Enter")
     for lesion in (1, 2):
@@ -219,5 +237,80 @@ def test_a_queued_form_the_server_then_refuses_is_shown_failed_with_its_issues(
     assert any("Injected: rule R-9 failed" in issue for issue in issues), issues
     assert links == 0
     assert len(written(fhir, patient).reports) == 1  # the baseline's only
+    assert foreign == []
+    assert problems == []
+
+
+CLIENT_ID = "fhirnet-crf"
+READER = "reader-1"
+
+
+def test_with_access_control_on_the_page_follows_the_delivery_with_the_reader_s_token(
+    browser: Browser, fault_proxy: FaultProxy, fhir: FhirClient, tmp_path: Path
+) -> None:
+    port = free_port()
+    fhirnet_root = f"http://127.0.0.1:{port}"
+    config = site_config(fhirnet_root, client_id=CLIENT_ID, users=[(READER, "Dr Reader")])
+    with (
+        OAuthServer(config) as authorization,
+        fhirnet_serve(
+            fault_proxy,
+            tmp_path,
+            port,
+            fhirnet_environment(authorization.base_url, fhirnet_root, CLIENT_ID),
+        ) as served,
+    ):
+        now = int(time.time())
+        set_up = authorization.state.sign(
+            {
+                "iss": authorization.base_url,
+                "aud": f"{served}/fhir",
+                "sub": "test-setup",
+                "iat": now,
+                "exp": now + 300,
+                "scope": "system/*.cruds",
+            },
+            typ="at+jwt",
+        )
+        patient, _ = baseline_on_file(served, fhir, token=set_up)
+        opened, context = open_page(browser, served, f"/crf?patient={patient.id}")
+        try:
+            page = opened.page
+            page.wait_for_selector("#crf[data-auth=signed-out]")
+            page.click("#signInButton")
+            page.wait_for_url(f"{authorization.base_url}/authorize*")
+            page.click("button[value=sign-in]")
+            page.wait_for_selector("#crf[data-form=ready], #crf[data-form=error]")
+            assert page.get_attribute("#crf", "data-auth") == "signed-in"
+            type_follow_up(page, None)
+            fault_proxy.inject(unavailable(retry_after=1), when=results_transaction)
+            page.click("#submitButton")
+            page.wait_for_selector("#crf[data-submission=queued], #crf[data-submission=failed]")
+            first = page.get_attribute("#crf", "data-submission")
+            expect(page.locator("#crf")).to_have_attribute(
+                "data-delivery-attempts", re.compile(r"^([2-9]|\d{2,})$"), timeout=30_000
+            )
+            fault_proxy.pass_through()
+            expect(page.locator("#crf")).to_have_attribute(
+                "data-submission", re.compile("^(delivered|failed)$"), timeout=60_000
+            )
+            finished = page.get_attribute("#crf", "data-submission")
+            issues = page.text_content("#submitIssues")
+            report_url = page.get_attribute("#reportLink", "href") or ""
+            foreign = [
+                url
+                for url in opened.foreign_requests()
+                if not url.startswith(authorization.base_url)
+            ]
+            problems = list(opened.problems)
+        finally:
+            context.close()
+
+    assert (first, finished) == ("queued", "delivered"), issues
+    report_id = re.search(r"/DiagnosticReport/([^/]+)", report_url)
+    assert report_id is not None, report_url
+    report = fhir.read("DiagnosticReport", report_id[1])
+    assert report is not None
+    assert category(report) == "SD"
     assert foreign == []
     assert problems == []
