@@ -165,6 +165,7 @@ def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
         assert page.get_attribute("#crf", "data-submission") == "queued", page.text_content(
             "#submitStatus"
         )
+        submitted_text = page.text_content("#submitStatus") or ""  # the 202 itself
         status_url = page.get_attribute("#statusLink", "href") or ""
         # The page asks the status again: later attempts (all refused) are counted on it.
         expect(page.locator("#crf")).to_have_attribute(
@@ -189,6 +190,7 @@ def test_a_queued_form_is_followed_on_the_page_until_it_is_delivered(
         context.close()
 
     assert status_url.startswith(f"{served}/fhir/_submission/")
+    assert "Queued for the FHIR server (attempt 1, next try " in submitted_text
     assert re.search(r"Queued for the FHIR server \(attempt \d+, next try ", queued_text)
     assert "503" in queued_text
     assert delivered_text.startswith("Delivered")

@@ -585,7 +585,7 @@
       var status = answer.headers.get('Content-Location');
       if (status) {
         links.push(link('Delivery status', status, 'statusLink'));
-        followDelivery(status, answer);
+        followDelivery(status, answer, issues);
       }
     } else {
       root.dataset.submission = 'failed';
@@ -608,10 +608,10 @@
     following = null;
   }
 
-  function followDelivery(url, answer) {
+  function followDelivery(url, answer, issues) {
     stopFollowing();
     following = { url: url, timer: null, controller: null };
-    showQueued(answer);
+    showQueued(answer, issues);
     scheduleStatus(following, answer);
   }
 
@@ -630,7 +630,7 @@
       .then(function (answer) {
         if (following !== current) return null;
         if (answer.status === 202) {
-          showQueued(answer);
+          showQueued(answer, []);
           scheduleStatus(current, answer);
           return null;
         }
@@ -660,16 +660,22 @@
       });
   }
 
-  /** "Queued (attempt n, next try hh:mm:ss)" from the status's X-Progress (R4 async.html). */
-  function showQueued(answer) {
-    var progress = answer.headers.get('X-Progress') || '';
+  /**
+   * "Queued (attempt n, next try hh:mm:ss)" from the status's X-Progress (R4 async.html), or
+   * for the 202 of the submission itself (no X-Progress) from its OperationOutcome, which says
+   * the same in its message.
+   */
+  function showQueued(answer, issues) {
+    var progress = answer.headers.get('X-Progress') || (issues || []).map(function (issue) {
+      return (issue.details && issue.details.text) || issue.diagnostics || '';
+    }).join(' ');
     var attempts = /Attempts: (\d+)/.exec(progress);
     var lastError = /the last one failed: ([^;]+)/.exec(progress);
-    var next = /next attempt not before (\S+)/.exec(progress);
+    var next = /next attempt not before (\S+?Z)/.exec(progress);
     var made = attempts ? Number(attempts[1]) : 0;
     root.dataset.submission = 'queued';
     root.dataset.deliveryAttempts = String(made);
-    var parts = ['attempt ' + made];
+    var parts = [made ? 'attempt ' + made : 'not tried yet'];
     if (next && !isNaN(Date.parse(next[1]))) {
       parts.push('next try ' + new Date(next[1]).toLocaleTimeString());
     }
