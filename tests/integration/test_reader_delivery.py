@@ -7,7 +7,10 @@ so the reader's follow-up at ``/crf?patient=...`` arrives pre-filled; the reader
 and submit" is answered ``202 Accepted``, and the page shows the submission queued with its
 attempts, from ``GET /fhir/_submission/<id>``. Once the fault is cleared the page, still polling,
 shows it delivered with links to the stored form and to the report, and the report is on the FHIR
-server with the computed category. The browser sends no request outside fhirnet's origin.
+server with the computed category. The browser sends no request outside fhirnet's origin (with
+access control on, but to the authorization server). A form the server then refuses is shown
+failed with the server's issue; with access control on, the page reads the status with the
+reader's token (the status is only for the client that submitted).
 
 Debian's Chromium and Playwright as in ``tests/web/test_reader_workstation.py``.
 """

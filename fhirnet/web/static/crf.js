@@ -723,7 +723,18 @@
     return null;
   }
 
-  window.addEventListener('pagehide', stopFollowing);
+  // Leaving the page stops the polling; a page restored from the back-forward cache resumes it.
+  var leftWhileFollowing = null;
+  window.addEventListener('pagehide', function () {
+    leftWhileFollowing = following ? following.url : null;
+    stopFollowing();
+  });
+  window.addEventListener('pageshow', function (event) {
+    if (!event.persisted || !leftWhileFollowing) return;
+    following = { url: leftWhileFollowing, timer: null, controller: null };
+    leftWhileFollowing = null;
+    scheduleStatus(following, null);
+  });
 
   function timelineUrl() {
     var parameters = new URLSearchParams({ patient: patient });
