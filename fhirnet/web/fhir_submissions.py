@@ -161,10 +161,7 @@ def submission_status(submission_id: str) -> Response:
         raise FhirRequestError(404, IssueType.NOT_FOUND, "No such submission.")
     if entry.state is State.QUEUED:
         response = respond(operation_outcome([_queued_issue(entry, waiting=None)]), 202)
-        response.headers["X-Progress"] = _progress(entry)
-        now = web_state().clock().timestamp()
-        response.headers["Retry-After"] = str(max(1, math.ceil(_next_attempt(entry) - now)))
-        return response
+        return _with_progress(response, entry)
     bundle: Json = {
         "resourceType": "Bundle",
         "id": entry.id,
@@ -283,6 +280,15 @@ def _accepted(attempt: Attempt, sent: Json, *, report_answer: bool) -> Response:
         waiting = "an earlier submission about the same patient is being delivered first"
     response = respond(operation_outcome([_queued_issue(entry, waiting=waiting)]), 202)
     response.headers["Content-Location"] = f"{base_url()}/_submission/{entry.id}"
+    return _with_progress(response, entry)
+
+
+def _with_progress(response: Response, entry: Entry) -> Response:
+    """A queued submission's ``X-Progress`` and ``Retry-After`` (R4 async.html), on its 202 and
+    on its status alike, so a client reads them from headers, not from a message's wording."""
+    response.headers["X-Progress"] = _progress(entry)
+    now = web_state().clock().timestamp()
+    response.headers["Retry-After"] = str(max(1, math.ceil(_next_attempt(entry) - now)))
     return response
 
 

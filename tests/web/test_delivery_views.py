@@ -283,6 +283,12 @@ def test_a_form_the_server_cannot_take_now_is_accepted_202_with_its_status_url(
     assert status_path(response) == f"/fhir/_submission/{entry.id}"
     assert (entry.state, entry.attempts) == (State.QUEUED, 1)
     assert entry.last_error == "FhirServerUnavailableError (HTTP 503)"
+    # Its progress and when to ask again, in headers as on its status (R4 async.html).
+    assert response.headers["X-Progress"].startswith(
+        "queued; Attempts: 1, the last one failed: FhirServerUnavailableError (HTTP 503); "
+        "next attempt not before"
+    )
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
 
 
 def test_the_status_of_a_queued_submission_is_202_with_progress_and_retry_after(

@@ -75,11 +75,22 @@ _REPORT_HEADERS = {
 }
 _FORM_BODY = {"oneOf": [ref("QuestionnaireResponse"), ref("OperationOutcome")]}
 _REPORT_BODY = {"oneOf": [ref("DiagnosticReport"), ref("OperationOutcome")]}
+_PROGRESS_HEADERS = {
+    "X-Progress": {
+        "description": "queued; the attempts, the last error, the next attempt.",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Seconds until the next attempt.",
+        "schema": {"type": "string"},
+    },
+}
 _STATUS_HEADER = {
     "Content-Location": {
         "description": "[base]/_submission/{id}: the submission's status.",
         "schema": {"type": "string"},
-    }
+    },
+    **_PROGRESS_HEADERS,
 }
 _ACCEPTED = fhir_response(
     "With an external FHIR server that cannot take it now (down, slow, 5xx), or with Prefer: "
@@ -185,17 +196,7 @@ def add_submissions(spec: APISpec) -> None:
                 "202": fhir_response(
                     "Still queued; an OperationOutcome with the attempts made.",
                     "OperationOutcome",
-                    {
-                        "X-Progress": {
-                            "description": "queued; the attempts, the last error, the next "
-                            "attempt.",
-                            "schema": {"type": "string"},
-                        },
-                        "Retry-After": {
-                            "description": "Seconds until the next attempt.",
-                            "schema": {"type": "string"},
-                        },
-                    },
+                    _PROGRESS_HEADERS,
                 ),
                 "404": outcome(
                     "No such submission for this client (or no durable delivery: the "

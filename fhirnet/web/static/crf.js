@@ -661,9 +661,8 @@
   }
 
   /**
-   * "Queued (attempt n, next try hh:mm:ss)" from the status's X-Progress (R4 async.html), or
-   * for the 202 of the submission itself (no X-Progress) from its OperationOutcome, which says
-   * the same in its message.
+   * "Queued (attempt n, next try hh:mm:ss)" from the X-Progress of the 202 or of the status
+   * (R4 async.html), else from the OperationOutcome, which says the same in its message.
    */
   function showQueued(answer, issues) {
     var progress = answer.headers.get('X-Progress') || (issues || []).map(function (issue) {
