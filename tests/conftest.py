@@ -21,6 +21,7 @@ from fhirnet.fhir.profiles import Catalog, load_catalog
 from fhirnet.web import app as web_app
 from fhirnet.web.app import create_app
 from fhirnet.web.openapi import build_openapi_document
+from tests.postgres import database_url, fresh_database_url  # noqa: F401  (fixtures for every test)
 
 CRITERIA = ("recist-1.1", "irecist", "choi", "percist-1.0")
 
