@@ -123,6 +123,10 @@ class Settings:
     delivery_max_backoff: float = 300.0
     #: Days the status of a finished submission stays answerable (then ``404``).
     outbox_retention_days: int = 30
+    #: PostgreSQL shared by every host (``postgresql://user:password@host/db``): the outbox and
+    #: the per-patient locks live there instead of ``data_dir`` (SQLite, ``flock``: one host).
+    #: Never shown in a repr: it usually carries the password.
+    database_url: str | None = field(default=None, repr=False)
 
     # --- Access control of fhirnet's own endpoints (docs/auth.md) ---
     #: How callers authenticate: ``"keys"``, ``"jwt"``, ``"keys,jwt"`` or ``"none"`` (open
@@ -231,6 +235,7 @@ def load_settings(
         outbox_retention_days=read(
             "OUTBOX_RETENTION_DAYS", _positive_int, defaults.outbox_retention_days
         ),
+        database_url=read("DATABASE_URL", _database_url, defaults.database_url),
         max_json_depth=read("MAX_JSON_DEPTH", _positive_int, defaults.max_json_depth),
         max_json_values=read("MAX_JSON_VALUES", _positive_int, defaults.max_json_values),
         max_string_length=read("MAX_STRING_LENGTH", _positive_int, defaults.max_string_length),
@@ -332,6 +337,25 @@ def _base_url(variable: str, raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"{variable} must be an http(s) URL without query or fragment: {url!r}")
     return url.rstrip("/")
+
+
+#: URL schemes ``FHIRNET_DATABASE_URL`` may have (libpq's two spellings).
+DATABASE_URL_SCHEMES = ("postgresql", "postgres")
+
+
+def _database_url(variable: str, raw: str) -> str:
+    """A PostgreSQL URL with a host or a database; never echoed (it carries the password)."""
+    url = _non_empty(variable, raw)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(f"{variable} is not a URL") from None
+    if parts.scheme not in DATABASE_URL_SCHEMES or not (parts.netloc or parts.path.strip("/")):
+        raise ConfigError(
+            f"{variable} must be a postgresql:// (or postgres://) URL, e.g. "
+            "postgresql://fhirnet:PASSWORD@db.example.org:5432/fhirnet"
+        )
+    return url
 
 
 def _port(variable: str, raw: str) -> int:

@@ -260,3 +260,46 @@ def test_readers_sign_in_only_where_their_tokens_can_be_verified() -> None:
                 "FHIRNET_API_KEYS": "a-key-of-at-least-thirty-two-characters",
             }
         )
+
+
+def test_without_a_database_url_the_outbox_and_locks_stay_on_this_host() -> None:
+    assert load_settings(OPEN).database_url is None  # SQLite outbox, flock locks
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://fhirnet:pw@db.example.org:5432/fhirnet",
+        "postgres://fhirnet@db/fhirnet?sslmode=require",
+        "postgresql:///fhirnet",
+    ],
+)
+def test_a_postgresql_database_url_is_read_with_the_fhirnet_prefix(url: str) -> None:
+    assert load_settings(OPEN | {"FHIRNET_DATABASE_URL": f" {url} "}).database_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "mysql://fhirnet:s3cret@db/fhirnet",
+        "sqlite:///s3cret.db",
+        "db.example.org",
+        "postgresql://",
+    ],
+)
+def test_a_database_url_that_is_not_postgresql_is_a_config_error_without_the_url(
+    url: str,
+) -> None:
+    with pytest.raises(ConfigError, match="FHIRNET_DATABASE_URL") as raised:
+        load_settings(OPEN | {"FHIRNET_DATABASE_URL": url})
+
+    assert "s3cret" not in str(raised.value)
+
+
+def test_the_database_password_is_not_shown_in_the_settings_repr() -> None:
+    settings = load_settings(
+        OPEN | {"FHIRNET_DATABASE_URL": "postgresql://fhirnet:s3cret@db/fhirnet"}
+    )
+
+    assert "s3cret" not in repr(settings)
