@@ -1,29 +1,54 @@
-"""The outbox (:mod:`fhirnet.adapters.outbox`): accepted submissions committed to a SQLite file,
-handed
-out in acceptance order but never ahead of an earlier queued submission about the same patient,
-and kept as a status (without the body) once finished."""
+"""The outbox, on both backends (:mod:`fhirnet.adapters.outbox`: a SQLite file;
+:mod:`fhirnet.adapters.pg_outbox`: PostgreSQL): accepted submissions committed before they are
+answered, handed out in acceptance order but never ahead of an earlier queued submission about
+the same patient, and kept as a status (without the body) once finished."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.errors import OutboxUnavailableError
-from fhirnet.ports import Entry, Json, Kind, State
+from fhirnet.ports import Entry, Json, Kind, Outbox, State
 
 T0 = 1_800_000_000.0
 ANSWER: Json = {"response": {"status": "201 Created", "location": "DiagnosticReport/r1"}}
 
+#: Opens an outbox on the test's storage: each call another instance on the same entries (as
+#: another worker process, or another host, would).
+Opener = Callable[[], Outbox]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Outboxes of one backend on one test's own storage (a file, or an empty database)."""
+    opened: list[Outbox] = []
+    if request.param == "sqlite":
+        path = tmp_path / "data" / "outbox.sqlite3"
+
+        def opener() -> Outbox:
+            opened.append(SqliteOutbox(path))
+            return opened[-1]
+    else:
+        url: str = request.getfixturevalue("fresh_database_url")
+
+        def opener() -> Outbox:
+            opened.append(PostgresOutbox(url))
+            return opened[-1]
+
+    yield opener
+    for box in opened:
+        box.close()
+
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[SqliteOutbox]:
-    box = SqliteOutbox(tmp_path / "data" / "outbox.sqlite3")
-    yield box
-    box.close()
+def outbox(open_outbox: Opener) -> Outbox:
+    return open_outbox()
 
 
 def form(number: int) -> Json:
@@ -31,7 +56,7 @@ def form(number: int) -> Json:
 
 
 def add(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
     *patients: str,
     number: int = 1,
     now: float = T0,
@@ -49,7 +74,7 @@ def ids(entries: list[Entry]) -> list[str]:
 
 
 def test_an_added_entry_is_queued_due_at_once_and_read_back_as_it_was_given(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     body: Json = {"resourceType": "QuestionnaireResponse", "text": "é ✓", "n": 1.5, "x": [None]}
 
@@ -72,21 +97,21 @@ def test_an_added_entry_is_queued_due_at_once_and_read_back_as_it_was_given(
     )
 
 
-def test_ids_are_32_hex_digits_and_unguessable(outbox: SqliteOutbox) -> None:
+def test_ids_are_32_hex_digits_and_unguessable(outbox: Outbox) -> None:
     entries = [add(outbox, "p1", number=n) for n in range(20)]
 
     assert all(len(e.id) == 32 and set(e.id) <= set("0123456789abcdef") for e in entries)
     assert len({e.id for e in entries}) == 20
 
 
-def test_an_unknown_id_is_none(outbox: SqliteOutbox) -> None:
+def test_an_unknown_id_is_none(outbox: Outbox) -> None:
     add(outbox, "p1")
 
     assert outbox.get("0" * 32) is None
     assert outbox.get("") is None
 
 
-def test_entries_are_numbered_in_acceptance_order(outbox: SqliteOutbox) -> None:
+def test_entries_are_numbered_in_acceptance_order(outbox: Outbox) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in range(5)]
 
     assert [e.seq for e in added] == sorted(e.seq for e in added)
@@ -95,7 +120,7 @@ def test_entries_are_numbered_in_acceptance_order(outbox: SqliteOutbox) -> None:
     assert list(outbox.entries(added[2].seq)) == added[2:]
 
 
-def test_an_entry_lists_its_patients_once_each_in_order(outbox: SqliteOutbox) -> None:
+def test_an_entry_lists_its_patients_once_each_in_order(outbox: Outbox) -> None:
     entry = outbox.add(
         kind=Kind.BUNDLE,
         body={"resourceType": "Bundle"},
@@ -111,14 +136,14 @@ def test_an_entry_lists_its_patients_once_each_in_order(outbox: SqliteOutbox) ->
 
 
 def test_entries_of_different_patients_are_all_due_in_acceptance_order(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in (3, 1, 2)]
 
     assert ids(outbox.due(T0)) == ids(added)
 
 
-def test_an_entry_is_not_due_before_its_next_attempt(outbox: SqliteOutbox) -> None:
+def test_an_entry_is_not_due_before_its_next_attempt(outbox: Outbox) -> None:
     entry = add(outbox, "p1")
     outbox.retry_later(entry.seq, at=T0 + 60, error="FhirServerUnavailableError")
 
@@ -127,14 +152,14 @@ def test_an_entry_is_not_due_before_its_next_attempt(outbox: SqliteOutbox) -> No
     assert outbox.next_due() == T0 + 60
 
 
-def test_an_entry_accepted_in_the_future_is_not_due_yet(outbox: SqliteOutbox) -> None:
+def test_an_entry_accepted_in_the_future_is_not_due_yet(outbox: Outbox) -> None:
     add(outbox, "p1", now=T0 + 10)
 
     assert outbox.due(T0) == []
 
 
 def test_a_follow_up_waits_behind_a_queued_baseline_of_the_same_patient(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
@@ -147,7 +172,7 @@ def test_a_follow_up_waits_behind_a_queued_baseline_of_the_same_patient(
 
 
 def test_a_baseline_waiting_for_its_next_attempt_still_holds_its_follow_up_back(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
@@ -159,7 +184,7 @@ def test_a_baseline_waiting_for_its_next_attempt_still_holds_its_follow_up_back(
 
 
 def test_an_entry_sharing_any_patient_with_an_earlier_queued_one_is_not_due(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     first = add(outbox, "p1", "p2", number=1, kind=Kind.BUNDLE)
     second = add(outbox, "p2", "p3", number=2, kind=Kind.BUNDLE)
@@ -172,7 +197,7 @@ def test_an_entry_sharing_any_patient_with_an_earlier_queued_one_is_not_due(
 
 
 def test_earlier_lists_the_queued_entries_before_it_that_share_a_patient(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     first = add(outbox, "p1", number=1)
     done = add(outbox, "p1", number=2)
@@ -186,7 +211,7 @@ def test_earlier_lists_the_queued_entries_before_it_that_share_a_patient(
     assert outbox.earlier(other.seq) == []
 
 
-def test_an_entry_about_no_patient_is_never_held_back(outbox: SqliteOutbox) -> None:
+def test_an_entry_about_no_patient_is_never_held_back(outbox: Outbox) -> None:
     add(outbox, "p1", number=1)
     nobody = outbox.add(
         kind=Kind.BUNDLE, body={"resourceType": "Bundle"}, patients=(), requester="a", now=T0
@@ -197,13 +222,13 @@ def test_an_entry_about_no_patient_is_never_held_back(outbox: SqliteOutbox) -> N
     assert not outbox.blocked(nobody.seq)
 
 
-def test_due_gives_at_most_limit_entries_the_earliest_first(outbox: SqliteOutbox) -> None:
+def test_due_gives_at_most_limit_entries_the_earliest_first(outbox: Outbox) -> None:
     added = [add(outbox, f"p{n}", number=n) for n in range(5)]
 
     assert ids(outbox.due(T0, limit=2)) == ids(added[:2])
 
 
-def test_finished_entries_are_never_due(outbox: SqliteOutbox) -> None:
+def test_finished_entries_are_never_due(outbox: Outbox) -> None:
     delivered = add(outbox, "p1", number=1)
     failed = add(outbox, "p2", number=2)
     outbox.finish(delivered.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
@@ -217,7 +242,7 @@ def test_finished_entries_are_never_due(outbox: SqliteOutbox) -> None:
 
 
 def test_finishing_keeps_the_answer_and_drops_the_body_and_the_patients(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     entry = add(outbox, "p1")
 
@@ -230,7 +255,7 @@ def test_finishing_keeps_the_answer_and_drops_the_body_and_the_patients(
     assert outbox.patients(entry.seq) == ()
 
 
-def test_finishing_a_baseline_lets_its_follow_up_go(outbox: SqliteOutbox) -> None:
+def test_finishing_a_baseline_lets_its_follow_up_go(outbox: Outbox) -> None:
     baseline = add(outbox, "p1", number=1)
     follow_up = add(outbox, "p1", number=2)
     third = add(outbox, "p1", number=3)
@@ -242,7 +267,7 @@ def test_finishing_a_baseline_lets_its_follow_up_go(outbox: SqliteOutbox) -> Non
     assert outbox.blocked(third.seq)
 
 
-def test_finishing_without_an_attempt_does_not_count_one(outbox: SqliteOutbox) -> None:
+def test_finishing_without_an_attempt_does_not_count_one(outbox: Outbox) -> None:
     entry = add(outbox, "p1")
 
     outbox.finish(entry.seq, state=State.FAILED, answer=ANSWER, now=T0, attempted=False)
@@ -252,7 +277,7 @@ def test_finishing_without_an_attempt_does_not_count_one(outbox: SqliteOutbox) -
     assert finished.attempts == 0
 
 
-def test_an_entry_finishes_once(outbox: SqliteOutbox) -> None:
+def test_an_entry_finishes_once(outbox: Outbox) -> None:
     entry = add(outbox, "p1")
     outbox.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
 
@@ -265,7 +290,7 @@ def test_an_entry_finishes_once(outbox: SqliteOutbox) -> None:
     assert (finished.attempts, finished.last_error) == (1, None)
 
 
-def test_finish_refuses_to_leave_an_entry_queued(outbox: SqliteOutbox) -> None:
+def test_finish_refuses_to_leave_an_entry_queued(outbox: Outbox) -> None:
     entry = add(outbox, "p1")
 
     with pytest.raises(ValueError, match="delivered or failed"):
@@ -277,7 +302,7 @@ def test_finish_refuses_to_leave_an_entry_queued(outbox: SqliteOutbox) -> None:
 # -- retry_later / reschedule --------------------------------------------------------------
 
 
-def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: SqliteOutbox) -> None:
+def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: Outbox) -> None:
     entry = add(outbox, "p1")
 
     outbox.retry_later(entry.seq, at=T0 + 1, error="FhirServerUnavailableError (HTTP 503)")
@@ -290,7 +315,7 @@ def test_each_retry_counts_an_attempt_and_keeps_the_last_error(outbox: SqliteOut
     assert retried.body == entry.body
 
 
-def test_reschedule_brings_every_later_queued_entry_forward(outbox: SqliteOutbox) -> None:
+def test_reschedule_brings_every_later_queued_entry_forward(outbox: Outbox) -> None:
     soon, late, due = (add(outbox, f"p{n}", number=n) for n in range(3))
     done = add(outbox, "p9", number=9)
     outbox.retry_later(soon.seq, at=T0 + 10, error="e")
@@ -308,7 +333,7 @@ def test_reschedule_brings_every_later_queued_entry_forward(outbox: SqliteOutbox
 # -- counts --------------------------------------------------------------------------------
 
 
-def test_counts_name_every_state(outbox: SqliteOutbox) -> None:
+def test_counts_name_every_state(outbox: Outbox) -> None:
     assert outbox.counts() == {State.QUEUED: 0, State.DELIVERED: 0, State.FAILED: 0}
     entries = [add(outbox, f"p{n}", number=n) for n in range(4)]
     outbox.finish(entries[0].seq, state=State.DELIVERED, answer=ANSWER, now=T0)
@@ -321,43 +346,34 @@ def test_counts_name_every_state(outbox: SqliteOutbox) -> None:
 # -- durability and concurrency ------------------------------------------------------------
 
 
-def test_a_reopened_outbox_has_every_entry_and_its_order(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    first = SqliteOutbox(path)
+def test_a_reopened_outbox_has_every_entry_and_its_order(open_outbox: Opener) -> None:
+    first = open_outbox()
     baseline = add(first, "p1", number=1)
     follow_up = add(first, "p1", number=2)
     delivered = add(first, "p2", number=3)
     first.finish(delivered.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
     first.close()  # as good as a crash: every write was committed before add() returned
 
-    second = SqliteOutbox(path)
-    try:
-        assert [e.id for e in second.entries()] == [baseline.id, follow_up.id, delivered.id]
-        assert second.get(baseline.id) == baseline
-        assert ids(second.due(T0 + 1)) == [baseline.id]
-        later = add(second, "p3", number=4)
-        assert later.seq > delivered.seq
-    finally:
-        second.close()
+    second = open_outbox()
+    assert [e.id for e in second.entries()] == [baseline.id, follow_up.id, delivered.id]
+    assert second.get(baseline.id) == baseline
+    assert ids(second.due(T0 + 1)) == [baseline.id]
+    later = add(second, "p3", number=4)
+    assert later.seq > delivered.seq
 
 
-def test_two_outboxes_on_one_file_see_each_others_entries(tmp_path: Path) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    one, other = SqliteOutbox(path), SqliteOutbox(path)  # as two worker processes would
-    try:
-        entry = add(one, "p1")
-        other.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
+def test_two_outboxes_on_one_store_see_each_others_entries(open_outbox: Opener) -> None:
+    one, other = open_outbox(), open_outbox()  # as two worker processes (or hosts) would
+    entry = add(one, "p1")
+    other.finish(entry.seq, state=State.DELIVERED, answer=ANSWER, now=T0 + 1)
 
-        seen = one.get(entry.id)
-        assert seen is not None
-        assert seen.state is State.DELIVERED
-    finally:
-        one.close()
-        other.close()
+    seen = one.get(entry.id)
+    assert seen is not None
+    assert seen.state is State.DELIVERED
 
 
 def test_concurrent_adds_from_several_threads_get_distinct_seqs_and_ids(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     threads, per_thread = 8, 10
     added: list[Entry] = []
@@ -390,7 +406,7 @@ def test_concurrent_adds_from_several_threads_get_distinct_seqs_and_ids(
 
 
 def test_purge_deletes_the_entries_finished_before_the_cutoff_and_nothing_queued(
-    outbox: SqliteOutbox,
+    outbox: Outbox,
 ) -> None:
     old = add(outbox, "p1", number=1)
     recent = add(outbox, "p2", number=2)
@@ -408,3 +424,12 @@ def test_purge_deletes_the_entries_finished_before_the_cutoff_and_nothing_queued
 def test_an_outbox_that_cannot_be_opened_is_unavailable_naming_its_path(tmp_path: Path) -> None:
     with pytest.raises(OutboxUnavailableError, match="not-a-file"):
         SqliteOutbox(tmp_path / "not-a-file" / "..")
+
+
+def test_an_unreachable_database_is_unavailable_naming_it_without_the_password() -> None:
+    url = "postgresql://fhirnet:s3cret@127.0.0.1:1/not-a-database"  # nothing listens on port 1
+
+    with pytest.raises(OutboxUnavailableError, match="not-a-database") as raised:
+        PostgresOutbox(url, connect_timeout=2)
+
+    assert "s3cret" not in str(raised.value)
