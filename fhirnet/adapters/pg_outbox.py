@@ -234,30 +234,42 @@ class PostgresOutbox:
         of their patients holds back, in acceptance order; claimed for this outbox, skipping
         those another one has claimed (module docstring)."""
         with self._unavailable(), self._claims_lock:
-            claims = self._claiming()
-            claims.execute("SELECT pg_advisory_unlock_all()")  # the previous round is over
-            self._claimed.clear()
-            taken: list[Entry] = []
-            after = 0
-            while len(taken) < limit:
-                rows = claims.execute(
-                    f"SELECT {_COLUMNS} FROM outbox_entry e "  # noqa: S608 - constant columns
-                    "WHERE e.state = 'queued' AND e.next_attempt <= %s AND e.seq > %s "
-                    "AND NOT EXISTS ("
-                    "  SELECT 1 FROM outbox_entry_patient mine JOIN outbox_entry_patient earlier "
-                    "  ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
-                    "  WHERE mine.seq = e.seq) "
-                    "ORDER BY e.seq LIMIT %s",
-                    (now, after, limit),
-                ).fetchall()
-                for row in rows:
-                    entry = _entry(row)
-                    after = entry.seq
-                    if len(taken) < limit and self._claim(claims, entry.seq):
-                        taken.append(entry)
-                if len(rows) < limit:
-                    break
-            return taken
+            try:
+                return self._claim_due(now, limit)
+            except psycopg.OperationalError:
+                if self._claims is None or not (self._claims.closed or self._claims.broken):
+                    raise
+                # the claims' session was cut (server restarted, connection terminated): its
+                # claims are gone with it; a new session claims afresh, once
+                self._claims.close()
+                self._claims = None
+                return self._claim_due(now, limit)
+
+    def _claim_due(self, now: float, limit: int) -> list[Entry]:
+        claims = self._claiming()
+        claims.execute("SELECT pg_advisory_unlock_all()")  # the previous round is over
+        self._claimed.clear()
+        taken: list[Entry] = []
+        after = 0
+        while len(taken) < limit:
+            rows = claims.execute(
+                f"SELECT {_COLUMNS} FROM outbox_entry e "  # noqa: S608 - constant columns
+                "WHERE e.state = 'queued' AND e.next_attempt <= %s AND e.seq > %s "
+                "AND NOT EXISTS ("
+                "  SELECT 1 FROM outbox_entry_patient mine JOIN outbox_entry_patient earlier "
+                "  ON earlier.patient = mine.patient AND earlier.seq < mine.seq "
+                "  WHERE mine.seq = e.seq) "
+                "ORDER BY e.seq LIMIT %s",
+                (now, after, limit),
+            ).fetchall()
+            for row in rows:
+                entry = _entry(row)
+                after = entry.seq
+                if len(taken) < limit and self._claim(claims, entry.seq):
+                    taken.append(entry)
+            if len(rows) < limit:
+                break
+        return taken
 
     def _claiming(self) -> _Connection:
         """The connection holding this outbox's claims (a new one when it was lost: its claims
