@@ -20,13 +20,15 @@ from hypothesis import strategies as st
 
 from fhirnet.adapters.locks import FileLocks
 from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.pg_locks import PostgresLocks
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.errors import (
     FhirServerRejectedError,
     FhirServerUnavailableError,
     PatientBusyError,
 )
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, UnprocessableResourceError
-from fhirnet.ports import Entry, Json, Kind, State
+from fhirnet.ports import Entry, Json, Kind, Outbox, PatientLocks, State
 from fhirnet.services.delivery import Attempt, Backoff, Delivery, Sent
 
 T0 = 1_800_000_000.0
@@ -83,15 +85,20 @@ def explain(error: Exception) -> Json:
     return {"response": {"status": "failed", "error": type(error).__name__}}
 
 
+#: The patient locks of one backend, waiting up to ``timeout`` seconds.
+Locks = Callable[[float], PatientLocks]
+
+
 @dataclass
 class World:
-    """A delivery and what it works with."""
+    """A delivery and what it works with, on one backend: SQLite and ``flock``, or PostgreSQL
+    for both."""
 
     delivery: Delivery
-    outbox: SqliteOutbox
+    outbox: Outbox
     server: Server
     clock: Clock
-    locks_dir: Path
+    locks: Locks
 
     def accept(self, name: str, *patients: str, attempt_now: bool = True) -> Attempt:
         return self.delivery.accept(
@@ -109,28 +116,41 @@ class World:
 
     def another_delivery(self, send: Server) -> Delivery:
         """A second deliverer on the same outbox and locks, as another worker process."""
-        return build(self.outbox, send, self.clock, self.locks_dir)
+        return build(self.outbox, send, self.clock, self.locks)
 
 
-def build(outbox: SqliteOutbox, send: Server, clock: Clock, locks_dir: Path) -> Delivery:
+def build(outbox: Outbox, send: Server, clock: Clock, locks: Locks) -> Delivery:
     return Delivery(
         outbox,
         send=send,
         explain=explain,
-        locks=FileLocks(locks_dir, timeout=5),
-        try_locks=FileLocks(locks_dir, timeout=0),
+        locks=locks(5),
+        try_locks=locks(0),
         backoff=BACKOFF,
         clock=clock,
         rng=seeded(),
     )
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    outbox: Outbox
+    locks: Locks
+    if request.param == "sqlite":
+        outbox = SqliteOutbox(tmp_path / "outbox.sqlite3")
+
+        def locks(timeout: float) -> PatientLocks:
+            return FileLocks(tmp_path / "locks", timeout=timeout)
+    else:
+        url: str = request.getfixturevalue("fresh_database_url")
+        outbox = PostgresOutbox(url)
+
+        def locks(timeout: float) -> PatientLocks:
+            return PostgresLocks(url, timeout=timeout)
+
     server, clock = Server(), Clock()
-    delivery = build(outbox, server, clock, tmp_path / "locks")
-    yield World(delivery, outbox, server, clock, tmp_path / "locks")
+    delivery = build(outbox, server, clock, locks)
+    yield World(delivery, outbox, server, clock, locks)
     delivery.stop()
     outbox.close()
 
@@ -517,7 +537,7 @@ def test_an_entry_whose_patient_is_locked_elsewhere_is_skipped_without_an_attemp
     locked = world.accept("a1", "p1", attempt_now=False)
     other = world.accept("b1", "p2", attempt_now=False)
 
-    with FileLocks(world.locks_dir).hold(["p1"]):  # a request of another process delivers it
+    with world.locks(30).hold(["p1"]):  # a request of another process delivers it
         assert world.delivery.deliver_due() == 1
 
     assert world.server.sent == ["b1"]
