@@ -1,7 +1,9 @@
 """Which FHIR store the application works on, built from :class:`~fhirnet.config.Settings`: the
 external server of ``FHIRNET_FHIR_BASE_URL`` through
 :class:`~fhirnet.adapters.fhir_client.FhirClient`, or,
-without one, the embedded SQLite store in ``FHIRNET_DATA_DIR``; and the per-patient locks.
+without one, the embedded SQLite store in ``FHIRNET_DATA_DIR``; and where the per-patient locks
+and the outbox live: ``flock`` files and a SQLite file on this host, or, with
+``FHIRNET_DATABASE_URL``, PostgreSQL shared by every host (one setting switches both).
 
 The embedded store is opened on first use, not by ``create_app``: gunicorn may build the app in
 its master process and fork the workers from it, and a SQLite connection must not cross a fork.
@@ -14,14 +16,19 @@ submission and kept; a server that is down then is answered 503 and asked again 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
+from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
+from fhirnet.adapters.pg_locks import PostgresLocks
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.adapters.smart import SmartCredentials
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import PREFIX, ConfigError, Settings
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES, client_id_types
-from fhirnet.ports import FhirStore
+from fhirnet.ports import FhirStore, Outbox, PatientLocks
 
 
 class Backend:
@@ -35,7 +42,7 @@ class Backend:
 
     def __init__(self, settings: Settings, *, store: FhirStore | None = None) -> None:
         self.settings = settings
-        self.locks = FileLocks(settings.data_dir / LOCKS_DIR, timeout=settings.lock_timeout)
+        self.locks = patient_locks(settings, timeout=settings.lock_timeout)
         if store is None and settings.fhir_base_url is not None:
             store = _client(settings, settings.fhir_base_url)
         self._store = store
@@ -77,6 +84,41 @@ class Backend:
         if self._client_id_types is None:
             self._client_id_types = client_id_types(self._store.capabilities())
         return self._client_id_types
+
+
+def patient_locks(settings: Settings, *, timeout: float) -> PatientLocks:
+    """The per-patient locks: advisory locks in ``FHIRNET_DATABASE_URL`` (every host), else
+    ``flock`` files in ``FHIRNET_DATA_DIR/locks`` (this host's processes).
+
+    :param timeout: seconds to wait for a held lock; ``0``: try once.
+    """
+    if settings.database_url is not None:
+        return PostgresLocks(settings.database_url, timeout=timeout)
+    return FileLocks(settings.data_dir / LOCKS_DIR, timeout=timeout)
+
+
+def outbox_path(settings: Settings) -> Path:
+    """The SQLite outbox's file (used without ``FHIRNET_DATABASE_URL``)."""
+    return settings.outbox_path or settings.data_dir / OUTBOX_FILE
+
+
+def open_outbox(settings: Settings) -> Outbox:
+    """The outbox, opened (and its schema migrated): in ``FHIRNET_DATABASE_URL``, shared by
+    every host, else the SQLite file of :func:`outbox_path`.
+
+    :raises fhirnet.errors.OutboxUnavailableError: it cannot be opened.
+    """
+    if settings.database_url is not None:
+        return PostgresOutbox(settings.database_url)
+    return SqliteOutbox(outbox_path(settings))
+
+
+def outbox_location(settings: Settings) -> str:
+    """Where the outbox is, for messages: the file, or the database without its password."""
+    if settings.database_url is not None:
+        parts = urlsplit(settings.database_url)
+        return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+    return str(outbox_path(settings))
 
 
 def _client(settings: Settings, base_url: str) -> FhirClient:

@@ -21,10 +21,9 @@ import click
 
 from fhirnet import __version__
 from fhirnet.adapters.fhir_client import FhirClient
-from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.adapters.study_secrets import load_study_secrets
 from fhirnet.config import ConfigError, load_settings
-from fhirnet.errors import InvalidInputError
+from fhirnet.errors import InvalidInputError, OutboxUnavailableError
 from fhirnet.fhir.outcome import UnprocessableResourceError
 from fhirnet.fhir.profiles import load_catalog
 from fhirnet.fhir.studies import study_client_id_types
@@ -34,7 +33,7 @@ from fhirnet.services.audits import AuditTrail
 from fhirnet.services.reassessment import patients_with_forms, reassess
 from fhirnet.web.api_views import assess_document, endpoints_document
 from fhirnet.web.app import create_app
-from fhirnet.web.backend import Backend
+from fhirnet.web.backend import Backend, open_outbox, outbox_location, outbox_path
 from fhirnet.web.demo import run_examples
 from fhirnet.web.errors import error_body
 from fhirnet.web.sdtm_export import export_study
@@ -150,17 +149,22 @@ def outbox(states: Sequence[str]) -> None:
     delivered and failed, and one line per failed or queued one — its id (the status URL's), when
     it was accepted, by whom, the attempts, and its answer or last error. No patient data."""
     settings = load_settings(default_auth="none")
-    path = settings.outbox_path or settings.data_dir / OUTBOX_FILE
-    if not path.is_file():
-        raise click.ClickException(f"no outbox at {path} (FHIRNET_OUTBOX_PATH, FHIRNET_DATA_DIR)")
-    box = SqliteOutbox(path)
+    where = outbox_location(settings)  # never the database's password
+    if settings.database_url is None and not outbox_path(settings).is_file():
+        raise click.ClickException(f"no outbox at {where} (FHIRNET_OUTBOX_PATH, FHIRNET_DATA_DIR)")
+    try:
+        box = open_outbox(settings)  # FHIRNET_DATABASE_URL: the one every host shares
+    except OutboxUnavailableError as error:
+        raise click.ClickException(str(error)) from None
     try:
         counts = box.counts()
         shown = {State(state) for state in states} or {State.FAILED, State.QUEUED}
         listed = [entry for entry in box.entries() if entry.state in shown]
     finally:
         box.close()
-    click.echo(f"{path}: " + ", ".join(f"{count} {state.value}" for state, count in counts.items()))
+    click.echo(
+        f"{where}: " + ", ".join(f"{count} {state.value}" for state, count in counts.items())
+    )
     for entry in listed:
         click.echo(_outbox_line(entry))
 

@@ -9,7 +9,9 @@ submission it could not take would be refused with 503 before anything was promi
 connection nor a thread survives a fork. So the outbox is opened, and the thread started, in the
 process that uses them first: gunicorn's ``post_worker_init`` hook (``fhirnet serve``), else the
 first request (``gunicorn wsgi:app``, whose health probes come soon after a start). Every worker
-process runs a thread; the patient locks keep them from delivering one entry twice.
+process runs a thread; the patient locks keep them from delivering one entry twice. With
+``FHIRNET_DATABASE_URL`` the outbox and the locks are in PostgreSQL, so the threads of every host
+share the work the same way.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
-from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.config import Settings
 from fhirnet.errors import (
     OutboxUnavailableError,
@@ -32,7 +32,7 @@ from fhirnet.ports import Entry, Kind
 from fhirnet.services import BundleOutcome, Context, submit, submit_bundle
 from fhirnet.services.audits import AuditTrail
 from fhirnet.services.delivery import ALREADY_HELD, Backoff, Delivery, Sent, retryable
-from fhirnet.web.backend import Backend
+from fhirnet.web.backend import Backend, open_outbox, outbox_location, patient_locks
 from fhirnet.web.fhir_bundles import (
     RETURN_OUTCOME,
     Locator,
@@ -63,7 +63,8 @@ class Deliveries:
         clock: Any,
     ) -> None:
         self.settings = settings
-        self.path = settings.outbox_path or settings.data_dir / OUTBOX_FILE
+        #: Where the outbox is (a file, or the database without its password), for messages.
+        self.where = outbox_location(settings)
         self._backend = backend
         self._catalog = catalog
         self._clock = clock
@@ -95,13 +96,12 @@ class Deliveries:
 
     def _build(self) -> Delivery:
         settings = self.settings
-        locks_dir = settings.data_dir / LOCKS_DIR
         return Delivery(
-            SqliteOutbox(self.path),
+            open_outbox(settings),  # FHIRNET_DATABASE_URL: PostgreSQL, else a SQLite file
             send=self._send,
             explain=error_entry,
             locks=self._backend.locks,
-            try_locks=FileLocks(locks_dir, timeout=0),
+            try_locks=patient_locks(settings, timeout=0),
             backoff=Backoff(
                 initial=settings.delivery_backoff,
                 maximum=max(settings.delivery_backoff, settings.delivery_max_backoff),

@@ -13,11 +13,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.locks import FileLocks
+from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.pg_locks import PostgresLocks
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import ConfigError, Settings
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
-from fhirnet.web.backend import Backend
+from fhirnet.web.backend import Backend, open_outbox, outbox_location, patient_locks
 
 SERVER = "https://fhir.test/r4"
 #: sekmet-fhir 0.1.1's CapabilityStatement as far as it matters: conditional update by identifier
@@ -117,3 +121,51 @@ def test_an_unusable_smart_key_file_stops_the_start_naming_the_variable(
 
     with pytest.raises(ConfigError, match="FHIRNET_SMART_PRIVATE_KEY_FILE"):
         Backend(smart)
+
+
+def test_without_a_database_url_the_locks_and_outbox_are_files_of_this_host(
+    settings: Settings,
+) -> None:
+    backend = Backend(settings)
+    box = open_outbox(settings)
+    try:
+        assert isinstance(box, SqliteOutbox)
+    finally:
+        box.close()
+
+    assert isinstance(backend.locks, FileLocks)
+    assert backend.locks.directory == settings.data_dir / "locks"
+    assert backend.locks.timeout == settings.lock_timeout
+    assert outbox_location(settings) == str(settings.data_dir / "outbox.sqlite3")
+    custom = dataclasses.replace(settings, outbox_path=settings.data_dir / "box.db")
+    assert outbox_location(custom) == str(settings.data_dir / "box.db")
+
+
+def test_with_a_database_url_the_locks_and_outbox_are_in_postgresql(
+    settings: Settings, fresh_database_url: str
+) -> None:
+    shared = dataclasses.replace(settings, database_url=fresh_database_url, lock_timeout=7.0)
+    backend = Backend(shared)
+    box = open_outbox(shared)
+    try:
+        assert isinstance(box, PostgresOutbox)
+    finally:
+        box.close()
+
+    assert isinstance(backend.locks, PostgresLocks)
+    assert backend.locks.timeout == 7.0
+    trying = patient_locks(shared, timeout=0)
+    assert isinstance(trying, PostgresLocks)
+    assert trying.timeout == 0
+    with backend.locks.hold(["Patient/p1"]):  # they work
+        pass
+    assert not settings.data_dir.exists()  # nothing of them on this host's disk
+
+
+def test_where_the_database_is_never_says_its_password(settings: Settings) -> None:
+    shared = dataclasses.replace(
+        settings, database_url="postgresql://fhirnet:s3cret@db.example.org:6543/box?sslmode=require"
+    )
+
+    assert outbox_location(shared) == "postgresql://db.example.org:6543/box"
+    assert "s3cret" not in repr(Backend(shared).locks)

@@ -21,6 +21,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhirnet.adapters.locks import FileLocks
+from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.pg_locks import PostgresLocks
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import Settings
 from fhirnet.errors import (
@@ -51,6 +55,8 @@ BACKOFF = 60.0
 MAX_BACKOFF = 600.0
 STATUS_URL = re.compile(rf"{re.escape(BASE)}/_submission/([0-9a-f]{{32}})")
 KEY_A = "key-of-site-a-0123456789"
+#: Seconds the delivery thread gets for its first round before a test's first request.
+SETTLE_SECONDS = 0.2
 KEY_B = "key-of-site-b-0123456789"
 
 
@@ -91,13 +97,20 @@ class SwitchableStore(RecordingStore):
         ]
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Every test here runs on both backends of the outbox and the patient locks: SQLite and
+    ``flock`` in the data directory, and PostgreSQL (``FHIRNET_DATABASE_URL``, an empty
+    database per test)."""
+    database_url: str | None = None
+    if request.param == "postgresql":
+        database_url = request.getfixturevalue("fresh_database_url")
     return Settings(
         data_dir=tmp_path / "data",
         auth="none",
         delivery_backoff=BACKOFF,
         delivery_max_backoff=MAX_BACKOFF,
+        database_url=database_url,
     )
 
 
@@ -120,7 +133,13 @@ def durable_app(settings: Settings, store: SwitchableStore, clock: Clock) -> Fla
 
 @pytest.fixture
 def app(settings: Settings, store: SwitchableStore, clock: Clock) -> Iterator[Flask]:
+    """The durable app with its delivery thread started and past its first round (an empty
+    outbox), so the first request delivers its own form: a thread still starting (opening its
+    PostgreSQL claims session) would otherwise race it for the entry, and the request would
+    answer from the outbox's record instead."""
     app = durable_app(settings, store, clock)
+    delivery_of(app)
+    time.sleep(SETTLE_SECONDS)
     yield app
     state: WebState = app.extensions["fhirnet"]
     assert state.deliveries is not None
@@ -486,6 +505,7 @@ def keyed_app(
 ) -> Iterator[Flask]:
     keyed = Settings(
         data_dir=settings.data_dir,
+        database_url=settings.database_url,
         api_keys=((KEY_A, ()), (KEY_B, ("system/QuestionnaireResponse.c",))),
         delivery_backoff=BACKOFF,
         delivery_max_backoff=MAX_BACKOFF,
@@ -552,4 +572,52 @@ def test_an_outbox_that_cannot_be_opened_answers_503_not_500(
     assert health.status_code == 503
     assert health.get_json()["status"] == "unavailable"
     assert metadata.status_code == 200
+    assert store.sent == []
+
+
+def test_one_setting_puts_the_outbox_and_the_locks_in_postgresql_or_on_this_host(
+    app: Flask, client: FlaskClient, store: SwitchableStore, settings: Settings, clock: Clock
+) -> None:
+    accepted_while_down(client, store, form(RECIST, 1))
+    delivery = delivery_of(app)
+    state: WebState = app.extensions["fhirnet"]
+
+    if settings.database_url is None:
+        assert isinstance(delivery.outbox, SqliteOutbox)
+        assert isinstance(state.backend.locks, FileLocks)
+        assert (settings.data_dir / "outbox.sqlite3").is_file()
+    else:
+        assert isinstance(delivery.outbox, PostgresOutbox)
+        assert isinstance(state.backend.locks, PostgresLocks)
+        assert not (settings.data_dir / "outbox.sqlite3").exists()
+        another_host = PostgresOutbox(settings.database_url)  # sees what this one accepted
+        try:
+            assert [entry.state for entry in another_host.entries()] == [State.QUEUED]
+        finally:
+            another_host.close()
+    clock.advance(MAX_BACKOFF)
+    deliver(app)
+    assert [entry.state for entry in entries(app)] == [State.DELIVERED]
+
+
+def test_a_database_that_cannot_be_reached_answers_503_without_its_password(
+    tmp_path: Path, store: SwitchableStore, clock: Clock
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        auth="none",
+        database_url="postgresql://fhirnet:s3cret@127.0.0.1:1/fhirnet",
+    )
+    app = durable_app(settings, store, clock)
+    client = app.test_client()
+
+    refused = post(client, form(RECIST, 1))
+    health = client.get("/health")
+
+    issues = issues_of(refused, 503)
+    assert [i["code"] for i in issues] == ["transient"]
+    assert "outbox" in issues[0]["diagnostics"]
+    assert "s3cret" not in refused.get_data(as_text=True)
+    assert health.status_code == 503
+    assert "s3cret" not in health.get_data(as_text=True)
     assert store.sent == []
