@@ -5,7 +5,8 @@ listing the other rows it may import. Dependencies point inward — ``web`` → 
 ``fhir`` and ``adapters`` (store, outbox, locks, client) → ``criteria`` — and every module of
 ``fhirnet`` belongs to a row, so a new package cannot slip in unruled. Besides the table: the
 criteria core is stdlib-only, web frameworks stay in ``fhirnet/web``, HTTP client code in
-``fhirnet/adapters/fhir_client.py``, nothing imports the web layer, importing ``fhirnet`` itself
+``fhirnet/adapters/fhir_client.py``, PostgreSQL (psycopg) in the ``fhirnet/adapters/pg_*.py``
+adapters, nothing imports the web layer, importing ``fhirnet`` itself
 imports nothing,
 and only ``fhirnet/config.py`` reads the environment.
 """
@@ -61,6 +62,14 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.adapters.outbox": frozenset(
         {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.store"}
     ),
+    # Adapter: the versioned schema migrations of fhirnet's PostgreSQL tables (psycopg).
+    "fhirnet.adapters.pg_schema": frozenset(),
+    # Adapter: the outbox in PostgreSQL, shared by several hosts (FHIRNET_DATABASE_URL).
+    "fhirnet.adapters.pg_outbox": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.pg_schema"}
+    ),
+    # Adapter: per-patient locks as PostgreSQL advisory locks, shared by several hosts.
+    "fhirnet.adapters.pg_locks": frozenset({"fhirnet.errors"}),
     # Adapter: the external FHIR server over HTTP (implements the ports).
     "fhirnet.adapters.fhir_client": frozenset(
         {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.smart", "fhirnet.backoff"}
@@ -108,6 +117,8 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.fhir",
             "fhirnet.adapters.store",
             "fhirnet.adapters.outbox",
+            "fhirnet.adapters.pg_outbox",
+            "fhirnet.adapters.pg_locks",
             "fhirnet.adapters.fhir_client",
             "fhirnet.adapters.sdtm_files",
             "fhirnet.adapters.bulk_clients",
@@ -275,6 +286,20 @@ def test_requests_is_imported_only_in_the_fhir_client(path: Path) -> None:
         return
     for name in imports(path):
         assert top(name) != "requests", f"{relative(path)} imports {name}"
+
+
+#: The PostgreSQL adapters: the only modules that speak to PostgreSQL (psycopg).
+POSTGRES_ADAPTERS = frozenset(
+    {"fhirnet.adapters.pg_schema", "fhirnet.adapters.pg_outbox", "fhirnet.adapters.pg_locks"}
+)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=relative)
+def test_psycopg_is_imported_only_in_the_postgresql_adapters(path: Path) -> None:
+    if module_name(path) in POSTGRES_ADAPTERS:
+        return
+    for name in imports(path):
+        assert top(name) != "psycopg", f"{relative(path)} imports {name}"
 
 
 @pytest.mark.parametrize("path", MODULES, ids=relative)
