@@ -8,6 +8,10 @@ delivered exactly once in effect (one set of results per exam on the server, wit
 of the example series), in order per patient; a ``503`` with ``Retry-After`` is honoured; a
 refusal is not retried.
 
+The scenarios that run ``fhirnet serve`` run on both backends of the outbox and patient locks:
+the data directory's SQLite file with ``flock``, and PostgreSQL (``FHIRNET_DATABASE_URL``, an
+empty database per test).
+
 The server is read back directly with a :class:`~fhirnet.adapters.fhir_client.FhirClient`, never
 through
 fhirnet. These tests need a server they can stop: they are skipped with
@@ -34,7 +38,8 @@ import requests
 
 from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
-from fhirnet.ports import State
+from fhirnet.adapters.pg_outbox import PostgresOutbox
+from fhirnet.ports import Outbox, State
 from tests.integration import fhir_server
 from tests.integration.conftest import EXTERNAL_URL_VARIABLE
 from tests.integration.fault_proxy import (
@@ -87,6 +92,32 @@ def DATA_TRANSACTION(request: ProxiedRequest) -> bool:  # noqa: N802 - a predica
 # -- the processes -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Backend:
+    """Where fhirnet keeps its outbox and patient locks: the data directory's SQLite file and
+    ``flock`` (``database_url`` ``None``), or a PostgreSQL database (``FHIRNET_DATABASE_URL``)."""
+
+    database_url: str | None = None
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {} if self.database_url is None else {"FHIRNET_DATABASE_URL": self.database_url}
+
+    def outbox(self, data_dir: Path) -> Outbox:
+        """The outbox a fhirnet with data directory ``data_dir`` uses, opened from outside."""
+        if self.database_url is None:
+            return SqliteOutbox(data_dir / OUTBOX_FILE)
+        return PostgresOutbox(self.database_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each scenario on both backends."""
+    if request.param == "sqlite":
+        return Backend()
+    return Backend(request.getfixturevalue("fresh_database_url"))
+
+
 @dataclass
 class OwnServer:
     """A sekmet-fhir that a test may stop and start again: same port, same data."""
@@ -135,6 +166,7 @@ class Served:
     process: subprocess.Popen[bytes] | None = None
     port: int = 0
     environment: dict[str, str] = field(default_factory=dict)
+    backend: Backend = field(default_factory=Backend)
 
     @property
     def url(self) -> str:
@@ -201,11 +233,17 @@ def with_group_gone(pgid: int, seconds: float = 10.0) -> None:
 
 
 @pytest.fixture
-def served(own_server: OwnServer, tmp_path: Path) -> Iterator[Served]:
+def served(own_server: OwnServer, backend: Backend, tmp_path: Path) -> Iterator[Served]:
     """fhirnet writing to the test's own server; killed (not stopped) at the end."""
     data_dir = tmp_path / "fhirnet-data"
     data_dir.mkdir()
-    process = Served(own_server.base_url, data_dir, tmp_path / "fhirnet.log")
+    process = Served(
+        own_server.base_url,
+        data_dir,
+        tmp_path / "fhirnet.log",
+        environment=backend.environment,
+        backend=backend,
+    )
     process.start()
     try:
         yield process
@@ -214,9 +252,18 @@ def served(own_server: OwnServer, tmp_path: Path) -> Iterator[Served]:
 
 
 @contextmanager
-def fhirnet_behind(proxy: FaultProxy, tmp_path: Path, workers: int = 1) -> Iterator[Served]:
+def fhirnet_behind(
+    proxy: FaultProxy, tmp_path: Path, backend: Backend, workers: int = 1
+) -> Iterator[Served]:
     """``fhirnet serve`` writing through ``proxy``, stopped (SIGTERM) at the end."""
-    process = Served(proxy.base_url, tmp_path / "data", tmp_path / "fhirnet.log", workers=workers)
+    process = Served(
+        proxy.base_url,
+        tmp_path / "data",
+        tmp_path / "fhirnet.log",
+        workers=workers,
+        environment=backend.environment,
+        backend=backend,
+    )
     process.data_dir.mkdir()
     process.start()
     try:
@@ -288,8 +335,8 @@ def assert_delivered_once(fhir: FhirClient, patients: Sequence[Patient]) -> None
         assert found == list(CATEGORIES[patient.series][:FORMS_PER_PATIENT]), patient.series
 
 
-def outbox_counts(data_dir: Path) -> dict[State, int]:
-    outbox = SqliteOutbox(data_dir / OUTBOX_FILE)
+def outbox_counts(process: Served) -> dict[State, int]:
+    outbox = process.backend.outbox(process.data_dir)
     try:
         return outbox.counts()
     finally:
@@ -314,7 +361,7 @@ def test_fifty_forms_accepted_while_the_server_is_down_are_each_delivered_once_w
     queued = requests.get(urls[-1], headers={"Accept": FHIR_JSON}, timeout=10)
     assert queued.status_code == 202
     assert queued.headers["X-Progress"].startswith("queued")
-    assert outbox_counts(served.data_dir)[State.QUEUED] == PATIENTS * FORMS_PER_PATIENT
+    assert outbox_counts(served)[State.QUEUED] == PATIENTS * FORMS_PER_PATIENT
 
     own_server.start()
     statuses = wait_until_finished(urls)
@@ -329,10 +376,13 @@ def test_fifty_forms_accepted_while_the_server_is_down_are_each_delivered_once_w
 
 
 def test_a_kill_9_in_the_middle_of_delivery_loses_and_duplicates_nothing(
-    own_server: OwnServer, server_fhir: FhirClient, tmp_path: Path
+    own_server: OwnServer, server_fhir: FhirClient, backend: Backend, tmp_path: Path
 ) -> None:
     patients = make_patients(server_fhir)
-    with FaultProxy(own_server.base_url) as proxy, fhirnet_behind(proxy, tmp_path, 2) as process:
+    with (
+        FaultProxy(own_server.base_url) as proxy,
+        fhirnet_behind(proxy, tmp_path, backend, 2) as process,
+    ):
         # Transactions take long enough for the kill to catch deliveries mid-way.
         proxy.inject(Slow(0.3), when=DATA_TRANSACTION)
         answers = [
@@ -346,7 +396,7 @@ def test_a_kill_9_in_the_middle_of_delivery_loses_and_duplicates_nothing(
 
         process.kill(signal.SIGKILL)
 
-        counts = outbox_counts(process.data_dir)
+        counts = outbox_counts(process)
         assert counts[State.DELIVERED] >= 5, counts  # the kill came in the middle...
         assert counts[State.QUEUED] >= 10, counts  # ... not before, not after
         proxy.pass_through()
@@ -358,7 +408,7 @@ def test_a_kill_9_in_the_middle_of_delivery_loses_and_duplicates_nothing(
 
 
 def test_kill_9_while_an_ehr_submits_and_resends_loses_and_duplicates_nothing(
-    own_server: OwnServer, server_fhir: FhirClient, tmp_path: Path
+    own_server: OwnServer, server_fhir: FhirClient, backend: Backend, tmp_path: Path
 ) -> None:
     """An EHR posts 50 forms one after the other (no respond-async) and sends a form again when
     its request fails (connection refused or reset), as EHRs do. fhirnet is killed with SIGKILL
@@ -369,7 +419,10 @@ def test_kill_9_while_an_ehr_submits_and_resends_loses_and_duplicates_nothing(
     answers: dict[int, Answer] = {}
     problems: list[str] = []
     resent = 0
-    with FaultProxy(own_server.base_url) as proxy, fhirnet_behind(proxy, tmp_path, 2) as process:
+    with (
+        FaultProxy(own_server.base_url) as proxy,
+        fhirnet_behind(proxy, tmp_path, backend, 2) as process,
+    ):
         proxy.inject(Slow(0.2), when=DATA_TRANSACTION)  # requests long enough to be cut
 
         def ehr() -> None:
@@ -409,10 +462,13 @@ def test_kill_9_while_an_ehr_submits_and_resends_loses_and_duplicates_nothing(
 
 
 def test_a_503_with_retry_after_is_honoured(
-    own_server: OwnServer, tmp_path: Path, server_fhir: FhirClient
+    own_server: OwnServer, tmp_path: Path, server_fhir: FhirClient, backend: Backend
 ) -> None:
     patient = new_patient(server_fhir, "small-bowel-net-prrt")
-    with FaultProxy(own_server.base_url) as proxy, fhirnet_behind(proxy, tmp_path) as process:
+    with (
+        FaultProxy(own_server.base_url) as proxy,
+        fhirnet_behind(proxy, tmp_path, backend) as process,
+    ):
         rule = proxy.inject(unavailable(retry_after=3), when=DATA_TRANSACTION, times=1)
         answer = process.fhirnet.submit(patient.form(1))
         assert answer.status == 202, answer
@@ -427,10 +483,13 @@ def test_a_503_with_retry_after_is_honoured(
 
 
 def test_a_form_the_server_refuses_fails_with_its_reason_and_is_not_retried(
-    own_server: OwnServer, tmp_path: Path, server_fhir: FhirClient
+    own_server: OwnServer, tmp_path: Path, server_fhir: FhirClient, backend: Backend
 ) -> None:
     patient = new_patient(server_fhir, "small-bowel-net-prrt")
-    with FaultProxy(own_server.base_url) as proxy, fhirnet_behind(proxy, tmp_path) as process:
+    with (
+        FaultProxy(own_server.base_url) as proxy,
+        fhirnet_behind(proxy, tmp_path, backend) as process,
+    ):
         # Rules apply in order: a 503 first (the form is queued), then refusals.
         proxy.inject(unavailable(retry_after=None), when=DATA_TRANSACTION, times=1)
         refusal = proxy.inject(
