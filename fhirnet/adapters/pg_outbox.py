@@ -31,6 +31,7 @@ the entry under them (:mod:`fhirnet.services.delivery`).
 from __future__ import annotations
 
 import json
+import select
 import threading
 import uuid
 from collections.abc import Collection, Iterator, Sequence
@@ -110,7 +111,10 @@ class PostgresOutbox:
         """A pooled connection (a broken one is dropped, not put back)."""
         with self._pool_lock:
             connection = self._idle.pop() if self._idle else None
-        if connection is None or connection.closed:
+        if connection is not None and not _alive(connection):
+            connection.close()  # the server ended it while idle (restart, terminated)
+            connection = None
+        if connection is None:
             connection = self._connect()
         try:
             yield connection
@@ -381,6 +385,18 @@ class PostgresOutbox:
                 (seq_from,),
             ).fetchall()
         return [_entry(row) for row in rows]
+
+
+def _alive(connection: _Connection) -> bool:
+    """Whether an idle connection may still be used: an idle session receives nothing, so
+    anything to read on its socket is the server's goodbye (or its end of file)."""
+    if connection.closed or connection.broken:
+        return False
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 def _entry(row: Sequence[Any]) -> Entry:

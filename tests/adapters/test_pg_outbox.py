@@ -186,6 +186,30 @@ def test_a_host_whose_connection_is_cut_mid_claim_leaves_nothing_claimed(
     assert ids(one.due(T0)) == ids(entries)  # and one claims again on a new session
 
 
+def test_connections_the_server_ended_while_idle_are_replaced_not_failed(
+    hosts: tuple[PostgresOutbox, PostgresOutbox], fresh_database_url: str
+) -> None:
+    one, _ = hosts
+    first = add(one, "p1", number=1)
+    with psycopg.connect(fresh_database_url, autocommit=True) as admin:
+        ended = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid != pg_backend_pid()"
+        ).fetchall()
+        assert ended  # the outboxes' pooled connections (as after a server restart)
+        deadline = time.monotonic() + 10
+        while admin.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid != pg_backend_pid()"
+        ).fetchone() != (0,):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    second = add(one, "p1", number=2)
+
+    assert ids(list(one.entries())) == [first.id, second.id]
+
+
 def test_a_statement_longer_than_the_timeout_is_unavailable(fresh_database_url: str) -> None:
     quick = PostgresOutbox(fresh_database_url, statement_timeout=0.2)
     entry = add(quick, "p1")
