@@ -19,9 +19,10 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from fhirnet.adapters.outbox import SqliteOutbox
+from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.config import Settings
 from fhirnet.criteria.models import Criteria
-from fhirnet.ports import Kind, State
+from fhirnet.ports import Kind, Outbox, State
 from fhirnet.web.cli import main
 from fhirnet.web.serving import gunicorn_options
 from tests.servers import free_port, serving
@@ -334,10 +335,21 @@ def main_output(path: Path) -> dict[str, Any]:
     return body
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Outbox, str]]:
+    """An outbox of each backend and the ``FHIRNET_DATABASE_URL`` that points fhirnet at it
+    (empty: the SQLite file in the data directory)."""
+    if request.param == "sqlite":
+        yield SqliteOutbox(tmp_path / "data" / "outbox.sqlite3"), ""
+        return
+    database_url: str = request.getfixturevalue("fresh_database_url")
+    yield PostgresOutbox(database_url), database_url
+
+
 def test_outbox_counts_the_submissions_and_lists_the_failed_and_queued_ones(
-    tmp_path: Path,
+    tmp_path: Path, outbox_backend: tuple[Outbox, str]
 ) -> None:
-    box = SqliteOutbox(tmp_path / "data" / "outbox.sqlite3")
+    box, database_url = outbox_backend
     try:
         added = [
             box.add(
@@ -358,19 +370,33 @@ def test_outbox_counts_the_submissions_and_lists_the_failed_and_queued_ones(
     finally:
         box.close()
     env = {"FHIRNET_DATA_DIR": str(tmp_path / "data"), "FHIRNET_AUTH": "none"}
+    if database_url:
+        env["FHIRNET_DATABASE_URL"] = database_url
 
     listed = CliRunner().invoke(main, ["outbox"], env=env)
     everything = CliRunner().invoke(main, ["outbox", "--state", "delivered"], env=env)
-    nothing = CliRunner().invoke(main, ["outbox"], env={**env, "FHIRNET_DATA_DIR": str(tmp_path)})
 
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert lines[0].endswith("outbox.sqlite3: 1 queued, 1 delivered, 1 failed")
+    assert lines[0].endswith(": 1 queued, 1 delivered, 1 failed")
+    if database_url:  # where it is, never with its password
+        assert lines[0].startswith("postgresql://127.0.0.1:5432/")
+        password = database_url.split("@")[0].rsplit(":", 1)[1]
+        assert password not in listed.output
+    else:
+        assert lines[0].endswith("outbox.sqlite3: 1 queued, 1 delivered, 1 failed")
     assert lines[1].startswith(f"{failed.id}  failed     accepted 2027-01-15T08:00:01+00:00")
     assert lines[1].endswith("by api-key-1  form  attempts 1  502 Bad Gateway")
     assert lines[2].startswith(f"{queued.id}  queued")
     assert lines[2].endswith("attempts 1  FhirServerUnavailableError")
     assert len(lines) == 3
     assert everything.output.splitlines()[1].startswith(f"{delivered.id}  delivered")
+
+
+def test_outbox_without_an_outbox_file_says_so(tmp_path: Path) -> None:
+    nothing = CliRunner().invoke(
+        main, ["outbox"], env={"FHIRNET_DATA_DIR": str(tmp_path), "FHIRNET_AUTH": "none"}
+    )
+
     assert nothing.exit_code == 1
     assert "no outbox at" in nothing.output
