@@ -14,6 +14,7 @@ Python's own decoder refuses nesting deeper than the interpreter's recursion lim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ from fhirnet.web.errors import JsonLimitError
 _ITEM_KEYS = frozenset({"item", "answer"})
 #: FHIR R4 ``id`` datatype: at most 64 characters (datatypes.html#id).
 MAX_RESOURCE_ID_LENGTH = 64
+#: The characters a FHIR string may not hold (R4 datatypes: below U+0020 but tab, CR and LF);
+#: NUL also cannot be stored in PostgreSQL's jsonb (the outbox with FHIRNET_DATABASE_URL).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,6 +205,12 @@ def _check_string(
     if len(text) > limits.max_string_length:
         message = f"A {what} has more than {limits.max_string_length} characters."
         raise _error(node, key, 422, message)
+    if _CONTROL.search(text) is not None:
+        message = (
+            f"A {what} holds a control character (below U+0020 other than tab, carriage return "
+            "and line feed), which a FHIR string may not (R4 datatypes, string)."
+        )
+        raise _error(node, key, 400, message, code=IssueType.STRUCTURE)
     if not text.isascii():
         try:
             text.encode("utf-8")

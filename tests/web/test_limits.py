@@ -63,6 +63,9 @@ HOSTILE = [
     ),
     pytest.param(json.dumps([0] * 200_001).encode(), 413, "too-long", id="200,001 values"),
     pytest.param(b'{"resourceType": "QuestionnaireResponse", "a": "\\ud800"}', 400, "structure"),
+    pytest.param(questionnaire_response(status="a\u0000b"), 400, "structure", id="NUL"),
+    pytest.param(questionnaire_response(status="\u001b[31m"), 400, "structure", id="ESC"),
+    pytest.param(json.dumps({"a\u0007": 1}).encode(), 400, "structure", id="BEL in a key"),
 ]
 
 
@@ -254,3 +257,7 @@ def test_a_fhir_post_takes_both_json_media_types_with_or_without_charset(
 
     assert response.status_code == 400  # past the media type: {} is no resource
     assert "resourceType" in issue(response)["diagnostics"]
+
+
+def test_tab_carriage_return_and_line_feed_are_text() -> None:
+    check_json({"resourceType": "QuestionnaireResponse", "text": "a\tb\r\nc"}, JsonLimits())
