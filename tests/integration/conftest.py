@@ -152,11 +152,19 @@ def make_fhirnet(tmp_path: Path) -> Iterator[MakeFhirnet]:
     delivery threads are stopped after the test."""
     apps: list[Flask] = []
 
-    def make(base_url: str, *, timeout: float | None = None, outbox: bool = True) -> Fhirnet:
+    def make(
+        base_url: str,
+        *,
+        timeout: float | None = None,
+        outbox: bool = True,
+        database_url: str | None = None,
+    ) -> Fhirnet:
         data_dir = tmp_path / f"fhirnet-data-{len(apps) + 1}"
         data_dir.mkdir()
         environment = fhirnet_settings_environment(base_url, data_dir, timeout=timeout)
         environment["FHIRNET_OUTBOX"] = "on" if outbox else "off"
+        if database_url is not None:  # the outbox and locks in PostgreSQL
+            environment["FHIRNET_DATABASE_URL"] = database_url
         app = create_app(load_settings(environment))
         app.config["TESTING"] = True
         apps.append(app)

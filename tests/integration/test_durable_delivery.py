@@ -533,12 +533,18 @@ def in_process_status(fhirnet: Fhirnet, answer: Answer, seconds: float = 60.0) -
 
 @pytest.mark.parametrize("case", list(RETRYABLE_FAULTS.values()), ids=list(RETRYABLE_FAULTS))
 def test_a_failing_server_gets_the_form_once_it_recovers(
-    make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy, fhir: FhirClient, case: ServerFault
+    make_fhirnet: MakeFhirnet,
+    fault_proxy: FaultProxy,
+    fhir: FhirClient,
+    case: ServerFault,
+    backend: Backend,
 ) -> None:
     """Down, slow, 5xx, 429, a dropped connection, or a commit fhirnet could not see: the EHR
     gets ``202`` (no partial data on the server meanwhile), and once the server works the form
     is delivered — exactly once, with the category it should have."""
-    fhirnet = make_fhirnet(fault_proxy.base_url, timeout=FHIRNET_TIMEOUT)
+    fhirnet = make_fhirnet(
+        fault_proxy.base_url, timeout=FHIRNET_TIMEOUT, database_url=backend.database_url
+    )
     patient = new_patient(fhir, "small-bowel-net-prrt")
     assert fhirnet.submit(patient.form(1)).status == 201
     before = written(fhir, patient)
@@ -563,9 +569,11 @@ def test_a_failing_server_gets_the_form_once_it_recovers(
 
 
 def test_a_transaction_bundle_is_kept_and_delivered_whole(
-    make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy, fhir: FhirClient
+    make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy, fhir: FhirClient, backend: Backend
 ) -> None:
-    fhirnet = make_fhirnet(fault_proxy.base_url, timeout=FHIRNET_TIMEOUT)
+    fhirnet = make_fhirnet(
+        fault_proxy.base_url, timeout=FHIRNET_TIMEOUT, database_url=backend.database_url
+    )
     first = new_patient(fhir, "small-bowel-net-prrt")
     second = new_patient(fhir, "pancreatic-net-everolimus")
     fault_proxy.inject(unavailable(retry_after=1), when=DATA_TRANSACTION, times=2)
@@ -586,11 +594,13 @@ def test_a_transaction_bundle_is_kept_and_delivered_whole(
 
 
 def test_a_follow_up_waits_for_its_queued_baseline(
-    make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy, fhir: FhirClient
+    make_fhirnet: MakeFhirnet, fault_proxy: FaultProxy, fhir: FhirClient, backend: Backend
 ) -> None:
     """The baseline is queued (the server failed it); the follow-up, sent when the server works
     again, is queued behind it rather than assessed without it — then both go, in order."""
-    fhirnet = make_fhirnet(fault_proxy.base_url, timeout=FHIRNET_TIMEOUT)
+    fhirnet = make_fhirnet(
+        fault_proxy.base_url, timeout=FHIRNET_TIMEOUT, database_url=backend.database_url
+    )
     patient = new_patient(fhir, "small-bowel-net-prrt")
     fault_proxy.inject(unavailable(retry_after=2), when=DATA_TRANSACTION, times=1)
     baseline = fhirnet.submit(patient.form(1))
