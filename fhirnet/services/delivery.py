@@ -7,8 +7,9 @@ about the same patient is still queued (the EHR gets its ``201`` as if there wer
 by a background thread (:meth:`Delivery.run`) that takes the due entries in acceptance order.
 
 **One deliverer per patient.** A delivery holds the locks of the entry's patients
-(:class:`~fhirnet.ports.PatientLocks`, ``flock``: across threads and processes, released by the
-kernel when a process dies), then re-reads the entry: delivered meanwhile by someone else, or held
+(:class:`~fhirnet.ports.PatientLocks`: ``flock`` across threads and processes of one host,
+released by the kernel when a process dies; PostgreSQL advisory locks across hosts, released
+when the holder's transaction ends), then re-reads the entry: delivered meanwhile by someone else, or held
 back by an earlier entry of one of its patients, it is left alone. The pipeline runs under those
 locks with :data:`ALREADY_HELD`.
 
