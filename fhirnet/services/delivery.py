@@ -9,9 +9,9 @@ by a background thread (:meth:`Delivery.run`) that takes the due entries in acce
 **One deliverer per patient.** A delivery holds the locks of the entry's patients
 (:class:`~fhirnet.ports.PatientLocks`: ``flock`` across threads and processes of one host,
 released by the kernel when a process dies; PostgreSQL advisory locks across hosts, released
-when the holder's transaction ends), then re-reads the entry: delivered meanwhile by someone else, or held
-back by an earlier entry of one of its patients, it is left alone. The pipeline runs under those
-locks with :data:`ALREADY_HELD`.
+when the holder's transaction ends), then re-reads the entry: delivered meanwhile by someone
+else, or held back by an earlier entry of one of its patients, it is left alone. The pipeline
+runs under those locks with :data:`ALREADY_HELD`.
 
 **Outcomes of one attempt.**
 
