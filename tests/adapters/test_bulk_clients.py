@@ -4,9 +4,7 @@ the start with an error naming the file and the client; keys come inline or from
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from fhirnet.adapters.bulk_clients import UrlKeys, load_bulk_clients
 from fhirnet.authorization import KeysUnavailableError
 from fhirnet.config import ConfigError
 from tests.bulk_clients import ClientKey, ec_key, rsa_key, write_clients
+from tests.jwks_server import JwksServer
 from tests.servers import free_port
 
 RSA_KEY, EC_KEY = rsa_key(), ec_key()
@@ -141,39 +140,10 @@ def test_a_missing_file_stops_the_start(tmp_path: Path) -> None:
 # --- keys at a JWKS URL ---
 
 
-class JwksServer:
-    """A JWK Set served over HTTP; counts the fetches."""
-
-    def __init__(self) -> None:
-        self.keys: list[dict[str, Any]] = []
-        self.fetches = 0
-        served = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                served.fetches += 1
-                body = json.dumps({"keys": served.keys}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/jwks.json"
-
-
 @pytest.fixture
 def jwks_server() -> Iterator[JwksServer]:
-    server = JwksServer()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with JwksServer() as server:
+        yield server
 
 
 def url_client(tmp_path: Path, url: str) -> Any:

@@ -10,11 +10,8 @@ This needs no FHIR server (the embedded store), so it is not marked ``integratio
 
 from __future__ import annotations
 
-import http.server
-import json
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +21,7 @@ import pytest
 import requests
 
 from tests.bulk_clients import ClientKey, assertion, ec_key, rsa_key, token_form, write_clients
+from tests.jwks_server import JwksServer
 from tests.servers import free_port, serving
 
 WORKERS, THREADS = 2, 4
@@ -60,25 +58,8 @@ class Served:
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """The ES384 client's JWK Set, served over HTTP on the loopback interface."""
-    body = json.dumps(EC_KEY.jwks()).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with JwksServer(EC_KEY.jwks()["keys"]) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="module")

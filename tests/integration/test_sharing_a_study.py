@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import http.server
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -45,6 +43,7 @@ from fhirnet.fhir.pseudonymize import DateRegime, Regime
 from fhirnet.web.app import create_app
 from tests import trials_scenario as scenario
 from tests.bulk_clients import ClientKey, assertion, ec_key, rsa_key, token_form, write_clients
+from tests.jwks_server import JwksServer
 from tests.servers import free_port, serving
 
 STUDY_A, STUDY_B = "NET-SHARE-A", "NET-SHARE-B"
@@ -235,25 +234,8 @@ class Served:
 @pytest.fixture(scope="module")
 def jwks_url() -> Iterator[str]:
     """Client A's JWK Set, served over HTTP on the loopback interface."""
-    body = json.dumps(KEY_A.jwks()).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/jwks.json"
-    server.shutdown()
-    server.server_close()
+    with JwksServer(KEY_A.jwks()["keys"]) as server:
+        yield server.url
 
 
 def start(folder: Path, jwks_url: str, dates: str) -> Iterator[Served]:

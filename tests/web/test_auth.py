@@ -10,11 +10,9 @@ cannot ship without a decision about who may call it.
 
 from __future__ import annotations
 
-import http.server
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from fhirnet.fhir.identifiers import WRITTEN_TYPES
 from fhirnet.token_key import load_token_key, token_key_path
 from fhirnet.web.app import create_app
 from fhirnet.web.auth import check_routes
+from tests.jwks_server import JwksServer
 from tests.submissions import RECIST, form
 
 ISSUER = "https://auth.example.org"
@@ -759,29 +758,8 @@ def test_options_is_answered_without_a_token(protected: FlaskClient) -> None:
 @pytest.fixture
 def jwks_server(keys: Keys) -> Iterator[tuple[str, list[str]]]:
     """A JWKS on a local HTTP server; also the list of paths it was asked for."""
-    asked: list[str] = []
-    body = json.dumps(keys.jwks).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", asked
-    finally:
-        server.shutdown()
-        server.server_close()
+    with JwksServer(keys.jwks["keys"], path="/.well-known/jwks.json") as server:
+        yield server.url, server.asked
 
 
 def test_tokens_verify_against_a_jwks_fetched_from_a_url_once(

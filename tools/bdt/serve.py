@@ -8,16 +8,14 @@ bdt's "Authorization using JWKS URL" test runs too), and a ``config.js`` for bdt
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 from tests.integration.test_bulk_export import played_data_dir
+from tests.jwks_server import JwksServer
 
 # bdt's example ES384 key (config-examples/reference-local-r4.js): public, for testing only.
 PRIVATE_JWK = {
@@ -34,22 +32,8 @@ CLIENT_ID = "bdt"
 
 
 def serve_jwks() -> str:
-    """The public JWK Set on a loopback port; its URL."""
-    body = json.dumps({"keys": [PUBLIC_JWK]}).encode()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_port}/jwks.json"
+    """The public JWK Set on a loopback port (served until the process ends); its URL."""
+    return JwksServer([PUBLIC_JWK]).start().url
 
 
 def config(base: str, group: str, jwks_url: str) -> str:
