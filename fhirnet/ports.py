@@ -89,6 +89,26 @@ class Entry:
     answer: Json | None
     finished: float | None
 
+    @classmethod
+    def queued(
+        cls, *, seq: int, id: str, kind: Kind, requester: str, body: Json, now: float
+    ) -> Entry:
+        """A submission just accepted: queued at ``now``, due at once, never attempted."""
+        return cls(
+            seq=seq,
+            id=id,
+            kind=kind,
+            requester=requester,
+            body=body,
+            state=State.QUEUED,
+            accepted=now,
+            attempts=0,
+            next_attempt=now,
+            last_error=None,
+            answer=None,
+            finished=None,
+        )
+
 
 class Outbox(Protocol):
     """Accepted submissions kept until the FHIR server has them, handed out in acceptance order

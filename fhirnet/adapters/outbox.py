@@ -123,19 +123,9 @@ class SqliteOutbox:
                 [(patient, seq) for patient in sorted(set(patients))],
             )
         assert seq is not None  # noqa: S101 - an INSERT has a rowid
-        return Entry(
-            seq=seq,
-            id=entry_id,
-            kind=kind,
-            requester=requester,
-            body=json.loads(text),  # a copy, as get() would read it back
-            state=State.QUEUED,
-            accepted=now,
-            attempts=0,
-            next_attempt=now,
-            last_error=None,
-            answer=None,
-            finished=None,
+        # The body read back from its text: a copy, as get() would give it.
+        return Entry.queued(
+            seq=seq, id=entry_id, kind=kind, requester=requester, body=json.loads(text), now=now
         )
 
     def get(self, entry_id: str) -> Entry | None:

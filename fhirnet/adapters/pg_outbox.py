@@ -182,19 +182,8 @@ class PostgresOutbox:
                         "INSERT INTO outbox_entry_patient (patient, seq) VALUES (%s, %s)",
                         [(patient, seq) for patient in ordered],
                     )
-        return Entry(
-            seq=seq,
-            id=entry_id,
-            kind=kind,
-            requester=requester,
-            body=copy,
-            state=State.QUEUED,
-            accepted=now,
-            attempts=0,
-            next_attempt=now,
-            last_error=None,
-            answer=None,
-            finished=None,
+        return Entry.queued(
+            seq=seq, id=entry_id, kind=kind, requester=requester, body=copy, now=now
         )
 
     def get(self, entry_id: str) -> Entry | None:
