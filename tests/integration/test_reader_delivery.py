@@ -46,12 +46,12 @@ from tests.integration.test_submission_scenarios import (
 )
 from tests.oauth_server import OAuthServer, fhirnet_environment, site_config
 from tests.servers import free_port, serving
-from tests.web.conftest import require_browser_tools
-from tests.web.test_crf_page import CHROMIUM, CHROMIUM_ARGS, SERVE_WITH_CRF
+from tests.web.conftest import chromium, require_browser_tools
+from tests.web.test_crf_page import SERVE_WITH_CRF
 from tests.web.test_reader_workstation import FOLLOW_UP_DATE, assessed, open_page, size, status
 
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
 except ImportError:  # pragma: no cover - test_reader_workstation skips (or fails in CI) first
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -72,12 +72,8 @@ def results_transaction(request: ProxiedRequest) -> bool:
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless (installed with LHC-Forms when missing)."""
     require_browser_tools()
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @contextmanager

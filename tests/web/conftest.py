@@ -11,16 +11,31 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from fhirnet.web import crf_views
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
 REPO_ROOT = Path(__file__).parents[2]
 INSTALL_SCRIPT = REPO_ROOT / "tools" / "browser" / "install.sh"
 CHROMIUM = Path("/usr/bin/chromium")
+#: Headless, and nothing the browser would fetch on its own (updates, sync, field trials).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 
@@ -75,3 +90,24 @@ def require_browser_tools() -> None:
     they do not see): install Chromium and LHC-Forms when missing; fail (CI) or skip without."""
     _install("--no-chromium", missing=_missing_lforms, needed_by="TESTS OF THE /crf PAGE")
     _install(missing=_missing_chromium, needed_by="BROWSER TESTS")
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, through Playwright (imported here, so the modules that guard
+    its import decide whether a missing Playwright skips or fails)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser(browser_tools: None) -> Iterator[Browser]:
+    """Debian's Chromium, headless, for the whole module."""
+    with chromium() as launched:
+        yield launched

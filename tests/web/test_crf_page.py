@@ -37,17 +37,6 @@ from fhirnet.web import crf_views
 from fhirnet.web.app import create_app
 from tests.servers import free_port, serving
 
-CHROMIUM = Path("/usr/bin/chromium")
-#: Headless, and nothing the browser would fetch on its own (updates, sync, field trials).
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
 
 #: ``fhirnet serve`` (FHIRNET_PORT etc. from the environment), with the /crf blueprint
@@ -74,7 +63,7 @@ IMAGING_PROCEDURE = "https://fhirnet.dev/fhir/CodeSystem/imaging-procedure"
 IMAGING_DATE = ("06/02/2025", "2025-06-02")
 
 try:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, Request, sync_playwright
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 except ImportError:  # pragma: no cover - depends on the environment
     if IN_CI:
         raise
@@ -103,17 +92,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = directory / "gunicorn.log"
     with serving([sys.executable, "-c", SERVE_WITH_CRF], port=port, env=env, log_path=log_path):
         yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def browser(browser_tools: None) -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole module."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")

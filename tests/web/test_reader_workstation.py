@@ -35,8 +35,6 @@ import pytest
 from tests.oauth_server import OAuthServer
 from tests.servers import free_port, serving
 from tests.web.test_crf_page import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     SERVE_WITH_CRF,
     CrfPage,
     _failure,
@@ -44,7 +42,7 @@ from tests.web.test_crf_page import (
 )
 
 try:
-    from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 except ImportError:  # pragma: no cover - test_crf_page skips (or fails in CI) first
     pytest.skip("playwright is not installed", allow_module_level=True)
 
@@ -77,17 +75,6 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log_path=directory / "gunicorn.log",
     ):
         yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture(scope="module")
-def browser(browser_tools: None) -> Iterator[Browser]:
-    """Debian's Chromium, headless, for the whole module."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def post_json(
