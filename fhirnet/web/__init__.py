@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from flask import current_app
+from flask import current_app, request
 
 from fhirnet.config import Settings
 from fhirnet.fhir.profiles import Catalog
@@ -86,3 +86,12 @@ def web_state() -> WebState:
     """The :class:`WebState` of the application handling the current request."""
     state: WebState = current_app.extensions["fhirnet"]
     return state
+
+
+def public_root(settings: Settings | None = None) -> str:
+    """Where clients reach fhirnet, e.g. ``https://fhirnet.example.org``: every absolute URL it
+    answers with starts here. ``FHIRNET_PUBLIC_BASE_URL`` when set (``settings``, default the
+    application's); else as the client addressed it (the ``Host`` header, which the client
+    chooses: a demo convenience, docs/configuration.md)."""
+    public = (web_state().settings if settings is None else settings).public_base_url
+    return public if public is not None else request.url_root.rstrip("/")

@@ -55,9 +55,17 @@ from fhirnet.services.bulk_export import (
     study_reference,
 )
 from fhirnet.services.context import Context
-from fhirnet.web import web_state
+from fhirnet.web import public_root, web_state
+from fhirnet.web.auth import may_read
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
-from fhirnet.web.fhir_http import FHIR_JSON, audit_trail, json_body, lenient, respond_async
+from fhirnet.web.fhir_http import (
+    FHIR_JSON,
+    audit_trail,
+    base_url,
+    json_body,
+    lenient,
+    respond_async,
+)
 
 bp = Blueprint("bulk", __name__, url_prefix="/fhir")
 
@@ -131,7 +139,7 @@ def download(job_id: str, file_name: str) -> Response:
     path = _jobs().file(job.id, file_name)
     if (file_name not in listed and file_name not in errors) or path is None:
         raise FhirRequestError(404, IssueType.NOT_FOUND, "No such file of this export.")
-    if file_name in listed and not _may_read(listed[file_name]):
+    if file_name in listed and not may_read(listed[file_name]):
         raise AuthorizationError(str(Permission(listed[file_name], "r")))
     gzip = request.accept_encodings["gzip"] > 0
     file = path.open("rb")  # now: a file deleted from here on is still read to its end
@@ -180,13 +188,13 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
         if members is None:
             raise FhirRequestError(404, IssueType.NOT_FOUND, f"No Group {group_id}.")
     batch = 1 if state.backend.embedded else PATIENT_BATCH  # see ExportPlan.batch
-    plan = plan_export(store, export, readable=_may_read, members=members, batch=batch)
+    plan = plan_export(store, export, readable=may_read, members=members, batch=batch)
     if study is not None:
         plan = replace(plan, study=study_reference(store, str(study)) or "ResearchStudy/-")
     if not plan.types:
         first = next(iter(export.types), "*")
         raise AuthorizationError(str(Permission(first, "r")))
-    request_url = _root() + request.full_path.rstrip("?")
+    request_url = public_root() + request.full_path.rstrip("?")
     job = jobs.create(
         owner=_owner(), request=request_url, transaction_time=now.isoformat(), now=now.timestamp()
     )
@@ -215,7 +223,7 @@ def _kickoff(level: Level, group_id: str | None) -> Response:
     ).start()
     issue = Issue.information("The export has started; poll the URL in Content-Location.")
     response = fhir_json_response(operation_outcome([issue]), 202)
-    response.headers["Content-Location"] = f"{_root()}/fhir/$export-status/{job.id}"
+    response.headers["Content-Location"] = f"{base_url()}/$export-status/{job.id}"
     return response
 
 
@@ -266,7 +274,7 @@ def _require_async_json() -> None:
 
 
 def _manifest(job: Job) -> dict[str, Any]:
-    base = f"{_root()}/fhir/$export-file/{job.id}"
+    base = f"{base_url()}/$export-file/{job.id}"
     manifest: dict[str, Any] = {
         "transactionTime": job.transaction_time,
         "request": job.request,
@@ -312,22 +320,9 @@ def _owner() -> str:
     return str(client_id) if client_id else str(principal.subject)
 
 
-def _may_read(resource_type: str) -> bool:
-    if _authenticator().open:
-        return True
-    principal = g.get("fhirnet_principal")
-    return principal is not None and bool(principal.allows(Permission(resource_type, "r")))
-
-
 def _authenticator() -> Authenticator:
     authenticator: Authenticator = current_app.extensions["fhirnet.auth"]
     return authenticator
-
-
-def _root() -> str:
-    """The public root URL (``FHIRNET_PUBLIC_BASE_URL`` or as addressed), without ``/fhir``."""
-    public = web_state().settings.public_base_url
-    return public if public is not None else request.url_root.rstrip("/")
 
 
 def _jobs() -> ExportJobs:

@@ -28,7 +28,7 @@ from flask import Blueprint, jsonify, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from fhirnet.config import Settings
-from fhirnet.web import web_state
+from fhirnet.web import public_root, web_state
 
 #: Version of LHC-Forms the page is written for; ``install.sh`` writes it to ``lforms/VERSION``.
 LFORMS_VERSION = "40.1.3"
@@ -168,7 +168,7 @@ def crf_config() -> Response:
     """How the page signs in, from the settings: public, since a browser needs it before it
     has a token, and it holds no secret (the page is a public client, PKCE instead)."""
     settings = web_state().settings
-    base = settings.public_base_url or request.host_url.rstrip("/")
+    base = public_root(settings)
     answer = jsonify(
         {
             "auth": "smart" if signs_in(settings) else "none",

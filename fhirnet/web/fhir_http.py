@@ -25,7 +25,7 @@ from fhirnet.fhir.outcome import IssueType
 from fhirnet.fhir.subsetting import ELEMENTS, SUMMARY, Subsetting, Summary, subsetting
 from fhirnet.ports import Json
 from fhirnet.services.audits import AuditTrail
-from fhirnet.web import web_state
+from fhirnet.web import public_root, web_state
 from fhirnet.web.bodies import NOT_PLAIN_UTF8, body_within_limit, is_plain_utf8
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
 from fhirnet.web.limits import JsonLimits, check_json, limits_of, no_duplicate_keys, too_deep
@@ -106,12 +106,8 @@ def respond(body: Mapping[str, Any], status: int = 200) -> Response:
 
 
 def base_url() -> str:
-    """The FHIR base URL, e.g. ``https://fhirnet.example.org/fhir``: ``FHIRNET_PUBLIC_BASE_URL``
-    when set; else as the client addressed it (the ``Host`` header, which the client chooses:
-    a demo convenience, docs/configuration.md)."""
-    public = web_state().settings.public_base_url
-    root = public if public is not None else request.url_root.rstrip("/")
-    return root + (bp.url_prefix or "")
+    """The FHIR base URL, e.g. ``https://fhirnet.example.org/fhir`` (:func:`public_root`)."""
+    return public_root() + (bp.url_prefix or "")
 
 
 def audit_trail() -> AuditTrail:

@@ -25,7 +25,7 @@ from fhirnet.adapters.store.resources import RESOURCE_TYPES
 from fhirnet.authorization import TokenIssuer, TokenRequestError, TokenServiceUnavailableError
 from fhirnet.config import Settings
 from fhirnet.token_key import load_token_key, token_key_path
-from fhirnet.web import web_state
+from fhirnet.web import public_root, web_state
 
 bp = Blueprint("token", __name__)
 
@@ -40,8 +40,7 @@ EXTENSION = "fhirnet.token"
 def token_url(settings: Settings) -> str:
     """The absolute URL of the token endpoint: ``FHIRNET_PUBLIC_BASE_URL`` (else the URL the
     request came to) plus ``/auth/token``. Every assertion's ``aud`` must be exactly this."""
-    root = settings.public_base_url
-    return (root if root is not None else request.url_root.rstrip("/")) + TOKEN_PATH
+    return public_root(settings) + TOKEN_PATH
 
 
 def build_issuer(settings: Settings) -> TokenIssuer | None:
