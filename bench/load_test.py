@@ -73,8 +73,8 @@ FHIR_JSON = "application/fhir+json"
 #: Categories of the example series, from ``examples/questionnaire-responses/README.md``.
 EXPECTED = {
     "pancreatic-net-everolimus": ["baseline", "PR", "PR", "SD", "PD"],
-    "small-bowel-net-prrt": ["baseline", "SD", "SD", "PR", "PR", "SD"],
-    "g3-nec-immunotherapy": ["baseline", "iUPD", "iSD", "iSD", "iPR"],
+    "small-bowel-net-prrt": ["baseline", "SD", "SD", "PR", "PR", "PR"],
+    "g3-nec-immunotherapy": ["baseline", "baseline", "iUPD", "iSD", "iSD", "iPR"],
 }
 SHORT = {
     "pancreatic-net-everolimus": "pne",
@@ -325,18 +325,21 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, data_dir: Path, workers: int | None, threads: int | None
+    port: int, data_dir: Path, workers: int | None, threads: int | None, root: Path = ROOT
 ) -> subprocess.Popen[bytes]:
+    """Start fhirnet from the checkout ``root`` (another one: its own ``fhirnet`` package is
+    imported, first on ``PYTHONPATH``, with this interpreter and its installed libraries)."""
     # Only these FHIRNET_* variables: the embedded store, always, and fhirnet serve's defaults.
     env = {name: value for name, value in os.environ.items() if not name.startswith("FHIRNET_")}
     env |= {"FHIRNET_AUTH": "none", "FHIRNET_DATA_DIR": str(data_dir)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     if workers is None and threads is None:
         command = [sys.executable, "-m", "fhirnet.web.cli", "serve"]
         command += ["--host", "127.0.0.1", "--port", str(port)]
     else:
         command = [sys.executable, "-c", LAUNCHER, str(port), str(workers or 1), str(threads or 1)]
     log = (data_dir / "server.log").open("wb")  # the app logs every request (JSON lines)
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=log)  # noqa: S603
 
 
 def wait_healthy(port: int, server: subprocess.Popen[bytes], seconds: float = 60) -> None:
@@ -420,6 +423,83 @@ def table(latencies: dict[str, list[float]], seconds: float) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class LoadRun:
+    """One load phase against a running server, and its verification."""
+
+    elapsed: float
+    merged: Results
+    check: Verification
+    #: CPU-seconds of each server process over the load.
+    server_cpu: dict[int, float]
+    client_cpu: float
+    #: Share of the machine's CPU time that was busy (all processes).
+    busy: float
+
+    @property
+    def submissions(self) -> int:
+        latencies = self.merged.latencies
+        return len(latencies.get("submit", [])) + len(latencies.get("resubmit", []))
+
+    @property
+    def failed(self) -> int:
+        check = self.check
+        return len(self.merged.errors) + check.lost + check.duplicated + check.wrong_category
+
+
+def run_load(
+    port: int,
+    server_pid: int,
+    series: list[Series],
+    expected: dict[str, list[str]],
+    args: argparse.Namespace,
+) -> LoadRun:
+    """``args.clients`` clients for ``args.seconds`` against the server on ``port``, its CPU
+    from ``/proc`` (the process tree of ``server_pid``), then the verification on the server."""
+    tree = process_tree(server_pid)
+    cpu_before, machine_before = cpu_seconds(tree), machine_ticks()
+    client_before = os.times()
+    start = time.perf_counter()
+    deadline = start + args.seconds
+    merged = Results()
+    lock = threading.Lock()
+
+    def worker(number: int) -> None:
+        results = run_client(number, port, series, deadline, args)
+        with lock:
+            for kind, values in results.latencies.items():
+                merged.latencies[kind] += values
+            merged.errors += results.errors
+            merged.patients.update(results.patients)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - start
+    cpu_after, machine_after = cpu_seconds(tree), machine_ticks()
+    client_after = os.times()
+    check = verify(port, merged.patients, series, expected)
+    busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
+    server_cpu = {
+        pid: cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after if pid in cpu_before
+    }
+    client_cpu = (client_after.user + client_after.system) - (
+        client_before.user + client_before.system
+    )
+    return LoadRun(elapsed, merged, check, server_cpu, client_cpu, busy)
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration [60]")
@@ -444,48 +524,13 @@ def main() -> int:
             wait_healthy(port, server)
             expected = reference(port, series)
             print(f"reference categories (single client): {expected}", file=sys.stderr)
-            tree = process_tree(server.pid)
-            cpu_before, machine_before = cpu_seconds(tree), machine_ticks()
-            client_before = os.times()
-            start = time.perf_counter()
-            deadline = start + args.seconds
-            merged = Results()
-            lock = threading.Lock()
-
-            def worker(number: int) -> None:
-                results = run_client(number, port, series, deadline, args)
-                with lock:
-                    for kind, values in results.latencies.items():
-                        merged.latencies[kind] += values
-                    merged.errors += results.errors
-                    merged.patients.update(results.patients)
-
-            threads = [threading.Thread(target=worker, args=(n,)) for n in range(args.clients)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            elapsed = time.perf_counter() - start
-            cpu_after, machine_after = cpu_seconds(tree), machine_ticks()
-            client_after = os.times()
-            check = verify(port, merged.patients, series, expected)
+            run = run_load(port, server.pid, series, expected, args)
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop_server(server)
 
-    busy = (machine_after[0] - machine_before[0]) / (machine_after[1] - machine_before[1])
-    server_cpu = {
-        pid: cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after if pid in cpu_before
-    }
-    client_cpu = (client_after.user + client_after.system) - (
-        client_before.user + client_before.system
-    )
+    merged, check, elapsed, server_cpu = run.merged, run.check, run.elapsed, run.server_cpu
     new_forms = len(merged.latencies.get("submit", []))
-    submissions = new_forms + len(merged.latencies.get("resubmit", []))
+    submissions = run.submissions
     total = sum(len(values) for values in merged.latencies.values())
     worker_setting = (
         "fhirnet serve default (gunicorn 1 sync worker, 1 thread)"
@@ -507,12 +552,11 @@ def main() -> int:
         f"CPU during the load (CPU-seconds per second): server "
         + ", ".join(f"pid {pid} {sec / elapsed:.2f}" for pid, sec in sorted(server_cpu.items()))
         + f" (total {sum(server_cpu.values()) / elapsed:.2f}); load generator "
-        f"{client_cpu / elapsed:.2f}; machine busy {busy:.0%} of {os.cpu_count()} CPUs"
+        f"{run.client_cpu / elapsed:.2f}; machine busy {run.busy:.0%} of {os.cpu_count()} CPUs"
     )
     for line in (merged.errors + check.problems)[:20]:
         print(f"  {line}", file=sys.stderr)
-    failed = len(merged.errors) + check.lost + check.duplicated + check.wrong_category
-    return 1 if failed else 0
+    return 1 if run.failed else 0
 
 
 if __name__ == "__main__":
