@@ -167,6 +167,9 @@ class Settings:
     token_lifetime: int = 300
     #: Seconds the files of a finished bulk export stay downloadable (then 404).
     export_expiry: int = 3600
+    #: Where the NDJSON files of the bulk exports are written (``<job id>/<Type>.ndjson``);
+    #: ``None``: ``data_dir/exports``. Several hosts (``database_url``) must share it.
+    export_dir: Path | None = None
 
     # --- The reader's workstation (/crf) signing in (docs/crf-page.md) ---
     #: The authorization server readers sign in at (SMART App Launch, authorization code with
@@ -253,6 +256,7 @@ def load_settings(
         token_key_file=read("TOKEN_KEY_FILE", _path, defaults.token_key_file),
         token_lifetime=read("TOKEN_LIFETIME", _positive_int, defaults.token_lifetime),
         export_expiry=read("EXPORT_EXPIRY", _positive_int, defaults.export_expiry),
+        export_dir=read("EXPORT_DIR", _path, defaults.export_dir),
         authorize_url=read("AUTHORIZE_URL", _base_url, defaults.authorize_url),
         reader_token_url=read("READER_TOKEN_URL", _base_url, defaults.reader_token_url),
         reader_client_id=read("READER_CLIENT_ID", _non_empty, defaults.reader_client_id),

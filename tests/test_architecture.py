@@ -88,6 +88,16 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     # Adapter: Bulk Data export jobs (SQLite) and their NDJSON files.
     "fhirnet.adapters.export_jobs": frozenset({"fhirnet.errors"}),
+    # Adapter: a small pool of PostgreSQL connections, schema migrated on first use.
+    "fhirnet.adapters.pg_connections": frozenset({"fhirnet.adapters.pg_schema"}),
+    # Adapter: the used client assertion ids in PostgreSQL, shared by several hosts.
+    "fhirnet.adapters.pg_replay_cache": frozenset(
+        {"fhirnet.authorization", "fhirnet.adapters.pg_connections"}
+    ),
+    # Adapter: the export jobs' table in PostgreSQL, shared by several hosts.
+    "fhirnet.adapters.pg_export_jobs": frozenset(
+        {"fhirnet.adapters.export_jobs", "fhirnet.adapters.pg_connections"}
+    ),
     # The adapters' package: its module map only. The edges of the system (store, outbox, locks,
     # client, SMART tokens) each have a row above, so one adapter cannot reach into another.
     "fhirnet.adapters": frozenset(),
@@ -125,6 +135,8 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.adapters.replay_cache",
             "fhirnet.adapters.study_secrets",
             "fhirnet.adapters.export_jobs",
+            "fhirnet.adapters.pg_replay_cache",
+            "fhirnet.adapters.pg_export_jobs",
             "fhirnet.token_key",
             "fhirnet.access",
             "fhirnet.authorization",
@@ -291,6 +303,11 @@ def test_requests_is_imported_only_in_the_fhir_client(path: Path) -> None:
 #: The PostgreSQL adapters: the only modules that speak to PostgreSQL (psycopg).
 POSTGRES_ADAPTERS = frozenset(
     {"fhirnet.adapters.pg_schema", "fhirnet.adapters.pg_outbox", "fhirnet.adapters.pg_locks"}
+    | {
+        "fhirnet.adapters.pg_connections",
+        "fhirnet.adapters.pg_replay_cache",
+        "fhirnet.adapters.pg_export_jobs",
+    }
 )
 
 

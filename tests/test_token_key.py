@@ -58,3 +58,39 @@ def test_a_key_file_that_cannot_be_made_stops_the_start(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="token key file"):
         load_token_key(tmp_path / "file" / "token-key")
+
+
+# -- several hosts (FHIRNET_DATABASE_URL) ------------------------------------------------------
+
+DATABASE_URL = "postgresql://fhirnet:pw@db.example.org:5432/fhirnet"
+
+
+def test_several_hosts_without_a_named_key_file_are_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL)
+
+    with pytest.raises(ConfigError, match="FHIRNET_TOKEN_KEY_FILE is not") as raised:
+        token_key_path(settings)
+
+    assert "secrets.token_hex(32)" in str(raised.value)  # says how to make one
+    assert "pw@" not in str(raised.value)
+
+
+def test_several_hosts_never_create_the_key_each_for_itself(tmp_path: Path) -> None:
+    named = tmp_path / "shared" / "token-key"
+    settings = Settings(data_dir=tmp_path, database_url=DATABASE_URL, token_key_file=named)
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        token_key_path(settings)
+
+    assert not named.exists()
+
+
+def test_several_hosts_read_the_key_file_they_share(tmp_path: Path) -> None:
+    named = tmp_path / "shared" / "token-key"
+    key = load_token_key(named)  # made once, by the operator (or the first single host)
+    hosts = [
+        Settings(data_dir=tmp_path / f"host-{n}", database_url=DATABASE_URL, token_key_file=named)
+        for n in range(3)
+    ]
+
+    assert {load_token_key(token_key_path(host)) for host in hosts} == {key}

@@ -1,12 +1,19 @@
-"""Bulk Data export jobs shared by every worker process: one SQLite table under the data
-directory (status, request, owner, progress, transaction time, outputs, expiry) and the NDJSON
-files of each job in ``<data_dir>/exports/<job id>/``.
+"""Bulk Data export jobs shared by every worker process: one table of jobs (status, request,
+owner, progress, transaction time, outputs, expiry) and the NDJSON files of each job in
+``<files_dir>/<job id>/`` (``FHIRNET_EXPORT_DIR``, default ``<data_dir>/exports``).
 
-The export runs in a thread of the worker that got the kick-off; any worker answers the status,
-the cancel and the downloads from here. Job ids are unguessable (:func:`secrets.token_urlsafe`),
-the files readable by fhirnet's user only (directories 0700, files 0600). Expired jobs and
-their files go on each kick-off and status request (:meth:`ExportJobs.purge`); a cancelled
-job's files go at once.
+The table is SQLite under the data directory (:class:`SqliteJobTable`: the worker processes of
+one host), or, with ``FHIRNET_DATABASE_URL``, PostgreSQL
+(:class:`fhirnet.adapters.pg_export_jobs.PostgresJobTable`: every host); the statements are the
+same, written with ``?`` placeholders. Several hosts must also share the files directory
+(a network file system): the kick-off may reach one host and the download another.
+
+The export runs in a thread of the worker that got the kick-off; any worker (of any host sharing
+the table and the files) answers the status, the cancel and the downloads from here. Job ids are
+unguessable (:func:`secrets.token_urlsafe`), the files readable by fhirnet's user only
+(directories 0700, files 0600). Expired jobs and their files go on each kick-off and status
+request (:meth:`ExportJobs.purge`); a cancelled job's files go at once. A job whose worker
+stopped (a host killed mid-export) fails once its heartbeat is :data:`STALE_SECONDS` old.
 """
 
 from __future__ import annotations
@@ -19,11 +26,11 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from fhirnet.errors import FhirnetError
 
@@ -62,6 +69,69 @@ CREATE TABLE IF NOT EXISTS export_jobs (
 
 class ExportJobsUnavailableError(FhirnetError):
     """The job table or the files directory cannot be opened or written (503)."""
+
+
+class Cursor(Protocol):
+    """What a statement of the job table answers (sqlite3's and psycopg's cursors both are)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows an ``UPDATE`` or ``DELETE`` changed."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, or ``None``."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """The remaining rows."""
+        ...
+
+
+class Rows(Protocol):
+    """A connection in a transaction, taking statements with ``?`` placeholders."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        """Run one statement."""
+        ...
+
+
+class JobTable(Protocol):
+    """Where the ``export_jobs`` rows live (SQLite for one host, PostgreSQL for several)."""
+
+    def transaction(self) -> AbstractContextManager[Rows]:
+        """A transaction, committed at the end of the block.
+
+        :raises ExportJobsUnavailableError: the table cannot be reached.
+        """
+        ...
+
+
+class SqliteJobTable:
+    """The job table in the SQLite file ``path`` (created when missing), shared by the worker
+    processes of one host.
+
+    :raises ExportJobsUnavailableError: the file cannot be opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self.transaction() as rows:
+                rows.execute(_SCHEMA)
+        except OSError as error:
+            raise ExportJobsUnavailableError(f"export jobs unavailable: {error}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Rows]:
+        """A connection whose transaction commits at the end of the block."""
+        try:
+            connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
+            with closing(connection), connection:
+                yield connection
+        except sqlite3.Error as error:
+            raise ExportJobsUnavailableError(f"export jobs unavailable: {error}") from None
 
 
 class JobStatus(StrEnum):
@@ -108,25 +178,32 @@ class Job:
 
 
 class ExportJobs:
-    """The export jobs and files of one data directory.
+    """The export jobs of one job table and their files in one directory.
 
-    :param data_dir: where ``exports.sqlite3`` and ``exports/`` live (created when missing).
+    :param data_dir: where ``exports.sqlite3`` lives (created when missing) unless ``table``
+        is given, and ``exports/`` unless ``files_dir`` is.
+    :param files_dir: the jobs' files (``FHIRNET_EXPORT_DIR``); created (0700) when missing.
+    :param table: the job table; ``None``: the SQLite file in ``data_dir``.
     :param clock: seconds since the epoch, for the running jobs' heartbeat (the same in every
         worker process: not the application's clock, which tests may move).
-    :raises ExportJobsUnavailableError: the database cannot be opened.
+    :raises ExportJobsUnavailableError: the database or the files directory cannot be opened.
     """
 
-    def __init__(self, data_dir: Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        files_dir: Path | None = None,
+        table: JobTable | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._clock = clock
-        self.files_dir = data_dir / FILES_DIR
-        self._database = data_dir / DATABASE
+        self.files_dir = data_dir / FILES_DIR if files_dir is None else files_dir
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            self.files_dir.mkdir(mode=0o700, exist_ok=True)
-            with self._connection() as connection:
-                connection.execute(_SCHEMA)
-        except (OSError, sqlite3.Error) as error:
+            self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as error:
             raise ExportJobsUnavailableError(f"export jobs unavailable: {error}") from None
+        self._table = SqliteJobTable(data_dir / DATABASE) if table is None else table
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -192,13 +269,14 @@ class ExportJobs:
         with self._connection() as connection:
             changed = connection.execute(
                 "UPDATE export_jobs SET status = ?, outputs = ?, errors = ?, extension = ?,"
-                " expires = ?, progress = '100%' WHERE id = ? AND status = ?",
+                " expires = ?, progress = ? WHERE id = ? AND status = ?",
                 (
                     JobStatus.DONE.value,
                     _files_json(outputs),
                     _files_json(errors),
                     None if extension is None else json.dumps(extension),
                     expires,
+                    "100%",
                     job_id,
                     JobStatus.RUNNING.value,
                 ),
@@ -239,7 +317,7 @@ class ExportJobs:
                 for row in connection.execute(
                     "SELECT id FROM export_jobs WHERE status = ? AND heartbeat < ?",
                     (JobStatus.RUNNING.value, beat - STALE_SECONDS),
-                )
+                ).fetchall()
             ]
             for job_id in abandoned:
                 connection.execute(
@@ -257,7 +335,7 @@ class ExportJobs:
                     "SELECT id FROM export_jobs WHERE expires IS NOT NULL AND expires <= ?"
                     " AND status != ?",
                     (now, JobStatus.RUNNING.value),
-                )
+                ).fetchall()
             ]
             for job_id in expired:
                 connection.execute("DELETE FROM export_jobs WHERE id = ?", (job_id,))
@@ -301,14 +379,8 @@ class ExportJobs:
         if _JOB_ID.fullmatch(job_id):
             shutil.rmtree(self.directory(job_id), ignore_errors=True)
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            connection = sqlite3.connect(self._database, timeout=BUSY_SECONDS)
-            with closing(connection), connection:
-                yield connection
-        except sqlite3.Error as error:
-            raise ExportJobsUnavailableError(f"export jobs unavailable: {error}") from None
+    def _connection(self) -> AbstractContextManager[Rows]:
+        return self._table.transaction()
 
 
 def _files_json(files: Sequence[tuple[str, str, int]]) -> str:

@@ -7,7 +7,7 @@ migration and the others find it recorded. A migration's statements and its vers
 together: a host killed half-way leaves the previous version, and the next start applies it again.
 
 To change the schema, append a :class:`Migration` to :data:`MIGRATIONS` (never edit an applied
-one): version 2 is the next.
+one): version 3 is the next.
 """
 
 from __future__ import annotations
@@ -64,7 +64,39 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX outbox_entry_patient_by_seq ON outbox_entry_patient (seq)",
         ),
     ),
-    # Migration(2, "...", ("ALTER TABLE ...",)),  -- the next change goes here
+    Migration(
+        2,
+        "what the token endpoint and bulk export share between hosts: the used client"
+        " assertion ids, the export jobs",
+        (
+            """
+            CREATE TABLE used_assertion (
+                jti text PRIMARY KEY,                   -- the client and its assertion's jti
+                expires_at bigint NOT NULL              -- seconds since the epoch
+            )
+            """,
+            "CREATE INDEX used_assertion_expiry ON used_assertion (expires_at)",
+            """
+            CREATE TABLE export_jobs (
+                id text PRIMARY KEY,
+                status text NOT NULL
+                    CHECK (status IN ('running', 'done', 'failed', 'cancelled')),
+                owner text NOT NULL,
+                request text NOT NULL,
+                transaction_time text NOT NULL,
+                created double precision NOT NULL,      -- seconds since the epoch
+                progress text NOT NULL DEFAULT '',
+                outputs text NOT NULL DEFAULT '[]',     -- JSON: [{type, name, count}]
+                errors text NOT NULL DEFAULT '[]',
+                extension text,                         -- JSON object, or NULL
+                failure text,
+                expires double precision,
+                heartbeat double precision
+            )
+            """,
+        ),
+    ),
+    # Migration(3, "...", ("ALTER TABLE ...",)),  -- the next change goes here
 )
 
 

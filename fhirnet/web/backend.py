@@ -3,7 +3,10 @@ external server of ``FHIRNET_FHIR_BASE_URL`` through
 :class:`~fhirnet.adapters.fhir_client.FhirClient`, or,
 without one, the embedded SQLite store in ``FHIRNET_DATA_DIR``; and where the per-patient locks
 and the outbox live: ``flock`` files and a SQLite file on this host, or, with
-``FHIRNET_DATABASE_URL``, PostgreSQL shared by every host (one setting switches both).
+``FHIRNET_DATABASE_URL``, PostgreSQL shared by every host (one setting switches both) — and so do
+the client assertion ids the token endpoint has seen and the Bulk Data export jobs, whose files go
+to ``FHIRNET_EXPORT_DIR`` (docs/deployment.md). What stays on one host although the settings say
+several is logged as a warning when the backend is built.
 
 The embedded store is opened on first use, not by ``create_app``: gunicorn may build the app in
 its master process and fork the workers from it, and a SQLite connection must not cross a fork.
@@ -15,20 +18,29 @@ submission and kept; a server that is down then is answered 503 and asked again 
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from fhirnet.adapters.export_jobs import FILES_DIR, ExportJobs
 from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
+from fhirnet.adapters.pg_export_jobs import PostgresJobTable
 from fhirnet.adapters.pg_locks import PostgresLocks
 from fhirnet.adapters.pg_outbox import PostgresOutbox
+from fhirnet.adapters.pg_replay_cache import PostgresReplayCache
+from fhirnet.adapters.replay_cache import FILE_NAME as USED_ASSERTIONS_FILE
+from fhirnet.adapters.replay_cache import ReplayCache
 from fhirnet.adapters.smart import SmartCredentials
 from fhirnet.adapters.store import EmbeddedStore
+from fhirnet.authorization import UsedAssertions
 from fhirnet.config import PREFIX, ConfigError, Settings
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES, client_id_types
 from fhirnet.ports import FhirStore, Outbox, PatientLocks
+
+_log = logging.getLogger(__name__)
 
 
 class Backend:
@@ -42,6 +54,8 @@ class Backend:
 
     def __init__(self, settings: Settings, *, store: FhirStore | None = None) -> None:
         self.settings = settings
+        for warning in per_host_state(settings):
+            _log.warning("%s", warning)
         self.locks = patient_locks(settings, timeout=settings.lock_timeout)
         if store is None and settings.fhir_base_url is not None:
             store = _client(settings, settings.fhir_base_url)
@@ -119,6 +133,52 @@ def outbox_location(settings: Settings) -> str:
         parts = urlsplit(settings.database_url)
         return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
     return str(outbox_path(settings))
+
+
+def used_assertions(settings: Settings) -> UsedAssertions:
+    """The client assertion ids the token endpoint has seen: in ``FHIRNET_DATABASE_URL`` (an
+    assertion replayed to another host is refused), else a SQLite file in the data directory."""
+    if settings.database_url is not None:
+        return PostgresReplayCache(settings.database_url)
+    return ReplayCache(settings.data_dir / USED_ASSERTIONS_FILE)
+
+
+def export_dir(settings: Settings) -> Path:
+    """Where the bulk exports' files are: ``FHIRNET_EXPORT_DIR``, else ``data_dir/exports``."""
+    return settings.export_dir or settings.data_dir / FILES_DIR
+
+
+def open_export_jobs(settings: Settings) -> ExportJobs:
+    """The Bulk Data export jobs: their table in ``FHIRNET_DATABASE_URL`` (every host), else
+    SQLite in the data directory; their files in :func:`export_dir`.
+
+    :raises fhirnet.adapters.export_jobs.ExportJobsUnavailableError: the files directory or the
+        SQLite file cannot be opened.
+    """
+    table = None if settings.database_url is None else PostgresJobTable(settings.database_url)
+    return ExportJobs(settings.data_dir, files_dir=export_dir(settings), table=table)
+
+
+def per_host_state(settings: Settings) -> tuple[str, ...]:
+    """What stays on this host although ``FHIRNET_DATABASE_URL`` says there are several: one
+    warning each (none without it). The token key is not here: without a shared one, the start
+    is refused (:func:`fhirnet.token_key.token_key_path`)."""
+    if settings.database_url is None:
+        return ()
+    warnings = []
+    if settings.fhir_base_url is None:
+        warnings.append(
+            f"{PREFIX}DATABASE_URL is set but {PREFIX}FHIR_BASE_URL is not: the resources are "
+            f"kept in this host's embedded store ({settings.data_dir}); several hosts would "
+            f"each keep their own. Give every host the same {PREFIX}FHIR_BASE_URL"
+        )
+    if settings.export_dir is None:
+        warnings.append(
+            f"{PREFIX}DATABASE_URL is set but {PREFIX}EXPORT_DIR is not: bulk export files are "
+            f"written to this host's {export_dir(settings)}, and a download that reaches another "
+            f"host fails. Set {PREFIX}EXPORT_DIR to a directory every host shares"
+        )
+    return tuple(warnings)
 
 
 def _client(settings: Settings, base_url: str) -> FhirClient:

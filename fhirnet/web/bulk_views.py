@@ -4,7 +4,9 @@ Patient and Group level, the status URL (poll and ``DELETE``), and the NDJSON fi
 Kick-off (``GET`` or ``POST`` with a ``Parameters`` body) needs ``Accept: application/fhir+json``
 and ``Prefer: respond-async`` (400 otherwise), checks the parameters
 (:mod:`fhirnet.fhir.bulk_parameters`) and the Group, creates a job
-(:mod:`fhirnet.adapters.export_jobs`, shared by all worker processes) and runs the export
+(:mod:`fhirnet.adapters.export_jobs`, shared by all worker processes, and with
+``FHIRNET_DATABASE_URL`` by every host: :func:`fhirnet.web.backend.open_export_jobs`) and runs the
+export
 (:func:`fhirnet.services.bulk_export.run_export`) in a thread of this worker: ``202`` with the
 status URL in ``Content-Location``. Status: ``202`` with ``X-Progress`` and ``Retry-After``
 while running, ``200`` with the manifest and ``Expires`` when done, ``DELETE`` cancels (``202``,
@@ -25,7 +27,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from flask import Blueprint, current_app, g, request
 from werkzeug.http import http_date
@@ -57,6 +59,7 @@ from fhirnet.services.bulk_export import (
 from fhirnet.services.context import Context
 from fhirnet.web import public_root, web_state
 from fhirnet.web.auth import may_read
+from fhirnet.web.backend import open_export_jobs
 from fhirnet.web.errors import FhirRequestError, fhir_json_response
 from fhirnet.web.fhir_http import (
     FHIR_JSON,
@@ -136,9 +139,11 @@ def download(job_id: str, file_name: str) -> Response:
     job = _owned_job(job_id)
     listed = {f.name: f.resource_type for f in job.outputs} if job.status is JobStatus.DONE else {}
     errors = {f.name for f in job.errors} if job.status is JobStatus.DONE else set()
-    path = _jobs().file(job.id, file_name)
-    if (file_name not in listed and file_name not in errors) or path is None:
+    if file_name not in listed and file_name not in errors:
         raise FhirRequestError(404, IssueType.NOT_FOUND, "No such file of this export.")
+    path = _jobs().file(job.id, file_name)
+    if path is None:
+        _missing_file(job.id)
     if file_name in listed and not may_read(listed[file_name]):
         raise AuthorizationError(str(Permission(listed[file_name], "r")))
     gzip = request.accept_encodings["gzip"] > 0
@@ -148,6 +153,29 @@ def download(job_id: str, file_name: str) -> Response:
     if gzip:
         response.headers["Content-Encoding"] = "gzip"
     return response
+
+
+def _missing_file(job_id: str) -> NoReturn:
+    """A listed file that is not in the files directory: gone with its job meanwhile (404), or
+    written by another host into a directory this one does not share (500, saying so, rather
+    than a 404 that would tell the client the export is gone)."""
+    job = _jobs().get(job_id)
+    if job is None or job.status is not JobStatus.DONE:
+        raise FhirRequestError(
+            404, IssueType.NOT_FOUND, "No such export: never started, cancelled or expired."
+        )
+    current_app.logger.error(
+        "a file of a finished export is missing from %s: the hosts do not share "
+        "FHIRNET_EXPORT_DIR, or it was deleted",
+        _jobs().files_dir,
+    )
+    raise FhirRequestError(
+        500,
+        IssueType.EXCEPTION,
+        "This export's file is not in this server's export directory: the servers behind this "
+        "address do not share it (FHIRNET_EXPORT_DIR). The export itself is finished; "
+        "the operator must put the export directory on storage every server shares.",
+    )
 
 
 def _kickoff(level: Level, group_id: str | None) -> Response:
@@ -329,7 +357,7 @@ def _jobs() -> ExportJobs:
     """The application's export jobs (one per app, opened on first use)."""
     found = current_app.extensions.get(_JOBS)
     if found is None:  # two threads may both open it: the second one's is dropped, no harm
-        found = current_app.extensions.setdefault(_JOBS, ExportJobs(web_state().settings.data_dir))
+        found = current_app.extensions.setdefault(_JOBS, open_export_jobs(web_state().settings))
     jobs: ExportJobs = found
     return jobs
 

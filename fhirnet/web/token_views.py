@@ -20,12 +20,12 @@ from werkzeug.wrappers import Response
 
 from fhirnet.access import MAX_TOKEN_LENGTH
 from fhirnet.adapters.bulk_clients import load_bulk_clients
-from fhirnet.adapters.replay_cache import FILE_NAME, ReplayCache
 from fhirnet.adapters.store.resources import RESOURCE_TYPES
 from fhirnet.authorization import TokenIssuer, TokenRequestError, TokenServiceUnavailableError
 from fhirnet.config import Settings
 from fhirnet.token_key import load_token_key, token_key_path
 from fhirnet.web import public_root, web_state
+from fhirnet.web.backend import used_assertions
 
 bp = Blueprint("token", __name__)
 
@@ -44,16 +44,19 @@ def token_url(settings: Settings) -> str:
 
 
 def build_issuer(settings: Settings) -> TokenIssuer | None:
-    """The token issuer ``settings`` configure; ``None`` without bulk clients.
+    """The token issuer ``settings`` configure; ``None`` without bulk clients. The used
+    assertion ids are kept where every worker (with ``FHIRNET_DATABASE_URL``: every host) sees
+    them, so a replayed assertion is refused wherever it lands.
 
-    :raises fhirnet.config.ConfigError: the clients file or the token key is unusable.
+    :raises fhirnet.config.ConfigError: the clients file or the token key is unusable, or
+        several hosts would not share the key (:func:`fhirnet.token_key.token_key_path`).
     """
     if settings.bulk_clients_file is None:
         return None
     return TokenIssuer(
         clients=load_bulk_clients(settings.bulk_clients_file),
         key=load_token_key(token_key_path(settings)),
-        used=ReplayCache(settings.data_dir / FILE_NAME),
+        used=used_assertions(settings),
         resource_types=RESOURCE_TYPES,
         lifetime=settings.token_lifetime,
     )

@@ -1,21 +1,54 @@
 """Export jobs shared by worker processes: a job's life (running, done, failed, cancelled,
-expired), its files (0600 in a 0700 directory) and unguessable ids."""
+expired), its files (0600 in a 0700 directory) and unguessable ids — on both job tables: SQLite
+in the data directory (one host), and PostgreSQL (``FHIRNET_DATABASE_URL``: several hosts, each
+with its own data directory, sharing the files directory)."""
 
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
 
-from fhirnet.adapters.export_jobs import STALE_SECONDS, ExportJobs, JobStatus, OutputFile
+from fhirnet.adapters.export_jobs import (
+    STALE_SECONDS,
+    ExportJobs,
+    ExportJobsUnavailableError,
+    JobStatus,
+    OutputFile,
+)
+from fhirnet.adapters.pg_export_jobs import PostgresJobTable
+from fhirnet.adapters.pg_schema import schema_version
 
 NOW = 1_800_000_000.0
 
+#: A new ExportJobs of "host" ``n`` (its own data directory), with an optional heartbeat clock.
+Host = Callable[..., ExportJobs]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def host(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Host]:
+    """ExportJobs as one host sees them. SQLite: every instance on one data directory (the
+    worker processes of a host). PostgreSQL: each instance with a data directory of its own
+    (another host), one database and one shared files directory."""
+    if request.param == "sqlite":
+        yield lambda n=0, **options: ExportJobs(tmp_path / "data", **options)
+        return
+    url = request.getfixturevalue("fresh_database_url")
+    yield lambda n=0, **options: ExportJobs(
+        tmp_path / f"host-{n}",
+        files_dir=tmp_path / "shared-exports",
+        table=PostgresJobTable(url),
+        **options,
+    )
+
 
 @pytest.fixture
-def jobs(tmp_path: Path) -> ExportJobs:
-    return ExportJobs(tmp_path / "data")
+def jobs(host: Host) -> ExportJobs:
+    return host()
 
 
 def new_job(jobs: ExportJobs) -> str:
@@ -121,18 +154,30 @@ def test_purge_deletes_expired_jobs_and_files_and_keeps_running_ones(jobs: Expor
     assert jobs.get(running) is not None
 
 
-def test_two_instances_on_one_data_directory_see_the_same_jobs(tmp_path: Path) -> None:
-    first, second = ExportJobs(tmp_path / "data"), ExportJobs(tmp_path / "data")
+def test_two_instances_see_the_same_jobs_and_files(host: Host) -> None:
+    first, second = host(1), host(2)
     job_id = new_job(first)
+    with first.writing(job_id, "Observation.ndjson") as out:
+        out.write(b"{}\n")
+    first.finish(
+        job_id,
+        outputs=[("Observation", "Observation.ndjson", 1)],
+        errors=[],
+        extension=None,
+        expires=NOW + 60,
+    )
 
+    assert second.get(job_id) == first.get(job_id)
+    assert second.file(job_id, "Observation.ndjson") is not None
     second.cancel(job_id)
 
     assert first.cancelled(job_id)
+    assert first.file(job_id, "Observation.ndjson") is None
 
 
-def test_a_running_job_without_progress_for_long_fails_as_abandoned(tmp_path: Path) -> None:
+def test_a_running_job_without_progress_for_long_fails_as_abandoned(host: Host) -> None:
     beat = [NOW]
-    jobs = ExportJobs(tmp_path / "data", clock=lambda: beat[0])
+    jobs = host(clock=lambda: beat[0])
     alive, stalled = new_job(jobs), new_job(jobs)
     beat[0] = NOW + STALE_SECONDS - 1
     jobs.set_progress(alive, "still going")
@@ -147,3 +192,29 @@ def test_a_running_job_without_progress_for_long_fails_as_abandoned(tmp_path: Pa
     assert job.failure is not None
     assert job.failure.startswith("abandoned")
     assert not jobs.directory(stalled).exists()
+
+
+def test_an_unreachable_database_is_unavailable_without_its_password(tmp_path: Path) -> None:
+    table = PostgresJobTable(
+        "postgresql://fhirnet:s3cret-pw@127.0.0.1:1/fhirnet", connect_timeout=1
+    )
+    jobs = ExportJobs(tmp_path / "data", table=table)  # nothing is connected before a use
+
+    with pytest.raises(ExportJobsUnavailableError) as raised:
+        jobs.get("x" * 32)
+
+    assert "127.0.0.1:1/fhirnet" in str(raised.value)
+    assert "s3cret-pw" not in str(raised.value)
+    assert "s3cret-pw" not in repr(table)
+
+
+def test_the_postgresql_table_is_created_by_a_versioned_migration(fresh_database_url: str) -> None:
+    with psycopg.connect(fresh_database_url) as connection:
+        assert schema_version(connection) == 0
+    table = PostgresJobTable(fresh_database_url)
+    with table.transaction() as rows:
+        assert rows.execute("SELECT count(*) FROM export_jobs").fetchone() == (0,)
+
+    with psycopg.connect(fresh_database_url) as connection:
+        assert schema_version(connection) >= 2
+    assert urlsplit(fresh_database_url).password not in repr(table)

@@ -5,6 +5,8 @@ with their scopes; a pseudonymized client's token opens bulk export only."""
 from __future__ import annotations
 
 import dataclasses
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +220,93 @@ def test_an_oversized_token_request_is_refused_unread(client: FlaskClient) -> No
 
     assert response.status_code == 413
     assert response.get_json()["error"] == "invalid_request"
+
+
+# -- several hosts on one PostgreSQL (FHIRNET_DATABASE_URL) -----------------------------------
+
+
+def two_hosts(settings: Settings, database_url: str, tmp_path: Path) -> list[Flask]:
+    """Two fhirnet apps as two hosts: a data directory each, one database, one key file."""
+    key_file = tmp_path / "shared" / "token-key"
+    key_file.parent.mkdir()
+    key_file.write_text("ab" * 32 + "\n")
+    key_file.chmod(0o600)
+    return [
+        create_app(
+            dataclasses.replace(
+                settings,
+                data_dir=tmp_path / f"host-{n}",
+                database_url=database_url,
+                token_key_file=key_file,
+            )
+        )
+        for n in range(2)
+    ]
+
+
+def test_an_assertion_replayed_to_another_host_at_once_is_accepted_once(
+    settings: Settings, fresh_database_url: str, tmp_path: Path
+) -> None:
+    hosts = two_hosts(settings, fresh_database_url, tmp_path)
+    signed = assertion(RSA_KEY, client_id="registry", aud=TOKEN_URL)
+    form = token_form(signed, "system/*.rs")
+    start = threading.Barrier(8)
+
+    def replay(number: int) -> tuple[int, Any]:
+        client = hosts[number % 2].test_client()
+        start.wait()
+        answer = client.post("/auth/token", data=form)
+        return answer.status_code, answer.get_json()
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(replay, range(8)))
+
+    assert sorted(status for status, _ in answers) == [200] + [401] * 7
+    refusals = [body for status, body in answers if status == 401]
+    assert {body["error"] for body in refusals} == {"invalid_client"}
+
+
+def test_a_token_issued_by_one_host_opens_the_other(
+    settings: Settings, fresh_database_url: str, tmp_path: Path
+) -> None:
+    one, other = two_hosts(settings, fresh_database_url, tmp_path)
+    token = request_token(one.test_client()).get_json()["access_token"]
+
+    answer = other.test_client().get("/fhir/DiagnosticReport", headers=bearer(token))
+
+    assert answer.status_code == 200
+    assert answer.get_json()["type"] == "searchset"
+
+
+def test_a_host_on_postgresql_without_a_shared_token_key_does_not_start(
+    settings: Settings,
+) -> None:
+    several = dataclasses.replace(
+        settings, database_url="postgresql://fhirnet:s3cret@127.0.0.1:1/fhirnet"
+    )
+
+    with pytest.raises(ConfigError, match="FHIRNET_TOKEN_KEY_FILE") as raised:
+        create_app(several)
+
+    assert "s3cret" not in str(raised.value)
+    assert not (settings.data_dir / "token-key").exists()
+
+
+def test_an_unreachable_database_answers_503_and_issues_no_token(
+    settings: Settings, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "token-key"
+    key_file.write_text("cd" * 32 + "\n")
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            database_url="postgresql://fhirnet:s3cret@127.0.0.1:1/fhirnet",
+            token_key_file=key_file,
+        )
+    )
+
+    answer = request_token(app.test_client())
+
+    assert answer.status_code == 503
+    assert answer.get_json()["error"] == "temporarily_unavailable"
+    assert "s3cret" not in answer.get_data(as_text=True)

@@ -1,0 +1,71 @@
+"""The Bulk Data export jobs' table in PostgreSQL (``FHIRNET_DATABASE_URL``): the
+:class:`~fhirnet.adapters.export_jobs.JobTable` every host shares, so a kick-off answered by one
+host is polled, cancelled and downloaded through any other (the files themselves are in
+``FHIRNET_EXPORT_DIR``, which the hosts must share too).
+
+The table is ``export_jobs`` of migration 2 (:mod:`fhirnet.adapters.pg_schema`), with the
+SQLite table's columns, so :class:`~fhirnet.adapters.export_jobs.ExportJobs` sends the same
+statements to both; their ``?`` placeholders become psycopg's ``%s`` here (no statement of
+``ExportJobs`` holds a literal ``%`` or ``?``: every value is a parameter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from fhirnet.adapters.export_jobs import Cursor, ExportJobsUnavailableError, Rows
+from fhirnet.adapters.pg_connections import Connection, Connections
+
+__all__ = ["PostgresJobTable"]
+
+
+class PostgresJobTable:
+    """The export jobs' table in the database at ``database_url`` (schema migrated on first
+    use; a connection per transaction, none before nor kept).
+
+    :param statement_timeout: seconds a statement may run or wait for a lock (then 503).
+    :param connect_timeout: seconds to wait for a connection (then 503).
+    """
+
+    def __init__(
+        self, database_url: str, *, statement_timeout: float = 10.0, connect_timeout: float = 10.0
+    ) -> None:
+        self._connections = Connections(
+            database_url,
+            application_name="fhirnet export jobs",
+            statement_timeout=statement_timeout,
+            connect_timeout=connect_timeout,
+        )
+        #: Where the table is, for messages: never the password.
+        self.where = self._connections.where
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.where})"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Rows]:
+        """A transaction on a new connection, committed at the end of the block.
+
+        :raises ExportJobsUnavailableError: the database cannot be reached or times out.
+        """
+        try:
+            with self._connections.transaction() as connection:
+                yield _Rows(connection)
+        except (psycopg.Error, OSError) as error:
+            raise ExportJobsUnavailableError(
+                f"export jobs unavailable ({self.where}): {type(error).__name__}: {error}"
+            ) from None
+
+
+class _Rows:
+    """A psycopg connection taking the ``?`` statements of the SQLite table."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        return self._connection.execute(sql.replace("?", "%s").encode(), tuple(parameters))
