@@ -1,10 +1,19 @@
 """How fhirnet runs under gunicorn: the production settings of ``fhirnet serve`` (threaded workers,
 timeouts, request limits, JSON logs, no access log) and gunicorn run in-process on an app already
 built, starting and stopping each worker's deliveries.
+
+**Garbage collector.** A process that has imported fhirnet tracks about 57,000 objects, most of
+them fhir.resources / pydantic model machinery that lives as long as the process; each full
+collection scanned them all, a 20-40 ms pause in the middle of some request (bench/README.md).
+So the objects that exist once the app is built are frozen (:func:`gc.freeze`, moved to the
+permanent generation, never scanned again): in the master before it forks the workers, and again
+in each worker once it is initialised (with the models of what a request parses loaded). Objects
+made by requests are collected as before.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +21,11 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from fhirnet.config import Settings
+from fhirnet.fhir.resources import model_class
+
+#: Resource models a request parses (fhir.resources loads each on first use): loaded in each
+#: worker before its objects are frozen, so the first request does not add them to the scans.
+WARM_MODELS = ("QuestionnaireResponse", "Bundle", "Parameters")
 
 #: gunicorn settings of ``fhirnet serve`` that do not come from Settings (docs/security.md,
 #: README "In production"). gunicorn's defaults (one sync worker, one thread) let one client
@@ -103,10 +117,17 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, value)
         # Each worker delivers queued submissions from the start, not from its first request
         # (fhirnet.web.delivery), and finishes the attempt it is making when it stops.
-        self.cfg.set("post_worker_init", self._start_deliveries)
+        self.cfg.set("post_worker_init", self._post_worker_init)
         self.cfg.set("worker_exit", self._stop_deliveries)
+        freeze_start_up_objects()  # the master's, before it forks (module docstring)
 
-    def _start_deliveries(self, _worker: object) -> None:
+    def _post_worker_init(self, _worker: object) -> None:
+        for name in WARM_MODELS:
+            model_class(name)
+        freeze_start_up_objects()
+        self._start_deliveries()
+
+    def _start_deliveries(self) -> None:
         deliveries = self._app.extensions["fhirnet"].deliveries
         if deliveries is not None:
             with self._app.app_context():
@@ -119,3 +140,10 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         return self._app
+
+
+def freeze_start_up_objects() -> None:
+    """Collect what is garbage now, then move every object left to the permanent generation,
+    which no collection scans (module docstring): start-up objects live as long as the process."""
+    gc.collect()
+    gc.freeze()
