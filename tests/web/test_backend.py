@@ -5,6 +5,7 @@ CapabilityStatement says how to address what fhirnet writes."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,21 @@ from fhirnet.adapters.locks import FileLocks
 from fhirnet.adapters.outbox import SqliteOutbox
 from fhirnet.adapters.pg_locks import PostgresLocks
 from fhirnet.adapters.pg_outbox import PostgresOutbox
+from fhirnet.adapters.pg_replay_cache import PostgresReplayCache
+from fhirnet.adapters.replay_cache import ReplayCache
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import ConfigError, Settings
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
-from fhirnet.web.backend import Backend, open_outbox, outbox_location, patient_locks
+from fhirnet.web.backend import (
+    Backend,
+    open_export_jobs,
+    open_outbox,
+    outbox_location,
+    patient_locks,
+    per_host_state,
+    used_assertions,
+)
 
 SERVER = "https://fhir.test/r4"
 #: sekmet-fhir 0.1.1's CapabilityStatement as far as it matters: conditional update by identifier
@@ -169,3 +180,51 @@ def test_where_the_database_is_never_says_its_password(settings: Settings) -> No
 
     assert outbox_location(shared) == "postgresql://db.example.org:6543/box"
     assert "s3cret" not in repr(Backend(shared).locks)
+
+
+def test_without_a_database_url_assertions_and_export_jobs_stay_on_this_host(
+    settings: Settings,
+) -> None:
+    assert isinstance(used_assertions(settings), ReplayCache)
+    jobs = open_export_jobs(settings)
+    assert jobs.files_dir == settings.data_dir / "exports"
+    assert (settings.data_dir / "exports.sqlite3").is_file()
+    assert per_host_state(settings) == ()
+    moved = dataclasses.replace(settings, export_dir=settings.data_dir.parent / "nfs" / "exports")
+    assert open_export_jobs(moved).files_dir == moved.export_dir
+
+
+def test_with_a_database_url_assertions_and_export_jobs_are_in_postgresql(
+    settings: Settings, fresh_database_url: str, tmp_path: Path
+) -> None:
+    shared = dataclasses.replace(
+        settings, database_url=fresh_database_url, export_dir=tmp_path / "nfs" / "exports"
+    )
+
+    assert isinstance(used_assertions(shared), PostgresReplayCache)
+    jobs = open_export_jobs(shared)
+    job = jobs.create(owner="key:1", request="r", transaction_time="t", now=0.0)
+    assert open_export_jobs(shared).get(job.id) == job  # another host sees it
+    assert jobs.files_dir == tmp_path / "nfs" / "exports"
+    assert not (settings.data_dir / "exports.sqlite3").exists()
+
+
+def test_state_left_on_one_host_with_several_is_warned_about_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    several = dataclasses.replace(
+        settings, database_url="postgresql://fhirnet:s3cret@db.example.org/fhirnet"
+    )
+
+    with caplog.at_level(logging.WARNING, logger="fhirnet.web.backend"):
+        Backend(several)
+
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 2
+    assert "FHIRNET_FHIR_BASE_URL is not" in warned[0]  # an embedded store per host
+    assert "FHIRNET_EXPORT_DIR is not" in warned[1]  # export files per host
+    assert not any("s3cret" in message for message in warned)
+    configured = dataclasses.replace(
+        several, fhir_base_url=SERVER, export_dir=settings.data_dir / "shared"
+    )
+    assert per_host_state(configured) == ()

@@ -478,3 +478,66 @@ def test_a_study_without_a_regime_exports_nothing(
 
     assert answer.status_code == 403
     assert "no pseudonymization regime" in answer.get_json()["issue"][0]["diagnostics"]
+
+
+# -- several hosts on one PostgreSQL (FHIRNET_DATABASE_URL) -----------------------------------
+
+
+def host_clients(
+    tmp_path: Path, store: EmbeddedStore, database_url: str, *, shared_exports: bool
+) -> list[FlaskClient]:
+    """Two apps as two hosts: a data directory each, one database and one FHIR store; the
+    export directory shared (as deployment.md asks) or each host's own."""
+    clients = []
+    for n in range(2):
+        settings = Settings(
+            data_dir=tmp_path / f"host-{n}",
+            api_keys=((FULL, ()), (OTHER, ())),
+            public_base_url=BASE,
+            database_url=database_url,
+            export_dir=tmp_path / ("shared-exports" if shared_exports else f"exports-{n}"),
+        )
+        app = create_app(settings, store=store, durable=False)
+        app.config["TESTING"] = True
+        clients.append(app.test_client())
+    return clients
+
+
+def test_an_export_kicked_off_on_one_host_is_polled_and_downloaded_on_another(
+    tmp_path: Path, store: EmbeddedStore, group: str, fresh_database_url: str
+) -> None:
+    one, other = host_clients(tmp_path, store, fresh_database_url, shared_exports=True)
+
+    answer = kick_off(one, f"/fhir/Group/{group}/$export?_type=Observation")
+    assert answer.status_code == 202
+    manifest = wait(other, answer.headers["Content-Location"])
+
+    assert manifest.status_code == 200, manifest.get_json()
+    [output] = manifest.get_json()["output"]
+    download = other.get(local(output["url"]), headers=auth(FULL))
+    assert download.status_code == 200
+    assert len(download.data.splitlines()) == output["count"] == 30
+    # Only the client that kicked it off, whichever host it asks.
+    assert other.get(local(output["url"]), headers=auth(OTHER)).status_code == 403
+    # Cancelled through the first host: gone on the second.
+    assert (
+        one.delete(local(answer.headers["Content-Location"]), headers=auth(FULL)).status_code == 202
+    )
+    assert other.get(local(output["url"]), headers=auth(FULL)).status_code == 404
+
+
+def test_a_download_on_a_host_without_the_files_says_the_directory_is_not_shared(
+    tmp_path: Path, store: EmbeddedStore, group: str, fresh_database_url: str
+) -> None:
+    one, other = host_clients(tmp_path, store, fresh_database_url, shared_exports=False)
+    answer = kick_off(one, f"/fhir/Group/{group}/$export?_type=Observation")
+    manifest = wait(other, answer.headers["Content-Location"])  # the job is shared
+    [output] = manifest.get_json()["output"]
+
+    download = other.get(local(output["url"]), headers=auth(FULL))
+
+    assert download.status_code == 500
+    diagnostics = download.get_json()["issue"][0]["diagnostics"]
+    assert "FHIRNET_EXPORT_DIR" in diagnostics
+    assert "do not share" in diagnostics
+    assert one.get(local(output["url"]), headers=auth(FULL)).status_code == 200
