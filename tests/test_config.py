@@ -303,3 +303,11 @@ def test_the_database_password_is_not_shown_in_the_settings_repr() -> None:
     )
 
     assert "s3cret" not in repr(settings)
+
+
+def test_the_export_directory_is_in_the_data_directory_unless_named() -> None:
+    assert load_settings(OPEN).export_dir is None  # FHIRNET_DATA_DIR/exports
+    named = load_settings(OPEN | {"FHIRNET_EXPORT_DIR": "/mnt/shared/exports"})
+    assert named.export_dir == Path("/mnt/shared/exports")
+    with pytest.raises(ConfigError, match="FHIRNET_EXPORT_DIR"):
+        load_settings(OPEN | {"FHIRNET_EXPORT_DIR": " "})

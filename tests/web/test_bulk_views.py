@@ -541,3 +541,24 @@ def test_a_download_on_a_host_without_the_files_says_the_directory_is_not_shared
     assert "FHIRNET_EXPORT_DIR" in diagnostics
     assert "do not share" in diagnostics
     assert one.get(local(output["url"]), headers=auth(FULL)).status_code == 200
+
+
+def test_an_unreachable_database_answers_503_without_its_password(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "host",
+        api_keys=((FULL, ()),),
+        public_base_url=BASE,
+        database_url="postgresql://fhirnet:s3cret@127.0.0.1:1/fhirnet",
+        export_dir=tmp_path / "shared-exports",
+    )
+    client = create_app(settings, store=store, durable=False).test_client()
+
+    for answer in (
+        kick_off(client, "/fhir/$export"),
+        client.get(f"/fhir/$export-status/{'x' * 32}", headers=auth(FULL)),
+    ):
+        assert answer.status_code == 503
+        assert answer.get_json()["issue"][0]["code"] == "transient"
+        assert "s3cret" not in answer.get_data(as_text=True)
