@@ -217,4 +217,6 @@ def test_the_postgresql_table_is_created_by_a_versioned_migration(fresh_database
 
     with psycopg.connect(fresh_database_url) as connection:
         assert schema_version(connection) >= 2
-    assert urlsplit(fresh_database_url).password not in repr(table)
+    password = urlsplit(fresh_database_url).password
+    assert password
+    assert password not in repr(table)

@@ -10,11 +10,13 @@ This needs no FHIR server (the embedded store), so it is not marked ``integratio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +258,60 @@ def test_a_replayed_assertion_is_refused_by_every_worker(served: Served) -> None
     # And later, on fresh connections, still refused.
     for _ in range(2 * WORKERS):
         assert served.post_token(form).status_code == 401
+
+
+def test_two_hosts_on_one_database_accept_an_assertion_once_and_each_others_tokens(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """Two ``fhirnet serve`` processes as two hosts behind one address: a data directory each,
+    one PostgreSQL database (``FHIRNET_DATABASE_URL``), one token key file. The same assertion
+    sent to both at once gets one token; a token issued by one host opens the other."""
+    public = "https://fhirnet.example.org"  # the proxy's URL: every assertion's aud names it
+    clients = write_clients(
+        tmp_path / "clients.json",
+        [{"client_id": "registry", "jwks": RSA_KEY.jwks(), "scope": "system/DiagnosticReport.rs"}],
+    )
+    key_file = tmp_path / "token-key"
+    key_file.write_text("5a" * 32 + "\n")
+    key_file.chmod(0o600)
+    ports = [free_port(), free_port()]
+    with contextlib.ExitStack() as hosts:
+        for number, port in enumerate(ports):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FHIRNET_")}
+            env |= {
+                "FHIRNET_PORT": str(port),
+                "FHIRNET_DATA_DIR": str(tmp_path / f"host-{number}"),
+                "FHIRNET_DATABASE_URL": fresh_database_url,
+                "FHIRNET_PUBLIC_BASE_URL": public,
+                "FHIRNET_BULK_CLIENTS_FILE": str(clients),
+                "FHIRNET_TOKEN_KEY_FILE": str(key_file),
+                "FHIRNET_WORKERS": "2",
+                "FHIRNET_THREADS": str(THREADS),
+            }
+            command = [sys.executable, "-m", "fhirnet.web.cli", "serve"]
+            log = tmp_path / f"serve-{number}.log"
+            hosts.enter_context(
+                serving(command, port=port, env=env, log_path=log, startup_seconds=60)
+            )
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        form = token_form(
+            assertion(RSA_KEY, client_id="registry", aud=f"{public}/auth/token"),
+            "system/DiagnosticReport.rs",
+        )
+
+        def post(number: int) -> requests.Response:
+            return requests.post(f"{urls[number % 2]}/auth/token", data=form, timeout=30)
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(post, range(32)))
+
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [200] + [401] * 31, [answer.text for answer in answers]
+        [issued] = [answer for answer in answers if answer.status_code == 200]
+        headers = {
+            "Authorization": f"Bearer {issued.json()['access_token']}",
+            "Accept": "application/fhir+json",
+        }
+        for url in urls:
+            read = requests.get(f"{url}/fhir/DiagnosticReport", headers=headers, timeout=30)
+            assert read.status_code == 200, read.text
