@@ -11,8 +11,11 @@
 - :mod:`~fhirnet.adapters.locks` — per-patient :class:`~fhirnet.ports.PatientLocks` (``flock``);
 - :mod:`~fhirnet.adapters.pg_outbox`, :mod:`~fhirnet.adapters.pg_locks` — the same outbox and
   locks in PostgreSQL (``FHIRNET_DATABASE_URL``: several hosts share them; advisory locks held
-  inside transactions), :mod:`~fhirnet.adapters.pg_schema` — their versioned migrations (the only
-  users of psycopg);
+  inside transactions), :mod:`~fhirnet.adapters.pg_replay_cache`,
+  :mod:`~fhirnet.adapters.pg_export_jobs` — the used assertion ids and the export jobs of every
+  host, :mod:`~fhirnet.adapters.pg_schema` — their versioned migrations,
+  :mod:`~fhirnet.adapters.pg_connections` — their connections (these are the only users of
+  psycopg);
 - :mod:`~fhirnet.adapters.sdtm_files` — SDTM datasets as Dataset-JSON, SAS XPORT v5 and CSV files
   (the only user of pyreadstat and pandas);
 - :mod:`~fhirnet.adapters.export_jobs` — Bulk Data export jobs (SQLite, shared by a host's
