@@ -284,6 +284,8 @@ def _single(name: str, values: list[str]) -> str | None:
 
 def _split(text: str, separator: str) -> list[str]:
     """Split at unescaped ``separator``s, keeping escapes for a later :func:`_unescape`."""
+    if "\\" not in text:  # no escape (nearly every value): str.split does the same, in C
+        return [part for part in text.split(separator) if part]
     parts: list[str] = []
     start = 0
     index = 0
@@ -301,6 +303,8 @@ def _split(text: str, separator: str) -> list[str]:
 
 def _partition(text: str, separator: str) -> tuple[str, str, str]:
     """``str.partition`` at the first unescaped ``separator``."""
+    if "\\" not in text:
+        return text.partition(separator)
     index = 0
     while index < len(text):
         if text[index] == "\\":
@@ -314,6 +318,8 @@ def _partition(text: str, separator: str) -> tuple[str, str, str]:
 
 def _unescape(text: str) -> str:
     r"""Undo R4's search escapes ``\,`` ``\|`` ``\$`` ``\\``; other backslashes stay."""
+    if "\\" not in text:
+        return text
     out: list[str] = []
     index = 0
     while index < len(text):

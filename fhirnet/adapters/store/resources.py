@@ -98,15 +98,23 @@ def rewrite_references(value: Any, rewrite: Callable[[str], str]) -> Any:
     ``fullUrl``; this store does not, because an ``Identifier.value`` holding a ``urn:uuid``
     (a common idempotency key) must stay as it is (a documented deviation).
     """
+    # Leaves (most of a resource) are copied here, not passed to a call of their own: this runs
+    # for every resource of every transaction, under the store's write lock.
     if isinstance(value, dict):
-        return {
-            key: rewrite(item)
-            if key == "reference" and isinstance(item, str)
-            else rewrite_references(item, rewrite)
-            for key, item in value.items()
-        }
+        copy = {}
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                copy[key] = rewrite_references(item, rewrite)
+            elif key == "reference" and isinstance(item, str):
+                copy[key] = rewrite(item)
+            else:
+                copy[key] = item
+        return copy
     if isinstance(value, list):
-        return [rewrite_references(item, rewrite) for item in value]
+        return [
+            rewrite_references(item, rewrite) if isinstance(item, dict | list) else item
+            for item in value
+        ]
     return value
 
 
