@@ -12,11 +12,21 @@ server holds several resources with the same identifier (written by an EHR befor
 the most recently updated one counts. Forms of other Questionnaires, forms that are not
 ``completed``/``amended`` (``entered-in-error``, ``in-progress``...) and forms without identifier
 are left out.
+
+**Read forms are remembered.** Every submission reads the patient's whole history back into
+domain forms (:func:`~fhirnet.fhir.extract.extract_form`), the largest part of a submission's
+cost with a long history. So each worker keeps the forms it has read (:class:`ReadForms`, a
+bounded LRU), keyed by the stored resource's ``id``, ``meta.versionId`` and
+``meta.lastUpdated``, and hands one out again only when the resource's content equals the
+content it was read from: a new version has another key, and a server (or another store in the
+same process) that reuses a version id with other content is read afresh. Never stale.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import unquote
@@ -31,6 +41,65 @@ from fhirnet.services.forms import ACCEPTED_STATUSES, content_of, form_key
 #: Results asked for per page: a patient has a few dozen forms at most.
 PAGE_SIZE: Final = "100"
 _OLDEST: Final = dt.datetime.min.replace(tzinfo=dt.UTC)
+#: Forms a worker remembers (:class:`ReadForms`): a few hundred patients' histories.
+READ_FORMS: Final = 4096
+
+
+class ReadForms:
+    """Stored forms already read into domain forms, by ``(id, versionId, lastUpdated)``; the
+    least recently used go first beyond ``size``. Thread-safe (a worker's threads share it)."""
+
+    def __init__(self, size: int = READ_FORMS) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._forms: OrderedDict[tuple[str, str, str], tuple[Json, ExamForm]] = OrderedDict()
+
+    def read(self, resource: Mapping[str, Any]) -> ExamForm:
+        """The domain form of a stored QuestionnaireResponse: remembered when the same version
+        with the same content was read before, else read now (and remembered).
+
+        :raises InvalidInputError: the form cannot be read (not remembered).
+        """
+        content = content_of(resource)
+        key = _version_key(resource)
+        if key is not None:
+            with self._lock:
+                found = self._forms.get(key)
+                if found is not None:
+                    self._forms.move_to_end(key)
+            if found is not None and found[0] == content:
+                return found[1]
+        form = extract_form(content)
+        if key is not None:
+            with self._lock:
+                self._forms[key] = (content, form)
+                self._forms.move_to_end(key)
+                while len(self._forms) > self.size:
+                    self._forms.popitem(last=False)
+        return form
+
+    def __len__(self) -> int:
+        return len(self._forms)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._forms.clear()
+
+
+def _version_key(resource: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """``(id, versionId, lastUpdated)`` of a stored resource; ``None`` when one is missing (a
+    server that keeps no versions: nothing to key on, so nothing is remembered)."""
+    meta = resource.get("meta")
+    if not isinstance(meta, Mapping):
+        return None
+    key = (resource.get("id"), meta.get("versionId"), meta.get("lastUpdated"))
+    if not all(isinstance(part, str) and part for part in key):
+        return None
+    return (str(key[0]), str(key[1]), str(key[2]))
+
+
+#: This process's remembered forms (:func:`stored_forms`).
+read_forms: Final = ReadForms()
 
 
 def token(identifier: Identifier) -> str:
@@ -60,7 +129,7 @@ def stored_forms(
         if not _is_form_of(resource, patient, questionnaire):
             continue
         try:
-            form = extract_form(content_of(resource))
+            form = read_forms.read(resource)
         except InvalidInputError as error:
             problems.append(
                 Issue.warning(
