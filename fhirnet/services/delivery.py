@@ -43,7 +43,12 @@ from dataclasses import dataclass
 from typing import Final, TypeGuard
 
 from fhirnet.backoff import equal_jitter
-from fhirnet.errors import FhirServerError, FhirServerRejectedError, PatientBusyError
+from fhirnet.errors import (
+    FhirServerError,
+    FhirServerRejectedError,
+    OutboxUnavailableError,
+    PatientBusyError,
+)
 from fhirnet.ports import Entry, Json, Kind, Outbox, PatientLocks, State
 
 __all__ = ["ALREADY_HELD", "Attempt", "Backoff", "Delivery", "Sent", "retryable"]
@@ -185,21 +190,44 @@ class Delivery:
 
     def deliver_due(self) -> int:
         """Attempt every entry that is due now, in acceptance order, until the server turns out
-        to be unavailable; returns the number of attempts made."""
+        to be unavailable; returns the number of attempts made.
+
+        The round ends with this call: an outbox that *claims* what ``due`` hands out, so
+        that several hosts split the work (PostgreSQL), ends the claims of a round when its
+        next ``due`` starts, and this one asks for an empty round before it returns. Else
+        the entries it did not reach — the server was unavailable to this host, or it is
+        stopping — would wait for the end of its pause (up to the maximum backoff) while
+        other hosts could deliver them."""
         attempted = 0
-        while not self.paused():
-            due = self.outbox.due(self._clock())
-            progressed = False
-            for entry in due:
-                if self.paused() or self._stop.is_set():
-                    return attempted
-                attempt = self._attempt(entry, self._try_locks)
-                if attempt.value is not None or attempt.error is not None:
-                    attempted += 1
-                    progressed = progressed or attempt.entry.state is not State.QUEUED
-            if not progressed:  # nothing finished: what is left is busy or waiting
-                break
-        return attempted
+        claimed = False
+        try:
+            while not self.paused():
+                due = self.outbox.due(self._clock())
+                claimed = claimed or bool(due)
+                progressed = False
+                for entry in due:
+                    if self.paused() or self._stop.is_set():
+                        return attempted
+                    attempt = self._attempt(entry, self._try_locks)
+                    if attempt.value is not None or attempt.error is not None:
+                        attempted += 1
+                        progressed = progressed or attempt.entry.state is not State.QUEUED
+                if not progressed:  # nothing finished: what is left is busy or waiting
+                    break
+            return attempted
+        finally:
+            if claimed:
+                self._end_round()
+
+    def _end_round(self) -> None:
+        """Let go of what this round claimed: a ``due`` that takes nothing (a claiming outbox
+        ends the previous round's claims when a round starts; another one just finds
+        nothing). A failure here changes nothing: the claims end at the next round anyway,
+        or ended with their connection."""
+        try:
+            self.outbox.due(self._clock(), limit=0)
+        except OutboxUnavailableError:
+            _log.warning("the outbox could not end a delivery round; its claims end later")
 
     def run(self, *, poll: float = 1.0) -> None:
         """Deliver until :meth:`stop`: what is due, then wait ``poll`` seconds or until a request

@@ -342,13 +342,15 @@ def held_locks(database_url: str) -> list[HeldLock]:
             k, p, app, state in rows]  # fmt: skip
 
 
-def session_ports(database_url: str) -> set[int]:
-    """The client ports of every session of the database."""
+def sessions(database_url: str) -> dict[int, tuple[int, str]]:
+    """Every session of the database: its client port → its server process id and start time
+    (together, one session: a port, or a process id, may be used again later)."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         rows = connection.execute(
-            "SELECT client_port FROM pg_stat_activity WHERE datname = current_database()"
+            "SELECT client_port, pid, backend_start::text FROM pg_stat_activity "
+            "WHERE datname = current_database() AND client_port IS NOT NULL"
         ).fetchall()
-    return {int(port) for (port,) in rows if port is not None}
+    return {int(port): (int(pid), str(start)) for port, pid, start in rows}
 
 
 def claim_key(database_url: str, seq: int) -> int:
@@ -416,8 +418,11 @@ def mid_delivery(
     ]
     if not held:
         return None
-    ports = group_ports(host.process.pid)
-    mine = [lock for lock in held_locks(database_url) if lock.port in ports]
+    before = group_ports(host.process.pid)
+    locks = held_locks(database_url)
+    after = group_ports(host.process.pid)  # a port A held all along is A's session's
+    ports = {port: pid for port, pid in before.items() if after.get(port) == pid}
+    mine = [lock for lock in locks if lock.port in ports]
     for seen in held:
         for patient, exam in forms_in(seen.request):
             entry = queued_entry_of(database_url, patient) if patient in asynchronous else None
@@ -585,13 +590,15 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
             if caught is None:
                 time.sleep(0.05)
         assert three.a.process is not None
-        a_ports = set(group_ports(three.a.process.pid))
+        a_ports = group_ports(three.a.process.pid)
+        a_sessions = {s for port, s in sessions(fresh_database_url).items() if port in a_ports}
         three.a.kill(signal.SIGKILL)
         timings["host A killed"] = time.monotonic() - started
         proxy_a.pass_through()  # the held transaction goes on to the server: a commit A never saw
+        assert a_sessions, "host A had no session"
         gone = time.monotonic() + 10
-        while a_ports & session_ports(fresh_database_url):
-            assert time.monotonic() < gone, "host A's sessions outlived it"
+        while left := a_sessions & set(sessions(fresh_database_url).values()):
+            assert time.monotonic() < gone, f"host A's sessions outlived it: {left}"
             time.sleep(0.05)
         timings["host A's sessions gone"] = time.monotonic() - started
 
@@ -626,6 +633,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
         "answers": dict(Counter(s.status for s in ehrs.sent)),
         "resent": dict(ehrs.resent),
         "host A caught": caught,
+        "host A's sessions when killed": len(a_sessions),
         "its status": caught_status,
         "its report's version": caught_report.get("meta", {}).get("versionId"),
         "advisory locks host B held when stopped": len(b_held),

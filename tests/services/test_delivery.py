@@ -622,6 +622,50 @@ def test_every_delay_is_within_the_bounds_of_equal_jitter(
     assert delay <= backoff.maximum
 
 
+# -- several hosts (PostgreSQL) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_hosts(fresh_database_url: str) -> Iterator[tuple[World, World]]:
+    """Two deliverers with an outbox each on one PostgreSQL database, as two hosts: what one
+    claims, the other skips."""
+    clock = Clock()
+
+    def locks(timeout: float) -> PatientLocks:
+        return PostgresLocks(fresh_database_url, timeout=timeout)
+
+    worlds = []
+    for _ in range(2):
+        outbox, server = PostgresOutbox(fresh_database_url), Server()
+        worlds.append(World(build(outbox, server, clock, locks), outbox, server, clock, locks))
+    yield worlds[0], worlds[1]
+    for world in worlds:
+        world.delivery.stop()
+        world.outbox.close()
+
+
+def test_a_host_paused_by_an_outage_leaves_the_entries_it_claimed_to_the_other_hosts(
+    two_hosts: tuple[World, World],
+) -> None:
+    """The server is down for one host only (its network): its probe fails and it pauses. The
+    entries it claimed for the rest of its round are not kept from the other host, which
+    reaches the server, for the length of its pause (up to FHIRNET_DELIVERY_MAX_BACKOFF)."""
+    cut_off, connected = two_hosts
+    queued = [cut_off.accept(f"qr-{n}", f"p{n}", attempt_now=False) for n in range(3)]
+    cut_off.server.error = unavailable()
+
+    assert cut_off.delivery.deliver_due() == 1  # claims all three, probes with qr-0, pauses
+    assert cut_off.delivery.paused()
+
+    assert connected.delivery.deliver_due() == 2
+    assert connected.server.sent == ["qr-1", "qr-2"]
+    assert [connected.entry(a).state for a in queued] == [
+        State.QUEUED,  # retried later, when its backoff ends
+        State.DELIVERED,
+        State.DELIVERED,
+    ]
+
+
 # -- the background thread ---------------------------------------------------------------------
 
 
