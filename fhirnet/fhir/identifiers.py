@@ -54,6 +54,7 @@ Two cases cannot use it, and are written ``PUT <Type>/<id>`` with ``id`` = that 
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Collection, Iterable, Mapping
@@ -127,11 +128,11 @@ class Identifier:
     @property
     def uuid(self) -> uuid.UUID:
         """uuid5 of ``system|value`` in fhirnet's namespace: the fullUrl and the client id."""
-        return uuid.uuid5(NAMESPACE, f"{self.system}|{self.value}")
+        return _uuid5(f"{self.system}|{self.value}")
 
     @property
     def full_url(self) -> str:
-        return self.uuid.urn
+        return _urn(f"{self.system}|{self.value}")
 
     def search(self) -> str:
         """The ``identifier`` search value: FHIR search escaping (R4 search.html "Escaping
@@ -271,3 +272,15 @@ def client_id_types(capability: Mapping[str, Any]) -> frozenset[str]:
 
 def _objects(value: object) -> Iterable[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+# A submission's Bundle asks for the same few uuid5s about 80 times (each entry's fullUrl, its
+# references to the others); uuid5 is a pure function of the text, so each is computed once.
+@functools.lru_cache(maxsize=4096)
+def _uuid5(name: str) -> uuid.UUID:
+    return uuid.uuid5(NAMESPACE, name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _urn(name: str) -> str:
+    return _uuid5(name).urn
