@@ -134,10 +134,21 @@ def data_absent(reason: str) -> Json:
 def as_json(value: Any) -> Any:
     """A deep copy of a JSON-like value with every ``Decimal`` turned into a JSON number (a
     QuestionnaireResponse read with ``parse_float=Decimal`` is written back unchanged)."""
-    if isinstance(value, Mapping):
-        return {str(key): as_json(item) for key, item in value.items()}
+    # Leaves (most of a form) are kept here rather than in a call each, and the cheap type tests
+    # come before the Mapping ABC's: every submission copies its form with this.
+    if isinstance(value, _LEAVES):
+        return value
+    if isinstance(value, dict | Mapping):
+        return {
+            str(key): item if isinstance(item, _LEAVES) else as_json(item)
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [as_json(item) for item in value]
+        return [item if isinstance(item, _LEAVES) else as_json(item) for item in value]
     if isinstance(value, Decimal):
         return number(value)
     return value
+
+
+#: What :func:`as_json` returns as it is (and their subclasses: ``bool``, string enums).
+_LEAVES = (str, int, float, type(None))
