@@ -612,9 +612,8 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
 
         ehrs.join()
         assert ehrs.problems == []
-        statuses = wait_delivered(
-            [s.status_url for s in ehrs.sent if s.status_url is not None], fresh_database_url
-        )
+        urls = [s.status_url for s in ehrs.sent if s.status_url is not None]
+        statuses = wait_delivered(urls, fresh_database_url, balancer.url)
         timings["drained"] = time.monotonic() - started
         answered_by = dict(balancer.answered)
         refused_by = dict(balancer.refused)
@@ -623,6 +622,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
     assert len(exams) == PATIENTS * EXAMS
     reports = assert_each_exam_once_as_computed(fhir, exams, expected)
     assert_delivered_in_order(fresh_database_url, forms, reports)
+    assert len(statuses) >= PATIENTS * EXAMS
     assert {entry_status(s) for s in statuses} <= {"201 Created", "200 OK"}
     assert answered_by.keys() == {host.url for host in three.all}, answered_by
     assert refused_by.get(three.a.url, 0) > 0, refused_by  # host A, dead, was skipped
@@ -631,6 +631,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
     (caught_report,) = reports[f"{exams[caught.form].id}/{caught.form}"]
     summary = {
         "answers": dict(Counter(s.status for s in ehrs.sent)),
+        "outbox entries": dict(Counter(entry_status(s) for s in statuses)),
         "resent": dict(ehrs.resent),
         "host A caught": caught,
         "host A's sessions when killed": len(a_sessions),
@@ -742,11 +743,13 @@ def entry_status(status: Json) -> str:
     return str(entry["response"]["status"])
 
 
-def wait_delivered(urls: Sequence[str], database_url: str) -> list[Json]:
-    """Poll every status URL (through the proxy: any host answers) until each is finished, and
-    the outbox until nothing is queued; returns the status Bundles in order."""
+def wait_delivered(urls: Sequence[str], database_url: str, proxy_url: str) -> list[Json]:
+    """Poll every status URL of a ``202`` (through the proxy: any host answers) until each is
+    finished, and the outbox until nothing is queued; then ask the status of *every* entry of
+    the outbox through the proxy — the forms answered ``201`` at once, and those whose answer
+    was lost when a host died, too. Returns every entry's status Bundle."""
     deadline = time.monotonic() + DRAIN_SECONDS
-    finished: dict[str, Json] = {}
+    finished: set[str] = set()
     while len(finished) < len(urls):
         for url in urls:
             if url in finished:
@@ -754,7 +757,7 @@ def wait_delivered(urls: Sequence[str], database_url: str) -> list[Json]:
             answer = requests.get(url, headers={"Accept": FHIR_JSON}, timeout=30)
             assert answer.status_code in (200, 202), f"{url}: {answer.status_code} {answer.text}"
             if answer.status_code == 200:
-                finished[url] = answer.json()
+                finished.add(url)
         pending = len(urls) - len(finished)
         assert time.monotonic() < deadline, f"{pending} of {len(urls)} submissions still queued"
         if pending:
@@ -764,6 +767,13 @@ def wait_delivered(urls: Sequence[str], database_url: str) -> list[Json]:
         while outbox.counts()[State.QUEUED]:  # entries whose 202 was never answered, too
             assert time.monotonic() < deadline, f"still queued: {outbox.counts()}"
             time.sleep(0.5)
+        entries = outbox.entries()
     finally:
         outbox.close()
-    return [finished[url] for url in urls]
+    statuses = []
+    for entry in entries:
+        url = f"{proxy_url}/fhir/_submission/{entry.id}"
+        answer = requests.get(url, headers={"Accept": FHIR_JSON}, timeout=30)
+        assert answer.status_code == 200, f"{url}: {answer.status_code} {answer.text}"
+        statuses.append(answer.json())
+    return statuses
