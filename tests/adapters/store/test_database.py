@@ -4,6 +4,8 @@ versioned for migrations, WAL mode; failures reported as the port's errors."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.adapters.store.sqlite import (
     DATABASE_FILE,
     SCHEMA_VERSION,
+    WAL_AUTOCHECKPOINT,
     Database,
     SchemaTooNewError,
 )
@@ -143,3 +146,38 @@ def test_workers_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> N
             thread.join()
 
     assert failures == []
+
+
+def test_writes_sync_every_commit_and_checkpoint_the_log_only_when_it_is_long(
+    tmp_path: Path,
+) -> None:
+    database = Database(tmp_path / DATABASE_FILE)
+    try:
+        with database.writing() as connection:
+            assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+            assert connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (
+                WAL_AUTOCHECKPOINT,
+            )
+    finally:
+        database.close()
+
+
+def test_a_commit_survives_a_process_killed_before_any_checkpoint(tmp_path: Path) -> None:
+    """What a 201 promised is on disk once the COMMIT returns, checkpointed or not."""
+    script = (
+        "import os, sys\n"
+        "from fhirnet.adapters.store import EmbeddedStore\n"
+        "from tests.adapters.store import observation, put, transaction\n"
+        "from pathlib import Path\n"
+        "store = EmbeddedStore.open(Path(sys.argv[1]))\n"
+        "for n in range(20):\n"
+        "    store.transaction(transaction(put(f'Observation/o{n}', observation(id=f'o{n}'))))\n"
+        "os._exit(0)  # no close, no checkpoint: the commits are in the log only\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)], check=True, cwd=Path(__file__).parents[3]
+    )
+    assert Path(f"{tmp_path / DATABASE_FILE}-wal").stat().st_size > 0
+
+    with EmbeddedStore.open(tmp_path) as reopened:
+        assert reopened.search_page("Observation", {"patient": "p1"}).total == 20
