@@ -116,7 +116,7 @@ HOLD_SECONDS = 1.5
 MOMENT_SECONDS = 60.0
 PHASE_SECONDS = 120.0
 DRAIN_SECONDS = 120.0
-#: Prefixes of fhirnet's claim lock keys (``fhirnet.adapters.pg_outbox``).
+#: Prefix of fhirnet's claim lock keys (``fhirnet.adapters.pg_outbox``).
 CLAIM_PREFIX = "fhirnet.outbox.claim:"
 RESPONSE_ASSESSMENT_SID = Kind.RESPONSE_ASSESSMENT.system
 SUM_OF_DIAMETERS_SID = Kind.SUM_OF_DIAMETERS.system
@@ -136,14 +136,17 @@ def _imaging_date(form: Json) -> dt.date:
 
 def exam_forms(patient: Patient) -> list[Json]:
     """The patient's 10 forms in date order: the example series (renamed to the patient), then
-    follow-ups made from the previous one — 6 weeks later, every target's size times the next
-    factor, no new lesion, the nadir date the domain core gives the next exam."""
+    follow-ups made from the previous one — 6 weeks later (closer together if that would be
+    in the future: fhirnet refuses a form dated after today), every target's size times the
+    next factor, no new lesion, the nadir date the domain core gives the next exam."""
     count = len(_example_paths(patient.series))
     forms = [patient.form(number) for number in range(1, count + 1)]
+    room = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1) - _imaging_date(forms[-1])).days
+    step = max(1, min(STEP_DAYS, room // (EXAMS - count)))
     while len(forms) < EXAMS:
         number = len(forms) + 1
         form = copy.deepcopy(forms[-1])
-        date = _imaging_date(forms[-1]) + dt.timedelta(days=STEP_DAYS)
+        date = _imaging_date(forms[-1]) + dt.timedelta(days=step)
         factor = Decimal(str(FACTORS[(number - count - 1) % len(FACTORS)]))
         _top(form, "imaging-date")["answer"] = [{"valueDate": date.isoformat()}]
         form["authored"] = f"{date.isoformat()}T17:20:00+01:00"
