@@ -11,9 +11,13 @@ several is logged as a warning when the backend is built.
 The embedded store is opened on first use, not by ``create_app``: gunicorn may build the app in
 its master process and fork the workers from it, and a SQLite connection must not cross a fork.
 The HTTP client is built at once (it opens no connection until used), so that a bad SMART key
-file stops the start. The external server's CapabilityStatement, which says how to address what
-fhirnet writes (:func:`fhirnet.fhir.identifiers.client_id_types`), is read on the first
-submission and kept; a server that is down then is answered 503 and asked again next time.
+file stops the start. With the outbox on, deliveries use a second client that does not retry:
+the outbox retries them itself (with its backoff and its pause of the whole process), and a
+client retrying inside an attempt would keep an EHR's request, and the patients' locks, waiting
+seconds for a server that is down. The external server's CapabilityStatement, which says how
+to address what fhirnet writes (:func:`fhirnet.fhir.identifiers.client_id_types`), is read on
+the first submission and kept; a server that is down then is answered 503 and asked again next
+time.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fhirnet.adapters.export_jobs import FILES_DIR, ExportJobs
-from fhirnet.adapters.fhir_client import FhirClient
+from fhirnet.adapters.fhir_client import FhirClient, RetryPolicy
 from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.adapters.pg_export_jobs import PostgresJobTable
@@ -60,6 +64,9 @@ class Backend:
         if store is None and settings.fhir_base_url is not None:
             store = _client(settings, settings.fhir_base_url)
         self._store = store
+        self._delivery_store: FhirStore | None = None
+        if isinstance(store, FhirClient) and settings.outbox:
+            self._delivery_store = _client(settings, store.base_url, retry=NO_RETRY)
         self._opening = threading.Lock()
         self._client_id_types: frozenset[str] | None = None
 
@@ -81,6 +88,11 @@ class Backend:
                     self._store = EmbeddedStore.open(self.settings.data_dir)
         return self._store
 
+    def delivery_store(self) -> FhirStore:
+        """The store the outbox's deliveries write to: the external server through a client
+        that tries each request once (the outbox retries), else :meth:`store`."""
+        return self._delivery_store or self.store()
+
     def embedded_store(self) -> EmbeddedStore | None:
         """The embedded store, or ``None`` when the resources live on an external server."""
         store = self.store() if self.embedded else None
@@ -96,7 +108,8 @@ class Backend:
         if not isinstance(self._store, FhirClient):
             return DEFAULT_CLIENT_ID_TYPES
         if self._client_id_types is None:
-            self._client_id_types = client_id_types(self._store.capabilities())
+            reader = self._delivery_store if isinstance(self._delivery_store, FhirClient) else None
+            self._client_id_types = client_id_types((reader or self._store).capabilities())
         return self._client_id_types
 
 
@@ -181,12 +194,17 @@ def per_host_state(settings: Settings) -> tuple[str, ...]:
     return tuple(warnings)
 
 
-def _client(settings: Settings, base_url: str) -> FhirClient:
+#: The retry policy of deliveries from the outbox: one try per attempt.
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def _client(settings: Settings, base_url: str, *, retry: RetryPolicy | None = None) -> FhirClient:
     return FhirClient(
         base_url,
         timeout=(settings.fhir_connect_timeout, settings.fhir_timeout),
         bearer_token=settings.fhir_bearer_token,
         smart=_smart(settings),
+        retry=retry,
     )
 
 

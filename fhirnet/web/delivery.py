@@ -122,7 +122,7 @@ class Deliveries:
         backend = self._backend
         now: datetime = self._clock()
         context = Context(
-            store=backend.store(),
+            store=backend.delivery_store(),
             catalog=self._catalog,
             now=now,
             client_id_types=backend.client_id_types(),

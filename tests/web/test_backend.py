@@ -22,7 +22,7 @@ from fhirnet.adapters.pg_replay_cache import PostgresReplayCache
 from fhirnet.adapters.replay_cache import ReplayCache
 from fhirnet.adapters.store import EmbeddedStore
 from fhirnet.config import ConfigError, Settings
-from fhirnet.errors import FhirServerRejectedError
+from fhirnet.errors import FhirServerRejectedError, FhirServerUnavailableError
 from fhirnet.fhir.identifiers import DEFAULT_CLIENT_ID_TYPES
 from fhirnet.web.backend import (
     Backend,
@@ -105,6 +105,35 @@ def test_a_capability_that_could_not_be_read_is_asked_again_next_time(external: 
         http.replace(responses.GET, f"{SERVER}/metadata", json=CAPABILITY)
 
         assert "BodyStructure" in backend.client_id_types()
+
+
+def test_deliveries_from_the_outbox_try_the_server_once_per_attempt(external: Settings) -> None:
+    """The outbox retries with its own backoff: a client retrying inside an attempt kept an
+    EHR's request (and the patients' locks) waiting ~2.7 s for a server that was down."""
+    backend = Backend(external)
+    with responses.RequestsMock() as http:
+        http.get(f"{SERVER}/metadata", status=503)
+        http.get(f"{SERVER}/QuestionnaireResponse", status=503)
+
+        with pytest.raises(FhirServerUnavailableError):
+            backend.client_id_types()
+        with pytest.raises(FhirServerUnavailableError):
+            list(backend.delivery_store().search("QuestionnaireResponse", {"subject": "Patient/p"}))
+
+        assert len(http.calls) == 2
+    assert backend.delivery_store() is not backend.store()
+
+
+def test_without_an_outbox_requests_are_retried_by_the_client(external: Settings) -> None:
+    backend = Backend(dataclasses.replace(external, outbox=False))
+    with responses.RequestsMock() as http:
+        http.get(f"{SERVER}/metadata", status=503)
+        http.get(f"{SERVER}/metadata", json=CAPABILITY)
+
+        assert "BodyStructure" in backend.client_id_types()
+
+        assert len(http.calls) == 2
+    assert backend.delivery_store() is backend.store()
 
 
 def test_a_smart_key_is_read_at_start(external: Settings, tmp_path: Path) -> None:
