@@ -112,6 +112,8 @@ FACTORS = (0.97, 0.92, 1.04, 1.3, 1.1)
 #: Seconds host A's transactions are held on their way to the server, once the server is back:
 #: long enough to see A mid-delivery and kill it there.
 HOLD_SECONDS = 1.5
+#: Seconds the FHIR server stays down at least (several backoffs of the hosts).
+OUTAGE_SECONDS = 5.0
 #: Seconds to wait for the mid-delivery moment, for the phases, and for the outbox to drain.
 MOMENT_SECONDS = 60.0
 PHASE_SECONDS = 120.0
@@ -578,6 +580,15 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
         ehrs.wait_answered(at(1))
         down = [s for s in ehrs.sent if PHASES[1][0] <= s.number <= PHASES[1][1]]
         assert {s.status for s in down} == {202}, Counter(s.status for s in down)
+        time.sleep(
+            max(0.0, started + timings["server stopped"] + OUTAGE_SECONDS - time.monotonic())
+        )
+        outbox = PostgresOutbox(fresh_database_url)
+        try:  # the hosts kept trying, backing off, while the server was down
+            tried = [e.attempts for e in outbox.entries() if e.state is State.QUEUED]
+        finally:
+            outbox.close()
+        assert max(tried) >= 2, Counter(tried)
 
         # 3. the server back on its port with its data: exams 8 to 10; host A killed while it
         # delivers, then host B restarted while the hosts left deliver what is queued
@@ -636,6 +647,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
         "answers": dict(Counter(s.status for s in ehrs.sent)),
         "outbox entries": dict(Counter(entry_status(s) for s in statuses)),
         "resent": dict(ehrs.resent),
+        "queued entries by attempts when the server came back": dict(Counter(tried)),
         "host A caught": caught,
         "host A's sessions when killed": len(a_sessions),
         "its status": caught_status,
