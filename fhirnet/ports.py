@@ -142,6 +142,11 @@ class Outbox(Protocol):
         of their patients blocks, in acceptance order."""
         ...
 
+    def end_round(self) -> None:
+        """End the claims of this outbox's delivery round, so that other hosts may take what it
+        did not reach (an outbox that does not claim what :meth:`due` hands out: nothing)."""
+        ...
+
     def next_due(self) -> float | None:
         """When the earliest queued entry is next due (blocked or not); ``None`` if none."""
         ...

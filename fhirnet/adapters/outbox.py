@@ -161,6 +161,10 @@ class SqliteOutbox:
             ).fetchall()
         return [_entry(row) for row in rows]
 
+    def end_round(self) -> None:
+        """Nothing to end: one host's processes share this file, and the patient locks keep
+        two of them from delivering one entry at once."""
+
     def due(self, now: float, *, limit: int = 100) -> list[Entry]:
         """Queued entries whose next attempt has come and that no earlier queued entry of one
         of their patients holds back, in acceptance order."""

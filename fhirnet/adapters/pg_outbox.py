@@ -238,6 +238,13 @@ class PostgresOutbox:
                 self._claims = None
                 return self._claim_due(now, limit)
 
+    def end_round(self) -> None:
+        """End every claim of this outbox (a new round, or :meth:`due`, claims afresh)."""
+        with self._unavailable(), self._claims_lock:
+            if self._claims is not None and not (self._claims.closed or self._claims.broken):
+                self._claims.execute("SELECT pg_advisory_unlock_all()")
+            self._claimed.clear()
+
     def _claim_due(self, now: float, limit: int) -> list[Entry]:
         claims = self._claiming()
         claims.execute("SELECT pg_advisory_unlock_all()")  # the previous round is over

@@ -56,6 +56,9 @@ __all__ = ["ALREADY_HELD", "Attempt", "Backoff", "Delivery", "Sent", "retryable"
 _log = logging.getLogger(__name__)
 #: The errors after which an entry is attempted again (:func:`retryable`).
 RetryableError = FhirServerError | PatientBusyError
+#: Entries one ``due`` hands out (and, in PostgreSQL, claims): a few at a time, so that the
+#: delivery threads of several hosts share a backlog instead of the first one claiming it all.
+ROUND_SIZE: Final = 10
 #: How often :meth:`Delivery.run` deletes the finished entries older than the retention.
 PURGE_INTERVAL_SECONDS: Final = 3600.0
 
@@ -194,7 +197,8 @@ class Delivery:
 
         The round ends with this call: an outbox that *claims* what ``due`` hands out, so
         that several hosts split the work (PostgreSQL), ends the claims of a round when its
-        next ``due`` starts, and this one asks for an empty round before it returns. Else
+        next ``due`` starts, and :meth:`~fhirnet.ports.Outbox.end_round` before it returns;
+        it claims :data:`ROUND_SIZE` at a time, so that one host does not take them all. Else
         the entries it did not reach — the server was unavailable to this host, or it is
         stopping — would wait for the end of its pause (up to the maximum backoff) while
         other hosts could deliver them."""
@@ -202,7 +206,7 @@ class Delivery:
         claimed = False
         try:
             while not self.paused():
-                due = self.outbox.due(self._clock())
+                due = self.outbox.due(self._clock(), limit=ROUND_SIZE)
                 claimed = claimed or bool(due)
                 progressed = False
                 for entry in due:
@@ -220,12 +224,10 @@ class Delivery:
                 self._end_round()
 
     def _end_round(self) -> None:
-        """Let go of what this round claimed: a ``due`` that takes nothing (a claiming outbox
-        ends the previous round's claims when a round starts; another one just finds
-        nothing). A failure here changes nothing: the claims end at the next round anyway,
-        or ended with their connection."""
+        """Let go of what this round claimed. A failure here changes nothing: the claims end
+        at the next round anyway, or ended with their connection."""
         try:
-            self.outbox.due(self._clock(), limit=0)
+            self.outbox.end_round()
         except OutboxUnavailableError:
             _log.warning("the outbox could not end a delivery round; its claims end later")
 

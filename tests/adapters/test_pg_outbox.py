@@ -105,6 +105,20 @@ def test_a_claim_ends_when_its_entry_is_retried_later_or_at_the_next_round(
     assert ids(other.due(T0)) == [retried.id, left.id]
 
 
+def test_ending_a_round_leaves_what_it_claimed_to_the_other_hosts(
+    hosts: tuple[PostgresOutbox, PostgresOutbox],
+) -> None:
+    one, other = hosts
+    entries = [add(one, f"p{n}", number=n) for n in range(3)]
+    assert ids(one.due(T0)) == ids(entries)
+    assert other.due(T0) == []
+
+    one.end_round()
+
+    assert ids(other.due(T0)) == ids(entries)
+    one.end_round()  # no round, or its session is gone: nothing to end, no error
+
+
 def test_hosts_delivering_concurrently_deliver_each_entry_once_in_order_per_patient(
     fresh_database_url: str,
 ) -> None:

@@ -29,7 +29,7 @@ from fhirnet.errors import (
 )
 from fhirnet.fhir.outcome import Issue, IssueType, Severity, UnprocessableResourceError
 from fhirnet.ports import Entry, Json, Kind, Outbox, PatientLocks, State
-from fhirnet.services.delivery import Attempt, Backoff, Delivery, Sent
+from fhirnet.services.delivery import ROUND_SIZE, Attempt, Backoff, Delivery, Sent
 
 T0 = 1_800_000_000.0
 #: The backoff of these tests: 10 s, 20 s, 40 s, then 80 s at most (each less up to half).
@@ -664,6 +664,25 @@ def test_a_host_paused_by_an_outage_leaves_the_entries_it_claimed_to_the_other_h
         State.DELIVERED,
         State.DELIVERED,
     ]
+
+
+def test_a_host_claims_a_few_entries_at_a_time_so_that_others_share_a_backlog(
+    two_hosts: tuple[World, World],
+) -> None:
+    one, other = two_hosts
+    backlog = [one.accept(f"qr-{n}", f"p{n}", attempt_now=False) for n in range(ROUND_SIZE + 5)]
+    seen_by_other: list[int] = []
+
+    def other_looks(entry: Entry) -> None:
+        seen_by_other.append(len(other.outbox.due(other.clock())))
+        other.outbox.end_round()
+
+    one.server.during = other_looks
+
+    one.delivery.deliver_due()
+
+    assert seen_by_other[0] == 5  # while one delivers its first round, the rest is free
+    assert [one.entry(a).state for a in backlog] == [State.DELIVERED] * len(backlog)
 
 
 # -- the background thread ---------------------------------------------------------------------
