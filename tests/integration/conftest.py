@@ -32,6 +32,12 @@ from tests.integration.fhirnets import Fhirnet, MakeFhirnet, fhirnet_settings_en
 
 #: The variable that points the tests at an already running FHIR R4 server.
 EXTERNAL_URL_VARIABLE = "FHIRNET_TEST_FHIR_URL"
+#: For the tests that stop and start their own FHIR server process, which a server given by
+#: :data:`EXTERNAL_URL_VARIABLE` is not.
+OWN_SERVER_ONLY = pytest.mark.skipif(
+    bool(os.environ.get(EXTERNAL_URL_VARIABLE, "").strip()),
+    reason=f"stops and restarts its FHIR server: not possible with {EXTERNAL_URL_VARIABLE}",
+)
 SMART_CLIENT_ID = "fhirnet-integration"
 
 

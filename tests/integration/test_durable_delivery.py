@@ -41,7 +41,7 @@ from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.ports import Outbox, State
 from tests.integration import fhir_server
-from tests.integration.conftest import EXTERNAL_URL_VARIABLE
+from tests.integration.conftest import OWN_SERVER_ONLY
 from tests.integration.fault_proxy import (
     TRANSACTION,
     FaultProxy,
@@ -68,13 +68,7 @@ from tests.integration.test_submission_scenarios import (
 )
 from tests.servers import ROOT, free_port, wait_for_health
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        bool(os.environ.get(EXTERNAL_URL_VARIABLE, "").strip()),
-        reason=f"stops and restarts its FHIR server: not possible with {EXTERNAL_URL_VARIABLE}",
-    ),
-]
+pytestmark = [pytest.mark.integration, OWN_SERVER_ONLY]
 
 PATIENTS = 10
 FORMS_PER_PATIENT = 5

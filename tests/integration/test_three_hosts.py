@@ -69,7 +69,7 @@ from fhirnet.fhir.identifiers import Kind
 from fhirnet.fhir.populate import next_nadir_date
 from fhirnet.ports import State
 from fhirnet.web.fhir_bundles import report_url_of
-from tests.integration.conftest import EXTERNAL_URL_VARIABLE
+from tests.integration.conftest import OWN_SERVER_ONLY
 from tests.integration.fault_proxy import FaultProxy, ProxiedRequest, Slow
 from tests.integration.fhirnets import FHIR_JSON
 from tests.integration.round_robin_proxy import RoundRobinProxy
@@ -93,13 +93,7 @@ from tests.integration.test_submission_scenarios import (
     new_patient,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        bool(os.environ.get(EXTERNAL_URL_VARIABLE, "").strip()),
-        reason=f"stops and restarts its FHIR server: not possible with {EXTERNAL_URL_VARIABLE}",
-    ),
-]
+pytestmark = [pytest.mark.integration, OWN_SERVER_ONLY]
 
 PATIENTS = 20
 EXAMS = 10
