@@ -50,6 +50,7 @@ from fhirnet.web.schema_fields import (
     WholeObject,
     field_errors,
     iso_date,
+    shared,
 )
 
 #: Structural limits of the contract (``assessment-api.md`` "Request").
@@ -75,7 +76,7 @@ def load_request(document: Any) -> AssessmentRequest:
     :raises InvalidInputError: every structural problem, with its path in the body.
     """
     try:
-        request: AssessmentRequest = AssessmentRequestSchema().load(document)
+        request: AssessmentRequest = shared(AssessmentRequestSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     return request
@@ -83,7 +84,7 @@ def load_request(document: Any) -> AssessmentRequest:
 
 def dump_assessment(assessment: Assessment) -> dict[str, Any]:
     """Render a domain result as the contract's response body (plain JSON-ready values)."""
-    body: dict[str, Any] = AssessmentSchema().dump(assessment)
+    body: dict[str, Any] = shared(AssessmentSchema).dump(assessment)
     return body
 
 

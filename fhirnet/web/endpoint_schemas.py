@@ -32,6 +32,7 @@ from fhirnet.web.schema_fields import (
     ModelSchema,
     StrictBoolean,
     field_errors,
+    shared,
 )
 
 #: At most this many assessments per subject (as ``assessment-api.md`` bounds timepoints).
@@ -67,7 +68,7 @@ def load_endpoints_request(document: Any) -> SubjectRequest:
     :raises InvalidInputError: every structural problem, with its path in the body.
     """
     try:
-        request: SubjectRequest = SubjectRequestSchema().load(document)
+        request: SubjectRequest = shared(SubjectRequestSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     return request
@@ -75,7 +76,7 @@ def load_endpoints_request(document: Any) -> SubjectRequest:
 
 def dump_endpoints(endpoints: SubjectEndpoints) -> dict[str, Any]:
     """Render one subject's endpoints as the response body."""
-    body: dict[str, Any] = SubjectEndpointsSchema().dump(endpoints)
+    body: dict[str, Any] = shared(SubjectEndpointsSchema).dump(endpoints)
     return body
 
 

@@ -21,7 +21,7 @@ from fhirnet.errors import FieldError, InvalidInputError
 from fhirnet.fhir.profiles import QUESTIONNAIRE_URL
 from fhirnet.services.live_assessment import LiveAssessment
 from fhirnet.services.patient_timeline import PatientTimeline
-from fhirnet.web.schema_fields import JsonNumber, field_errors
+from fhirnet.web.schema_fields import JsonNumber, field_errors, shared
 
 __all__ = [
     "AssessmentFormSchema",
@@ -71,7 +71,7 @@ def load_assessment_form(document: Any) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidInputError([FieldError(path=(), message="Expected a JSON object.")])
     try:
-        AssessmentFormSchema().load(document)
+        shared(AssessmentFormSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     return document
@@ -208,12 +208,12 @@ class PatientTimelineSchema(Schema):
 def dump_live_assessment(found: LiveAssessment) -> dict[str, Any]:
     """The live assessment as JSON, ``assessable`` and what is missing first (the contract's
     order: what a page looks at before the figures)."""
-    body: dict[str, Any] = LiveAssessmentSchema().dump(found)
+    body: dict[str, Any] = shared(LiveAssessmentSchema).dump(found)
     first = ("assessable", "missing", "problems")
     return {key: body[key] for key in first} | {k: v for k, v in body.items() if k not in first}
 
 
 def dump_timeline(timeline: PatientTimeline) -> dict[str, Any]:
     """The timeline as JSON; its resource references are made URLs by the caller."""
-    body: dict[str, Any] = PatientTimelineSchema().dump(timeline)
+    body: dict[str, Any] = shared(PatientTimelineSchema).dump(timeline)
     return body

@@ -24,6 +24,7 @@ from fhirnet.web.endpoint_schemas import (
 from fhirnet.web.schema_fields import (
     CamelCaseSchema,
     field_errors,
+    shared,
 )
 from fhirnet.web.study_schemas import MAX_NAME, READER_REFERENCE, text_field
 
@@ -49,7 +50,7 @@ def load_adjudication(document: Any) -> tuple[str, str]:
     :raises InvalidInputError: every offending field.
     """
     try:
-        data: dict[str, Any] = AdjudicationRequestSchema().load(document)
+        data: dict[str, Any] = shared(AdjudicationRequestSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     return str(data["accept"]), str(data["by"])

@@ -35,6 +35,7 @@ from fhirnet.web.schema_fields import (
     IsoDate,
     ModelSchema,
     field_errors,
+    shared,
 )
 
 MAX_ARMS = 20
@@ -206,7 +207,7 @@ def load_study(study_id: str, document: Any) -> Study:
     """
     check_id(study_id, "studyId")
     try:
-        data: dict[str, Any] = StudyRequestSchema().load(document)
+        data: dict[str, Any] = shared(StudyRequestSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     return Study(study_id=study_id, **{k: v for k, v in data.items() if v is not None})
@@ -220,7 +221,7 @@ def load_subject(study_id: str, subject_id: str, document: Any) -> Enrolment:
     check_id(study_id, "studyId")
     check_id(subject_id, "subjectId")
     try:
-        data: dict[str, Any] = SubjectRequestSchema().load(document)
+        data: dict[str, Any] = shared(SubjectRequestSchema).load(document)
     except ValidationError as error:
         raise InvalidInputError(field_errors(error.messages)) from None
     patient = str(data.pop("patient")).removeprefix("Patient/")
