@@ -129,7 +129,9 @@ def save(
         "INSERT INTO history (rid, version, last_updated, deleted, content) VALUES (?, ?, ?, 0, ?)",
         (rid, version, updated, content),
     )
-    _index(connection, rid, stored)
+    # A new rid has no index rows yet (rids are never reused: ``resources`` rows are never
+    # deleted, and a rolled-back insert takes its index rows with it).
+    _index(connection, rid, stored, fresh=existing is None)
     return stored
 
 
@@ -152,9 +154,11 @@ def reindex(connection: sqlite3.Connection, resource_types: Iterable[str]) -> in
     return count
 
 
-def _index(connection: sqlite3.Connection, rid: int, stored: Json) -> None:
-    """Replace the ``search_index`` rows of ``rid`` with those of ``stored``."""
-    connection.execute("DELETE FROM search_index WHERE rid = ?", (rid,))
+def _index(connection: sqlite3.Connection, rid: int, stored: Json, *, fresh: bool = False) -> None:
+    """Replace the ``search_index`` rows of ``rid`` with those of ``stored``; ``fresh``: ``rid``
+    was just inserted, so there are no rows to delete (one statement less under the lock)."""
+    if not fresh:
+        connection.execute("DELETE FROM search_index WHERE rid = ?", (rid,))
     connection.executemany(
         "INSERT INTO search_index (rid, type, param, system, code, low, high)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
