@@ -30,7 +30,13 @@ from fhirnet.adapters.store.query import CURSOR
 from fhirnet.adapters.store.resources import is_id, is_resource_type
 from fhirnet.adapters.store.search import MAX_PAGE_BYTES, SearchPage, run
 from fhirnet.adapters.store.sqlite import DATABASE_FILE, Database, private_directory
-from fhirnet.adapters.store.transaction import process_batch, process_transaction
+from fhirnet.adapters.store.transaction import (
+    Prepared,
+    prepare_batch,
+    prepare_transaction,
+    process_batch,
+    process_transaction,
+)
 from fhirnet.errors import FhirServerUnavailableError
 from fhirnet.ports import Json, SearchParams
 
@@ -122,7 +128,7 @@ class EmbeddedStore:
         """
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
             raise ValueError("transaction() takes a Bundle of type 'transaction'")
-        return self._write(process_transaction, bundle)
+        return self._write(process_transaction, prepare_transaction(bundle))
 
     # -- beyond the port ---------------------------------------------------------------------
 
@@ -135,7 +141,7 @@ class EmbeddedStore:
         """
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != "batch":
             raise ValueError("batch() takes a Bundle of type 'batch'")
-        return self._write(process_batch, bundle)
+        return self._write(process_batch, prepare_batch(bundle))
 
     def search_page(self, resource_type: str, params: SearchParams) -> SearchPage:
         """One page of a search, for a ``searchset`` Bundle: matches, included resources, the
@@ -189,14 +195,16 @@ class EmbeddedStore:
             following = {k: v for k, v in params.items() if k != CURSOR}
             page = self.search_page(resource_type, {**following, CURSOR: page.next_cursor})
 
-    def _write(self, process: Callable[..., Json], bundle: Json) -> Json:
+    def _write(self, process: Callable[..., Json], prepared: Prepared) -> Json:
+        """Run ``process`` on ``prepared`` (parsed and made ready before, without the lock) under
+        the write lock."""
         try:
             with self._database.writing() as connection:
                 # The clock is read under the write lock, so lastUpdated follows commit order.
                 now = self._clock()
                 if now.utcoffset() is None:
                     raise ValueError("the store's clock must return timezone-aware datetimes")
-                return process(connection, bundle, now=now, new_id=self._new_id)
+                return process(connection, prepared, now=now, new_id=self._new_id)
         except sqlite3.OperationalError as error:
             raise _unavailable(error, "write") from error
 

@@ -16,14 +16,15 @@ from urllib.parse import parse_qsl
 
 from fhirnet.adapters.store import versions
 from fhirnet.adapters.store.entries import EntryError, Request
+from fhirnet.adapters.store.parameters import IndexRow, settled_rows
 from fhirnet.adapters.store.parser import parse_query
-from fhirnet.adapters.store.query import SearchParameterError
+from fhirnet.adapters.store.query import Query, SearchParameterError
 from fhirnet.adapters.store.resources import (
+    ReferenceDraft,
     Target,
     content_key,
     is_id,
     is_resource_type,
-    rewrite_references,
 )
 from fhirnet.adapters.store.search import matching_ids
 from fhirnet.adapters.store.versions import Current
@@ -81,12 +82,87 @@ class Result:
         return entry
 
 
+@dataclass(kw_only=True)
+class Draft:
+    """A POST or PUT resource made ready before the write lock: its private copy with the
+    references to resolve marked, and its settled index rows (``None`` for a resource nested too
+    deeply to copy, refused when it is written, in its turn)."""
+
+    references: ReferenceDraft
+    settled: list[IndexRow] | None
+
+
+class Preparation:
+    """The work on a Bundle's entries that does not depend on the database, done before the store
+    takes its write lock so that the lock is held for look-ups, ids and INSERTs only: each POST
+    and PUT resource copied for reference rewriting with its settled index rows, each conditional
+    URL (``ifNoneExist``, conditional update and delete) parsed into a query.
+
+    :param full_urls: the Bundle's ``fullUrl``\\ s (empty for a batch: nothing resolves there).
+    """
+
+    def __init__(self, requests: list[Request], full_urls: set[str]) -> None:
+        def needs(reference: str) -> bool:
+            # Every reference Processor._resolve may change; it returns the others unchanged.
+            return (
+                reference in full_urls
+                or reference.startswith(("urn:uuid:", "urn:oid:"))
+                or "?" in reference
+            )
+
+        self.drafts: dict[int, Draft] = {}
+        self.queries: dict[tuple[str, str], Query | EntryError] = {}
+        for request in requests:
+            if request.resource is not None:
+                self.drafts[request.index] = _draft(request.resource, needs)
+            for criteria in (request.criteria, request.if_none_exist):
+                if criteria is not None:
+                    key = (request.resource_type, criteria)
+                    self.queries[key] = _conditional_query(*key)
+
+
+def _draft(resource: Json, needs: Callable[[str], bool]) -> Draft:
+    references = ReferenceDraft(resource, needs)
+    if references.too_deep:
+        return Draft(references=references, settled=None)
+    try:
+        settled = settled_rows(references.value)
+    except RecursionError:
+        settled = None
+    return Draft(references=references, settled=settled)
+
+
+def _conditional_query(resource_type: str, criteria: str) -> Query | EntryError:
+    """The query of conditional criteria, or the error refusing them (raised when used)."""
+    params: dict[str, list[str]] = {}
+    for name, value in parse_qsl(criteria, keep_blank_values=True):
+        params.setdefault(name, []).append(value)
+    try:
+        query = parse_query(resource_type, params, conditional=True)
+    except SearchParameterError as error:
+        return EntryError(400, error.code, f"conditional criteria: {error}")
+    if not query.criteria:
+        return EntryError(
+            400, IssueType.INVALID, "conditional criteria must name at least one value"
+        )
+    return query
+
+
 class Processor:
-    """The interactions of entries against one connection at one instant."""
+    """The interactions of entries against one connection at one instant.
+
+    :param prepared: the entries' work done before the write lock; what it lacks is done here.
+    """
 
     def __init__(
-        self, connection: sqlite3.Connection, *, now: datetime, new_id: Callable[[], str]
+        self,
+        connection: sqlite3.Connection,
+        *,
+        now: datetime,
+        new_id: Callable[[], str],
+        prepared: Preparation | None = None,
     ) -> None:
+        self._prepared = prepared or Preparation([], set())
         self._connection = connection
         self._now = now
         self._new_id = new_id
@@ -173,8 +249,12 @@ class Processor:
             return Result(status=200, resource=existing)
         live = plan.existing is not None and not plan.existing.deleted
         self._check_if_match(request, plan.existing if live else None)
+        draft = self._prepared.drafts.get(request.index)
+        if draft is None:  # not prepared: do it now
+            draft = _draft(request.resource or {}, lambda reference: True)
         try:
-            resource = rewrite_references(request.resource, lambda ref: self._resolve(ref, mapping))
+            draft.references.resolve(lambda ref: self._resolve(ref, mapping))
+            resource = draft.references.value
             resource["id"] = resource_id
             if live:
                 stored = versions.load(self._connection, kind, resource_id)
@@ -186,6 +266,7 @@ class Processor:
                 resource_id=resource_id,
                 existing=plan.existing,
                 now=self._now,
+                settled=draft.settled,
             )
         except ValueError as error:
             raise EntryError(400, IssueType.STRUCTURE, str(error)) from None
@@ -218,17 +299,12 @@ class Processor:
         raise RuntimeError(f"the id factory returned {_ID_ATTEMPTS} ids already in use")
 
     def _matches(self, resource_type: str, criteria: str, *, limit: int) -> list[str]:
-        params: dict[str, list[str]] = {}
-        for name, value in parse_qsl(criteria, keep_blank_values=True):
-            params.setdefault(name, []).append(value)
-        try:
-            query = parse_query(resource_type, params, conditional=True)
-        except SearchParameterError as error:
-            raise EntryError(400, error.code, f"conditional criteria: {error}") from None
-        if not query.criteria:
-            raise EntryError(
-                400, IssueType.INVALID, "conditional criteria must name at least one value"
-            )
+        key = (resource_type, criteria)
+        query = self._prepared.queries.get(key)
+        if query is None:  # a conditional reference, or not prepared
+            query = self._prepared.queries[key] = _conditional_query(resource_type, criteria)
+        if isinstance(query, EntryError):
+            raise EntryError(query.status, query.code, query.message)
         return matching_ids(self._connection, query, limit=limit)
 
     def _resolve(self, reference: str, mapping: dict[str, str]) -> str:

@@ -18,7 +18,7 @@ date        --                           --                           range (µs
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -190,17 +190,50 @@ def parameters_of(resource_type: str) -> Mapping[str, Parameter]:
     return PARAMETERS.get(resource_type, {})
 
 
-def index_rows(resource: Json) -> list[IndexRow]:
+def index_rows(resource: Json, *, settled: Iterable[IndexRow] | None = None) -> list[IndexRow]:
     """The search index rows of ``resource``, sorted and without duplicates.
 
     Values that do not parse (a malformed date, a reference that is not ``Type/id``) are left out
     rather than refused: validating content is the service's job, the index only reflects it.
+
+    :param settled: the rows of the parameters :func:`is_settled` calls settled, computed with
+        :func:`settled_rows` on this content before its references were rewritten and its
+        ``id`` and ``meta`` set; only the other parameters are walked now.
     """
+    parameters = parameters_of(str(resource.get("resourceType"))).values()
+    if settled is None:
+        return _sorted(_collect(resource, parameters))
+    rows = _collect(resource, [p for p in parameters if not is_settled(p)])
+    rows.update(settled)
+    return _sorted(rows)
+
+
+def settled_rows(resource: Json) -> list[IndexRow]:
+    """The rows of ``resource``'s settled parameters (:func:`is_settled`): what
+    :func:`index_rows` takes as ``settled``, computed before the store's write lock."""
+    parameters = parameters_of(str(resource.get("resourceType"))).values()
+    return list(_collect(resource, [p for p in parameters if is_settled(p)]))
+
+
+def is_settled(parameter: Parameter) -> bool:
+    """Whether the values of ``parameter`` are final before a write: not a reference (the store
+    rewrites those under its write lock), and not read from what the store assigns then
+    (``id``, ``meta``)."""
+    return parameter.kind is not Kind.REFERENCE and not any(
+        path.split(".", 1)[0] in ("id", "meta") for path in parameter.paths
+    )
+
+
+def _collect(resource: Json, parameters: Iterable[Parameter]) -> set[IndexRow]:
     rows: set[IndexRow] = set()
-    for parameter in parameters_of(str(resource.get("resourceType"))).values():
+    for parameter in parameters:
         for path in parameter.paths:
             for value in _walk(resource, path.split(".")):
                 rows.update(_rows(parameter, path, value))
+    return rows
+
+
+def _sorted(rows: set[IndexRow]) -> list[IndexRow]:
     return sorted(rows, key=_sort_key)
 
 

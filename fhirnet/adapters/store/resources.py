@@ -98,24 +98,70 @@ def rewrite_references(value: Any, rewrite: Callable[[str], str]) -> Any:
     ``fullUrl``; this store does not, because an ``Identifier.value`` holding a ``urn:uuid``
     (a common idempotency key) must stay as it is (a documented deviation).
     """
-    # Leaves (most of a resource) are copied here, not passed to a call of their own: this runs
-    # for every resource of every transaction, under the store's write lock.
-    if isinstance(value, dict):
-        copy = {}
-        for key, item in value.items():
-            if isinstance(item, dict | list):
-                copy[key] = rewrite_references(item, rewrite)
-            elif key == "reference" and isinstance(item, str):
-                copy[key] = rewrite(item)
-            else:
-                copy[key] = item
-        return copy
-    if isinstance(value, list):
-        return [
-            rewrite_references(item, rewrite) if isinstance(item, dict | list) else item
-            for item in value
-        ]
-    return value
+    draft = ReferenceDraft(value, lambda reference: True)
+    draft.resolve(rewrite)
+    return draft.value
+
+
+class ReferenceDraft:
+    """A private copy of a value whose ``Reference.reference`` strings are rewritten later.
+
+    :func:`rewrite_references` in two steps, so that the costly one runs before the store takes
+    its write lock: the constructor copies every container and remembers the objects holding a
+    ``reference`` string for which ``needs`` is true; :meth:`resolve`, under the lock once the
+    Bundle's ids are known, only replaces those strings, in the order the copy met them. With
+    ``needs`` true for every string ``rewrite`` would change, the result is the same, errors
+    included: a value nested too deeply to copy raises :class:`RecursionError` from
+    :meth:`resolve`, after the references met before the depth ran out were rewritten.
+    """
+
+    def __init__(self, value: Any, needs: Callable[[str], bool]) -> None:
+        self._needs = needs
+        self._holders: list[dict[str, Any]] = []
+        self._too_deep = False
+        #: The copy: the value itself after :meth:`resolve`.
+        self.value: Any = None
+        try:
+            self.value = self._copy(value)
+        except RecursionError:
+            self._too_deep = True
+
+    @property
+    def too_deep(self) -> bool:
+        """Whether the value was nested too deeply to copy (:meth:`resolve` will raise)."""
+        return self._too_deep
+
+    @property
+    def pending(self) -> int:
+        """How many ``reference`` strings :meth:`resolve` will pass to ``rewrite``."""
+        return len(self._holders)
+
+    def resolve(self, rewrite: Callable[[str], str]) -> None:
+        """Replace each remembered reference by ``rewrite(it)``; once only.
+
+        :raises RecursionError: the value was nested too deeply to copy.
+        """
+        holders, self._holders = self._holders, []
+        for holder in holders:
+            holder["reference"] = rewrite(holder["reference"])
+        if self._too_deep:
+            raise RecursionError("the value is nested too deeply to copy")
+
+    def _copy(self, value: Any) -> Any:
+        # Leaves (most of a resource) are copied here, not passed to a call of their own.
+        if isinstance(value, dict):
+            copy: dict[str, Any] = {}
+            for key, item in value.items():
+                if isinstance(item, dict | list):
+                    copy[key] = self._copy(item)
+                else:
+                    copy[key] = item
+                    if key == "reference" and isinstance(item, str) and self._needs(item):
+                        self._holders.append(copy)
+            return copy
+        if isinstance(value, list):
+            return [self._copy(item) if isinstance(item, dict | list) else item for item in value]
+        return value
 
 
 def to_json(resource: Json) -> str:

@@ -1,9 +1,12 @@
 """Bundle processing of the embedded store: ``transaction`` (all or nothing) and ``batch``
 (entry by entry), following R4 http.html#transaction, inside a write transaction the caller holds.
 
-Transaction processing, in R4's order:
+Transaction processing, in R4's order (step 1 and the database-independent part of the writes,
+:func:`prepare_transaction`, before the caller takes the write lock; the rest,
+:func:`process_transaction`, under it):
 
-1. parse and check every entry; ``fullUrl``\\ s must be unique;
+1. parse and check every entry; ``fullUrl``\\ s must be unique; copy the POST/PUT resources for
+   step 4 with their index rows that no rewriting changes, parse the conditional URLs;
 2. DELETEs (``Type/id``, or conditional ``Type?criteria``: 0 matches → nothing, 1 → deleted,
    more → 412);
 3. the identities of POSTs and PUTs, conditional matches evaluated now, under the write lock:
@@ -41,31 +44,56 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from fhirnet.adapters.store.entries import EntryError, Request, parse_entry
-from fhirnet.adapters.store.interactions import Plan, Processor, Result
+from fhirnet.adapters.store.interactions import Plan, Preparation, Processor, Result
 from fhirnet.adapters.store.resources import Target
 from fhirnet.errors import FhirServerRejectedError
 from fhirnet.fhir.outcome import Issue, IssueType, operation_outcome
 from fhirnet.ports import Json
 
 
+@dataclass(kw_only=True)
+class Prepared:
+    """A Bundle's entries parsed and made ready before the store takes its write lock
+    (:class:`~fhirnet.adapters.store.interactions.Preparation`); for a batch, an entry that does
+    not parse is kept as its error, answered in its turn."""
+
+    requests: list[Request | EntryError]
+    preparation: Preparation
+
+
+def prepare_transaction(bundle: Json) -> Prepared:
+    """Step 1 of a transaction, which needs no database: parse and check every entry, and
+    prepare the writes.
+
+    :raises FhirServerRejectedError: an entry is malformed, or two share a ``fullUrl``.
+    """
+    entries = _entries(bundle)
+    try:
+        requests = [parse_entry(index, entry) for index, entry in enumerate(entries)]
+        _check_full_urls(requests)
+    except EntryError as error:
+        raise _rejected(error.label or "Bundle.entry", error) from None
+    full_urls = {request.full_url for request in requests if request.full_url is not None}
+    return Prepared(requests=list(requests), preparation=Preparation(requests, full_urls))
+
+
 def process_transaction(
-    connection: sqlite3.Connection, bundle: Json, *, now: datetime, new_id: Callable[[], str]
+    connection: sqlite3.Connection, prepared: Prepared, *, now: datetime, new_id: Callable[[], str]
 ) -> Json:
-    """Process a ``transaction`` Bundle; returns the ``transaction-response`` Bundle.
+    """Process a prepared ``transaction`` Bundle; returns the ``transaction-response`` Bundle.
 
     :param connection: a ``sqlite3.Connection`` inside a write transaction.
     :raises FhirServerRejectedError: an entry failed; the caller must roll back.
     """
-    entries = _entries(bundle)
-    processor = Processor(connection, now=now, new_id=new_id)
+    requests = [request for request in prepared.requests if isinstance(request, Request)]
+    processor = Processor(connection, now=now, new_id=new_id, prepared=prepared.preparation)
     current: Request | None = None
     try:
-        requests = [parse_entry(index, entry) for index, entry in enumerate(entries)]
-        _check_full_urls(requests)
         results: dict[int, Result] = {}
         for current in _of(requests, "DELETE"):
             results[current.index] = processor.delete(current)
@@ -90,26 +118,43 @@ def process_transaction(
     return _response("transaction-response", [results[r.index].entry() for r in requests])
 
 
+def prepare_batch(bundle: Json) -> Prepared:
+    """What of a batch needs no database: each entry parsed (or its error kept), the writes
+    prepared.
+
+    :raises FhirServerRejectedError: the Bundle itself is malformed.
+    """
+    parsed: list[Request | EntryError] = []
+    for index, entry in enumerate(_entries(bundle)):
+        try:
+            parsed.append(parse_entry(index, entry))
+        except EntryError as error:
+            parsed.append(error)
+    requests = [request for request in parsed if isinstance(request, Request)]
+    # Entries of a batch must not depend on each other (R4): no fullUrl resolves.
+    return Prepared(requests=parsed, preparation=Preparation(requests, set()))
+
+
 def process_batch(
-    connection: sqlite3.Connection, bundle: Json, *, now: datetime, new_id: Callable[[], str]
+    connection: sqlite3.Connection, prepared: Prepared, *, now: datetime, new_id: Callable[[], str]
 ) -> Json:
-    """Process a ``batch`` Bundle entry by entry, each in its own savepoint; returns the
+    """Process a prepared ``batch`` Bundle entry by entry, each in its own savepoint; returns the
     ``batch-response`` Bundle, failed entries answered with their status and OperationOutcome.
 
     Entries of a batch must not depend on each other (R4), so a ``urn:uuid:`` reference fails
     its entry.
 
     :param connection: a ``sqlite3.Connection`` inside a write transaction.
-    :raises FhirServerRejectedError: the Bundle itself is malformed (no entry is processed).
     """
-    entries = _entries(bundle)
-    processor = Processor(connection, now=now, new_id=new_id)
+    processor = Processor(connection, now=now, new_id=new_id, prepared=prepared.preparation)
     answers: list[Json] = []
-    for index, entry in enumerate(entries):
+    for index, parsed in enumerate(prepared.requests):
         connection.execute("SAVEPOINT entry")
         request: Request | None = None
         try:
-            request = parse_entry(index, entry)
+            if isinstance(parsed, EntryError):
+                raise parsed
+            request = parsed
             result = processor.single(request)
         except EntryError as error:
             connection.execute("ROLLBACK TO entry")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import copy
 
-from fhirnet.adapters.store.resources import rewrite_references
+import pytest
+
+from fhirnet.adapters.store.resources import ReferenceDraft, rewrite_references
 
 PROVENANCE = {
     "resourceType": "Provenance",
@@ -57,3 +59,81 @@ def test_a_reference_that_is_not_a_string_is_walked_not_rewritten() -> None:
         "reference": {"reference": "Observation/1"},
         "other": 3,
     }
+
+
+# -- the copy made before the write lock, resolved under it ----------------------------------
+
+NESTED = {
+    "resourceType": "DiagnosticReport",
+    "contained": [
+        {"resourceType": "Observation", "id": "c1", "subject": {"reference": "urn:uuid:a"}},
+    ],
+    "result": [{"reference": "#c1"}, {"reference": "urn:uuid:b"}],
+    "subject": {"reference": "Patient/p", "display": "urn:uuid:a"},
+    "note": [{"text": "see urn:uuid:a and Observation?code=x"}],
+    "identifier": [{"value": "urn:uuid:a", "assigner": {"reference": "urn:uuid:a"}}],
+    "extension": [{"url": "u", "extension": [{"valueReference": {"reference": "urn:uuid:b"}}]}],
+    "basedOn": [{"reference": "ServiceRequest?identifier=s|1"}, {"reference": {"x": 1}}],
+}
+
+
+def needs_like_the_store(reference: str) -> bool:
+    return reference in MAPPING or reference.startswith("urn:uuid:") or "?" in reference
+
+
+def test_a_draft_resolved_equals_the_rewrite_at_any_depth_and_in_contained_resources() -> None:
+    calls: list[str] = []
+
+    def rewrite(reference: str) -> str:
+        calls.append(reference)
+        return MAPPING.get(reference, "Patient/q" if "?" in reference else reference)
+
+    expected = rewrite_references(NESTED, rewrite)
+    expected_calls, calls[:] = list(calls), []
+    draft = ReferenceDraft(NESTED, needs_like_the_store)
+    draft.resolve(rewrite)
+
+    assert draft.value == expected
+    # Only the references that may change are passed, in the order of the full rewrite.
+    assert calls == [c for c in expected_calls if needs_like_the_store(c)]
+    assert calls == [
+        "urn:uuid:a",
+        "urn:uuid:b",
+        "urn:uuid:a",
+        "urn:uuid:b",
+        "ServiceRequest?identifier=s|1",
+    ]
+    assert draft.value["note"] == NESTED["note"]  # text merely containing a uuid stays
+    assert draft.value["subject"] == {"reference": "Patient/p", "display": "urn:uuid:a"}
+
+
+def test_a_draft_copies_before_resolving_and_leaves_the_original_alone() -> None:
+    before = copy.deepcopy(NESTED)
+    draft = ReferenceDraft(NESTED, needs_like_the_store)
+
+    assert draft.pending == 5
+    assert draft.value == NESTED
+    assert draft.value["result"] is not NESTED["result"]
+    draft.resolve(lambda reference: "Observation/1")
+
+    assert before == NESTED
+    assert draft.value["result"][1] == {"reference": "Observation/1"}
+    assert draft.pending == 0
+
+
+def test_a_draft_too_deep_to_copy_raises_when_resolved_after_the_references_met_first() -> None:
+    deep: dict[str, object] = {"reference": "urn:uuid:a"}
+    for _ in range(5000):
+        deep = {"item": deep}
+    value = {"first": {"reference": "urn:uuid:b"}, "deep": deep}
+    draft = ReferenceDraft(value, needs_like_the_store)
+    seen: list[str] = []
+
+    def rewrite(reference: str) -> str:
+        seen.append(reference)
+        return reference
+
+    assert draft.too_deep
+    with pytest.raises(RecursionError):
+        draft.resolve(rewrite)
+    assert seen == ["urn:uuid:b"]

@@ -3,7 +3,10 @@ atomicity, conditional create/update/delete, versions, validation of entries."""
 
 from __future__ import annotations
 
+import copy
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -850,3 +853,71 @@ def test_an_id_factory_returning_only_ids_in_use_gives_up() -> None:
         store.transaction(transaction(post(observation())))
         with pytest.raises(RuntimeError, match="already in use"):
             store.transaction(transaction(post(observation())))
+
+
+URN = urn()
+
+
+# -- work done before the write lock ---------------------------------------------------------
+
+
+def test_a_malformed_bundle_is_refused_without_waiting_for_the_write_lock(tmp_path: Path) -> None:
+    with EmbeddedStore.open(tmp_path, busy_timeout=0.2) as store:
+        store.transaction(transaction(post(observation())))
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        try:
+            error = rejected(store, transaction({"request": "nonsense"}))
+            duplicate = rejected(
+                store,
+                transaction(post(observation(), full_url=URN), post(observation(), full_url=URN)),
+            )
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    assert (error.status, duplicate.status) == (400, 400)
+
+
+def test_unusable_criteria_are_refused_in_their_turn_after_earlier_entries_failures(
+    store: EmbeddedStore,
+) -> None:
+    for _ in range(2):
+        store.transaction(transaction(post(observation(identifier=identifier("a")))))
+    bad = post(observation(), if_none_exist="no-such-parameter=1")
+
+    # The DELETEs come first (R4), so their 412 wins over the POST's unusable criteria.
+    several = rejected(store, transaction(bad, delete(f"Observation?identifier={SYSTEM}|a")))
+    assert several.status == 412
+    alone = rejected(store, transaction(bad))
+    assert alone.status == 400
+    assert "Bundle.entry[0]" in str(alone)
+
+
+def test_the_same_unusable_criteria_fail_each_batch_entry(store: EmbeddedStore) -> None:
+    bad = post(observation(), if_none_exist="no-such-parameter=1")
+    answer = store.batch(batch(bad, post(observation()), bad))
+
+    assert statuses(answer) == [400, 201, 400]
+    expressions = [
+        answer["entry"][i]["response"]["outcome"]["issue"][0]["expression"] for i in (0, 2)
+    ]
+    assert expressions == [["Bundle.entry[0]"], ["Bundle.entry[2]"]]
+
+
+def test_the_answer_shares_no_container_with_the_bundle_and_the_bundle_is_unchanged(
+    store: EmbeddedStore,
+) -> None:
+    patient = urn()
+    bundle = transaction(
+        put("Patient/p1", {"resourceType": "Patient", "id": "p1"}, full_url=patient),
+        post(observation(subject={"reference": patient}, identifier=identifier("o"))),
+    )
+    before = copy.deepcopy(bundle)
+
+    answer = store.transaction(bundle)
+
+    assert bundle == before
+    written = answer["entry"][1]["resource"]
+    assert written["subject"] == {"reference": "Patient/p1"}
+    assert written["identifier"][0] is not bundle["entry"][1]["resource"]["identifier"][0]
+    assert written["subject"] is not bundle["entry"][1]["resource"]["subject"]
