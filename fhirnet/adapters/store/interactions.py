@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from fhirnet.adapters.store import versions
 from fhirnet.adapters.store.entries import EntryError, Request
-from fhirnet.adapters.store.parameters import IndexRow, settled_rows
+from fhirnet.adapters.store.parameters import DraftRows, draft_rows
 from fhirnet.adapters.store.parser import parse_query
 from fhirnet.adapters.store.query import Query, SearchParameterError
 from fhirnet.adapters.store.resources import (
@@ -85,18 +85,18 @@ class Result:
 @dataclass(kw_only=True)
 class Draft:
     """A POST or PUT resource made ready before the write lock: its private copy with the
-    references to resolve marked, and its settled index rows (``None`` for a resource nested too
-    deeply to copy, refused when it is written, in its turn)."""
+    references to resolve marked, and its index rows as far as they are final (``None`` for a
+    resource nested too deeply to copy, refused when it is written, in its turn)."""
 
     references: ReferenceDraft
-    settled: list[IndexRow] | None
+    rows: DraftRows | None
 
 
 class Preparation:
     """The work on a Bundle's entries that does not depend on the database, done before the store
     takes its write lock so that the lock is held for look-ups, ids and INSERTs only: each POST
-    and PUT resource copied for reference rewriting with its settled index rows, each conditional
-    URL (``ifNoneExist``, conditional update and delete) parsed into a query.
+    and PUT resource copied for reference rewriting, with the index rows no rewriting changes;
+    each conditional URL (``ifNoneExist``, conditional update and delete) parsed into a query.
 
     :param full_urls: the Bundle's ``fullUrl``\\ s (empty for a batch: nothing resolves there).
     """
@@ -124,12 +124,13 @@ class Preparation:
 def _draft(resource: Json, needs: Callable[[str], bool]) -> Draft:
     references = ReferenceDraft(resource, needs)
     if references.too_deep:
-        return Draft(references=references, settled=None)
+        return Draft(references=references, rows=None)
     try:
-        settled = settled_rows(references.value)
+        # Computed on the copy, so that the Reference objects it keeps are the ones resolved.
+        rows = draft_rows(references.value, needs)
     except RecursionError:
-        settled = None
-    return Draft(references=references, settled=settled)
+        rows = None
+    return Draft(references=references, rows=rows)
 
 
 def _conditional_query(resource_type: str, criteria: str) -> Query | EntryError:
@@ -266,7 +267,7 @@ class Processor:
                 resource_id=resource_id,
                 existing=plan.existing,
                 now=self._now,
-                settled=draft.settled,
+                rows=draft.rows,
             )
         except ValueError as error:
             raise EntryError(400, IssueType.STRUCTURE, str(error)) from None

@@ -18,7 +18,7 @@ date        --                           --                           range (µs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -190,38 +190,64 @@ def parameters_of(resource_type: str) -> Mapping[str, Parameter]:
     return PARAMETERS.get(resource_type, {})
 
 
-def index_rows(resource: Json, *, settled: Iterable[IndexRow] | None = None) -> list[IndexRow]:
+def index_rows(resource: Json, *, draft: DraftRows | None = None) -> list[IndexRow]:
     """The search index rows of ``resource``, sorted and without duplicates.
 
     Values that do not parse (a malformed date, a reference that is not ``Type/id``) are left out
     rather than refused: validating content is the service's job, the index only reflects it.
 
-    :param settled: the rows of the parameters :func:`is_settled` calls settled, computed with
-        :func:`settled_rows` on this content before its references were rewritten and its
-        ``id`` and ``meta`` set; only the other parameters are walked now.
+    :param draft: the rows :func:`draft_rows` computed on this content (the same objects) before
+        its references were rewritten and its ``id`` and ``meta`` set; only what those could
+        change is computed now.
     """
-    parameters = parameters_of(str(resource.get("resourceType"))).values()
-    if settled is None:
-        return _sorted(_collect(resource, parameters))
-    rows = _collect(resource, [p for p in parameters if not is_settled(p)])
-    rows.update(settled)
+    if draft is None:
+        return _sorted(
+            _collect(resource, parameters_of(str(resource.get("resourceType"))).values())
+        )
+    rows = _collect(resource, draft.later)
+    rows.update(draft.rows)
+    for parameter, path, holder in draft.references:
+        rows.update(_rows(parameter, path, holder))
     return _sorted(rows)
 
 
-def settled_rows(resource: Json) -> list[IndexRow]:
-    """The rows of ``resource``'s settled parameters (:func:`is_settled`): what
-    :func:`index_rows` takes as ``settled``, computed before the store's write lock."""
-    parameters = parameters_of(str(resource.get("resourceType"))).values()
-    return list(_collect(resource, [p for p in parameters if is_settled(p)]))
+@dataclass(kw_only=True)
+class DraftRows:
+    """A resource's index rows computed before the store's write lock (:func:`draft_rows`).
+
+    :ivar rows: the rows no rewriting, id or meta changes.
+    :ivar later: parameters read from what the store assigns (``id``, ``meta``): computed under
+        the lock.
+    :ivar references: the Reference objects whose ``reference`` may still be rewritten, with
+        their parameter: their rows are computed under the lock, from the rewritten string.
+    """
+
+    rows: set[IndexRow]
+    later: list[Parameter]
+    references: list[tuple[Parameter, str, dict[str, Any]]]
 
 
-def is_settled(parameter: Parameter) -> bool:
-    """Whether the values of ``parameter`` are final before a write: not a reference (the store
-    rewrites those under its write lock), and not read from what the store assigns then
-    (``id``, ``meta``)."""
-    return parameter.kind is not Kind.REFERENCE and not any(
-        path.split(".", 1)[0] in ("id", "meta") for path in parameter.paths
-    )
+def draft_rows(resource: Json, needs: Callable[[str], bool]) -> DraftRows:
+    """The rows of ``resource`` that are final before a write, and what is left for
+    :func:`index_rows`: ``needs(reference)`` is true for every ``reference`` string the store may
+    rewrite before storing; those, and parameters read from ``id`` or ``meta``, wait."""
+    draft = DraftRows(rows=set(), later=[], references=[])
+    for parameter in parameters_of(str(resource.get("resourceType"))).values():
+        if any(path.split(".", 1)[0] in ("id", "meta") for path in parameter.paths):
+            draft.later.append(parameter)
+            continue
+        for path in parameter.paths:
+            for value in _walk(resource, path.split(".")):
+                reference = value.get("reference") if isinstance(value, dict) else None
+                if (
+                    parameter.kind is Kind.REFERENCE
+                    and isinstance(reference, str)
+                    and needs(reference)
+                ):
+                    draft.references.append((parameter, path, value))
+                else:
+                    draft.rows.update(_rows(parameter, path, value))
+    return draft
 
 
 def _collect(resource: Json, parameters: Iterable[Parameter]) -> set[IndexRow]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fhirnet.adapters.store.dates import format_instant, instant_us
-from fhirnet.adapters.store.parameters import IndexRow, index_rows
+from fhirnet.adapters.store.parameters import DraftRows, index_rows
 from fhirnet.adapters.store.resources import to_json
 from fhirnet.ports import Json
 
@@ -90,13 +90,13 @@ def save(
     resource_id: str,
     existing: Current | None,
     now: datetime,
-    settled: Iterable[IndexRow] | None = None,
+    rows: DraftRows | None = None,
 ) -> Json:
     """Store ``resource`` as the next version of ``resource_id`` (version 1 if ``existing`` is
     ``None``) and return it as stored, with ``id`` and ``meta.versionId``/``meta.lastUpdated``.
 
-    :param settled: the resource's settled index rows, computed before the write lock
-        (:func:`~fhirnet.adapters.store.parameters.index_rows`).
+    :param rows: the resource's index rows as far as computed before the write lock, on the
+        objects of ``resource`` (:func:`~fhirnet.adapters.store.parameters.draft_rows`).
     :raises ValueError: the resource is not representable as FHIR JSON.
     """
     resource_type = str(resource["resourceType"])
@@ -134,7 +134,7 @@ def save(
     )
     # A new rid has no index rows yet (rids are never reused: ``resources`` rows are never
     # deleted, and a rolled-back insert takes its index rows with it).
-    _index(connection, rid, stored, fresh=existing is None, settled=settled)
+    _index(connection, rid, stored, fresh=existing is None, draft=rows)
     return stored
 
 
@@ -163,7 +163,7 @@ def _index(
     stored: Json,
     *,
     fresh: bool = False,
-    settled: Iterable[IndexRow] | None = None,
+    draft: DraftRows | None = None,
 ) -> None:
     """Replace the ``search_index`` rows of ``rid`` with those of ``stored``; ``fresh``: ``rid``
     was just inserted, so there are no rows to delete (one statement less under the lock)."""
@@ -174,7 +174,7 @@ def _index(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (rid, stored["resourceType"], row.param, row.system, row.code, row.low, row.high)
-            for row in index_rows(stored, settled=settled)
+            for row in index_rows(stored, draft=draft)
         ],
     )
 

@@ -1,18 +1,13 @@
 """Search index rows of a resource (:mod:`fhirnet.adapters.store.parameters`): the rows computed
-in two steps, the settled ones before the write lock and the others under it, are the rows of
-the stored resource computed at once."""
+in two steps, most of them before the write lock on the store's private copy and the rest once
+its references are rewritten, are the rows of the stored resource computed at once."""
 
 from __future__ import annotations
 
 import copy
 
-from fhirnet.adapters.store.parameters import (
-    PARAMETERS,
-    index_rows,
-    is_settled,
-    settled_rows,
-)
-from fhirnet.adapters.store.resources import rewrite_references
+from fhirnet.adapters.store.parameters import IndexRow, draft_rows, index_rows
+from fhirnet.adapters.store.resources import ReferenceDraft
 from fhirnet.ports import Json
 
 REPORT: Json = {
@@ -22,11 +17,15 @@ REPORT: Json = {
     "code": {"coding": [{"system": "http://loinc.org", "code": "59776-5"}]},
     "subject": {"reference": "urn:uuid:p"},
     "effectiveDateTime": "2025-01-13",
-    "result": [{"reference": "urn:uuid:o1"}, {"reference": "Observation/o2"}],
+    "result": [
+        {"reference": "urn:uuid:o1"},
+        {"reference": "Observation/o2"},
+        {"reference": "urn:uuid:odd"},
+    ],
 }
 PROVENANCE: Json = {
     "resourceType": "Provenance",
-    "target": [{"reference": "urn:uuid:o1"}],
+    "target": [{"reference": "urn:uuid:o1"}, {"reference": "Patient/p9"}],
     "recorded": "2025-01-13T10:00:00Z",
     "entity": [{"role": "source", "what": {"reference": "urn:uuid:q"}}],
 }
@@ -34,32 +33,62 @@ MAPPING = {
     "urn:uuid:p": "Patient/p1",
     "urn:uuid:o1": "Observation/o1",
     "urn:uuid:q": "QuestionnaireResponse/q1",
+    "urn:uuid:odd": "not a reference",
 }
 
 
-def stored(resource: Json) -> Json:
-    """The resource as the store writes it: references rewritten, id and meta set."""
-    final: Json = rewrite_references(resource, lambda ref: MAPPING.get(ref, ref))
-    final["id"] = "x1"
-    final["meta"] = {"versionId": "1", "lastUpdated": "2025-01-13T10:00:00Z"}
-    return final
+def needs(reference: str) -> bool:
+    return reference.startswith("urn:uuid:")
 
 
-def test_settled_rows_then_the_rest_equal_the_rows_of_the_stored_resource() -> None:
+def written(resource: Json) -> tuple[Json, list[IndexRow]]:
+    """The resource as the store writes it (copied, rows drafted, references resolved, id and
+    meta set) and the rows computed in two steps."""
+    draft = ReferenceDraft(resource, needs)
+    rows = draft_rows(draft.value, needs)
+    draft.resolve(lambda ref: MAPPING.get(ref, ref))
+    stored: Json = {
+        **draft.value,
+        "id": "x1",
+        "meta": {"versionId": "1", "lastUpdated": "2025-01-13T10:00:00Z"},
+    }
+    return stored, index_rows(stored, draft=rows)
+
+
+def test_rows_in_two_steps_equal_the_rows_of_the_stored_resource() -> None:
     for resource in (REPORT, PROVENANCE):
         before = copy.deepcopy(resource)
-        settled = settled_rows(resource)
+        stored, rows = written(resource)
 
-        assert index_rows(stored(resource), settled=settled) == index_rows(stored(resource))
+        assert rows == index_rows(stored)
         assert resource == before
 
 
-def test_references_id_and_meta_are_never_settled() -> None:
-    for parameters in PARAMETERS.values():
-        for parameter in parameters.values():
-            if is_settled(parameter):
-                assert parameter.kind.value != "reference"
-                assert all(path.split(".")[0] not in ("id", "meta") for path in parameter.paths)
-    rows = settled_rows(REPORT)
-    assert {row.param for row in rows} == {"identifier", "status", "code", "date"}
-    assert "subject" in {row.param for row in index_rows(stored(REPORT))}
+def test_rewritten_references_are_indexed_by_their_new_target_and_others_as_they_were() -> None:
+    _, rows = written(REPORT)
+
+    by_param = {(row.param, row.system, row.code) for row in rows}
+    assert ("subject", "Patient", "p1") in by_param
+    assert ("patient", "Patient", "p1") in by_param
+    assert {(s, c) for p, s, c in by_param if p == "result"} == {
+        ("Observation", "o1"),
+        ("Observation", "o2"),
+    }
+    assert not any(row.code and row.code.startswith("urn:") for row in rows)
+
+
+def test_only_references_that_may_change_wait_for_the_lock() -> None:
+    draft = ReferenceDraft(PROVENANCE, needs)
+    rows = draft_rows(draft.value, needs)
+
+    waiting = sorted(
+        (parameter.name, holder["reference"]) for parameter, _, holder in rows.references
+    )
+    # "patient" waits too: the urn may name a Patient.
+    assert waiting == [
+        ("entity", "urn:uuid:q"),
+        ("patient", "urn:uuid:o1"),
+        ("target", "urn:uuid:o1"),
+    ]
+    assert IndexRow("patient", system="Patient", code="p9") in rows.rows
+    assert not rows.later
