@@ -164,6 +164,14 @@ class ReferenceDraft:
         return value
 
 
+#: ``json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))`` without
+#: building an encoder on each call (``dumps`` does, for any argument but the defaults); the
+#: encoder keeps no state between calls, so threads share it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+#: ``json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))``, shared.
+_SORTED_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def to_json(resource: Json) -> str:
     """The stored form of ``resource``: compact JSON text.
 
@@ -171,7 +179,7 @@ def to_json(resource: Json) -> str:
         a lone surrogate...).
     """
     try:
-        text = json.dumps(resource, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        text = _ENCODER.encode(resource)
         text.encode("utf-8")  # lone surrogates (from "\\ud800" escapes) are not Unicode text
     except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
         raise ValueError(f"not representable as FHIR JSON: {error}") from None
@@ -185,7 +193,7 @@ def content_key(resource: Json) -> str:
     if isinstance(meta, dict):
         rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
         resource = {**resource, "meta": rest} if rest else _without(resource, "meta")
-    return json.dumps(resource, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return _SORTED_ENCODER.encode(resource)
 
 
 def _without(resource: Json, key: str) -> Json:

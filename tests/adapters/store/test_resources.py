@@ -4,10 +4,19 @@ rewrites when it resolves ``fullUrl``s, and what it leaves alone."""
 from __future__ import annotations
 
 import copy
+import json
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 
-from fhirnet.adapters.store.resources import ReferenceDraft, rewrite_references
+from fhirnet.adapters.store.resources import (
+    ReferenceDraft,
+    content_key,
+    rewrite_references,
+    to_json,
+)
+from fhirnet.ports import Json
 
 PROVENANCE = {
     "resourceType": "Provenance",
@@ -137,3 +146,45 @@ def test_a_draft_too_deep_to_copy_raises_when_resolved_after_the_references_met_
     with pytest.raises(RecursionError):
         draft.resolve(rewrite)
     assert seen == ["urn:uuid:b"]
+
+
+# -- the stored text -------------------------------------------------------------------------
+
+TEXTS: list[Json] = [
+    PROVENANCE,
+    {"resourceType": "Patient", "name": [{"text": 'é \u2028 \\ " \x00'}], "n": [1.5, -0, 10**20]},
+    {"resourceType": "Basic", "nested": [[{"a": {}}, []], None, True]},
+]
+
+
+def test_the_stored_text_is_compact_unescaped_json_whatever_the_thread() -> None:
+    expected = [
+        json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        for value in TEXTS
+    ]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: [to_json(value) for value in TEXTS], range(200)))
+
+    assert all(answer == expected for answer in answers)
+
+
+@pytest.mark.parametrize("odd", [float("nan"), float("inf"), Decimal("1.5"), "\ud800", {1j: 1}])
+def test_what_json_cannot_represent_is_a_value_error(odd: object) -> None:
+    with pytest.raises(ValueError, match="not representable as FHIR JSON"):
+        to_json({"resourceType": "Basic", "odd": odd})
+
+
+def test_the_content_key_ignores_server_meta_and_key_order_only() -> None:
+    one = {"resourceType": "Basic", "meta": {"versionId": "1", "lastUpdated": "x"}, "a": 1, "b": 2}
+    two = {"b": 2, "a": 1, "resourceType": "Basic", "meta": {"lastUpdated": "y", "versionId": "2"}}
+    tagged = {**two, "meta": {"versionId": "2", "tag": [{"code": "t"}]}}
+
+    assert (
+        content_key(one)
+        == content_key(two)
+        == content_key({"resourceType": "Basic", "a": 1, "b": 2})
+    )
+    assert content_key(tagged) != content_key(two)
+    assert content_key(one) == json.dumps(
+        {"a": 1, "b": 2, "resourceType": "Basic"}, sort_keys=True, separators=(",", ":")
+    )
