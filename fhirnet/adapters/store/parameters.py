@@ -18,9 +18,10 @@ date        --                           --                           range (µs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from fhirnet.adapters.store.dates import Range, parse_range, period_range
@@ -231,23 +232,34 @@ def draft_rows(resource: Json, needs: Callable[[str], bool]) -> DraftRows:
     """The rows of ``resource`` that are final before a write, and what is left for
     :func:`index_rows`: ``needs(reference)`` is true for every ``reference`` string the store may
     rewrite before storing; those, and parameters read from ``id`` or ``meta``, wait."""
-    draft = DraftRows(rows=set(), later=[], references=[])
-    for parameter in parameters_of(str(resource.get("resourceType"))).values():
-        if any(path.split(".", 1)[0] in ("id", "meta") for path in parameter.paths):
-            draft.later.append(parameter)
-            continue
-        for path in parameter.paths:
-            for value in _walk(resource, path.split(".")):
-                reference = value.get("reference") if isinstance(value, dict) else None
-                if (
-                    parameter.kind is Kind.REFERENCE
-                    and isinstance(reference, str)
-                    and needs(reference)
-                ):
+    later, walks = _draft_plan(str(resource.get("resourceType")))
+    draft = DraftRows(rows=set(), later=list(later), references=[])
+    for parameter, path, steps in walks:
+        is_reference = parameter.kind is Kind.REFERENCE
+        for value in _walk(resource, steps):
+            if is_reference and isinstance(value, dict):
+                reference = value.get("reference")
+                if isinstance(reference, str) and needs(reference):
                     draft.references.append((parameter, path, value))
-                else:
-                    draft.rows.update(_rows(parameter, path, value))
+                    continue
+            draft.rows.update(_rows(parameter, path, value))
     return draft
+
+
+@lru_cache(maxsize=256)
+def _draft_plan(
+    resource_type: str,
+) -> tuple[tuple[Parameter, ...], tuple[tuple[Parameter, str, tuple[str, ...]], ...]]:
+    """For :func:`draft_rows`, once per type: the parameters read from ``id`` or ``meta``, and
+    every other parameter's paths with their steps."""
+    later: list[Parameter] = []
+    walks: list[tuple[Parameter, str, tuple[str, ...]]] = []
+    for parameter in parameters_of(resource_type).values():
+        if any(path.split(".", 1)[0] in ("id", "meta") for path in parameter.paths):
+            later.append(parameter)
+        else:
+            walks.extend((parameter, path, tuple(path.split("."))) for path in parameter.paths)
+    return tuple(later), tuple(walks)
 
 
 def _collect(resource: Json, parameters: Iterable[Parameter]) -> set[IndexRow]:
@@ -267,7 +279,7 @@ def _sort_key(row: IndexRow) -> tuple[str, str, str, int, int]:
     return (row.param, row.system or "", row.code or "", row.low or 0, row.high or 0)
 
 
-def _walk(value: Any, steps: list[str]) -> Iterator[Any]:
+def _walk(value: Any, steps: Sequence[str]) -> Iterator[Any]:
     """The values at a dot-separated path, lists flattened at every step."""
     if isinstance(value, list):
         for item in value:

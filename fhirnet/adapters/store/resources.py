@@ -103,6 +103,11 @@ def rewrite_references(value: Any, rewrite: Callable[[str], str]) -> Any:
     return draft.value
 
 
+#: ``isinstance`` with a tuple: ``dict | list`` would build a union on every evaluation and check
+#: more slowly (it runs for every element of every resource a transaction writes).
+_CONTAINERS = (dict, list)
+
+
 class ReferenceDraft:
     """A private copy of a value whose ``Reference.reference`` strings are rewritten later.
 
@@ -152,7 +157,7 @@ class ReferenceDraft:
         if isinstance(value, dict):
             copy: dict[str, Any] = {}
             for key, item in value.items():
-                if isinstance(item, dict | list):
+                if isinstance(item, _CONTAINERS):
                     copy[key] = self._copy(item)
                 else:
                     copy[key] = item
@@ -160,7 +165,7 @@ class ReferenceDraft:
                         self._holders.append(copy)
             return copy
         if isinstance(value, list):
-            return [self._copy(item) if isinstance(item, dict | list) else item for item in value]
+            return [self._copy(item) if isinstance(item, _CONTAINERS) else item for item in value]
         return value
 
 

@@ -92,3 +92,15 @@ def test_only_references_that_may_change_wait_for_the_lock() -> None:
     ]
     assert IndexRow("patient", system="Patient", code="p9") in rows.rows
     assert not rows.later
+
+
+def test_with_nothing_to_rewrite_the_drafted_rows_are_all_the_rows() -> None:
+    for resource in (
+        REPORT,
+        PROVENANCE,
+        {"resourceType": "Unknown", "subject": {"reference": "a"}},
+    ):
+        rows = draft_rows(resource, lambda reference: False)
+
+        assert not rows.references
+        assert sorted(rows.rows, key=repr) == sorted(index_rows(resource), key=repr)
