@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,39 @@ def make_fhirnet(tmp_path: Path) -> Iterator[MakeFhirnet]:
         deliveries = app.extensions["fhirnet"].deliveries
         if deliveries is not None:
             deliveries.stop()
+
+
+@dataclass
+class OwnServer:
+    """A sekmet-fhir that a test may stop and start again: same port, same data."""
+
+    executable: Path
+    data_dir: Path
+    port: int = 0
+    running: fhir_server.RunningServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    def start(self) -> None:
+        try:
+            self.running = fhir_server.start(self.executable, self.data_dir, port=self.port or None)
+        except fhir_server.FhirServerStartError as error:
+            pytest.fail(str(error), pytrace=False)
+        self.port = int(self.running.base_url.split(":")[2].split("/")[0])
+
+    def stop(self) -> None:
+        if self.running is not None:
+            fhir_server.stop(self.running)
+            self.running = None
+
+
+@pytest.fixture
+def own_server(sekmet_executable: Path, tmp_path: Path) -> Iterator[OwnServer]:
+    server = OwnServer(sekmet_executable, tmp_path / "fhir-server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

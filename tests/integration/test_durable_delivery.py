@@ -40,8 +40,7 @@ from fhirnet.adapters.fhir_client import FhirClient
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
 from fhirnet.adapters.pg_outbox import PostgresOutbox
 from fhirnet.ports import Outbox, State
-from tests.integration import fhir_server
-from tests.integration.conftest import OWN_SERVER_ONLY
+from tests.integration.conftest import OWN_SERVER_ONLY, OwnServer
 from tests.integration.fault_proxy import (
     TRANSACTION,
     FaultProxy,
@@ -110,42 +109,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "sqlite":
         return Backend()
     return Backend(request.getfixturevalue("fresh_database_url"))
-
-
-@dataclass
-class OwnServer:
-    """A sekmet-fhir that a test may stop and start again: same port, same data."""
-
-    executable: Path
-    data_dir: Path
-    port: int = 0
-    running: fhir_server.RunningServer | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/fhir"
-
-    def start(self) -> None:
-        try:
-            self.running = fhir_server.start(self.executable, self.data_dir, port=self.port or None)
-        except fhir_server.FhirServerStartError as error:
-            pytest.fail(str(error), pytrace=False)
-        self.port = int(self.running.base_url.split(":")[2].split("/")[0])
-
-    def stop(self) -> None:
-        if self.running is not None:
-            fhir_server.stop(self.running)
-            self.running = None
-
-
-@pytest.fixture
-def own_server(sekmet_executable: Path, tmp_path: Path) -> Iterator[OwnServer]:
-    server = OwnServer(sekmet_executable, tmp_path / "fhir-server")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @dataclass

@@ -69,14 +69,13 @@ from fhirnet.fhir.identifiers import Kind
 from fhirnet.fhir.populate import next_nadir_date
 from fhirnet.ports import State
 from fhirnet.web.fhir_bundles import report_url_of
-from tests.integration.conftest import OWN_SERVER_ONLY
+from tests.integration.conftest import OWN_SERVER_ONLY, OwnServer
 from tests.integration.fault_proxy import FaultProxy, ProxiedRequest, Slow
 from tests.integration.fhirnets import FHIR_JSON
 from tests.integration.round_robin_proxy import RoundRobinProxy
 from tests.integration.test_durable_delivery import (
     DATA_TRANSACTION,
     Backend,
-    OwnServer,
     Served,
 )
 from tests.integration.test_submission_scenarios import (
@@ -474,17 +473,6 @@ def decimal(quantity: Any) -> Decimal | None:
 # -- the scenario ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(sekmet_executable: Path, tmp_path: Path) -> Iterator[OwnServer]:
-    """The FHIR server of this test alone: stopped and started again on its port and data."""
-    own = OwnServer(sekmet_executable, tmp_path / "fhir-server")
-    own.start()
-    try:
-        yield own
-    finally:
-        own.stop()
-
-
 @dataclass
 class Hosts:
     """The three fhirnet hosts, A writing to the FHIR server through a fault proxy."""
@@ -500,16 +488,16 @@ class Hosts:
 
 @pytest.fixture
 def hosts(
-    server: OwnServer, fresh_database_url: str, tmp_path: Path
+    own_server: OwnServer, fresh_database_url: str, tmp_path: Path
 ) -> Iterator[tuple[Hosts, FaultProxy]]:
     """Three ``fhirnet serve`` on one PostgreSQL database, started at once; killed at the end."""
     backend = Backend(fresh_database_url)
-    with FaultProxy(server.base_url) as proxy:
+    with FaultProxy(own_server.base_url) as proxy:
         made = []
         for name, base_url in (
             ("a", proxy.base_url),
-            ("b", server.base_url),
-            ("c", server.base_url),
+            ("b", own_server.base_url),
+            ("c", own_server.base_url),
         ):
             data_dir = tmp_path / f"host-{name}"
             data_dir.mkdir()
@@ -543,13 +531,13 @@ def hosts(
 
 
 def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_and_a_restart(
-    server: OwnServer,
+    own_server: OwnServer,
     hosts: tuple[Hosts, FaultProxy],
     fresh_database_url: str,
 ) -> None:
     started = time.monotonic()
     three, proxy_a = hosts
-    fhir = FhirClient(server.base_url, timeout=(5.0, 60.0))
+    fhir = FhirClient(own_server.base_url, timeout=(5.0, 60.0))
     series = sorted(CATEGORIES)
     patients = [new_patient(fhir, series[i % len(series)]) for i in range(PATIENTS)]
     forms = {patient.id: exam_forms(patient) for patient in patients}
@@ -568,7 +556,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
         ehrs.wait_answered(at(0))
 
         # 2. the server down (its process stopped, its port refusing): exams 4 to 7, all queued
-        server.stop()
+        own_server.stop()
         timings["server stopped"] = time.monotonic() - started
         ehrs.gates[1].set()
         ehrs.wait_answered(at(1))
@@ -586,7 +574,7 @@ def test_three_hosts_deliver_every_form_once_in_order_through_an_outage_a_kill_a
 
         # 3. the server back on its port with its data: exams 8 to 10; host A killed while it
         # delivers, then host B restarted while the hosts left deliver what is queued
-        server.start()
+        own_server.start()
         timings["server started"] = time.monotonic() - started
         proxy_a.inject(Slow(HOLD_SECONDS), when=DATA_TRANSACTION)
         ehrs.gates[2].set()
