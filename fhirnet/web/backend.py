@@ -64,7 +64,7 @@ class Backend:
         if store is None and settings.fhir_base_url is not None:
             store = _client(settings, settings.fhir_base_url)
         self._store = store
-        self._delivery_store: FhirStore | None = None
+        self._delivery_store: FhirClient | None = None
         if isinstance(store, FhirClient) and settings.outbox:
             self._delivery_store = _client(settings, store.base_url, retry=NO_RETRY)
         self._opening = threading.Lock()
@@ -108,8 +108,9 @@ class Backend:
         if not isinstance(self._store, FhirClient):
             return DEFAULT_CLIENT_ID_TYPES
         if self._client_id_types is None:
-            reader = self._delivery_store if isinstance(self._delivery_store, FhirClient) else None
-            self._client_id_types = client_id_types((reader or self._store).capabilities())
+            self._client_id_types = client_id_types(
+                (self._delivery_store or self._store).capabilities()
+            )
         return self._client_id_types
 
 
