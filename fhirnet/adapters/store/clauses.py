@@ -21,6 +21,7 @@ from fhirnet.adapters.store.query import (
     TokenValue,
     Value,
 )
+from fhirnet.adapters.store.sqlite import DATE_ROWS, VALUE_ROWS
 
 #: How selective a criterion usually is, most first: the first one present drives the query
 #: through an index; the others are checked per candidate.
@@ -52,9 +53,12 @@ def where(query: Query) -> tuple[str, list[object]]:
         else:
             ors, ors_params = _any_of(criterion, _indexed)
             if criterion is driver:
+                # Naming the rows of the parameter's kind lets SQLite use the partial index
+                # that holds them (sqlite.MIGRATIONS, 3); every row of the parameter is of it.
+                rows = DATE_ROWS if criterion.kind is Kind.DATE else VALUE_ROWS
                 clauses.append(
                     "r.rid IN (SELECT s.rid FROM search_index s"  # noqa: S608 -- see module doc
-                    f" WHERE s.type = ? AND s.param = ? AND {ors})"
+                    f" WHERE s.type = ? AND s.param = ? AND s.{rows} AND {ors})"
                 )
                 params.extend([query.resource_type, criterion.name, *ors_params])
             else:

@@ -52,6 +52,13 @@ MAX_IDLE_CONNECTIONS = 8
 #: 40 MB of log with 4 KiB pages.
 WAL_AUTOCHECKPOINT = 10_000
 
+#: The ``search_index`` rows of token, reference and canonical parameters, and of date ones: the
+#: conditions of the two partial lookup indexes. A value row always has a ``code`` and never a
+#: ``low``, a date row the reverse (parameters.IndexRow); each condition names a column of its
+#: own index, so a lookup through it reads the index alone.
+VALUE_ROWS = "code IS NOT NULL"
+DATE_ROWS = "low IS NOT NULL"
+
 #: Statements that bring a database from version ``n - 1`` to ``n`` (index ``n - 1``). Only ever
 #: append: a database records its version in ``schema_version`` and is migrated on open.
 MIGRATIONS: Migrations = (
@@ -99,6 +106,19 @@ MIGRATIONS: Migrations = (
     # 2: Provenance-entity became a search parameter (how a client finds a form's results);
     # Provenances written before have no rows for it.
     (partial(versions.reindex, resource_types=("Provenance",)),),
+    # 3: each lookup index holds only the rows it can serve: dates in search_by_date, tokens,
+    # references and canonicals in search_by_value. A token row in the date index (and the
+    # reverse) was an entry nothing read, on a page every transaction dirtied: a submission's
+    # COMMIT wrote about 178 pages to the log, 131 of them of these two indexes. The search that
+    # drives through one names the rows it wants (clauses.where).
+    (
+        "DROP INDEX search_by_value",
+        f"CREATE INDEX search_by_value ON search_index (type, param, code, system, rid)"
+        f" WHERE {VALUE_ROWS}",
+        "DROP INDEX search_by_date",
+        f"CREATE INDEX search_by_date ON search_index (type, param, low, high, rid)"
+        f" WHERE {DATE_ROWS}",
+    ),
 )
 #: The schema this code reads and writes; append to :data:`MIGRATIONS` to change it, and add a
 #: step rebuilding the index rows of every type whose indexed parameters change

@@ -103,3 +103,44 @@ def test_a_new_data_directory_runs_every_migration_once(tmp_path: Path) -> None:
     finally:
         connection.close()
     assert versions == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_opening_a_version_2_database_keeps_each_lookup_index_to_the_rows_of_its_kind(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    Database(data_dir / DATABASE_FILE, migrations=MIGRATIONS[:2]).close()
+    connection = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        _write(connection, [provenance("pv1")])
+        connection.execute("COMMIT")
+        before = connection.execute("SELECT count(*) FROM search_index").fetchone()[0]
+    finally:
+        connection.close()
+
+    with EmbeddedStore.open(data_dir, clock=Clock()) as store:
+        assert entity_matches(store, FORM) == ["pv1"]
+        assert [p["id"] for p in store.search_page("Provenance", {"target": ["r1"]}).matches] == [
+            "pv1"
+        ]
+
+    connection = sqlite3.connect(data_dir / DATABASE_FILE)
+    try:
+        definitions = dict(
+            connection.execute(
+                "SELECT name, sql FROM sqlite_master"
+                " WHERE name IN ('search_by_value', 'search_by_date')"
+            ).fetchall()
+        )
+        value_rows = connection.execute(
+            "SELECT count(*) FROM search_index INDEXED BY search_by_value WHERE code IS NOT NULL"
+        ).fetchone()[0]
+        after = connection.execute("SELECT count(*) FROM search_index").fetchone()[0]
+    finally:
+        connection.close()
+    assert definitions["search_by_value"].endswith("WHERE code IS NOT NULL")
+    assert definitions["search_by_date"].endswith("WHERE low IS NOT NULL")
+    assert after == before  # the rows stay; only the indexes over them changed
+    assert value_rows == before  # target and entity: both references
