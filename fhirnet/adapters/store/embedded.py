@@ -29,7 +29,13 @@ from fhirnet.adapters.store.parser import parse_query
 from fhirnet.adapters.store.query import CURSOR
 from fhirnet.adapters.store.resources import is_id, is_resource_type
 from fhirnet.adapters.store.search import MAX_PAGE_BYTES, SearchPage, run
-from fhirnet.adapters.store.sqlite import DATABASE_FILE, Database, private_directory
+from fhirnet.adapters.store.sqlite import (
+    DATABASE_FILE,
+    MIGRATIONS,
+    Database,
+    Migrations,
+    private_directory,
+)
 from fhirnet.adapters.store.transaction import (
     Prepared,
     prepare_batch,
@@ -64,6 +70,7 @@ class EmbeddedStore:
     :param new_id: the ids of created resources; must return valid FHIR ids.
     :param busy_timeout: seconds a write waits for another one before failing as unavailable.
     :param max_page_bytes: most bytes of JSON of the matches of one search page.
+    :param migrations: the schema; an older prefix of it only to compare schemas (bench/).
     :raises fhirnet.adapters.store.sqlite.SchemaTooNewError: the file comes from a newer fhirnet.
     """
 
@@ -75,8 +82,9 @@ class EmbeddedStore:
         new_id: Callable[[], str] = _uuid4,
         busy_timeout: float = 30.0,
         max_page_bytes: int = MAX_PAGE_BYTES,
+        migrations: Migrations = MIGRATIONS,
     ) -> None:
-        self._database = Database(path, busy_timeout=busy_timeout)
+        self._database = Database(path, busy_timeout=busy_timeout, migrations=migrations)
         self._max_page_bytes = max_page_bytes
         self._clock = clock
         self._new_id = new_id
