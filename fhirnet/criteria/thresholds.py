@@ -7,7 +7,7 @@ where a float ratio says 0.29999999999999993.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, localcontext
+from decimal import ROUND_HALF_UP, Decimal, getcontext, localcontext
 
 TOLERANCE = Decimal("1e-9")  # criteria.md §0: equal up to floating-point error counts as equal
 
@@ -91,11 +91,15 @@ def rounded(value: Decimal | None, places: Decimal = ONE_DECIMAL) -> Decimal | N
     """Round half away from zero for output (§0); ``None`` stays ``None``."""
     if value is None:
         return None
-    with localcontext() as context:
-        # quantize() fails when the result needs more digits than the context precision (28):
-        # SULpeak has no upper bound and a ratio to a tiny nadir can be huge, so make room.
-        context.prec = max(context.prec, value.adjusted() - places.adjusted() + 2)
+    # quantize() fails when the result needs more digits than the context precision (28):
+    # SULpeak has no upper bound and a ratio to a tiny nadir can be huge, so make room then.
+    # Only then: a local context costs more than the rounding (55 roundings per assessment).
+    digits = value.adjusted() - places.adjusted() + 2
+    if digits <= getcontext().prec:
         return value.quantize(places, rounding=ROUND_HALF_UP) + 0  # + 0 turns -0.0 into 0.0
+    with localcontext() as context:
+        context.prec = digits
+        return value.quantize(places, rounding=ROUND_HALF_UP) + 0
 
 
 def percent(fraction: Decimal | None) -> Decimal | None:
