@@ -3,9 +3,13 @@
 
 The body size is capped before decoding (:mod:`fhirnet.web.bodies`); a body under that cap can
 still be costly to validate, map and store: thousands of items, a string of megabytes, nesting a
-recursive walker would choke on. :func:`check_json` walks the decoded value once, iteratively (no
-recursion, whatever the depth), and refuses the first limit it finds exceeded. Both body readers
+recursive walker would choke on. :func:`check_json` walks the decoded value iteratively (no
+recursion, whatever the depth) and refuses the first limit it finds exceeded. Both body readers
 (the FHIR endpoint and the JSON API) use it, with the limits of the service's settings.
+
+It runs on every POST, so a cheap pass answers first and the precise walk, which locates the
+error, runs only for a body the cheap pass is not sure of (about 0.3x the precise walk's CPU on
+the example bodies: ``python -m bench.limits_bench``).
 
 Python's own decoder refuses nesting deeper than the interpreter's recursion limit with a
 ``RecursionError``; :func:`too_deep` is the error both readers answer that with. Both decode with
@@ -32,6 +36,12 @@ MAX_RESOURCE_ID_LENGTH = 64
 #: The characters a FHIR string may not hold (R4 datatypes: below U+0020 but tab, CR and LF);
 #: NUL also cannot be stored in PostgreSQL's jsonb (the outbox with FHIRNET_DATABASE_URL).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: The same characters as UTF-8 bytes (each is one byte, which no longer sequence contains).
+_CONTROL_BYTES = bytes(code for code in range(0x20) if chr(code) not in "\t\n\r")
+#: What the precise walk takes for strings and containers, subclasses included.
+_WALKED = (str, dict, list)
+#: The scalars :func:`json.loads` makes, which no limit concerns.
+_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,16 +126,128 @@ class _Node:
 def check_json(value: Any, limits: JsonLimits) -> None:
     """Refuse a decoded JSON body that exceeds ``limits`` or holds text that is not Unicode.
 
-    Only containers are put on the walk's stack, and only after the value count allows them, so
-    the walk itself costs at most ``max_values`` steps.
+    A cheap pass (:func:`_fits`) answers first; only a body it is not sure of is walked again by
+    the precise walk, which finds and locates the error. The cheap pass is conservative (it
+    answers ``True`` only for a body the precise walk accepts), so what this function raises is
+    what the precise walk alone raises, by construction. Only containers are put on either
+    walk's stack, and only after the value count allows them, so each costs at most
+    ``max_values`` steps.
 
     :param value: the decoded body.
     :param limits: what it may hold.
-    :raises JsonLimitError: 400 ``structure`` for nesting deeper than ``max_depth`` or a string
-        with a lone surrogate (``"\\ud800"``; not representable in UTF-8); 413 ``too-long`` for
-        more values, items and answers, or Bundle entries than allowed; 422 ``too-long`` for a
-        string longer than ``max_string_length`` or a resource ``id`` over 64 characters.
+    :raises JsonLimitError: 400 ``structure`` for nesting deeper than ``max_depth``, a control
+        character (below U+0020 but tab, CR and LF) or a lone surrogate (``"\\ud800"``; not
+        representable in UTF-8); 413 ``too-long`` for more values, items and answers, or Bundle
+        entries than allowed; 422 ``too-long`` for a string longer than ``max_string_length`` or
+        a resource ``id`` over 64 characters.
     """
+    if not _fits(value, limits):
+        _check_precisely(value, limits)
+
+
+def _fits(value: Any, limits: JsonLimits) -> bool:
+    """Whether ``value`` is certainly within ``limits`` (``False``: it is not, or may not be).
+
+    The precise walk builds an object and a generator per container and makes three or four
+    calls per string, so that it can say where a limit is exceeded; none of that is needed to
+    learn that none is. This walk keeps a tuple per container on its stack, tells types apart
+    with ``type(x) is`` and gathers the strings, keys included, to check them all at once
+    (:func:`_all_text`). A subclass of ``dict``, ``list`` or ``str`` in the value makes it
+    unsure (the precise walk takes those by ``isinstance``); other scalars are ignored, as by
+    the precise walk; keys are taken as the strings :func:`json.loads` makes them (one that is
+    no ``str`` makes it unsure).
+    """
+    max_length = limits.max_string_length
+    kind = type(value)
+    if kind is str:
+        return _all_text([value], max_length)
+    if kind is not dict and kind is not list:
+        return not isinstance(value, _WALKED)
+    max_depth, max_items = limits.max_depth, limits.max_items
+    values_left = limits.max_values - 1
+    #: Items and answers each resource may still hold, by its number in the walk (-1: outside
+    #: any resource, not counted).
+    items_left: list[int] = []
+    strings: list[str] = []
+    add_string, add_keys = strings.append, strings.extend
+    stack: list[tuple[Any, int, int]] = [(value, 0, -1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, depth, resource = pop()
+        values_left -= len(container)
+        if depth >= max_depth or values_left < 0:
+            return False
+        depth += 1
+        if type(container) is list:
+            for child in container:
+                kind = type(child)
+                if kind is str:
+                    add_string(child)
+                elif kind is dict or kind is list:
+                    push((child, depth, resource))
+                elif kind not in _SCALARS and isinstance(child, _WALKED):
+                    return False
+            continue
+        add_keys(container)
+        resource_type = container.get("resourceType")
+        if type(resource_type) is str:
+            if not _resource_fits(container, resource_type, limits):
+                return False
+            resource = len(items_left)
+            items_left.append(max_items)
+        for key, child in container.items():
+            kind = type(child)
+            if kind is str:
+                add_string(child)
+            elif kind is dict:
+                push((child, depth, resource))
+            elif kind is list:
+                if resource >= 0 and key in _ITEM_KEYS:
+                    items_left[resource] -= len(child)
+                    if items_left[resource] < 0:
+                        return False
+                push((child, depth, resource))
+            elif kind not in _SCALARS and isinstance(child, _WALKED):
+                return False
+    return _all_text(strings, max_length)
+
+
+def _resource_fits(resource: dict[str, Any], resource_type: str, limits: JsonLimits) -> bool:
+    """What :func:`_check_resource` checks, answered rather than raised."""
+    identifier = resource.get("id")
+    if type(identifier) is str and len(identifier) > MAX_RESOURCE_ID_LENGTH:
+        return False
+    entries = resource.get("entry")
+    return not (
+        resource_type == "Bundle"
+        and type(entries) is list
+        and len(entries) > limits.max_bundle_entries
+    )
+
+
+def _all_text(strings: list[str], max_length: int) -> bool:
+    """Whether each of ``strings`` has at most ``max_length`` characters, no control character
+    and no lone surrogate, learnt from their concatenation with a few calls in all.
+
+    Strict UTF-8 encoding refuses every code point from U+D800 to U+DFFF, and in a decoded
+    ``str`` each is a lone surrogate (JSON's escaped pairs decode to one astral code point);
+    a ``str`` holds code points, so concatenating never pairs two of them: the concatenation
+    encodes exactly when each string does. A control character is one byte in UTF-8 that no
+    longer sequence contains (their bytes are 0x80 and up), so deleting those bytes shortens
+    the UTF-8 exactly when one is there. The sum of the lengths bounds each length.
+    """
+    try:
+        text = "".join(strings)
+        data = text.encode("utf-8")
+    except (TypeError, UnicodeEncodeError):  # a key that is no string; a lone surrogate
+        return False
+    return (len(text) <= max_length or max(map(len, strings)) <= max_length) and len(
+        data.translate(None, _CONTROL_BYTES)
+    ) == len(data)
+
+
+def _check_precisely(value: Any, limits: JsonLimits) -> None:
+    """The walk that locates the first limit exceeded (see :func:`check_json`)."""
     if isinstance(value, str):
         _check_string(None, None, value, limits)
     if not isinstance(value, dict | list):

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhirnet.config import Settings, load_settings
 from fhirnet.web.app import create_app
 from fhirnet.web.errors import JsonLimitError
-from fhirnet.web.limits import JsonLimits, check_json
+from fhirnet.web.limits import JsonLimits, _check_precisely, _fits, check_json
 from tests.submissions import IRECIST, bundle_of, form
 
 FHIR_POSTS = (
@@ -146,11 +149,21 @@ def test_items_are_counted_per_resource_so_a_bundle_of_forms_is_not_summed() -> 
         (JsonLimits(), {"resourceType": "Patient", "id": "a" * 64}, True),
         (JsonLimits(), {"id": "a" * 65}, True),  # not a resource: an element id has no limit
         (JsonLimits(), "\U0001f600 caf\u00e9", True),
+        (JsonLimits(max_items=3), {"resourceType": "X", "item": [{"answer": [1, 2]}]}, True),
+        (JsonLimits(max_items=3), {"resourceType": "X", "item": [{"answer": [1, 2, 3]}]}, False),
+        (JsonLimits(max_items=1), {"item": [1, 2], "a": {"resourceType": "X", "item": [1]}}, True),
+        (JsonLimits(max_items=1), {"a": {"resourceType": "X", "item": [{"item": [1]}]}}, False),
+        (
+            JsonLimits(max_items=1),
+            {"resourceType": "X", "item": [{"resourceType": "Y", "item": [1]}]},
+            True,
+        ),
     ],
 )
 def test_check_json_honours_each_limit_exactly_at_its_boundary(
     limits: JsonLimits, body: Any, fits: bool
 ) -> None:
+    assert _fits(body, limits) == fits  # the cheap pass agrees with the precise walk
     if fits:
         check_json(body, limits)
     else:
@@ -261,3 +274,188 @@ def test_a_fhir_post_takes_both_json_media_types_with_or_without_charset(
 
 def test_tab_carriage_return_and_line_feed_are_text() -> None:
     check_json({"resourceType": "QuestionnaireResponse", "text": "a\tb\r\nc"}, JsonLimits())
+
+
+# The cheap pass and the precise walk (check_json runs the second only when the first is unsure).
+
+#: Characters of text, and those the limits concern: control characters, lone surrogates.
+TEXT_CHARACTERS = ["a", "\u00e9", "\U0001f600", "\t", "\n", "\r"]
+NOT_TEXT_CHARACTERS = ["\x00", "\x1f", "\ud83d", "\ude00"]
+
+
+def json_values(characters: list[str]) -> st.SearchStrategy[Any]:
+    """JSON values whose strings are made of ``characters``, shaped as resources at times."""
+    text = st.one_of(
+        st.text(st.sampled_from(characters), max_size=6),
+        st.sampled_from(["Bundle", "QuestionnaireResponse", "a" * 64, "a" * 65]),
+    )
+    keys = st.one_of(st.sampled_from(["item", "answer", "resourceType", "id", "entry"]), text)
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text)
+
+    def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        identifier = st.one_of(text, st.sampled_from(["a" * 64, "a" * 65]))
+        listed = st.lists(children, max_size=4)
+        resource = st.fixed_dictionaries(
+            {"resourceType": st.sampled_from(["QuestionnaireResponse", "Patient", "Bundle"])},
+            optional={"id": identifier, "item": listed, "answer": listed, "entry": listed},
+        )
+        bundle = st.fixed_dictionaries(
+            {"resourceType": st.just("Bundle"), "entry": listed}, optional={"id": identifier}
+        )
+        return st.one_of(listed, st.dictionaries(keys, children, max_size=4), resource, bundle)
+
+    return st.recursive(scalars, containers, max_leaves=30)
+
+
+#: Values of text only (mostly within the limits drawn for them), and values of any characters.
+JSON_VALUES = st.one_of(
+    json_values(TEXT_CHARACTERS), json_values(TEXT_CHARACTERS + NOT_TEXT_CHARACTERS)
+)
+
+
+def measures(body: Any) -> tuple[int, int, int, int, int]:
+    """The least limits ``body`` fits in: depth, values, string length (keys included), items
+    and answers of one resource, entries of one Bundle (used to draw limits at the boundary)."""
+    depth = values = length = items = entries = 0
+    stack: list[tuple[Any, int, list[int] | None]] = [(body, 0, None)]
+    while stack:
+        value, level, counter = stack.pop()
+        values += 1
+        if isinstance(value, str):
+            length = max(length, len(value))
+        if not isinstance(value, dict | list):
+            continue
+        depth = max(depth, level + 1)
+        children: Any = enumerate(value)
+        if isinstance(value, dict):
+            if isinstance(value.get("resourceType"), str):
+                counter = [0]
+                if value["resourceType"] == "Bundle" and isinstance(value.get("entry"), list):
+                    entries = max(entries, len(value["entry"]))
+            children = value.items()
+        for key, child in children:
+            if isinstance(key, str):
+                length = max(length, len(key))
+                if key in {"item", "answer"} and isinstance(child, list) and counter:
+                    counter[0] += len(child)
+                    items = max(items, counter[0])
+            stack.append((child, level + 1, counter))
+    return depth, values, length, items, entries
+
+
+@st.composite
+def bodies_and_limits(draw: st.DrawFn) -> tuple[Any, JsonLimits]:
+    """A JSON value and limits at or above what it needs, but for at most one a step under."""
+    body = draw(JSON_VALUES)
+    under = draw(st.sampled_from([None, 0, 1, 2, 3, 4]))
+    depth, values, length, items, entries = (
+        max(0, need - 1 if number == under else need + draw(st.sampled_from([0, 0, 1, 10])))
+        for number, need in enumerate(measures(body))
+    )
+    limits = JsonLimits(
+        max_depth=depth,
+        max_values=values,
+        max_string_length=length,
+        max_items=items,
+        max_bundle_entries=entries,
+    )
+    return body, limits
+
+
+def precise_error(body: Any, limits: JsonLimits) -> JsonLimitError | None:
+    try:
+        _check_precisely(body, limits)
+    except JsonLimitError as error:
+        return error
+    return None
+
+
+def outcome(error: JsonLimitError | None) -> tuple[Any, ...] | None:
+    """What a client sees of an error: status, code, message and where."""
+    if error is None:
+        return None
+    return (error.status, error.code, str(error), error.path, error.expression)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(case=bodies_and_limits())
+def test_the_cheap_pass_accepts_exactly_what_the_precise_walk_accepts(
+    case: tuple[Any, JsonLimits],
+) -> None:
+    body, limits = case
+    # True => the precise walk finds nothing (so check_json raises what it alone would);
+    # False => it finds something (so no body within the limits is walked twice).
+    assert _fits(body, limits) == (precise_error(body, limits) is None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=bodies_and_limits())
+def test_check_json_raises_what_the_precise_walk_raises(case: tuple[Any, JsonLimits]) -> None:
+    body, limits = case
+    expected = precise_error(body, limits)
+
+    try:
+        check_json(body, limits)
+        raised = None
+    except JsonLimitError as error:
+        raised = error
+
+    assert outcome(raised) == outcome(expected)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [*range(0x21), 0x7F, 0xD7FF, 0xD800, 0xDBFF, 0xDC00, 0xDFFF, 0xE000, 0x10FFFF],
+    ids=lambda code: f"U+{code:04X}",
+)
+def test_the_cheap_pass_tells_each_character_as_the_precise_walk_does(code: int) -> None:
+    for body in ({"a": f"b{chr(code)}c"}, {f"b{chr(code)}c": 1}, [chr(code)], chr(code)):
+        assert _fits(body, JsonLimits()) == (precise_error(body, JsonLimits()) is None)
+
+
+def test_a_decoded_str_holds_a_surrogate_only_when_the_json_held_a_lone_one() -> None:
+    pair, lone, reversed_pair = (
+        json.loads(text) for text in ('"\\ud83d\\ude00"', '"\\ud800"', '"\\ude00\\ud83d"')
+    )
+
+    assert pair == "\U0001f600"  # one astral code point, which is text
+    check_json({"a": pair}, JsonLimits())
+    assert lone == "\ud800"
+    assert reversed_pair == "\ude00\ud83d"  # two code points: each alone
+    for text in (lone, reversed_pair):
+        assert not _fits({"a": text}, JsonLimits())
+        with pytest.raises(JsonLimitError):
+            check_json({"a": text}, JsonLimits())
+
+
+def test_two_lone_surrogates_in_adjacent_strings_are_not_a_pair() -> None:
+    body = {"resourceType": "QuestionnaireResponse", "a": "\ud83d", "b": "\ude00"}
+
+    assert not _fits(body, JsonLimits())
+    with pytest.raises(JsonLimitError) as raised:
+        check_json(body, JsonLimits())
+    assert raised.value.expression == "QuestionnaireResponse.a"
+
+
+def test_strings_are_measured_each_on_its_own_not_summed() -> None:
+    body = {"abc": "def", "ghi": ["jkl", "mno"]}
+
+    assert _fits(body, JsonLimits(max_string_length=3))
+    assert not _fits({**body, "p": "qrst"}, JsonLimits(max_string_length=3))
+
+
+def test_the_cheap_pass_is_unsure_of_anything_json_does_not_make() -> None:
+    class Text(str):
+        pass
+
+    assert _fits({"a": [1, 2.5, True, None, "b"]}, JsonLimits())
+    for body in ({"a": Text("b")}, [Text("b")], {"a": (1,)} | {"b": {1: 2}}, {1: "a"}, Text("b")):
+        assert not _fits(body, JsonLimits())
+
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").rglob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_example_body_is_accepted_by_the_cheap_pass_alone(path: Path) -> None:
+    assert _fits(json.loads(path.read_text(encoding="utf-8")), JsonLimits())
