@@ -7,6 +7,13 @@
   sees one consistent snapshot (a search's count and its page agree).
 * **Busy timeout**: a writer waits up to ``busy_timeout`` seconds for the lock, then fails with
   ``sqlite3.OperationalError`` ("database is locked"), which the store reports as unavailable.
+* **Writers queue before SQLite's lock.** SQLite's busy handler sleeps 1, 2, 5, 10 ... up to
+  100 ms between attempts, so a writer that found the lock taken often slept on long after it
+  was free: under 16 clients the two gunicorn workers' CPUs stood 13-21 % idle and p99 latency
+  grew by those sleeps. So :meth:`Database.writing` first takes a lock of its own: a
+  ``threading.Lock`` among the process's threads, then ``flock`` on ``<database>-writer``
+  among processes, tried again every 0.1 ms to 1 ms. ``BEGIN IMMEDIATE`` then finds SQLite's lock
+  free unless a process outside fhirnet writes, for which SQLite's own waiting stays.
 * **Durability**: ``synchronous=FULL``, so a committed transaction survives power loss; what a
   ``201`` promised is on disk.
 * **Checkpoints** copy the write-ahead log back into the database file inside the COMMIT that
@@ -26,6 +33,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import stat
@@ -131,6 +139,10 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIRECTORY_MODE = 0o700
 #: Files SQLite keeps next to a database, by suffix.
 COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+#: The file whose ``flock`` orders fhirnet's writers of a database (module docstring), by suffix.
+WRITER_SUFFIX = "-writer"
+#: Longest pause between two attempts at another process's writer lock.
+_WRITER_POLL_SECONDS = 0.001
 
 
 def private_directory(path: Path) -> None:
@@ -187,6 +199,8 @@ class Database:
         self.path = str(path)
         self._busy_timeout = busy_timeout
         self._lock = threading.Lock()
+        #: Held by the thread of this process that writes or waits for the writer lock.
+        self._writer = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._closed = False
         self._shared: sqlite3.Connection | None = None
@@ -215,7 +229,7 @@ class Database:
 
         :raises sqlite3.OperationalError: the lock was not free within the busy timeout.
         """
-        with self._connection() as connection:
+        with self._writer_turn(), self._connection() as connection:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -225,6 +239,42 @@ class Database:
                     connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        """This writer's turn among fhirnet's writers of the database (module docstring).
+
+        The lock file is opened on each turn: a descriptor opened before gunicorn forks would be
+        shared by the workers, and one ``flock`` does not exclude its own holders.
+
+        :raises sqlite3.OperationalError: ``SQLITE_BUSY`` after ``busy_timeout`` seconds.
+        """
+        if self._shared is not None:  # in memory: one connection, already taken in turn
+            yield
+            return
+        deadline = time.monotonic() + self._busy_timeout
+        if not self._writer.acquire(timeout=self._busy_timeout):
+            raise _busy()
+        try:
+            descriptor = os.open(
+                f"{self.path}{WRITER_SUFFIX}", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE
+            )
+            try:
+                pause = 0.0001
+                while True:
+                    try:
+                        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise _busy() from None
+                        time.sleep(pause)
+                        pause = min(pause * 2, _WRITER_POLL_SECONDS)
+                yield
+            finally:
+                os.close(descriptor)  # releases the flock
+        finally:
+            self._writer.release()
 
     def close(self) -> None:
         """Close every connection; the database cannot be used afterwards."""
@@ -329,6 +379,14 @@ def migrate(connection: sqlite3.Connection, migrations: Migrations = MIGRATIONS)
             else:
                 step(connection)
         connection.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+
+
+def _busy() -> sqlite3.OperationalError:
+    """The error SQLite raises when its lock stays taken past the busy timeout."""
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    error.sqlite_errorname = "SQLITE_BUSY"
+    return error
 
 
 def _is_busy(error: sqlite3.OperationalError) -> bool:
