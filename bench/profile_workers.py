@@ -6,6 +6,7 @@ function (self and inclusive shares).
     (cd /tmp/py-spy && python3 -m zipfile -e py_spy-*.whl .)   # the binary: *.data/scripts
     .venv/bin/python -m bench.profile_workers --py-spy /tmp/py-spy/py_spy-0.4.3.data/scripts/py-spy
     .venv/bin/python -m bench.profile_workers --root /path/to/other/checkout   # another revision
+    .venv/bin/python -m bench.profile_workers --api   # wrk on POST /api/v1/assessments instead
 
 The server is started as ``bench.load_test --workers 2 --threads 1`` starts it (fresh data
 directory, 127.0.0.1, ``FHIRNET_AUTH=none``); after the reference forms, ``--clients`` clients
@@ -29,6 +30,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from bench.before_after import Sample, run_wrk
 from bench.load_test import (
     ROOT,
     LoadRun,
@@ -94,6 +96,12 @@ def main() -> int:
     parser.add_argument("--resubmit", type=float, default=0.1, help="re-post chance [0.1]")
     parser.add_argument("--read", type=float, default=0.2, help="report search chance [0.2]")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="load POST /api/v1/assessments with wrk (as bench.before_after does) instead",
+    )
+    parser.add_argument("--wrk-connections", type=int, default=16, help="with --api [16]")
     args = parser.parse_args()
     if args.py_spy is None:
         parser.error("py-spy not found: see this module's docstring for how to get it")
@@ -108,11 +116,15 @@ def main() -> int:
         server = start_server(port, Path(tmp), args.workers, args.threads, root=args.root)
         try:
             wait_healthy(port, server)
-            expected = reference(port, series)
             runs: list[LoadRun] = []
-            load = threading.Thread(
-                target=lambda: runs.append(run_load(port, server.pid, series, expected, args))
-            )
+            api = Sample()
+            if args.api:
+                load = threading.Thread(target=run_wrk, args=(port, server.pid, args, api))
+            else:
+                expected = reference(port, series)
+                load = threading.Thread(
+                    target=lambda: runs.append(run_load(port, server.pid, series, expected, args))
+                )
             load.start()
             load.join(2)
             outputs, spies = [], []
@@ -135,6 +147,15 @@ def main() -> int:
             profile = summary([path for path in outputs if path.exists()], args.top)
         finally:
             stop_server(server)
+    if args.api:
+        print(
+            f"POST /api/v1/assessments: {api.api_per_s or 0:.0f} requests/s,"
+            f" {api.api_cpu_ms_per_request or 0:.2f} ms server CPU per request"
+            f" {' '.join(api.notes)}; {args.workers} worker(s) x {args.threads} thread(s),"
+            f" wrk {args.wrk_connections} connections; served from {args.root}\n"
+        )
+        print(profile)
+        return 0 if api.api_per_s else 1
     run = runs[0]
     print(
         f"{run.submissions / run.elapsed:.1f} submissions/s, "
