@@ -44,8 +44,10 @@ LAYERS: dict[str, frozenset[str]] = {
     "fhirnet.access": frozenset({"fhirnet.errors", "fhirnet.config", "fhirnet.token_key"}),
     # SMART Backend Services: client assertions checked, access tokens issued (no Flask).
     "fhirnet.authorization": frozenset({"fhirnet.errors", "fhirnet.access"}),
+    # An exclusive flock taken with a deadline (the locks' and the store writers' files).
+    "fhirnet.adapters.flock": frozenset(),
     # Per-patient locks on the data directory.
-    "fhirnet.adapters.locks": frozenset({"fhirnet.errors"}),
+    "fhirnet.adapters.locks": frozenset({"fhirnet.errors", "fhirnet.adapters.flock"}),
     # SMART backend-services tokens (JWT signing), for the client.
     "fhirnet.adapters.smart": frozenset({"fhirnet.errors"}),
     # The backoff formula (equal jitter) of the client's retries and the outbox's deliveries.
@@ -57,7 +59,9 @@ LAYERS: dict[str, frozenset[str]] = {
     # FHIR mapping, no I/O: fhir.resources models to and from the criteria models.
     "fhirnet.fhir": frozenset({"fhirnet", "fhirnet.errors", "fhirnet.criteria"}),
     # Adapter: the embedded FHIR store (SQLite), speaking FHIR search and transactions.
-    "fhirnet.adapters.store": frozenset({"fhirnet.errors", "fhirnet.ports", "fhirnet.fhir"}),
+    "fhirnet.adapters.store": frozenset(
+        {"fhirnet.errors", "fhirnet.ports", "fhirnet.fhir", "fhirnet.adapters.flock"}
+    ),
     # Adapter: the durable outbox of submissions, on the store's SQLite database.
     "fhirnet.adapters.outbox": frozenset(
         {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.store"}

@@ -16,7 +16,6 @@ it. One empty file per patient ever submitted.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import time
@@ -24,6 +23,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from fhirnet.adapters.flock import take_flock
 from fhirnet.errors import PatientBusyError
 
 #: Sub-directory of the data directory holding the lock files.
@@ -70,20 +70,19 @@ class FileLocks:
         name = hashlib.sha256(patient.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         descriptor = os.open(self.directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            pause = 0.001
-            while True:
-                try:
-                    fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if self._monotonic() >= deadline:
-                        raise PatientBusyError(
-                            f"another submission about the same patient has been running for "
-                            f"over {self.timeout:g} s",
-                            retry_after=max(1.0, self.timeout / 10),
-                        ) from None
-                    self._sleep(pause)
-                    pause = min(pause * 2, _MAX_POLL_SECONDS)
+            if not take_flock(
+                descriptor,
+                deadline=deadline,
+                first_pause=0.001,
+                longest_pause=_MAX_POLL_SECONDS,
+                monotonic=self._monotonic,
+                sleep=self._sleep,
+            ):
+                raise PatientBusyError(
+                    f"another submission about the same patient has been running for "
+                    f"over {self.timeout:g} s",
+                    retry_after=max(1.0, self.timeout / 10),
+                )
             yield
         finally:
             os.close(descriptor)  # closing the descriptor releases the lock

@@ -33,7 +33,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import stat
@@ -44,6 +43,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
+from fhirnet.adapters.flock import take_flock
 from fhirnet.adapters.store import versions
 from fhirnet.errors import FhirnetError
 
@@ -260,16 +260,13 @@ class Database:
                 f"{self.path}{WRITER_SUFFIX}", os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE
             )
             try:
-                pause = 0.0001
-                while True:
-                    try:
-                        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        if time.monotonic() >= deadline:
-                            raise _busy() from None
-                        time.sleep(pause)
-                        pause = min(pause * 2, _WRITER_POLL_SECONDS)
+                if not take_flock(
+                    descriptor,
+                    deadline=deadline,
+                    first_pause=0.0001,
+                    longest_pause=_WRITER_POLL_SECONDS,
+                ):
+                    raise _busy()
                 yield
             finally:
                 os.close(descriptor)  # releases the flock
