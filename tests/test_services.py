@@ -213,6 +213,20 @@ def test_an_identical_resubmission_writes_nothing_and_answers_the_stored_report(
     assert "unchanged" in again.issues[0].message
 
 
+def test_a_submission_carries_the_form_as_the_server_stored_it(
+    send: Submit, embedded: EmbeddedStore
+) -> None:
+    """From the transaction-response: the web layer answers with it (Location, ETag, body)
+    without searching for the form again."""
+    written = send(form(RECIST, 1))
+
+    (stored,) = embedded.search("QuestionnaireResponse", {})
+    assert written.form == stored
+    assert stored["meta"]["versionId"] == "1"
+    # An identical resubmission writes nothing, so there is no response to carry it.
+    assert send(form(RECIST, 1)).form is None
+
+
 def test_a_form_without_identifier_is_identified_by_its_id(
     send: Submit, store: RecordingStore, embedded: EmbeddedStore
 ) -> None:

@@ -106,11 +106,15 @@ class Submission:
         was written at all: an identical resubmission).
     :ivar issues: information and warnings for the submitter: what was written, the assessment's
         warnings, a reader conclusion that differs from the computed category, re-assessed exams.
+    :ivar form: the form as the server holds it after this submission (``id``, ``meta``), from
+        the transaction-response; ``None`` when nothing was written for it or the server did not
+        send it back (the web layer then finds it by its identifier).
     """
 
     report: Json
     created: bool
     issues: tuple[Issue, ...]
+    form: Json | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -325,9 +329,27 @@ def _write(
         how = "created" if created else ("updated" if report_url in urls else "unchanged")
         summary = Issue.information(f"DiagnosticReport/{report.get('id')} {how}: {category(exam)}.")
         results.append(
-            Submission(report=report, created=created, issues=(summary, *planned.notes[form.key]))
+            Submission(
+                report=report,
+                created=created,
+                issues=(summary, *planned.notes[form.key]),
+                form=_stored_form(answers, urls, form.identifier.full_url),
+            )
         )
     return results
+
+
+def _stored_form(answers: Sequence[Json], urls: list[str], form_url: str) -> Json | None:
+    """The written form in the transaction-response, when it is there with its ``id`` and
+    ``meta.versionId``: what reading it back by identifier would give, without that search."""
+    if form_url not in urls:
+        return None
+    resource = answers[urls.index(form_url)].get("resource")
+    if not isinstance(resource, dict) or resource.get("resourceType") != "QuestionnaireResponse":
+        return None
+    meta = resource.get("meta")
+    has_version = isinstance(meta, dict) and isinstance(meta.get("versionId"), str)
+    return resource if isinstance(resource.get("id"), str) and has_version else None
 
 
 def identifier_lock(form: ReceivedForm) -> str:

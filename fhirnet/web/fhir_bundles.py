@@ -196,8 +196,9 @@ class Written:
 
     @classmethod
     def of(cls, submission: Submission, sent: Mapping[str, Any], locator: Locator) -> Written:
-        """What ``submission`` of the form ``sent`` wrote, read back through ``locator``."""
-        form = locator.stored_form(sent)
+        """What ``submission`` of the form ``sent`` wrote: the form the transaction-response
+        carried, else read back through ``locator``."""
+        form = submission.form or locator.stored_form(sent)
         if form is None:
             current_app.logger.warning("a submitted form was not found again by its identifier")
         return cls(
