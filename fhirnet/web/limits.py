@@ -191,7 +191,7 @@ def _fits(value: Any, limits: JsonLimits) -> bool:
         add_keys(container)
         resource_type = container.get("resourceType")
         if type(resource_type) is str:
-            if not _resource_fits(container, resource_type, limits):
+            if _resource_problem(container, limits) is not None:
                 return False
             resource = len(items_left)
             items_left.append(max_items)
@@ -210,19 +210,6 @@ def _fits(value: Any, limits: JsonLimits) -> bool:
             elif kind not in _SCALARS and isinstance(child, _WALKED):
                 return False
     return _all_text(strings, max_length)
-
-
-def _resource_fits(resource: dict[str, Any], resource_type: str, limits: JsonLimits) -> bool:
-    """What :func:`_check_resource` checks, answered rather than raised."""
-    identifier = resource.get("id")
-    if type(identifier) is str and len(identifier) > MAX_RESOURCE_ID_LENGTH:
-        return False
-    entries = resource.get("entry")
-    return not (
-        resource_type == "Bundle"
-        and type(entries) is list
-        and len(entries) > limits.max_bundle_entries
-    )
 
 
 def _all_text(strings: list[str], max_length: int) -> bool:
@@ -297,23 +284,29 @@ def _children(node: _Node, limits: JsonLimits) -> Iterator[_Node]:
 
 
 def _check_resource(node: _Node, resource: dict[str, Any], limits: JsonLimits) -> None:
+    problem = _resource_problem(resource, limits)
+    if problem is not None:
+        key, status, message = problem
+        raise _error(node, key, status, message)
+
+
+def _resource_problem(resource: dict[str, Any], limits: JsonLimits) -> tuple[str, int, str] | None:
+    """The limit a resource's own elements exceed, as ``(element, status, message)``; ``None``
+    when there is none. Both walks ask it: the cheap pass only whether there is one."""
     identifier = resource.get("id")
     if isinstance(identifier, str) and len(identifier) > MAX_RESOURCE_ID_LENGTH:
-        raise _error(
-            node, "id", 422, f"A resource id has at most {MAX_RESOURCE_ID_LENGTH} characters."
-        )
+        return "id", 422, f"A resource id has at most {MAX_RESOURCE_ID_LENGTH} characters."
     entries = resource.get("entry")
     if (
         resource["resourceType"] == "Bundle"
         and isinstance(entries, list)
         and len(entries) > limits.max_bundle_entries
     ):
-        raise _error(
-            node,
-            "entry",
-            413,
-            f"A Bundle holds at most {limits.max_bundle_entries} entries, this one {len(entries)}.",
+        message = (
+            f"A Bundle holds at most {limits.max_bundle_entries} entries, this one {len(entries)}."
         )
+        return "entry", 413, message
+    return None
 
 
 def _check_string(
