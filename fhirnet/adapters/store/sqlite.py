@@ -249,7 +249,7 @@ class Database:
 
         :raises sqlite3.OperationalError: ``SQLITE_BUSY`` after ``busy_timeout`` seconds.
         """
-        if self._shared is not None:  # in memory: one connection, already taken in turn
+        if self.path == ":memory:":  # one connection, already taken in turn (closed or not)
             yield
             return
         deadline = time.monotonic() + self._busy_timeout

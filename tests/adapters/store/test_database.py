@@ -198,15 +198,20 @@ def test_an_id_factory_returning_ids_in_use_gets_more_tries() -> None:
         assert store.read("Observation", "b") is not None
 
 
-def test_a_closed_store_cannot_be_used(tmp_path: Path) -> None:
+def test_a_closed_store_cannot_be_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = EmbeddedStore.open(tmp_path)
     store.close()
     with pytest.raises(sqlite3.ProgrammingError):
         store.read("Observation", "a")
+    monkeypatch.chdir(tmp_path)
     memory = EmbeddedStore.in_memory()
     memory.close()
     with pytest.raises(sqlite3.ProgrammingError):
         memory.read("Observation", "a")
+    with pytest.raises(sqlite3.ProgrammingError):
+        memory.transaction(transaction(put("Observation/a", observation(id="a"))))
+    # An in-memory database has no file, so no writer lock file either (not even in the cwd).
+    assert not Path(f":memory:{WRITER_SUFFIX}").exists()
 
 
 def test_workers_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
