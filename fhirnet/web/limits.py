@@ -81,14 +81,19 @@ def too_deep(limits: JsonLimits) -> JsonLimitError:
 def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """``json.loads`` ``object_pairs_hook`` refusing an object that repeats a key.
 
+    Called for every object of every body: the dict is built first (in C) and a repeated key
+    shows as fewer entries than pairs, so only a refused object pays for finding which key.
+
     :raises ValueError: a key is repeated (the readers turn it into their own error).
     """
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise ValueError(f"duplicate key {key!r}")
-        seen.add(key)
-    return dict(pairs)
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
+    return result
 
 
 class _Node:

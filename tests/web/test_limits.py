@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 from fhirnet.config import Settings, load_settings
 from fhirnet.web.app import create_app
 from fhirnet.web.errors import JsonLimitError
-from fhirnet.web.limits import JsonLimits, _check_precisely, _fits, check_json
+from fhirnet.web.limits import (
+    JsonLimits,
+    _check_precisely,
+    _fits,
+    check_json,
+    no_duplicate_keys,
+)
 from tests.submissions import IRECIST, bundle_of, form
 
 FHIR_POSTS = (
@@ -459,3 +465,26 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples").rglob("*.json"))
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
 def test_every_example_body_is_accepted_by_the_cheap_pass_alone(path: Path) -> None:
     assert _fits(json.loads(path.read_text(encoding="utf-8")), JsonLimits())
+
+
+@pytest.mark.parametrize(
+    ("text", "repeated"),
+    [
+        ('{"a": 1, "b": 2, "a": 3}', "a"),
+        ('{"a": 1, "b": 2, "b": 2}', "b"),
+        ('{"outer": {"x": 1, "y": {"x": 2}, "x": 3}}', "x"),  # only within one object
+    ],
+    ids=["first key again", "same value again", "nested object"],
+)
+def test_a_repeated_key_is_refused_naming_it(text: str, repeated: str) -> None:
+    with pytest.raises(ValueError, match=f"duplicate key '{repeated}'"):
+        json.loads(text, object_pairs_hook=no_duplicate_keys)
+
+
+def test_keys_repeated_only_across_objects_are_kept_in_order() -> None:
+    text = '{"b": {"a": 1, "b": 2}, "a": [{"a": 1}, {"a": 2}]}'
+
+    loaded = json.loads(text, object_pairs_hook=no_duplicate_keys)
+
+    assert loaded == json.loads(text)
+    assert list(loaded) == ["b", "a"]
