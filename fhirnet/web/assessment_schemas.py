@@ -43,10 +43,12 @@ from fhirnet.errors import InvalidInputError
 from fhirnet.web.schema_fields import (
     BoundedList,
     CamelCaseSchema,
+    Code,
     IsoDate,
     JsonNumber,
     ModelSchema,
     StrictBoolean,
+    Text,
     WholeObject,
     field_errors,
     iso_date,
@@ -88,17 +90,17 @@ def dump_assessment(assessment: Assessment) -> dict[str, Any]:
     return body
 
 
-def _code(enum: Any, **kwargs: Any) -> fields.Enum[Any]:
+def _code(enum: Any, **kwargs: Any) -> Code:
     """An enum field (de)serialised by its published code, e.g. ``"recist-1.1"``, ``"iUPD"``."""
-    return fields.Enum(enum, by_value=fields.String, **kwargs)
+    return Code(enum, by_value=fields.String, **kwargs)
 
 
-def _lesion_id() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
+def _lesion_id() -> Text:
+    return Text(required=True, validate=validate.Length(min=1, max=MAX_ID_LENGTH))
 
 
-def _site() -> fields.String:
-    return fields.String(required=True, validate=validate.Length(min=1, max=MAX_SITE_LENGTH))
+def _site() -> Text:
+    return Text(required=True, validate=validate.Length(min=1, max=MAX_SITE_LENGTH))
 
 
 def _each_once(values: Sequence[Any]) -> None:
