@@ -55,6 +55,7 @@ from bench.load_test import (
     cpu_seconds,
     free_port,
     load_series,
+    machine_ticks,
     percentile,
     process_tree,
     reference,
@@ -90,6 +91,7 @@ class Sample:
     api_p50_ms: float | None = None
     api_p99_ms: float | None = None
     api_cpu_ms_per_request: float | None = None
+    api_busy: float | None = None
     failures: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -129,11 +131,11 @@ def run_wrk(port: int, server_pid: int, args: argparse.Namespace, sample: Sample
         script.write(_WRK_SCRIPT.format(body=ASSESSMENT))
     try:
         tree = process_tree(server_pid)
-        before = cpu_seconds(tree)
+        before, machine_before = cpu_seconds(tree), machine_ticks()
         command = [wrk, "-t2", f"-c{args.wrk_connections}", f"-d{int(args.seconds)}s"]
         command += ["--latency", "-s", script.name, f"http://127.0.0.1:{port}/api/v1/assessments"]
         done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
-        after = cpu_seconds(tree)
+        after, machine_after = cpu_seconds(tree), machine_ticks()
     finally:
         os.unlink(script.name)
     text = done.stdout
@@ -155,6 +157,8 @@ def run_wrk(port: int, server_pid: int, args: argparse.Namespace, sample: Sample
     sample.api_p99_ms = wrk_latency_ms(text, "99")
     cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after if pid in before)
     sample.api_cpu_ms_per_request = cpu / max(1, int(total[1])) * 1000
+    busy_ticks = machine_after[0] - machine_before[0]
+    sample.api_busy = busy_ticks / max(1, machine_after[1] - machine_before[1])
 
 
 def measure(root: Path, args: argparse.Namespace) -> Sample:
@@ -198,6 +202,7 @@ ROWS = (
     ("  its p50 ms", "api_p50_ms", "{:.1f}"),
     ("  its p99 ms", "api_p99_ms", "{:.1f}"),
     ("  server CPU ms per request", "api_cpu_ms_per_request", "{:.2f}"),
+    ("  machine busy (all processes)", "api_busy", "{:.0%}"),
 )
 
 
@@ -274,7 +279,8 @@ def main() -> int:
                     print(
                         f"round {number + 1} {name}: {sample.submissions_per_s:.1f} subm/s, "
                         f"p99 {sample.p99_ms:.1f} ms, {sample.cpu_ms_per_submission:.2f} CPU "
-                        f"ms/subm, API {sample.api_per_s} req/s, failures {sample.failures}"
+                        f"ms/subm, API {sample.api_per_s} req/s "
+                        f"(machine {sample.api_busy or 0:.0%} busy), failures {sample.failures}"
                         + "".join(f"\n  {note}" for note in sample.notes),
                         file=sys.stderr,
                     )
