@@ -26,8 +26,10 @@ this checkout's (:mod:`bench.load_test`).
 3. ``POST /api/v1/assessments`` with ``wrk`` (C load generator; ``apt-get install wrk`` on
    Debian/Ubuntu): ``--wrk-connections`` (16) connections, 2 threads, ``--seconds``, the body
    ``examples/assessments/recist-1.1-small-bowel-net-prrt.json``; requests/s, p50 and p99 and
-   the non-2xx count (must be 0). Without ``wrk`` on the ``PATH`` this step is skipped with a
-   message saying how to get it; the rest runs.
+   the non-2xx count (must be 0), and the machine's busy share meanwhile. Without ``wrk`` on
+   the ``PATH`` this step is skipped with a message saying how to get it; the rest runs. With
+   ``--api-first`` it runs first instead, as soon as ``/health`` answers: wrk's kept-alive
+   connections are then made while the second worker may still be starting.
 
 The order of the two sides alternates between rounds (before first in odd rounds). The table
 shows the median over rounds per side and the median over rounds of the after/before ratio of
@@ -170,9 +172,11 @@ def measure(root: Path, args: argparse.Namespace) -> Sample:
         server = start_server(port, Path(tmp), args.workers, args.threads, root=root)
         try:
             wait_healthy(port, server)
+            if args.api_first and not args.no_wrk:  # as soon as one worker answers
+                run_wrk(port, server.pid, args, sample)
             expected = reference(port, series)
             run = run_load(port, server.pid, series, expected, args)
-            if not args.no_wrk:
+            if not args.no_wrk and not args.api_first:
                 run_wrk(port, server.pid, args, sample)
         finally:
             stop_server(server)
@@ -243,6 +247,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="threads per worker [1]")
     parser.add_argument("--wrk-connections", type=int, default=16, help="wrk connections [16]")
     parser.add_argument("--no-wrk", action="store_true", help="skip the API step")
+    parser.add_argument(
+        "--api-first",
+        action="store_true",
+        help="run the API step first, as soon as /health answers (connections made while a "
+        "worker may still be starting)",
+    )
     parser.add_argument("--resubmit", type=float, default=0.1, help="re-post chance [0.1]")
     parser.add_argument("--read", type=float, default=0.2, help="report search chance [0.2]")
     parser.add_argument("--seed", type=int, default=1)
