@@ -14,6 +14,8 @@ made by requests are collected as before.
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +133,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         # (fhirnet.web.delivery), and finishes the attempt it is making when it stops.
         self.cfg.set("post_worker_init", self._post_worker_init)
         self.cfg.set("worker_exit", self._stop_deliveries)
+        self._first_start = FirstStart(self.cfg.workers)
         freeze_start_up_objects()  # the master's, before it forks (module docstring)
 
     def _post_worker_init(self, _worker: object) -> None:
@@ -138,6 +141,7 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             model_class(name)
         freeze_start_up_objects()
         self._start_deliveries()
+        self._first_start.wait()
 
     def _start_deliveries(self) -> None:
         deliveries = self._app.extensions["fhirnet"].deliveries
@@ -152,6 +156,38 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         return self._app
+
+
+class FirstStart:
+    """The workers of a server's first start begin accepting connections together.
+
+    gunicorn forks its workers one after another, up to 0.1 s apart, and a kept-alive connection
+    stays with the worker that accepted it. The first worker up answered ``/health`` before the
+    second existed and accepted every connection made meanwhile: a proxy's pool or 16 clients
+    that connected as the service came up ran on one of two workers, the host half idle
+    (bench/README.md, "Third day"). So each worker of the first start waits, once initialised,
+    until all are (connections meanwhile wait in the listening socket's queue), at most
+    ``timeout`` seconds. The barrier is broken once passed: a worker started later, replacing
+    one, does not wait.
+    """
+
+    def __init__(self, workers: int, timeout: float = 10.0) -> None:
+        self._barrier = (
+            multiprocessing.get_context("fork").Barrier(workers) if workers > 1 else None
+        )
+        self._timeout = timeout
+
+    def wait(self) -> None:
+        """Return when every worker of the first start got here, or ``timeout`` has passed, or
+        at once after that."""
+        if self._barrier is None:
+            return
+        try:
+            self._barrier.wait(self._timeout)
+        except threading.BrokenBarrierError:
+            pass  # waited long enough, or started later
+        finally:
+            self._barrier.abort()
 
 
 def freeze_start_up_objects() -> None:

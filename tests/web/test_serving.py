@@ -4,15 +4,24 @@ frozen out of the garbage collector's scans, in the master and in each worker.""
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 from flask import Flask
 
 from fhirnet.config import Settings
 from fhirnet.web.app import create_app
-from fhirnet.web.serving import GunicornServer, freeze_start_up_objects, gunicorn_options
+from fhirnet.web.serving import (
+    FirstStart,
+    GunicornServer,
+    freeze_start_up_objects,
+    gunicorn_options,
+)
 
 
 @pytest.fixture
@@ -48,7 +57,7 @@ def test_building_the_server_freezes_the_masters_objects_before_it_forks(app: Fl
 
 
 def test_each_worker_freezes_once_initialised_with_the_parsed_models_loaded(app: Flask) -> None:
-    server = GunicornServer(app, gunicorn_options(Settings(auth="none")))
+    server = GunicornServer(app, gunicorn_options(Settings(auth="none", workers=1)))
     gc.unfreeze()
 
     server.cfg.post_worker_init(None)
@@ -67,3 +76,54 @@ def test_the_server_builds_no_access_log_line_for_a_request(app: Flask) -> None:
             raise AssertionError(f"the access log read {name}")
 
     log.access(Unreadable(), Unreadable(), {}, None)  # reads nothing of the request
+
+
+def test_a_worker_waits_for_the_others_of_the_first_start_once_initialised(app: Flask) -> None:
+    server = GunicornServer(app, gunicorn_options(Settings(auth="none")))
+    gc.unfreeze()
+
+    with mock.patch.object(FirstStart, "wait") as wait:
+        server.cfg.post_worker_init(None)
+
+    wait.assert_called_once_with()
+
+
+def _arrive(first_start: FirstStart, delay: float, returned: Any) -> None:
+    time.sleep(delay)
+    first_start.wait()
+    returned.value = time.monotonic()
+
+
+def test_the_workers_of_the_first_start_begin_together_and_a_later_one_does_not_wait() -> None:
+    context = multiprocessing.get_context("fork")
+    first_start = FirstStart(2, timeout=30)
+    returned = context.Value("d", 0.0)
+    early = context.Process(target=_arrive, args=(first_start, 0.0, returned))
+    early.start()
+    time.sleep(0.5)  # the other worker is still starting
+
+    arrived = time.monotonic()
+    first_start.wait()
+    early.join(timeout=10)
+
+    assert returned.value >= arrived  # the early one waited for the late one
+    started = time.monotonic()
+    first_start.wait()  # a replacement worker, started later
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_worker_of_the_first_start_waits_at_most_the_timeout() -> None:
+    first_start = FirstStart(2, timeout=0.3)
+    started = time.monotonic()
+
+    first_start.wait()  # the other worker never comes (it failed to boot, say)
+
+    assert 0.25 <= time.monotonic() - started < 5
+
+
+def test_a_single_worker_does_not_wait() -> None:
+    started = time.monotonic()
+
+    FirstStart(1).wait()
+
+    assert time.monotonic() - started < 0.1
