@@ -126,8 +126,8 @@ def demo(host: str | None, port: int | None, once: bool) -> None:
     where = settings.fhir_base_url or f"the embedded store in {settings.data_dir}"
 
     def when_ready(_server: object) -> None:
-        # Runs in gunicorn's master once the socket listens; requests wait in its backlog until
-        # a worker takes them, so the examples go through the real HTTP stack.
+        # Runs in gunicorn's master once it is up; the examples wait for /health (the workers
+        # bind their sockets as they start) and go through the real HTTP stack.
         threading.Thread(
             target=run_examples, args=(base_url, where, patients, once, token), daemon=True
         ).start()

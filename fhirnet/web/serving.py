@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import socket
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +25,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.glogging import Logger  # type: ignore[import-untyped]
 
-from fhirnet.config import Settings
+from fhirnet.config import ConfigError, Settings
 from fhirnet.fhir.resources import model_class
 
 #: Resource models a request parses (fhir.resources loads each on first use): loaded in each
@@ -43,6 +45,13 @@ PRODUCTION_OPTIONS: Mapping[str, Any] = {
     "graceful_timeout": 30,
     # Idle kept-alive connections are closed after 5 s: they cost a file descriptor, no thread.
     "keepalive": 5,
+    # Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new
+    # connections over them. On one shared socket the worker whose poller woke first accepted,
+    # whether or not its threads were busy, and a kept-alive connection stays with the worker
+    # that accepted it: when 16 connections opened at once, one of two workers took them all in
+    # 4 of 18 runs, the other idle (bench/README.md, "Third day"). GunicornServer.run checks the
+    # address is free first, so a second server on the same port fails instead of sharing it.
+    "reuse_port": True,
     # Request line and headers as small as FHIR needs (search URLs included).
     "limit_request_line": 8190,
     "limit_request_fields": 100,
@@ -157,6 +166,40 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         return self._app
 
+    def run(self) -> None:
+        """Serve until stopped; first refuse an address some other socket listens on.
+
+        :raises ConfigError: with ``reuse_port`` (each worker binds its own socket, the master
+            none), when the address is in use: two servers on one port would otherwise share
+            its connections silently, each with its own data.
+        """
+        if self._options.get("reuse_port"):
+            ensure_address_free(self._options["bind"])
+        super().run()
+
+
+def ensure_address_free(bind: str, *, attempts: int = 5, pause: float = 1.0) -> None:
+    """Bind ``host:port`` (``[v6]:port``) without ``SO_REUSEPORT`` and let go: that fails while
+    any socket, shared or not, is bound there. Tried ``attempts`` times ``pause`` seconds apart,
+    as gunicorn binds its own socket: the workers of a server just killed close theirs within a
+    second or so.
+
+    :raises ConfigError: the address is in use or cannot be bound.
+    """
+    host, _, port = bind.rpartition(":")
+    family = socket.AF_INET6 if host.startswith("[") else socket.AF_INET
+    for attempt in range(1, attempts + 1):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+            try:
+                probe.bind((host.strip("[]"), int(port)))
+                return
+            except OSError as error:
+                if attempt == attempts:
+                    message = f"Cannot listen on {bind}: {error.strerror or error}."
+                    raise ConfigError(message) from None
+        time.sleep(pause)
+
 
 class FirstStart:
     """The workers of a server's first start begin accepting connections together.
@@ -166,7 +209,7 @@ class FirstStart:
     second existed and accepted every connection made meanwhile: a proxy's pool or 16 clients
     that connected as the service came up ran on one of two workers, the host half idle
     (bench/README.md, "Third day"). So each worker of the first start waits, once initialised,
-    until all are (connections meanwhile wait in the listening socket's queue), at most
+    until all are (connections meanwhile wait in its listening socket's queue), at most
     ``timeout`` seconds. The barrier is broken once passed: a worker started later, replacing
     one, does not wait.
     """

@@ -7,8 +7,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -225,6 +227,100 @@ def test_serve_refuses_a_body_over_the_limit_with_413(
 
     assert response.status == 413
     assert set(answer["errors"]) == {"$"}
+
+
+def test_serve_spreads_kept_alive_connections_over_its_workers(
+    served: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    """Each worker accepts on its own socket (SO_REUSEPORT) and the kernel spreads connections
+    over them; on one shared socket one of the two workers could hold every kept-alive client.
+    (The kernel spreads by a hash of the addresses: all 16 landing on one worker has a chance of
+    2 in 65,536.)"""
+    port, server = served
+    workers = _listening_workers(server.pid, port)
+    clients = [http.client.HTTPConnection("127.0.0.1", port, timeout=10) for _ in range(16)]
+    try:
+        for client in clients:
+            client.request("GET", "/health")
+            response = client.getresponse()
+            response.read()
+            assert response.status == 200
+        accepted = _accepted_sockets(port, {client.sock.getsockname()[1] for client in clients})
+        held = {pid: len(_socket_inodes(pid) & accepted) for pid in workers}
+    finally:
+        for client in clients:
+            client.close()
+
+    assert sum(held.values()) == 16
+    assert all(held.values()), held
+
+
+def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path) -> None:
+    """Sockets shared with SO_REUSEPORT would let a second server split the first one's
+    connections; ``fhirnet serve`` checks the address is free before its workers bind it."""
+    port = free_port()
+    env = {**os.environ, "FHIRNET_PORT": str(port), "FHIRNET_AUTH": "none"}
+    env["FHIRNET_DATA_DIR"] = str(tmp_path)
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # as fhirnet's workers bind
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        done = subprocess.run(
+            [*CLI, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    assert done.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _tcp_sockets() -> list[tuple[int, int, str, int]]:
+    """(local port, remote port, state, inode) of this host's IPv4 TCP sockets."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    found = []
+    for row in rows:
+        fields = row.split()
+        local, remote = fields[1].rpartition(":")[2], fields[2].rpartition(":")[2]
+        found.append((int(local, 16), int(remote, 16), fields[3], int(fields[9])))
+    return found
+
+
+def _accepted_sockets(port: int, client_ports: set[int]) -> set[int]:
+    """The inodes of the server's ends of the connections from ``client_ports``."""
+    return {
+        inode
+        for local, remote, state, inode in _tcp_sockets()
+        if local == port and remote in client_ports and state == "01"  # ESTABLISHED
+    }
+
+
+def _listening_workers(master: int, port: int, seconds: float = 30) -> list[int]:
+    """The master's workers once each listens on ``port`` (they bind as they start)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        listening = {
+            inode for local, _, state, inode in _tcp_sockets() if (local, state) == (port, "0A")
+        }
+        workers = [pid for pid in _children(master) if _socket_inodes(pid) & listening]
+        if len(workers) == 2 or time.monotonic() > deadline:
+            return workers
+        time.sleep(0.1)
 
 
 #: The patients of ``examples/questionnaire-responses/`` and their JSON assessment examples,

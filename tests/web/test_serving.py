@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,14 +16,16 @@ from unittest import mock
 import pytest
 from flask import Flask
 
-from fhirnet.config import Settings
+from fhirnet.config import ConfigError, Settings
 from fhirnet.web.app import create_app
 from fhirnet.web.serving import (
     FirstStart,
     GunicornServer,
+    ensure_address_free,
     freeze_start_up_objects,
     gunicorn_options,
 )
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -127,3 +131,53 @@ def test_a_single_worker_does_not_wait() -> None:
     FirstStart(1).wait()
 
     assert time.monotonic() - started < 0.1
+
+
+def test_serve_gives_each_worker_its_own_listening_socket() -> None:
+    """The kernel then spreads connections over the workers (tests/web/test_cli.py shows it)."""
+    assert gunicorn_options(Settings(auth="none"))["reuse_port"] is True
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"], ids=["IPv4", "IPv6"])
+def test_a_free_address_passes_the_check_and_stays_free(host: str) -> None:
+    if host.startswith("[") and not socket.has_ipv6:
+        pytest.skip("no IPv6 on this host")
+    port = free_port()
+
+    ensure_address_free(f"{host}:{port}")
+    ensure_address_free(f"{host}:{port}")  # the probe let go of it
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["plain listener", "SO_REUSEPORT listener"])
+def test_an_address_in_use_is_refused_even_by_a_shared_socket(shared: bool) -> None:
+    with socket.socket() as other:
+        if shared:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+
+        with pytest.raises(ConfigError, match=f"Cannot listen on 127.0.0.1:{port}"):
+            ensure_address_free(f"127.0.0.1:{port}", pause=0.01)
+
+
+def test_an_address_freed_while_the_check_waits_passes() -> None:
+    """A server restarted on its port right after a kill: its old workers let go within
+    about a second."""
+    other = socket.socket()
+    other.bind(("127.0.0.1", 0))
+    other.listen()
+    port = other.getsockname()[1]
+    threading.Timer(0.3, other.close).start()
+
+    ensure_address_free(f"127.0.0.1:{port}", attempts=50, pause=0.05)
+
+
+def test_the_server_checks_its_address_before_it_runs(app: Flask) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        options = gunicorn_options(Settings(auth="none"), port=other.getsockname()[1])
+
+        with pytest.raises(ConfigError):
+            GunicornServer(app, options).run()  # after its 5 attempts a second apart
