@@ -49,7 +49,7 @@ PRODUCTION_OPTIONS: Mapping[str, Any] = {
     # connections over them. On one shared socket the worker whose poller woke first accepted,
     # whether or not its threads were busy, and a kept-alive connection stays with the worker
     # that accepted it: when 16 connections opened at once, one of two workers took them all in
-    # 4 of 18 runs, the other idle (bench/README.md, "Third day"). GunicornServer.run checks the
+    # 5 of 18 runs, the other idle (bench/README.md, "Third day"). GunicornServer.run checks the
     # address is free first, so a second server on the same port fails instead of sharing it.
     "reuse_port": True,
     # Request line and headers as small as FHIR needs (search URLs included).
