@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -70,3 +72,43 @@ def wait_for_health(
             if server.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"{url} did not answer within {seconds} s:\n{log_path.read_text()}")
             time.sleep(0.1)
+
+
+# -- sockets of processes, seen from outside (/proc, Linux) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """One IPv4 TCP socket of this host: its ports, its state (``01`` established, ``0A``
+    listening) and its inode, which names it in the ``/proc/<pid>/fd`` of its processes."""
+
+    local_port: int
+    remote_port: int
+    state: str
+    inode: int
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """This host's IPv4 TCP sockets (``/proc/net/tcp``)."""
+    found = []
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        local, remote = fields[1].rpartition(":")[2], fields[2].rpartition(":")[2]
+        found.append(TcpSocket(int(local, 16), int(remote, 16), fields[3], int(fields[9])))
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets process ``pid`` holds; those it had when it ended meanwhile."""
+    inodes: set[int] = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    except OSError:
+        pass  # the process ended
+    return inodes

@@ -44,7 +44,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import os
 import signal
 import threading
 import time
@@ -91,6 +90,7 @@ from tests.integration.test_submission_scenarios import (
     identifiers,
     new_patient,
 )
+from tests.servers import socket_inodes, tcp_sockets
 
 pytestmark = [pytest.mark.integration, OWN_SERVER_ONLY]
 
@@ -292,7 +292,7 @@ class Ehrs:
 def group_ports(pgid: int) -> dict[int, int]:
     """The local TCP port of every socket of the processes of process group ``pgid``, with the
     process holding it (``/proc``: a socket's inode, in ``/proc/net/tcp`` with its port)."""
-    inodes: dict[str, int] = {}
+    holders: dict[int, int] = {}
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
@@ -300,18 +300,12 @@ def group_ports(pgid: int) -> dict[int, int]:
             stat = (proc / "stat").read_text()
             if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
                 continue
-            for fd in (proc / "fd").iterdir():
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes[target[8:-1]] = int(proc.name)
         except (OSError, ValueError, IndexError):
             continue  # a process that ended meanwhile
-    ports = {}
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        if fields[9] in inodes:
-            ports[int(fields[1].split(":")[1], 16)] = inodes[fields[9]]
-    return ports
+        holders |= dict.fromkeys(socket_inodes(int(proc.name)), int(proc.name))
+    return {
+        found.local_port: holders[found.inode] for found in tcp_sockets() if found.inode in holders
+    }
 
 
 @dataclass(frozen=True)

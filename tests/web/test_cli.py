@@ -27,7 +27,7 @@ from fhirnet.criteria.models import Criteria
 from fhirnet.ports import Kind, Outbox, State
 from fhirnet.web.cli import main
 from fhirnet.web.serving import gunicorn_options
-from tests.servers import free_port, serving
+from tests.servers import free_port, serving, socket_inodes, tcp_sockets
 
 REPO_ROOT = Path(__file__).parents[2]
 URL = "/api/v1/assessments"
@@ -246,7 +246,7 @@ def test_serve_spreads_kept_alive_connections_over_its_workers(
             response.read()
             assert response.status == 200
         accepted = _accepted_sockets(port, {client.sock.getsockname()[1] for client in clients})
-        held = {pid: len(_socket_inodes(pid) & accepted) for pid in workers}
+        held = {pid: len(socket_inodes(pid) & accepted) for pid in workers}
     finally:
         for client in clients:
             client.close()
@@ -278,35 +278,12 @@ def _children(pid: int) -> list[int]:
     return [int(child) for child in children]
 
 
-def _socket_inodes(pid: int) -> set[int]:
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue  # closed meanwhile
-        if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
-
-
-def _tcp_sockets() -> list[tuple[int, int, str, int]]:
-    """(local port, remote port, state, inode) of this host's IPv4 TCP sockets."""
-    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    found = []
-    for row in rows:
-        fields = row.split()
-        local, remote = fields[1].rpartition(":")[2], fields[2].rpartition(":")[2]
-        found.append((int(local, 16), int(remote, 16), fields[3], int(fields[9])))
-    return found
-
-
 def _accepted_sockets(port: int, client_ports: set[int]) -> set[int]:
     """The inodes of the server's ends of the connections from ``client_ports``."""
     return {
-        inode
-        for local, remote, state, inode in _tcp_sockets()
-        if local == port and remote in client_ports and state == "01"  # ESTABLISHED
+        found.inode
+        for found in tcp_sockets()
+        if found.local_port == port and found.remote_port in client_ports and found.state == "01"
     }
 
 
@@ -315,9 +292,11 @@ def _listening_workers(master: int, port: int, seconds: float = 30) -> list[int]
     deadline = time.monotonic() + seconds
     while True:
         listening = {
-            inode for local, _, state, inode in _tcp_sockets() if (local, state) == (port, "0A")
+            found.inode
+            for found in tcp_sockets()
+            if (found.local_port, found.state) == (port, "0A")
         }
-        workers = [pid for pid in _children(master) if _socket_inodes(pid) & listening]
+        workers = [pid for pid in _children(master) if socket_inodes(pid) & listening]
         if len(workers) == 2 or time.monotonic() > deadline:
             return workers
         time.sleep(0.1)
