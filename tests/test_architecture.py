@@ -68,12 +68,19 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     # Adapter: the versioned schema migrations of fhirnet's PostgreSQL tables (psycopg).
     "fhirnet.adapters.pg_schema": frozenset(),
+    # Adapter: how every PostgreSQL adapter connects; transactions with the schema migrated.
+    "fhirnet.adapters.pg_connections": frozenset({"fhirnet.adapters.pg_schema"}),
     # Adapter: the outbox in PostgreSQL, shared by several hosts (FHIRNET_DATABASE_URL).
     "fhirnet.adapters.pg_outbox": frozenset(
-        {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.pg_schema"}
+        {
+            "fhirnet.errors",
+            "fhirnet.ports",
+            "fhirnet.adapters.pg_schema",
+            "fhirnet.adapters.pg_connections",
+        }
     ),
     # Adapter: per-patient locks as PostgreSQL advisory locks, shared by several hosts.
-    "fhirnet.adapters.pg_locks": frozenset({"fhirnet.errors"}),
+    "fhirnet.adapters.pg_locks": frozenset({"fhirnet.errors", "fhirnet.adapters.pg_connections"}),
     # Adapter: the external FHIR server over HTTP (implements the ports).
     "fhirnet.adapters.fhir_client": frozenset(
         {"fhirnet.errors", "fhirnet.ports", "fhirnet.adapters.smart", "fhirnet.backoff"}
@@ -92,8 +99,6 @@ LAYERS: dict[str, frozenset[str]] = {
     ),
     # Adapter: Bulk Data export jobs (SQLite) and their NDJSON files.
     "fhirnet.adapters.export_jobs": frozenset({"fhirnet.errors"}),
-    # Adapter: a small pool of PostgreSQL connections, schema migrated on first use.
-    "fhirnet.adapters.pg_connections": frozenset({"fhirnet.adapters.pg_schema"}),
     # Adapter: the used client assertion ids in PostgreSQL, shared by several hosts.
     "fhirnet.adapters.pg_replay_cache": frozenset(
         {"fhirnet.authorization", "fhirnet.adapters.pg_connections"}
@@ -131,6 +136,7 @@ LAYERS: dict[str, frozenset[str]] = {
             "fhirnet.fhir",
             "fhirnet.adapters.store",
             "fhirnet.adapters.outbox",
+            "fhirnet.adapters.pg_connections",
             "fhirnet.adapters.pg_outbox",
             "fhirnet.adapters.pg_locks",
             "fhirnet.adapters.fhir_client",

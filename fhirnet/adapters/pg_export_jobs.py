@@ -18,33 +18,16 @@ from typing import Any
 import psycopg
 
 from fhirnet.adapters.export_jobs import Cursor, ExportJobsUnavailableError, Rows
-from fhirnet.adapters.pg_connections import Connection, Connections
+from fhirnet.adapters.pg_connections import Connection, PostgresAdapter
 
 __all__ = ["PostgresJobTable"]
 
 
-class PostgresJobTable:
-    """The export jobs' table in the database at ``database_url`` (schema migrated on first
-    use; a connection per transaction, none before nor kept).
+class PostgresJobTable(PostgresAdapter):
+    """The export jobs' table in the database at ``database_url``: a connection per transaction
+    (:class:`~fhirnet.adapters.pg_connections.PostgresAdapter`)."""
 
-    :param statement_timeout: seconds a statement may run or wait for a lock (then 503).
-    :param connect_timeout: seconds to wait for a connection (then 503).
-    """
-
-    def __init__(
-        self, database_url: str, *, statement_timeout: float = 10.0, connect_timeout: float = 10.0
-    ) -> None:
-        self._connections = Connections(
-            database_url,
-            application_name="fhirnet export jobs",
-            statement_timeout=statement_timeout,
-            connect_timeout=connect_timeout,
-        )
-        #: Where the table is, for messages: never the password.
-        self.where = self._connections.where
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.where})"
+    application_name = "fhirnet export jobs"
 
     @contextmanager
     def transaction(self) -> Iterator[Rows]:

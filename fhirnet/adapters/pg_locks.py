@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import errors as pg_errors
 
+from fhirnet.adapters.pg_connections import Connection, connect
 from fhirnet.errors import PatientBusyError
 
 #: Prefix of every hashed patient id: fhirnet's advisory locks stay apart from other uses.
@@ -84,19 +85,14 @@ class PostgresLocks:
             finally:
                 connection.close()
 
-    def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def _connect(self) -> Connection:
         try:
-            return psycopg.connect(
+            # No session-wide timeouts: _take sets them per lock, from the one deadline.
+            return connect(
                 self._url,
-                autocommit=False,
-                connect_timeout=max(1, round(self.connect_timeout)),
                 application_name="fhirnet-locks",
-                # A holder's host that vanishes without closing its socket is noticed by the
-                # server within about a minute, which then aborts its transaction and locks.
-                keepalives=1,
-                keepalives_idle=15,
-                keepalives_interval=5,
-                keepalives_count=3,
+                connect_timeout=self.connect_timeout,
+                autocommit=False,
             )
         except psycopg.Error as error:
             raise PatientBusyError(
@@ -104,9 +100,7 @@ class PostgresLocks:
                 retry_after=max(1.0, self.timeout / 10),
             ) from None
 
-    def _take(
-        self, connection: psycopg.Connection[tuple[object, ...]], key: int, deadline: float
-    ) -> None:
+    def _take(self, connection: Connection, key: int, deadline: float) -> None:
         """Wait for the lock of ``key`` until ``deadline`` (one deadline for all the keys)."""
         remaining = max(0.0, deadline - self._monotonic())
         # lock_timeout 0 would mean "wait forever": 1 ms is "do not wait".

@@ -37,11 +37,11 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.types.json import Jsonb
 
+from fhirnet.adapters.pg_connections import Connection, connect, where
 from fhirnet.adapters.pg_schema import migrate
 from fhirnet.errors import OutboxUnavailableError
 from fhirnet.ports import Entry, Json, Kind, State
@@ -55,7 +55,6 @@ _COLUMNS: Final = (
 #: Prefixes of the advisory lock keys (hashed with the patient or the entry).
 _ADD_LOCK: Final = "fhirnet.outbox.add:"
 _CLAIM_LOCK: Final = "fhirnet.outbox.claim:"
-_Connection = psycopg.Connection[tuple[Any, ...]]
 
 
 class PostgresOutbox:
@@ -76,38 +75,31 @@ class PostgresOutbox:
         pool_size: int = 4,
     ) -> None:
         self._url = database_url
-        parts = urlsplit(database_url)
         #: Where the outbox is, for messages: never the password.
-        self.where = f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
-        milliseconds = max(1, round(statement_timeout * 1000))
-        self._options = f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds}"
-        self._connect_timeout = max(1, round(connect_timeout))
+        self.where = where(database_url)
+        self._statement_timeout = statement_timeout
+        self._connect_timeout = connect_timeout
         self._pool_size = pool_size
-        self._idle: list[_Connection] = []
+        self._idle: list[Connection] = []
         self._pool_lock = threading.Lock()
         self._claims_lock = threading.Lock()
-        self._claims: _Connection | None = None
+        self._claims: Connection | None = None
         self._claimed: set[int] = set()
         with self._unavailable(), self._connection() as connection:
             migrate(connection)
 
     # -- connections -------------------------------------------------------------------------
 
-    def _connect(self) -> _Connection:
-        return psycopg.connect(
+    def _connect(self) -> Connection:
+        return connect(
             self._url,
-            autocommit=True,
-            connect_timeout=self._connect_timeout,
-            options=self._options,
             application_name="fhirnet outbox",
-            keepalives=1,
-            keepalives_idle=30,
-            keepalives_interval=10,
-            keepalives_count=3,
+            connect_timeout=self._connect_timeout,
+            statement_timeout=self._statement_timeout,
         )
 
     @contextmanager
-    def _connection(self) -> Iterator[_Connection]:
+    def _connection(self) -> Iterator[Connection]:
         """A pooled connection (a broken one is dropped, not put back)."""
         with self._pool_lock:
             connection = self._idle.pop() if self._idle else None
@@ -129,7 +121,7 @@ class PostgresOutbox:
             connection.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[_Connection]:
+    def _transaction(self) -> Iterator[Connection]:
         with self._unavailable(), self._connection() as connection, connection.transaction():
             yield connection
 
@@ -271,7 +263,7 @@ class PostgresOutbox:
                 break
         return taken
 
-    def _claiming(self) -> _Connection:
+    def _claiming(self) -> Connection:
         """The connection holding this outbox's claims (a new one when it was lost: its claims
         went with it)."""
         if self._claims is None or self._claims.closed or self._claims.broken:
@@ -281,7 +273,7 @@ class PostgresOutbox:
             self._claims = self._connect()
         return self._claims
 
-    def _claim(self, claims: _Connection, seq: int) -> bool:
+    def _claim(self, claims: Connection, seq: int) -> bool:
         """Claim entry ``seq`` unless another session has; keep it only if still queued (it may
         have been finished between the search and the claim)."""
         row = claims.execute(
@@ -383,7 +375,7 @@ class PostgresOutbox:
         return [_entry(row) for row in rows]
 
 
-def _alive(connection: _Connection) -> bool:
+def _alive(connection: Connection) -> bool:
     """Whether an idle connection may still be used: an idle session receives nothing, so
     anything to read on its socket is the server's goodbye (or its end of file)."""
     if connection.closed or connection.broken:

@@ -14,34 +14,17 @@ from __future__ import annotations
 
 import psycopg
 
-from fhirnet.adapters.pg_connections import Connections
+from fhirnet.adapters.pg_connections import PostgresAdapter
 from fhirnet.authorization import TokenServiceUnavailableError
 
 __all__ = ["PostgresReplayCache"]
 
 
-class PostgresReplayCache:
-    """:class:`fhirnet.authorization.UsedAssertions` in the database at ``database_url`` (its
-    schema migrated on first use; a connection per check, none before nor kept).
+class PostgresReplayCache(PostgresAdapter):
+    """:class:`fhirnet.authorization.UsedAssertions` in the database at ``database_url``: a
+    connection per check (:class:`~fhirnet.adapters.pg_connections.PostgresAdapter`)."""
 
-    :param statement_timeout: seconds a statement may run or wait for a lock (then 503).
-    :param connect_timeout: seconds to wait for a connection (then 503).
-    """
-
-    def __init__(
-        self, database_url: str, *, statement_timeout: float = 10.0, connect_timeout: float = 10.0
-    ) -> None:
-        self._connections = Connections(
-            database_url,
-            application_name="fhirnet used assertions",
-            statement_timeout=statement_timeout,
-            connect_timeout=connect_timeout,
-        )
-        #: Where the record is, for messages: never the password.
-        self.where = self._connections.where
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.where})"
+    application_name = "fhirnet used assertions"
 
     def first_use(self, key: str, *, expires_at: int, now: int) -> bool:
         """Record ``key`` until ``expires_at``; ``False`` when it is recorded and unexpired.

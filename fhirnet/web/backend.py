@@ -25,12 +25,12 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fhirnet.adapters.export_jobs import FILES_DIR, ExportJobs
 from fhirnet.adapters.fhir_client import FhirClient, RetryPolicy
 from fhirnet.adapters.locks import LOCKS_DIR, FileLocks
 from fhirnet.adapters.outbox import OUTBOX_FILE, SqliteOutbox
+from fhirnet.adapters.pg_connections import where
 from fhirnet.adapters.pg_export_jobs import PostgresJobTable
 from fhirnet.adapters.pg_locks import PostgresLocks
 from fhirnet.adapters.pg_outbox import PostgresOutbox
@@ -144,8 +144,7 @@ def open_outbox(settings: Settings) -> Outbox:
 def outbox_location(settings: Settings) -> str:
     """Where the outbox is, for messages: the file, or the database without its password."""
     if settings.database_url is not None:
-        parts = urlsplit(settings.database_url)
-        return f"postgresql://{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path}"
+        return where(settings.database_url)
     return str(outbox_path(settings))
 
 
